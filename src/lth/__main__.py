@@ -1,0 +1,3 @@
+from lth.cli import main
+
+raise SystemExit(main())

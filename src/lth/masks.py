@@ -1,0 +1,188 @@
+"""Masks: dict name -> bool tensor over the prunable weights. Pure functions only.
+
+Counts are exact: a rate removes round-half-up(rate * alive) weights, a density keeps
+round-half-up(density * size) weights. Weights are ranked by score, highest kept, ties broken
+by flat index (lower index kept), so the same scores always give the same mask. Pruning only
+ever removes alive weights, so masks nest across rounds.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+Mask = dict[str, torch.Tensor]
+Scores = dict[str, torch.Tensor]
+
+
+def round_half_up(x: float) -> int:
+    """Round to the nearest integer, halves up (Python's round() rounds halves to even)."""
+    return math.floor(x + 0.5)
+
+
+def full_mask(params: dict[str, torch.Tensor]) -> Mask:
+    """All-True mask shaped like each given parameter."""
+    return {name: torch.ones_like(p, dtype=torch.bool) for name, p in params.items()}
+
+
+def _top_alive(score: torch.Tensor, alive: torch.Tensor, keep: int) -> torch.Tensor:
+    """Flat indices of the `keep` highest-scoring alive entries (ties: lower index first)."""
+    alive_idx = alive.flatten().nonzero().squeeze(1)
+    if keep > alive_idx.numel():
+        raise ValueError(f"cannot keep {keep} weights: only {alive_idx.numel()} are alive")
+    values = score.detach().flatten()[alive_idx].float()
+    if torch.isnan(values).any():
+        raise ValueError("pruning scores contain NaN")
+    order = torch.sort(values, descending=True, stable=True).indices
+    return alive_idx[order[:keep]]
+
+
+def _mask_from_indices(like: torch.Tensor, flat_idx: torch.Tensor) -> torch.Tensor:
+    out = torch.zeros(like.numel(), dtype=torch.bool, device=like.device)
+    out[flat_idx] = True
+    return out.view_as(like)
+
+
+def keep_top_layerwise(scores: Scores, mask: Mask, keep: dict[str, int]) -> Mask:
+    """Per layer, keep exactly keep[name] alive weights with the highest scores."""
+    out = dict(mask)
+    for name, k in keep.items():
+        out[name] = _mask_from_indices(mask[name], _top_alive(scores[name], mask[name], k))
+    return out
+
+
+def keep_top_global(scores: Scores, mask: Mask, keep: int, names: list[str]) -> Mask:
+    """Across the named layers together, keep exactly `keep` alive weights with top scores."""
+    flat_scores = torch.cat([scores[n].detach().flatten().float().cpu() for n in names])
+    flat_alive = torch.cat([mask[n].flatten().cpu() for n in names])
+    chosen = _mask_from_indices(flat_alive, _top_alive(flat_scores, flat_alive, keep))
+    out = dict(mask)
+    start = 0
+    for n in names:
+        size = mask[n].numel()
+        out[n] = chosen[start : start + size].view_as(mask[n]).to(mask[n].device)
+        start += size
+    return out
+
+
+def prune_fraction_layerwise(scores: Scores, mask: Mask, rates: dict[str, float]) -> Mask:
+    """Remove round(rate * alive) of each layer's alive weights (lowest scores first)."""
+    keep = {}
+    for name, rate in rates.items():
+        alive = int(mask[name].sum())
+        keep[name] = alive - round_half_up(rate * alive)
+    return keep_top_layerwise(scores, mask, keep)
+
+
+def prune_fraction_global(scores: Scores, mask: Mask, rate: float, names: list[str]) -> Mask:
+    """Remove round(rate * alive) of the alive weights pooled over the named layers."""
+    alive = sum(int(mask[n].sum()) for n in names)
+    return keep_top_global(scores, mask, alive - round_half_up(rate * alive), names)
+
+
+def prune_to_density(
+    scores: Scores, mask: Mask, density: float, scope: str, names: list[str]
+) -> Mask:
+    """Keep round(density * size) weights: per layer ('layerwise') or pooled ('global')."""
+    if scope == "layerwise":
+        keep = {n: round_half_up(density * mask[n].numel()) for n in names}
+        return keep_top_layerwise(scores, mask, keep)
+    if scope == "global":
+        total = sum(mask[n].numel() for n in names)
+        return keep_top_global(scores, mask, round_half_up(density * total), names)
+    raise ValueError(f"scope must be 'layerwise' or 'global', got {scope!r}")
+
+
+def random_with_same_counts(mask: Mask, gen: torch.Generator) -> Mask:
+    """A uniformly random mask with exactly the same number of kept weights per layer."""
+    out = {}
+    for name in sorted(mask):
+        m = mask[name]
+        perm = torch.randperm(m.numel(), generator=gen)
+        out[name] = _mask_from_indices(m.cpu(), perm[: int(m.sum())]).to(m.device)
+    return {name: out[name] for name in mask}
+
+
+def counts(mask: Mask) -> tuple[int, int]:
+    """(kept, total) over all layers of the mask."""
+    return sum(int(m.sum()) for m in mask.values()), sum(m.numel() for m in mask.values())
+
+
+def density(mask: Mask) -> float:
+    """Fraction of prunable weights kept."""
+    kept, total = counts(mask)
+    return kept / total
+
+
+def layer_densities(mask: Mask) -> dict[str, float]:
+    """Fraction kept per layer."""
+    return {name: float(m.float().mean()) for name, m in mask.items()}
+
+
+def collapsed_layers(mask: Mask) -> list[str]:
+    """Layers with no weight left (the network can no longer pass a signal)."""
+    return [name for name, m in mask.items() if not bool(m.any())]
+
+
+def compression_ratio(mask: Mask) -> float:
+    """Total prunable weights over kept weights (inf when nothing is kept)."""
+    kept, total = counts(mask)
+    return total / kept if kept else math.inf
+
+
+def is_nested(inner: Mask, outer: Mask) -> bool:
+    """True when every weight kept by `inner` is also kept by `outer`."""
+    return all(not bool((inner[n] & ~outer[n]).any()) for n in inner)
+
+
+def jaccard(a: Mask, b: Mask) -> float:
+    """|a and b| / |a or b| over all layers (1.0 for two empty masks)."""
+    inter = sum(int((a[n] & b[n]).sum()) for n in a)
+    union = sum(int((a[n] | b[n]).sum()) for n in a)
+    return inter / union if union else 1.0
+
+
+@torch.no_grad()
+def apply_mask_(params: dict[str, torch.Tensor], mask: Mask) -> None:
+    """Zero, in place, every parameter entry the mask removes."""
+    for name, m in mask.items():
+        params[name].mul_(m.to(params[name].dtype))
+
+
+def layer_macs(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]:
+    """Multiply-adds per input example of each conv/linear weight, when dense.
+
+    Keyed by weight parameter name. A conv weight is used once per output position, a
+    linear weight once per example.
+    """
+    positions: dict[str, int] = {}
+    hooks = []
+    for mod_name, module in model.named_modules():
+        if isinstance(module, nn.Conv2d | nn.Linear):
+            key = f"{mod_name}.weight"
+
+            def hook(_m, _inp, out, key=key):
+                positions[key] = out[0, 0].numel() if out.dim() > 2 else 1
+
+            hooks.append(module.register_forward_hook(hook))
+    was_training = model.training
+    model.eval()
+    param = next(model.parameters())
+    with torch.no_grad():
+        model(torch.zeros((1, *input_shape), device=param.device, dtype=param.dtype))
+    model.train(was_training)
+    for h in hooks:
+        h.remove()
+    weights = dict(model.named_parameters())
+    return {key: weights[key].numel() * pos for key, pos in positions.items()}
+
+
+def macs(model: nn.Module, input_shape: tuple[int, ...], mask: Mask | None = None) -> int:
+    """Multiply-adds of conv and linear layers per example; with a mask, kept weights only."""
+    total = 0
+    for name, dense in layer_macs(model, input_shape).items():
+        frac = float(mask[name].float().mean()) if mask is not None and name in mask else 1.0
+        total += round_half_up(dense * frac)
+    return total
