@@ -1,5 +1,6 @@
 """Masks: dict name -> bool tensor over the prunable weights. Pure functions only.
 
+Scores are ranked in their own dtype on their own device (float64 stays float64).
 Counts are exact: a rate removes round-half-up(rate * alive) weights, a density keeps
 round-half-up(density * size) weights. Weights are ranked by score, highest kept, ties broken
 by flat index (lower index kept), so the same scores always give the same mask. Pruning only
@@ -32,7 +33,7 @@ def _top_alive(score: torch.Tensor, alive: torch.Tensor, keep: int) -> torch.Ten
     alive_idx = alive.flatten().nonzero().squeeze(1)
     if keep > alive_idx.numel():
         raise ValueError(f"cannot keep {keep} weights: only {alive_idx.numel()} are alive")
-    values = score.detach().flatten()[alive_idx].float()
+    values = score.detach().flatten()[alive_idx]
     if torch.isnan(values).any():
         raise ValueError("pruning scores contain NaN")
     order = torch.sort(values, descending=True, stable=True).indices
@@ -55,8 +56,9 @@ def keep_top_layerwise(scores: Scores, mask: Mask, keep: dict[str, int]) -> Mask
 
 def keep_top_global(scores: Scores, mask: Mask, keep: int, names: list[str]) -> Mask:
     """Across the named layers together, keep exactly `keep` alive weights with top scores."""
-    flat_scores = torch.cat([scores[n].detach().flatten().float().cpu() for n in names])
-    flat_alive = torch.cat([mask[n].flatten().cpu() for n in names])
+    device = scores[names[0]].device
+    flat_scores = torch.cat([scores[n].detach().flatten().to(device) for n in names])
+    flat_alive = torch.cat([mask[n].flatten().to(device) for n in names])
     chosen = _mask_from_indices(flat_alive, _top_alive(flat_scores, flat_alive, keep))
     out = dict(mask)
     start = 0

@@ -1,0 +1,388 @@
+"""The networks of the study, built deterministically from a torch.Generator.
+
+Every model is an ``nn.Sequential`` whose last module is the ``nn.Linear`` output layer named
+``output``; layer names are readable (``conv3.weight``, ``fc1.weight``, ``stage2.block1.conv1``)
+because they key masks and the per-layer tables of the report.
+
+Models are created on the meta device and then materialised on the generator's device, so
+PyTorch's default initialisation (which would draw from the global RNG) never runs: every
+random value comes from the generator passed to :func:`build_model`, and the same generator
+state gives bit-identical weights.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from lth.io import LthError
+
+MODEL_NAMES = (
+    "lenet300_100",
+    "conv2",
+    "conv4",
+    "conv6",
+    "vgg16",
+    "vgg19",
+    "resnet20",
+    "resnet18",
+    "speech_mlp",
+)
+
+POOL = "M"
+"""Marker of a 2x2 max pool in a VGG configuration."""
+
+LENET_HIDDEN = (300, 100)
+"""LeNet-300-100 hidden widths (LeCun et al. 1998; Frankle & Carbin 2019, Fig. 2)."""
+
+CONVNET_BLOCKS = {"conv2": (64,), "conv4": (64, 128), "conv6": (64, 128, 256)}
+"""Conv-2/4/6 (Frankle & Carbin 2019, Fig. 2): per block, two 3x3 convs of this width, a pool."""
+
+CONVNET_HIDDEN = (256, 256)
+"""Conv-2/4/6 fully-connected hidden widths (Frankle & Carbin 2019, Fig. 2: "FC 256, 256, 10")."""
+
+SPEECH_MLP_HIDDEN = (512, 256)
+"""Hidden widths of the MLP on flattened speech features (e.g. a log-mel spectrogram).
+
+No paper fixes this network. It keeps LeNet-300-100's shape (two hidden ReLU layers narrowing
+towards the output), wider because the input has thousands of features (e.g. 40 mel bands x
+~100 frames, versus 784 pixels) and Speech Commands has 35 classes rather than 10.
+"""
+
+VGG16_CFG = (64, 64, POOL, 128, 128, POOL, 256, 256, 256, POOL, 512, 512, 512, POOL, 512, 512, 512)
+"""VGG-16 (Simonyan & Zisserman 2015, Table 1 column D) convolutions in CIFAR form.
+
+Li et al. 2017 (Sec. 4.1, Table 2) end VGG-16 with a fifth max pool and two linear layers
+(512, 10) instead of our global average pool and one linear layer; the 13 convolutions, and so
+filter pruning and conv multiply-adds, are the same.
+"""
+
+VGG19_CFG = (
+    *(64, 64, POOL, 128, 128, POOL),
+    *(256, 256, 256, 256, POOL, 512, 512, 512, 512, POOL, 512, 512, 512, 512),
+)
+"""VGG-19 as in Frankle & Carbin 2019, Fig. 2: "2x64 pool 2x128 pool 4x256 pool 4x512 pool
+4x512 avg-pool 10" (Simonyan & Zisserman 2015, Table 1 column E)."""
+
+RESNET20_STAGES = ((16, 3), (32, 3), (64, 3))
+"""ResNet-20 (He et al. 2016, Sec. 4.2, 6n+2 layers with n=3): (filters, blocks) per stage."""
+
+RESNET18_STAGES = ((64, 2), (128, 2), (256, 2), (512, 2))
+"""ResNet-18 (He et al. 2016, Table 1, "18-layer"): (filters, blocks) per stage."""
+
+
+def _mlp_layers(
+    in_features: int, hidden: Sequence[int], num_classes: int, dropout: float
+) -> list[tuple[str, nn.Module]]:
+    """Hidden Linear+ReLU layers ``fc1, fc2, ...`` (each followed by dropout when > 0), output."""
+    layers: list[tuple[str, nn.Module]] = []
+    for index, width in enumerate(hidden, start=1):
+        layers += [(f"fc{index}", nn.Linear(in_features, width)), (f"relu_fc{index}", nn.ReLU())]
+        if dropout > 0:
+            layers.append((f"dropout{index}", nn.Dropout(dropout)))
+        in_features = width
+    layers.append(("output", nn.Linear(in_features, num_classes)))
+    return layers
+
+
+def _fully_connected(
+    input_shape: tuple[int, ...], hidden: Sequence[int], num_classes: int, dropout: float
+) -> nn.Sequential:
+    """Flatten the input, then a multilayer perceptron."""
+    layers = _mlp_layers(math.prod(input_shape), hidden, num_classes, dropout)
+    return nn.Sequential(OrderedDict([("flatten", nn.Flatten()), *layers]))
+
+
+def _convnet(
+    input_shape: tuple[int, ...], blocks: Sequence[int], num_classes: int, dropout: float
+) -> nn.Sequential:
+    """Conv-2/4/6: blocks of two 3x3 same-padded conv+ReLU and a 2x2 max pool, then the MLP."""
+    channels, height, width = input_shape
+    layers: list[tuple[str, nn.Module]] = []
+    conv_index = 0
+    for block, block_width in enumerate(blocks, start=1):
+        for _ in range(2):
+            conv_index += 1
+            conv = nn.Conv2d(channels, block_width, kernel_size=3, padding=1)
+            layers += [(f"conv{conv_index}", conv), (f"relu{conv_index}", nn.ReLU())]
+            channels = block_width
+        layers.append((f"pool{block}", nn.MaxPool2d(2)))
+    side = 2 ** len(blocks)
+    flat = channels * (height // side) * (width // side)
+    layers.append(("flatten", nn.Flatten()))
+    layers += _mlp_layers(flat, CONVNET_HIDDEN, num_classes, dropout)
+    return nn.Sequential(OrderedDict(layers))
+
+
+def _conv_bn_relu(in_channels: int, out_channels: int) -> tuple[nn.Module, nn.Module, nn.Module]:
+    """3x3 same-padded conv (no bias: BatchNorm follows), BatchNorm, ReLU."""
+    conv = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False)
+    return conv, nn.BatchNorm2d(out_channels), nn.ReLU()
+
+
+class VGG(nn.Sequential):
+    """VGG in CIFAR form: 3x3 conv + BatchNorm + ReLU layers, 2x2 max pools where ``cfg`` says
+    :data:`POOL`, then global average pooling and one linear output layer.
+
+    This is the VGG-19 of Frankle & Carbin 2019, Fig. 2 ("... 4x512 avg-pool 10"); BatchNorm
+    after every convolution follows Li et al. 2017, Sec. 4.1 and Liu et al. 2019. ``cfg`` lists
+    the conv widths in order, so a filter-pruned VGG (lth.filters) is the same class with
+    narrower widths. Convolutions are named ``conv1 ... convN`` (Li et al. 2017, Table 2 numbers
+    them conv_1 ... conv_13), each followed by ``bn<i>`` and ``relu<i>``.
+    """
+
+    def __init__(self, cfg: Sequence[int | str], in_channels: int, num_classes: int) -> None:
+        layers: list[tuple[str, nn.Module]] = []
+        conv_index = pool_index = 0
+        channels = in_channels
+        for item in cfg:
+            if item == POOL:
+                pool_index += 1
+                layers.append((f"pool{pool_index}", nn.MaxPool2d(2)))
+                continue
+            conv_index += 1
+            conv, bn, relu = _conv_bn_relu(channels, item)
+            layers += [(self.conv_name(conv_index), conv), (f"bn{conv_index}", bn)]
+            layers.append((f"relu{conv_index}", relu))
+            channels = item
+        layers += [("avgpool", nn.AdaptiveAvgPool2d(1)), ("flatten", nn.Flatten())]
+        layers.append(("output", nn.Linear(channels, num_classes)))
+        super().__init__(OrderedDict(layers))
+        self.cfg = tuple(cfg)
+
+    @staticmethod
+    def conv_name(index: int) -> str:
+        """Module name of the index-th convolution, counted from 1."""
+        return f"conv{index}"
+
+
+class BasicBlock(nn.Module):
+    """Residual block of two 3x3 conv+BN layers (He et al. 2016, Fig. 2 left).
+
+    The shortcut is the identity, or a 1x1 conv + BN projection where the shape changes (He et
+    al. 2016, Sec. 3.3, Eqn. 2, option B).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU()
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or in_channels != out_channels:
+            projection = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
+            self.shortcut = nn.Sequential(
+                OrderedDict([("conv", projection), ("bn", nn.BatchNorm2d(out_channels))])
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+def _resnet(
+    in_channels: int, stages: Sequence[tuple[int, int]], num_classes: int
+) -> nn.Sequential:
+    """CIFAR ResNet: 3x3 stem conv+BN+ReLU (no max pool), stages of basic blocks (stride 2 at
+    the start of every stage but the first), global average pool, linear output."""
+    stem_width = stages[0][0]
+    stem = _conv_bn_relu(in_channels, stem_width)
+    layers: list[tuple[str, nn.Module]] = list(zip(("conv", "bn", "relu"), stem, strict=True))
+    channels = stem_width
+    for stage, (width, blocks) in enumerate(stages, start=1):
+        stride = 1 if stage == 1 else 2
+        stage_blocks = []
+        for block in range(1, blocks + 1):
+            stage_blocks.append((f"block{block}", BasicBlock(channels, width, stride)))
+            channels, stride = width, 1
+        layers.append((f"stage{stage}", nn.Sequential(OrderedDict(stage_blocks))))
+    layers += [("avgpool", nn.AdaptiveAvgPool2d(1)), ("flatten", nn.Flatten())]
+    layers.append(("output", nn.Linear(channels, num_classes)))
+    return nn.Sequential(OrderedDict(layers))
+
+
+@torch.no_grad()
+def init_glorot_(model: nn.Module, gen: torch.Generator) -> None:
+    """Gaussian Glorot weights (Glorot & Bengio 2010), zero biases: the initialisation of
+    LeNet and Conv-2/4/6 in Frankle & Carbin 2019, Fig. 2."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d | nn.Linear):
+            nn.init.xavier_normal_(module.weight, generator=gen)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+
+@torch.no_grad()
+def init_kaiming_(model: nn.Module, gen: torch.Generator) -> None:
+    """Kaiming normal weights (He et al. 2015, Sec. 2.2), as in the ResNet paper (He et al.
+    2016, Sec. 3.4): conv weights scaled by fan-out (the backward-propagation case), linear
+    weights by fan-in (the forward case); biases 0; BatchNorm weight 1, bias 0, fresh stats."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d | nn.Linear):
+            mode = "fan_out" if isinstance(module, nn.Conv2d) else "fan_in"
+            nn.init.kaiming_normal_(module.weight, mode=mode, nonlinearity="relu", generator=gen)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+            module.reset_running_stats()
+
+
+def _materialise(
+    make: Callable[[], nn.Module],
+    init: Callable[[nn.Module, torch.Generator], None],
+    gen: torch.Generator,
+) -> nn.Module:
+    """Create the module on the meta device (no default init, no global RNG draw), allocate it
+    on the generator's device and initialise every parameter and buffer with ``init``."""
+    with torch.device("meta"):
+        model = make()
+    model.to_empty(device=gen.device)
+    init(model, gen)
+    return model
+
+
+def _require_image(name: str, input_shape: tuple[int, ...], pools: int) -> None:
+    """Raise unless input_shape is (channels, height, width) surviving ``pools`` 2x2 pools."""
+    if len(input_shape) != 3 or min(input_shape[1:]) < 2**pools:
+        raise LthError(
+            f"model {name}: input_shape must be (channels, height, width) with height and "
+            f"width >= {2**pools}, got {tuple(input_shape)}"
+        )
+
+
+def mlp(
+    hidden: Sequence[int],
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    gen: torch.Generator,
+    dropout: float,
+) -> nn.Sequential:
+    """Multilayer perceptron on the flattened input, Glorot init: LeNet-300-100 with
+    :data:`LENET_HIDDEN`, the speech MLP with :data:`SPEECH_MLP_HIDDEN`.
+
+    ``dropout`` > 0 adds dropout after each hidden layer, as in the dropout experiments of
+    Frankle & Carbin 2019 (Sec. 3, "Dropout", run there on Conv-2/4/6).
+    """
+    return _materialise(
+        lambda: _fully_connected(input_shape, hidden, num_classes, dropout), init_glorot_, gen
+    )
+
+
+def convnet(
+    blocks: Sequence[int],
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    gen: torch.Generator,
+    dropout: float,
+) -> nn.Sequential:
+    """Conv-2, Conv-4 or Conv-6 (Frankle & Carbin 2019, Fig. 2; blocks from
+    :data:`CONVNET_BLOCKS`), Glorot init, ReLU, no BatchNorm.
+
+    ``dropout`` > 0 adds dropout after each fully-connected hidden layer (Frankle & Carbin
+    2019, Sec. 3 "Dropout"; the placement on the fully-connected layers is our reading).
+    """
+    _require_image("convnet", input_shape, len(blocks))
+    return _materialise(
+        lambda: _convnet(input_shape, blocks, num_classes, dropout), init_glorot_, gen
+    )
+
+
+def vgg(
+    cfg: Sequence[int | str], input_shape: tuple[int, ...], num_classes: int, gen: torch.Generator
+) -> VGG:
+    """A :class:`VGG` with the given conv configuration, Kaiming init."""
+    _require_image("vgg", input_shape, sum(item == POOL for item in cfg))
+    return _materialise(lambda: VGG(cfg, input_shape[0], num_classes), init_kaiming_, gen)
+
+
+def resnet(
+    stages: Sequence[tuple[int, int]],
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    gen: torch.Generator,
+) -> nn.Sequential:
+    """A CIFAR ResNet with the given (filters, blocks) stages, Kaiming init.
+
+    With :data:`RESNET20_STAGES` this is ResNet-20 (He et al. 2016, Sec. 4.2), which is the
+    network Frankle & Carbin 2019 (Fig. 2) call "Resnet-18" (16/32/64 filters, 3 blocks per
+    stage, 274K weights). With :data:`RESNET18_STAGES` it is the CIFAR form of He et al.'s
+    ImageNet ResNet-18 (Table 1): the 7x7 stride-2 stem and its max pool become one 3x3
+    stride-1 conv, since CIFAR images are 32x32; about 11M parameters.
+    """
+    _require_image("resnet", input_shape, len(stages) - 1)
+    return _materialise(lambda: _resnet(input_shape[0], stages, num_classes), init_kaiming_, gen)
+
+
+def _no_dropout(name: str, dropout: float) -> None:
+    """BatchNorm networks are used without dropout; say so rather than ignore it."""
+    if dropout != 0:
+        raise LthError(f"model {name}: dropout must be 0 (it uses BatchNorm), got {dropout}")
+
+
+def build_model(
+    name: str,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    gen: torch.Generator,
+    dropout: float,
+) -> nn.Module:
+    """Build model ``name`` (one of :data:`MODEL_NAMES`) on the generator's device.
+
+    Every random value is drawn from ``gen``; the same generator state gives identical weights.
+    """
+    if name not in MODEL_NAMES:
+        raise LthError(f"model: expected one of {', '.join(MODEL_NAMES)}, got {name!r}")
+    if not 0 <= dropout < 1:
+        raise LthError(f"model {name}: dropout must be in [0, 1), got {dropout}")
+    if num_classes < 1:
+        raise LthError(f"model {name}: num_classes must be >= 1, got {num_classes}")
+    input_shape = tuple(input_shape)
+    if name in ("lenet300_100", "speech_mlp"):
+        hidden = LENET_HIDDEN if name == "lenet300_100" else SPEECH_MLP_HIDDEN
+        return mlp(hidden, input_shape, num_classes, gen, dropout)
+    if name in CONVNET_BLOCKS:
+        return convnet(CONVNET_BLOCKS[name], input_shape, num_classes, gen, dropout)
+    _no_dropout(name, dropout)
+    if name in ("vgg16", "vgg19"):
+        return vgg(VGG16_CFG if name == "vgg16" else VGG19_CFG, input_shape, num_classes, gen)
+    stages = RESNET20_STAGES if name == "resnet20" else RESNET18_STAGES
+    return resnet(stages, input_shape, num_classes, gen)
+
+
+def prunable_names(model: nn.Module) -> list[str]:
+    """The ``.weight`` of every nn.Conv2d and nn.Linear, in registration order."""
+    return [
+        f"{name}.weight"
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Conv2d | nn.Linear)
+    ]
+
+
+def output_name(model: nn.Module) -> str:
+    """The weight of the last nn.Linear: the output layer."""
+    linear = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not linear:
+        raise LthError(f"{type(model).__name__}: model has no nn.Linear output layer")
+    return f"{linear[-1]}.weight"
+
+
+def layer_kinds(model: nn.Module) -> dict[str, str]:
+    """Prunable weight name -> "conv", "fc" (hidden linear) or "output" (last linear)."""
+    output = output_name(model)
+    modules = dict(model.named_modules())
+    kinds = {}
+    for name in prunable_names(model):
+        if name == output:
+            kinds[name] = "output"
+        else:
+            is_conv = isinstance(modules[name.removesuffix(".weight")], nn.Conv2d)
+            kinds[name] = "conv" if is_conv else "fc"
+    return kinds

@@ -1,0 +1,189 @@
+"""One plain training loop for masked networks (the directness of nanoGPT's train.py).
+
+Pruned weights are exactly zero at every step and receive no update: the mask is applied to
+the weights once before training and to their gradients after every backward pass, so the
+optimizer (SGD with momentum/Nesterov/weight decay, or Adam) only ever sees zero gradients
+for them and its state for them stays exactly zero too.
+
+The early-stopping iteration is the iteration of minimum validation loss, as defined by
+Frankle & Carbin 2019 (Sec. 2, "we use the iteration of minimum validation loss as a proxy
+for the early-stopping criterion").
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from lth.masks import Mask, apply_mask_
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Every hyperparameter of one training run (defaults live in the config schema)."""
+
+    optimizer: str  # "sgd" or "adam"
+    lr: float
+    momentum: float
+    nesterov: bool
+    weight_decay: float
+    batch_size: int
+    iterations: int
+    milestones: tuple[int, ...]  # iterations at which the learning rate is multiplied by gamma
+    gamma: float
+    warmup: int  # iterations of linear warmup from 0 to lr
+    eval_every: int
+    eval_batch_size: int
+
+    def scaled(self, factor: float) -> Schedule:
+        """The same schedule stretched by `factor` (Scratch-B budgets, Liu et al. 2019)."""
+        return replace(
+            self,
+            iterations=math.ceil(self.iterations * factor),
+            milestones=tuple(math.ceil(m * factor) for m in self.milestones),
+            warmup=math.ceil(self.warmup * factor),
+        )
+
+
+@dataclass
+class TrainResult:
+    metrics: list[dict]  # rows: iteration, split, loss, accuracy
+    checkpoints: dict[int, dict[str, torch.Tensor]]  # iteration -> state dict (cpu)
+    wall_seconds: float
+    optimizer: torch.optim.Optimizer  # its final state, for inspection
+
+
+def make_optimizer(params: list[nn.Parameter], s: Schedule) -> torch.optim.Optimizer:
+    """SGD (momentum, Nesterov, coupled weight decay) or Adam, as the schedule says."""
+    if s.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=s.lr, momentum=s.momentum, nesterov=s.nesterov,
+            weight_decay=s.weight_decay,
+        )
+    if s.optimizer == "adam":
+        return torch.optim.Adam(params, lr=s.lr, weight_decay=s.weight_decay)
+    raise ValueError(f"optimizer must be 'sgd' or 'adam', got {s.optimizer!r}")
+
+
+def lr_factor(iteration: int, s: Schedule) -> float:
+    """Linear warmup over s.warmup iterations, times gamma for each milestone passed."""
+    warm = min(1.0, (iteration + 1) / s.warmup) if s.warmup > 0 else 1.0
+    return warm * s.gamma ** sum(iteration >= m for m in s.milestones)
+
+
+def batch_indices(n: int, s: Schedule, gen: torch.Generator, device) -> Iterator[torch.Tensor]:
+    """Index batches over seeded per-epoch permutations; a short last batch is dropped."""
+    per_epoch = n // s.batch_size
+    while True:
+        perm = torch.randperm(n, generator=gen).to(device)
+        for b in range(per_epoch):
+            yield perm[b * s.batch_size : (b + 1) * s.batch_size]
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int):
+    """(mean cross-entropy loss, accuracy) of the model on (x, y), in eval mode."""
+    was_training = model.training
+    model.eval()
+    loss_sum, correct = 0.0, 0
+    for i in range(0, len(x), batch_size):
+        out = model(x[i : i + batch_size])
+        target = y[i : i + batch_size]
+        loss_sum += float(F.cross_entropy(out, target, reduction="sum"))
+        correct += int((out.argmax(1) == target).sum())
+    model.train(was_training)
+    return loss_sum / len(x), correct / len(x)
+
+
+def early_stop(metrics: list[dict]) -> tuple[int, float]:
+    """(iteration of minimum validation loss, test accuracy at that iteration).
+
+    Ties go to the earliest iteration.
+    """
+    val = [r for r in metrics if r["split"] == "val"]
+    if not val:
+        raise ValueError("no validation evaluations in the metrics")
+    best = min(val, key=lambda r: (r["loss"], r["iteration"]))["iteration"]
+    test = {r["iteration"]: r["accuracy"] for r in metrics if r["split"] == "test"}
+    return best, test[best]
+
+
+def _progress_line(prefix: str, it: int, total: int, rows: list[dict], start: float) -> str:
+    by_split = {r["split"]: r for r in rows}
+    elapsed = time.perf_counter() - start
+    eta = elapsed / it * (total - it) if it else float("nan")
+    return (
+        f"{prefix} it {it}/{total} val_loss {by_split['val']['loss']:.4f} "
+        f"val_acc {by_split['val']['accuracy']:.4f} test_acc {by_split['test']['accuracy']:.4f} "
+        f"| {elapsed:.1f}s elapsed, ETA {eta:.1f}s"
+    )
+
+
+def train(
+    model: nn.Module,
+    mask: Mask,
+    splits,
+    s: Schedule,
+    gen: torch.Generator,
+    checkpoint_iterations: tuple[int, ...] = (),
+    augment: Callable | None = None,
+    log: Callable[[str], None] = print,
+    prefix: str = "",
+    evaluate_model: bool = True,
+) -> TrainResult:
+    """Train `model` under `mask` on `splits` for s.iterations steps.
+
+    Evaluates validation and test at iteration 0, every s.eval_every iterations and at the
+    end; train accuracy at the end. Returns the metric rows, the state dicts at
+    `checkpoint_iterations` (for late rewinding) and the wall time. evaluate_model=False
+    skips every evaluation (for throughput benchmarks only).
+    """
+    params = dict(model.named_parameters())
+    apply_mask_(params, mask)
+    masked = [(params[n], m.to(params[n].dtype)) for n, m in mask.items()]
+    masked_params = [p for p, _ in masked]
+    masked_values = [m for _, m in masked]
+    opt = make_optimizer(list(model.parameters()), s)
+    batches = batch_indices(len(splits.train_x), s, gen, splits.train_x.device)
+    metrics: list[dict] = []
+    checkpoints: dict[int, dict[str, torch.Tensor]] = {}
+    start = time.perf_counter()
+
+    def record(it: int, split: str, x: torch.Tensor, y: torch.Tensor) -> dict:
+        loss, acc = evaluate(model, x, y, s.eval_batch_size)
+        row = {"iteration": it, "split": split, "loss": loss, "accuracy": acc}
+        metrics.append(row)
+        return row
+
+    def checkpoint(it: int) -> None:
+        if it in checkpoint_iterations:
+            checkpoints[it] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        if evaluate_model and (it % s.eval_every == 0 or it == s.iterations):
+            rows = [record(it, "val", splits.val_x, splits.val_y),
+                    record(it, "test", splits.test_x, splits.test_y)]
+            log(_progress_line(prefix, it, s.iterations, rows, start))
+
+    model.train()
+    checkpoint(0)
+    for it in range(s.iterations):
+        idx = next(batches)
+        x, y = splits.train_x[idx], splits.train_y[idx]
+        if augment is not None:
+            x = augment(x, gen)
+        for group in opt.param_groups:
+            group["lr"] = s.lr * lr_factor(it, s)
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=False)
+        loss.backward()
+        torch._foreach_mul_([p.grad for p in masked_params], masked_values)
+        opt.step()
+        checkpoint(it + 1)
+    if evaluate_model:
+        record(s.iterations, "train", splits.train_x, splits.train_y)
+    return TrainResult(metrics, checkpoints, time.perf_counter() - start, opt)

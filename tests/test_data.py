@@ -1,0 +1,446 @@
+"""lth.data on tiny files written in each dataset's real on-disk format.
+
+Every dataset is read back through prepare -> torchvision/torchaudio's own dataset class ->
+tensors.safetensors -> load_splits, and the values are compared with what was written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import gzip
+import hashlib
+import http.server
+import pickle
+import struct
+import subprocess
+import sys
+import threading
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lth import data
+from lth.io import LthError, load_tensors, sha256_file
+
+WORDS = [f"w{i:02d}" for i in range(35)]
+SPEAKERS = {"train": "aaaa0001", "val": "bbbb0002", "test": "cccc0003"}
+MFCC = data.SpeechFeatures("mfcc", n_fft=400, win_length=400, hop_length=160, n_mels=40,
+                           n_mfcc=13)
+LOGMEL = data.SpeechFeatures("logmel", n_fft=512, win_length=400, hop_length=200, n_mels=32,
+                             n_mfcc=None)
+
+
+# ---------------------------------------------------------------- writers of real formats
+
+
+def numbered_images(n: int, shape: tuple[int, ...], seed: int) -> np.ndarray:
+    """Random uint8 images whose first value is the image's index (identifies it later)."""
+    images = np.random.default_rng(seed).integers(0, 256, (n, *shape), dtype=np.uint8)
+    images.reshape(n, -1)[:, 0] = np.arange(n)
+    return images
+
+
+def write_idx_gz(folder: Path, prefix: str, images: np.ndarray, labels: np.ndarray) -> None:
+    """IDX files as LeCun's MNIST page defines them: big-endian magic 2051/2049 and sizes."""
+    n, rows, cols = images.shape
+    with gzip.open(folder / f"{prefix}-images-idx3-ubyte.gz", "wb") as fh:
+        fh.write(struct.pack(">IIII", 2051, n, rows, cols) + images.tobytes())
+    with gzip.open(folder / f"{prefix}-labels-idx1-ubyte.gz", "wb") as fh:
+        fh.write(struct.pack(">II", 2049, n) + labels.astype(np.uint8).tobytes())
+
+
+def make_idx_folder(folder: Path, seed: int = 0) -> dict[str, np.ndarray]:
+    """A folder with the 4 gz IDX files: 12 training and 5 test images of 28x28."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = {
+        "train_x": numbered_images(12, (28, 28), seed),
+        "train_y": np.arange(12) % 10,
+        "test_x": numbered_images(5, (28, 28), seed + 1),
+        "test_y": np.array([9, 0, 3, 3, 7]),
+    }
+    write_idx_gz(folder, "train", written["train_x"], written["train_y"])
+    write_idx_gz(folder, "t10k", written["test_x"], written["test_y"])
+    return written
+
+
+def md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def make_cifar_folder(folder: Path) -> dict[str, np.ndarray]:
+    """CIFAR-10 python batches (Krizhevsky's format: pickled dicts, rows R|G|B planes).
+
+    Writing this format needs pickle.dump; only torchvision's CIFAR10 class reads it back.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = numbered_images(20, (3 * 32 * 32,), seed=5)
+    labels = (np.arange(20) * 7) % 10
+    test_rows = numbered_images(6, (3 * 32 * 32,), seed=6)
+    test_labels = np.array([1, 2, 3, 4, 5, 0])
+    batches = {f"data_batch_{k + 1}": (rows[4 * k : 4 * k + 4], labels[4 * k : 4 * k + 4])
+               for k in range(5)}
+    batches["test_batch"] = (test_rows, test_labels)
+    for name, (batch_rows, batch_labels) in batches.items():
+        entry = {"batch_label": name, "data": batch_rows, "labels": batch_labels.tolist(),
+                 "filenames": [f"{name}_{i}.png" for i in range(len(batch_rows))]}
+        (folder / name).write_bytes(pickle.dumps(entry))
+    meta = {"label_names": [f"class{i}" for i in range(10)], "num_vis": 3072,
+            "num_cases_per_batch": 4}
+    (folder / "batches.meta").write_bytes(pickle.dumps(meta))
+    return {"train_x": rows.reshape(-1, 3, 32, 32), "train_y": labels,
+            "test_x": test_rows.reshape(-1, 3, 32, 32), "test_y": test_labels}
+
+
+def accept_generated_cifar_files(monkeypatch, folder: Path) -> None:
+    """Point the real CIFAR10 class's md5 list at the generated files.
+
+    torchvision's CIFAR10 refuses any file whose md5 differs from the official release
+    (`_check_integrity`, `_load_meta`). The tiny generated batches cannot have those md5s, so
+    the class attributes holding the expected md5s are patched to the generated files' md5s;
+    everything else (file layout, unpickling, reshaping) is torchvision's real code.
+    """
+    import torchvision.datasets as tvd
+
+    cls = tvd.CIFAR10
+    monkeypatch.setattr(cls, "train_list", [[n, md5(folder / n)] for n, _ in cls.train_list])
+    monkeypatch.setattr(cls, "test_list", [[n, md5(folder / n)] for n, _ in cls.test_list])
+    monkeypatch.setattr(cls, "meta", {**cls.meta, "md5": md5(folder / "batches.meta")})
+
+
+def write_wav(path: Path, samples: np.ndarray) -> None:
+    """16 kHz, 16-bit mono PCM, as the Speech Commands clips are stored."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(16000)
+        wav.writeframes(samples.astype("<i2").tobytes())
+
+
+def make_speech_folder(folder: Path, words: list[str]) -> dict[str, np.ndarray]:
+    """One clip per word and split; split lists name the val and test clips.
+
+    Clips are 0.5 s (padded to 1 s when read) except w01's training clip, 1.25 s (cut).
+    Returns the training clips' samples by word.
+    """
+    rng = np.random.default_rng(7)
+    clips = {}
+    lists = {"val": [], "test": []}
+    for word in words:
+        for split, speaker in SPEAKERS.items():
+            length = 20000 if (word, split) == ("w01", "train") else 8000
+            samples = rng.integers(-2000, 2000, length).astype(np.int16)
+            rel = f"{word}/{speaker}_nohash_0.wav"
+            write_wav(folder / rel, samples)
+            if split == "train":
+                clips[word] = samples
+            else:
+                lists[split].append(rel)
+    write_wav(folder / "_background_noise_" / "white_noise.wav", rng.integers(-9, 9, 4000))
+    (folder / "validation_list.txt").write_text("\n".join(lists["val"]) + "\n")
+    (folder / "testing_list.txt").write_text("\n".join(lists["test"]) + "\n")
+    return clips
+
+
+# ---------------------------------------------------------------- checks shared by datasets
+
+
+def assert_manifest_hashes(root: Path, manifest: dict, expected_files: set[str]) -> None:
+    assert set(manifest["files"]) == expected_files
+    for rel, digest in manifest["files"].items():
+        assert digest == sha256_file(root / rel)
+    assert manifest["tensors"] == sha256_file(root / data.TENSORS_FILE)
+
+
+def assert_stored_exactly(root: Path, written: dict[str, np.ndarray]) -> None:
+    stored = load_tensors(root / data.TENSORS_FILE)
+    for key, value in written.items():
+        expected = torch.as_tensor(value)
+        if key.endswith("_x") and expected.dim() == 3:
+            expected = expected.unsqueeze(1)
+        assert stored[key].dtype == (torch.uint8 if key.endswith("_x") else torch.int64)
+        assert torch.equal(stored[key], expected.to(stored[key].dtype))
+
+
+def assert_held_out_and_normalised(splits: data.Splits, written: dict, val_size: int) -> None:
+    """Validation is val_size training images, disjoint from train, inputs normalised exactly.
+
+    The first value of each image is its index, and normalisation is increasing, so ranking the
+    first values of train and val together recovers which written image each row is.
+    """
+    rows = torch.cat([splits.train_x, splits.val_x])
+    ids = rows.flatten(1)[:, 0].argsort().argsort()
+    train_ids, val_ids = ids[: len(splits.train_x)], ids[len(splits.train_x) :]
+    assert len(val_ids) == val_size
+    assert sorted(torch.cat([train_ids, val_ids]).tolist()) == list(range(len(rows)))
+    images = torch.as_tensor(written["train_x"]).reshape(rows.shape).float() / 255
+    dims = [0, *range(2, images.dim())]
+    std, mean = torch.std_mean(images[train_ids], dim=dims, correction=0, keepdim=True)
+    labels = torch.as_tensor(written["train_y"])
+    for x, y, idx in ((splits.train_x, splits.train_y, train_ids),
+                      (splits.val_x, splits.val_y, val_ids)):
+        torch.testing.assert_close(x, (images[idx] - mean) / std)
+        assert torch.equal(y, labels[idx])
+    test = torch.as_tensor(written["test_x"]).reshape(splits.test_x.shape).float() / 255
+    torch.testing.assert_close(splits.test_x, (test - mean) / std)
+    assert torch.equal(splits.test_y, torch.as_tensor(written["test_y"]))
+
+
+# ---------------------------------------------------------------- image datasets
+
+
+@pytest.mark.parametrize(("name", "folder"), [("fashion_mnist", "FashionMNIST"),
+                                              ("mnist", "MNIST")])
+def test_idx_folder_round_trips_through_torchvision(tmp_path, name, folder):
+    written = make_idx_folder(tmp_path / "src")
+    root = tmp_path / "data"
+    manifest = data.prepare(name, root, source=tmp_path / "src", download=False, speech=None)
+    assert manifest["source"] == {"way": "folder", "path": str(tmp_path / "src")}
+    assert manifest["dataset"] == name and len(manifest["classes"]) == 10
+    gz = set(data.IDX_GZ_FILES)
+    assert_manifest_hashes(root, manifest, {f"{folder}/raw/{f}" for f in gz | {
+        g[:-3] for g in gz}})
+    assert_stored_exactly(root, written)
+    splits = data.load_splits(root, 4, "cpu")
+    assert splits.info == data.DatasetInfo(name, (1, 28, 28), 10)
+    assert splits.augment is False
+    assert_held_out_and_normalised(splits, written, val_size=4)
+
+
+def test_validation_split_is_deterministic(tmp_path):
+    make_idx_folder(tmp_path / "src")
+    data.prepare("mnist", tmp_path / "d", source=tmp_path / "src", download=False, speech=None)
+    first, second = (data.load_splits(tmp_path / "d", 5, "cpu") for _ in range(2))
+    for key in ("train_x", "train_y", "val_x", "val_y", "test_x"):
+        assert torch.equal(getattr(first, key), getattr(second, key))
+
+
+def test_prepare_does_nothing_when_up_to_date_and_redoes_on_changed_tensors(tmp_path):
+    make_idx_folder(tmp_path / "src")
+    root = tmp_path / "d"
+    first = data.prepare("mnist", root, source=tmp_path / "src", download=False, speech=None)
+    stamp = (root / data.TENSORS_FILE).stat().st_mtime_ns
+    # No source and no download: this only succeeds because nothing needs fetching.
+    assert data.prepare("mnist", root, source=None, download=False, speech=None) == first
+    assert (root / data.TENSORS_FILE).stat().st_mtime_ns == stamp
+    (root / data.TENSORS_FILE).write_bytes(b"changed")
+    again = data.prepare("mnist", root, source=tmp_path / "src", download=False, speech=None)
+    assert again["tensors"] == first["tensors"] == sha256_file(root / data.TENSORS_FILE)
+
+
+@pytest.fixture
+def local_mirror(tmp_path, monkeypatch):
+    """Serve tmp_path/mirror over HTTP on localhost as torchvision's FashionMNIST mirror.
+
+    Tests have no network; the download code that runs is torchvision's own. When the folder
+    holds the gz files, torchvision's expected md5s are set to theirs.
+    """
+    import torchvision.datasets as tvd
+
+    folder = tmp_path / "mirror"
+    folder.mkdir()
+    handler = functools.partial(QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(tvd.FashionMNIST, "mirrors",
+                        [f"http://127.0.0.1:{server.server_address[1]}/"])
+
+    def publish(written_by) -> dict:
+        written = written_by(folder)
+        monkeypatch.setattr(tvd.FashionMNIST, "resources",
+                            [(f, md5(folder / f)) for f in data.IDX_GZ_FILES])
+        return written
+
+    yield publish
+    server.shutdown()
+    server.server_close()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        """Keep the test output free of request logs."""
+
+
+def test_fashion_mnist_downloads_through_torchvision(tmp_path, local_mirror):
+    written = local_mirror(make_idx_folder)
+    manifest = data.prepare("fashion_mnist", tmp_path / "d", source=None, download=True,
+                            speech=None, debian_dir=tmp_path / "no-debian")
+    assert manifest["source"] == {"way": "download", "path": None}
+    assert_stored_exactly(tmp_path / "d", written)
+
+
+def test_fashion_mnist_falls_back_to_debian_folder(tmp_path, local_mirror):
+    written = make_idx_folder(tmp_path / "debian")
+    manifest = data.prepare("fashion_mnist", tmp_path / "d", source=tmp_path / "missing",
+                            download=True, speech=None, debian_dir=tmp_path / "debian")
+    assert manifest["source"] == {"way": "debian", "path": str(tmp_path / "debian")}
+    assert_stored_exactly(tmp_path / "d", written)
+
+
+def test_fashion_mnist_without_any_way_names_all_three_in_one_line(tmp_path, local_mirror):
+    with pytest.raises(LthError) as err:
+        data.prepare("fashion_mnist", tmp_path / "d", source=None, download=True, speech=None,
+                     debian_dir=tmp_path / "no-debian")
+    message = str(err.value)
+    assert "\n" not in message
+    assert "source folder" in message and "(not set)" in message
+    assert "download (failed: Error downloading train-images-idx3-ubyte.gz" in message
+    assert "`apt-get install dataset-fashion-mnist`" in message
+
+
+def test_mnist_without_source_or_download_names_its_two_ways(tmp_path):
+    with pytest.raises(LthError, match=r"lacks some of them.*download=False") as err:
+        data.prepare("mnist", tmp_path / "d", source=tmp_path, download=False, speech=None)
+    assert "apt-get" not in str(err.value)
+
+
+def test_cifar10_batches_round_trip_through_torchvision(tmp_path, monkeypatch):
+    written = make_cifar_folder(tmp_path / "src")
+    accept_generated_cifar_files(monkeypatch, tmp_path / "src")
+    root = tmp_path / "d"
+    manifest = data.prepare("cifar10", root, source=tmp_path / "src", download=False,
+                            speech=None)
+    assert manifest["classes"] == [f"class{i}" for i in range(10)]
+    assert_manifest_hashes(root, manifest, {f"cifar-10-batches-py/{f}" for f in data.CIFAR_FILES})
+    assert_stored_exactly(root, written)
+    splits = data.load_splits(root, 5, "cpu")
+    assert splits.info == data.DatasetInfo("cifar10", (3, 32, 32), 10)
+    assert splits.augment is True
+    assert_held_out_and_normalised(splits, written, val_size=5)
+
+
+# ---------------------------------------------------------------- speech commands
+
+
+@pytest.mark.parametrize("features", [MFCC, LOGMEL], ids=["mfcc", "logmel"])
+def test_speech_commands_official_splits_and_features(tmp_path, features):
+    import torchaudio.transforms as tat
+
+    clips = make_speech_folder(tmp_path / "src", WORDS)
+    root = tmp_path / "d"
+    manifest = data.prepare("speech_commands", root, source=tmp_path / "src", download=False,
+                            speech=features)
+    assert manifest["classes"] == WORDS
+    assert manifest["features"] == dataclasses.asdict(features)
+    prefix = "SpeechCommands/speech_commands_v0.02/"
+    wavs = {f"{prefix}{w}/{s}_nohash_0.wav" for w in WORDS for s in SPEAKERS.values()}
+    lists = {prefix + f for f in data.SPEECH_LIST_FILES}
+    assert_manifest_hashes(root, manifest,
+                           wavs | lists | {prefix + "_background_noise_/white_noise.wav"})
+
+    splits = data.load_splits(root, None, "cpu")
+    shape = data.speech_input_shape(features)
+    assert splits.info == data.DatasetInfo("speech_commands", shape, 35)
+    for x, y in ((splits.train_x, splits.train_y), (splits.val_x, splits.val_y),
+                 (splits.test_x, splits.test_y)):
+        assert x.shape == (35, *shape)
+        assert torch.equal(y, torch.arange(35))
+
+    stored = load_tensors(root / data.TENSORS_FILE)
+    mel = {"n_fft": features.n_fft, "win_length": features.win_length,
+           "hop_length": features.hop_length, "n_mels": features.n_mels}
+    transform = (tat.MFCC(16000, n_mfcc=features.n_mfcc, melkwargs=mel)
+                 if features.kind == "mfcc"
+                 else torch.nn.Sequential(tat.MelSpectrogram(16000, **mel), tat.AmplitudeToDB()))
+    for word in ("w00", "w01"):  # w00 is padded to one second, w01 is cut to it
+        wave_1s = np.zeros(16000, dtype=np.float32)
+        clip = clips[word][:16000].astype(np.float32) / 32768
+        wave_1s[: len(clip)] = clip
+        expected = transform(torch.from_numpy(wave_1s)[None, None])[0, 0]
+        torch.testing.assert_close(stored["train_x"][WORDS.index(word)], expected)
+
+
+def test_speech_commands_needs_35_word_folders(tmp_path):
+    make_speech_folder(tmp_path / "src", WORDS[:3])
+    with pytest.raises(LthError, match="expected 35 word folders .*found 3"):
+        data.prepare("speech_commands", tmp_path / "d", source=tmp_path / "src",
+                     download=False, speech=MFCC)
+
+
+def test_speech_settings_are_checked():
+    assert data.speech_input_shape(MFCC) == (13, 101)
+    assert data.speech_input_shape(LOGMEL) == (32, 81)
+    assert data.dataset_info("speech_commands", MFCC).input_shape == (13, 101)
+    assert data.dataset_info("cifar10", None) == data.DATASETS["cifar10"]
+    with pytest.raises(LthError, match="n_mfcc"):
+        data.speech_input_shape(data.SpeechFeatures("mfcc", 400, 400, 160, 40, None))
+    with pytest.raises(LthError, match="win_length"):
+        data.speech_input_shape(data.SpeechFeatures("logmel", 256, 400, 160, 40, None))
+    with pytest.raises(LthError, match="expected speech feature settings"):
+        data.dataset_info("speech_commands", None)
+    with pytest.raises(LthError, match="dataset: expected one of"):
+        data.dataset_info("imagenet", None)
+
+
+# ---------------------------------------------------------------- load_splits errors, imports
+
+
+def test_load_splits_rejects_missing_corrupt_and_oversized(tmp_path):
+    with pytest.raises(LthError, match="file not found"):
+        data.load_splits(tmp_path, 4, "cpu")
+    (tmp_path / data.TENSORS_FILE).write_bytes(b"\x08" + b"\x00" * 7 + b"not json")
+    with pytest.raises(LthError, match="not a valid safetensors file"):
+        data.load_splits(tmp_path, 4, "cpu")
+    make_idx_folder(tmp_path / "src")
+    data.prepare("mnist", tmp_path / "d", source=tmp_path / "src", download=False, speech=None)
+    for bad in (12, 0, None):
+        with pytest.raises(LthError, match=r"val_size: expected an integer in 1\.\.11"):
+            data.load_splits(tmp_path / "d", bad, "cpu")
+
+
+def test_training_side_does_not_import_torchvision_or_torchaudio(tmp_path):
+    make_idx_folder(tmp_path / "src")
+    data.prepare("mnist", tmp_path / "d", source=tmp_path / "src", download=False, speech=None)
+    code = (f"import sys, lth.data; lth.data.load_splits({str(tmp_path / 'd')!r}, 4, 'cpu'); "
+            "print(sorted(m for m in ('torchvision', 'torchaudio') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "[]"
+
+
+# ---------------------------------------------------------------- augmentation
+
+
+def crop_candidates(image: torch.Tensor) -> dict[tuple[int, int, bool], torch.Tensor]:
+    """Every pad-4 crop of image, flipped or not, keyed by (dy, dx, flipped)."""
+    padded = torch.nn.functional.pad(image, (4, 4, 4, 4))
+    crops = {}
+    for dy in range(9):
+        for dx in range(9):
+            crop = padded[:, dy : dy + 32, dx : dx + 32]
+            crops[(dy, dx, False)] = crop
+            crops[(dy, dx, True)] = crop.flip(-1)
+    return crops
+
+
+def test_augment_batch_crops_and_flips_each_image():
+    x = torch.arange(1, 1 + 64 * 3 * 32 * 32, dtype=torch.float32).reshape(64, 3, 32, 32)
+    out = data.augment_batch(x, torch.Generator().manual_seed(3))
+    assert out.shape == x.shape
+    chosen = []
+    for image, augmented in zip(x, out, strict=True):
+        matches = [key for key, crop in crop_candidates(image).items()
+                   if torch.equal(crop, augmented)]
+        assert len(matches) == 1
+        chosen.append(matches[0])
+    assert {flipped for _, _, flipped in chosen} == {False, True}
+    assert len({(dy, dx) for dy, dx, _ in chosen}) > 20
+
+
+def test_augment_batch_is_deterministic_given_the_generator():
+    x = torch.randn(16, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    first = data.augment_batch(x, torch.Generator().manual_seed(11))
+    assert torch.equal(first, data.augment_batch(x, torch.Generator().manual_seed(11)))
+    assert not torch.equal(first, data.augment_batch(x, torch.Generator().manual_seed(12)))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_augment_batch_on_cuda_matches_cpu():
+    x = torch.randn(16, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    on_cpu = data.augment_batch(x, torch.Generator().manual_seed(5))
+    on_cuda = data.augment_batch(x.cuda(), torch.Generator().manual_seed(5))
+    assert torch.equal(on_cuda.cpu(), on_cpu)

@@ -1,0 +1,175 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from lth.io import LthError
+from lth.models import MODEL_NAMES, build_model, layer_kinds, output_name, prunable_names
+
+CIFAR = (3, 32, 32)
+MNIST = (1, 28, 28)
+SPEECH = (1, 40, 101)
+INPUTS = {"lenet300_100": (MNIST, 10), "speech_mlp": (SPEECH, 35)}
+
+
+def build(name, seed=0, dropout=0.0):
+    input_shape, num_classes = INPUTS.get(name, (CIFAR, 10))
+    gen = torch.Generator().manual_seed(seed)
+    return build_model(name, input_shape, num_classes, gen, dropout)
+
+
+def weight_counts(model):
+    """(prunable weights, conv weights) of a model."""
+    params = dict(model.named_parameters())
+    kinds = layer_kinds(model)
+    conv = sum(params[n].numel() for n, kind in kinds.items() if kind == "conv")
+    return sum(params[n].numel() for n in kinds), conv
+
+
+# Exact counts, worked by hand from Frankle & Carbin 2019, Fig. 2 (3x3 same-padded convs):
+# LeNet  784*300 + 300*100 + 100*10                                   = 266,200
+# Conv-2 conv 3*64*9 + 64*64*9 = 38,592;  fc 16*16*64*256 + 256*256 + 256*10
+# Conv-4 conv + 64*128*9 + 128*128*9 = 259,776;  fc 8*8*128*256 + ...
+# Conv-6 conv + 128*256*9 + 256*256*9 = 1,144,512;  fc 4*4*256*256 + ...
+# ResNet-20 conv 432 + 6*2,304 + (4,608 + 5*9,216) + (18,432 + 5*36,864) + 1x1 projections
+#           16*32 + 32*64 = 270,256; output 64*10
+# VGG-19 conv 20,018,880; output 512*10
+EXACT = {
+    "lenet300_100": (266_200, 0),
+    "conv2": (4_300_992, 38_592),
+    "conv4": (2_425_024, 259_776),
+    "conv6": (2_261_184, 1_144_512),
+    "resnet20": (270_896, 270_256),
+    "vgg19": (20_024_000, 20_018_880),
+    "vgg16": (14_715_584, 14_710_464),
+    "resnet18": (11_164_352, 11_159_232),
+    "speech_mlp": (4040 * 512 + 512 * 256 + 256 * 35, 0),
+}
+
+# The paper's figures (Frankle & Carbin 2019, Fig. 2, "Weights" and "Conv" rows) as
+# (value, unit of its last digit); None where it gives none or where it disagrees with its own
+# layer table: its Conv-6 total of 1.7M cannot be reproduced (the conv layers alone are 1.1M
+# and the first fc layer 4*4*256*256 = 1.05M), and its ResNet ("Resnet-18") total of 274K is
+# 3,104 above the 270,896 weights of the architecture it lists, whose conv weights (270K) match.
+PAPER = {
+    "lenet300_100": ((266e3, 1e3), None),
+    "conv2": ((4.3e6, 0.1e6), (38e3, 1e3)),
+    "conv4": ((2.4e6, 0.1e6), (260e3, 1e3)),
+    "conv6": (None, (1.1e6, 0.1e6)),
+    "resnet20": (None, (270e3, 1e3)),
+    "vgg19": ((20.0e6, 0.1e6), (20.0e6, 0.1e6)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PAPER))
+def test_weight_counts_match_the_lth_paper_within_its_last_digit(name):
+    for ours, figure in zip(EXACT[name], PAPER[name], strict=True):
+        if figure is not None:
+            paper, unit = figure
+            assert abs(ours - paper) < unit
+
+
+def test_resnet18_is_the_11m_parameter_cifar_resnet():
+    model = build("resnet18")
+    assert sum(p.numel() for p in model.parameters()) == 11_173_962
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_output_shape(name):
+    input_shape, num_classes = INPUTS.get(name, (CIFAR, 10))
+    model = build(name).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, *input_shape, generator=torch.Generator().manual_seed(1)))
+    assert out.shape == (2, num_classes)
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_same_seed_same_weights_other_seed_other_weights(name):
+    first, again, other = build(name, 3).state_dict(), build(name, 3).state_dict(), build(name, 4)
+    assert first.keys() == again.keys()
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert not torch.equal(first[output_name(other)], other.state_dict()[output_name(other)])
+
+
+def test_build_draws_only_from_the_given_generator():
+    before = torch.get_rng_state()
+    gen = torch.Generator().manual_seed(0)
+    build_model("resnet20", CIFAR, 10, gen, 0.0)
+    after_once = gen.get_state()
+    assert torch.equal(torch.get_rng_state(), before)
+    gen.manual_seed(0)
+    build_model("resnet20", CIFAR, 10, gen, 0.0)
+    assert torch.equal(gen.get_state(), after_once)
+
+
+def test_glorot_init_of_lenet():
+    model = build("lenet300_100")
+    fc1 = model.fc1.weight
+    assert fc1.std().item() == pytest.approx(math.sqrt(2 / (784 + 300)), rel=0.02)
+    assert all(not m.bias.any() for m in model.modules() if isinstance(m, nn.Linear))
+
+
+def test_kaiming_init_and_fresh_batchnorm_of_vgg():
+    model = build("vgg16")
+    conv = model.conv5.weight  # 128 -> 256 channels, fan_out = 256 * 9
+    assert conv.std().item() == pytest.approx(math.sqrt(2 / (256 * 9)), rel=0.02)
+    assert model.output.weight.std().item() == pytest.approx(math.sqrt(2 / 512), rel=0.1)
+    assert not model.output.bias.any()
+    for bn in (m for m in model.modules() if isinstance(m, nn.BatchNorm2d)):
+        assert torch.equal(bn.weight, torch.ones_like(bn.weight))
+        assert not bn.bias.any() and not bn.running_mean.any()
+        assert torch.equal(bn.running_var, torch.ones_like(bn.running_var))
+        assert bn.num_batches_tracked.item() == 0
+
+
+def test_layer_kinds_and_names():
+    assert layer_kinds(build("conv2")) == {
+        "conv1.weight": "conv",
+        "conv2.weight": "conv",
+        "fc1.weight": "fc",
+        "fc2.weight": "fc",
+        "output.weight": "output",
+    }
+    assert list(layer_kinds(build("lenet300_100")).values()) == ["fc", "fc", "output"]
+    resnet = build("resnet20")
+    kinds = layer_kinds(resnet)
+    assert list(kinds) == prunable_names(resnet)
+    # stem + 9 blocks x 2 convs + 2 projection shortcuts
+    assert list(kinds.values()) == ["conv"] * 21 + ["output"]
+    assert "stage2.block1.shortcut.conv.weight" in kinds
+    assert output_name(resnet) == "output.weight"
+
+
+def test_vgg_has_li_et_al_conv_numbering():
+    names = prunable_names(build("vgg16"))
+    assert names == [f"conv{i}.weight" for i in range(1, 14)] + ["output.weight"]
+
+
+def test_dropout_is_active_only_in_train_mode():
+    model = build("conv2", dropout=0.5)
+    plain = build("conv2")
+    x = torch.randn(4, *CIFAR, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(x), plain.eval()(x), rtol=0, atol=0)
+        torch.manual_seed(0)
+        first, second = model.train()(x), model(x)
+        torch.testing.assert_close(plain.train()(x), plain.eval()(x), rtol=0, atol=0)
+    assert not torch.equal(first, second)
+    assert not torch.equal(first, plain(x))
+
+
+@pytest.mark.parametrize(
+    ("name", "input_shape", "dropout"),
+    [
+        ("vgg17", CIFAR, 0.0),
+        ("resnet20", CIFAR, 0.5),
+        ("lenet300_100", MNIST, 1.0),
+        ("conv6", (3, 4, 4), 0.0),
+        ("vgg16", (32, 32), 0.0),
+    ],
+)
+def test_bad_arguments_raise_one_line_errors(name, input_shape, dropout):
+    with pytest.raises(LthError, match=r"^model"):
+        build_model(name, input_shape, 10, torch.Generator().manual_seed(0), dropout)

@@ -1,0 +1,200 @@
+"""lth.paper: paper hyperparameters are consistent, cite a source, and match the papers."""
+
+import math
+from dataclasses import replace
+
+import pytest
+
+from lth.data import DATASETS
+from lth.io import LthError
+from lth.models import MODEL_NAMES
+from lth.paper import (
+    SCORING_SETTINGS,
+    SETTINGS,
+    TANAKA2020_LOG10_COMPRESSIONS,
+    paper_schedule,
+)
+
+SCHEDULE_KEYS = {"optimizer", "lr", "momentum", "nesterov", "weight_decay", "batch_size",
+                 "iterations", "milestones", "gamma", "warmup", "rewind_iteration", "scope",
+                 "rate_conv", "rate_fc", "rate_output", "dropout", "augment"}
+
+ALL = pytest.mark.parametrize("name", sorted(SETTINGS))
+
+
+@ALL
+def test_setting_names_a_known_model_and_dataset(name):
+    assert SETTINGS[name].model in MODEL_NAMES
+    assert SETTINGS[name].dataset in DATASETS
+
+
+@ALL
+def test_milestones_increase_inside_training(name):
+    s = SETTINGS[name]
+    assert list(s.lr_milestones) == sorted(set(s.lr_milestones))
+    assert all(0 < m < s.iterations for m in s.lr_milestones)
+
+
+@ALL
+def test_rates_are_fractions_below_one(name):
+    s = SETTINGS[name]
+    assert all(0.0 <= r < 1.0 for r in (s.rate_conv, s.rate_fc, s.rate_output, s.dropout))
+
+
+@ALL
+def test_warmup_and_rewind_fit_inside_training(name):
+    s = SETTINGS[name]
+    assert 0 <= s.warmup_iterations <= s.iterations
+    assert 0 <= s.rewind_iteration < s.iterations
+
+
+@ALL
+def test_global_scope_prunes_every_pruned_kind_at_one_rate(name):
+    s = SETTINGS[name]
+    if s.scope == "global":
+        assert len({r for r in (s.rate_conv, s.rate_fc, s.rate_output) if r > 0}) <= 1
+
+
+@ALL
+def test_setting_cites_a_source_and_says_what_was_verified(name):
+    s = SETTINGS[name]
+    assert s.source
+    assert "verified" in s.notes.lower()
+
+
+def test_lenet_matches_frankle_carbin_2019_fig2():
+    s = SETTINGS["frankle2019_lenet300_100_mnist"]
+    assert (s.optimizer, s.lr, s.batch_size, s.iterations) == ("adam", 1.2e-3, 60, 50_000)
+    assert (s.scope, s.rate_fc, s.rate_output, s.rewind_iteration) == ("layerwise", 0.2, 0.1, 0)
+
+
+@pytest.mark.parametrize(("model", "lr", "iterations", "rate_conv"), [
+    ("conv2", 2e-4, 20_000, 0.10), ("conv4", 3e-4, 25_000, 0.10), ("conv6", 3e-4, 30_000, 0.15)])
+def test_conv_nets_match_frankle_carbin_2019_fig2(model, lr, iterations, rate_conv):
+    s = SETTINGS[f"frankle2019_{model}_cifar10"]
+    assert (s.optimizer, s.lr, s.iterations, s.batch_size) == ("adam", lr, iterations, 60)
+    assert (s.rate_conv, s.rate_fc, s.rate_output) == (rate_conv, 0.2, 0.1)
+
+
+def test_dropout_variants_change_only_dropout_and_citation():
+    for model in ("conv2", "conv4", "conv6"):
+        base = SETTINGS[f"frankle2019_{model}_cifar10"]
+        drop = SETTINGS[f"frankle2019_{model}_cifar10_dropout"]
+        assert drop.dropout == 0.5
+        assert replace(drop, dropout=0.0, source=base.source, notes=base.notes) == base
+
+
+def test_vgg19_schedule_is_160_epochs_of_703_iterations_with_drops_at_80_and_120():
+    s = SETTINGS["frankle2019_vgg19_cifar10_warmup"]
+    per_epoch = 45_000 // 64
+    assert (s.iterations, s.lr_milestones) == (160 * per_epoch, (80 * per_epoch, 120 * per_epoch))
+    assert (s.lr, s.momentum, s.batch_size, s.warmup_iterations) == (0.1, 0.9, 64, 10_000)
+    assert (s.scope, s.rate_conv, s.rate_fc, s.rate_output) == ("global", 0.2, 0.0, 0.0)
+
+
+def test_lth_resnet_is_the_20_layer_cifar_resnet_with_warmup_20k():
+    s = SETTINGS["frankle2019_resnet18_cifar10_warmup"]
+    assert (s.model, s.iterations, s.batch_size) == ("resnet20", 30_000, 128)
+    assert (s.lr_milestones, s.lr_gamma, s.warmup_iterations) == ((20_000, 25_000), 0.1, 20_000)
+
+
+def test_low_lr_variants_drop_warmup_and_keep_the_schedule():
+    for net in ("vgg19", "resnet18"):
+        base = SETTINGS[f"frankle2019_{net}_cifar10_warmup"]
+        low = SETTINGS[f"frankle2019_{net}_cifar10_lr0.01"]
+        assert (low.lr, low.warmup_iterations) == (0.01, 0)
+        assert low.lr_milestones == base.lr_milestones and low.iterations == base.iterations
+
+
+def test_late_rewinding_lies_in_the_first_7_percent_of_training():
+    for name in ("frankle2019b_vgg19_cifar10_rewind", "frankle2019b_resnet18_cifar10_rewind",
+                 "frankle2020_resnet20_cifar10", "frankle2020_vgg16_cifar10"):
+        s = SETTINGS[name]
+        assert 0.001 <= s.rewind_iteration / s.iterations <= 0.07
+
+
+def test_openlth_cifar_regime_is_160_epochs_of_391_iterations():
+    per_epoch = math.ceil(50_000 / 128)
+    for name in ("frankle2020_resnet20_cifar10", "frankle2020_vgg16_cifar10"):
+        s = SETTINGS[name]
+        assert s.iterations == 160 * per_epoch == 62_560
+        assert s.lr_milestones == (80 * per_epoch, 120 * per_epoch)
+        assert (s.lr, s.momentum, s.weight_decay, s.batch_size) == (0.1, 0.9, 1e-4, 128)
+
+
+def test_finetuning_baselines_keep_weights_at_a_lower_learning_rate():
+    han = SETTINGS["han2015_lenet300_100_mnist_finetune"]
+    lth = SETTINGS["frankle2019_lenet300_100_mnist"]
+    assert math.isclose(han.lr, lth.lr / 10)
+    li = SETTINGS["li2017_vgg16_pruned_a_cifar10_finetune"]
+    assert (li.lr, li.lr_milestones, li.iterations, li.rate_conv) == (1e-3, (), 40 * 782, 0.5)
+
+
+def test_pruning_at_init_baselines_use_their_papers_optimizers():
+    synflow = SETTINGS["tanaka2020_synflow_vgg16_cifar10"]
+    assert (synflow.nesterov, synflow.weight_decay) == (True, 1e-4)
+    assert synflow.lr_milestones == (60 * 391, 120 * 391)
+    snip = SETTINGS["lee2019_snip_lenet300_100_mnist"]
+    assert (snip.lr, snip.momentum, snip.weight_decay, snip.batch_size) == (0.1, 0.9, 5e-4, 100)
+    assert all(b - a == 25_000 for a, b in zip((0, *snip.lr_milestones), snip.lr_milestones,
+                                                strict=False))
+    assert SETTINGS["wang2020_grasp_vgg19_cifar10"].lr_milestones == (80 * 391, 120 * 391)
+
+
+def test_scoring_settings_record_grasp_temperature_and_synflow_iterations():
+    assert SCORING_SETTINGS["wang2020_grasp"].temperature == 200.0
+    assert SCORING_SETTINGS["wang2020_grasp"].examples_per_class == 10
+    assert SCORING_SETTINGS["wang2020_grasp"].class_balanced
+    assert SCORING_SETTINGS["tanaka2020_synflow"].iterations == 100
+    assert SCORING_SETTINGS["tanaka2020_synflow"].examples_per_class == 0
+    assert all(s.iterations == 1 for k, s in SCORING_SETTINGS.items() if "synflow" not in k)
+
+
+def test_synflow_compressions_span_one_to_a_thousand_in_quarter_decades():
+    ratios = [10 ** c for c in TANAKA2020_LOG10_COMPRESSIONS]
+    assert len(ratios) == 13
+    assert math.isclose(ratios[0], 1.0) and math.isclose(ratios[-1], 1000.0)
+    assert all(math.isclose(b / a, 10 ** 0.25) for a, b in zip(ratios, ratios[1:], strict=False))
+
+
+def test_speech_setting_says_it_comes_from_no_paper():
+    s = SETTINGS["project_speech_mlp_speech_commands"]
+    assert (s.model, s.dataset, s.source) == ("speech_mlp", "speech_commands", "this project")
+
+
+def test_paper_schedule_flattens_a_setting_into_the_config_keys():
+    schedule = paper_schedule("frankle2019_vgg19_cifar10_warmup")
+    assert set(schedule) == SCHEDULE_KEYS
+    assert schedule["milestones"] == [56_240, 84_360]
+    assert (schedule["gamma"], schedule["warmup"], schedule["scope"]) == (0.1, 10_000, "global")
+    assert (schedule["optimizer"], schedule["lr"], schedule["batch_size"]) == ("sgd", 0.1, 64)
+
+
+@ALL
+def test_paper_schedule_carries_every_value_of_the_setting(name):
+    s, schedule = SETTINGS[name], paper_schedule(name)
+    assert schedule["milestones"] == list(s.lr_milestones)
+    assert (schedule["gamma"], schedule["warmup"]) == (s.lr_gamma, s.warmup_iterations)
+    for key in SCHEDULE_KEYS - {"milestones", "gamma", "warmup"}:
+        assert schedule[key] == getattr(s, key)
+
+
+def test_paper_schedule_rejects_an_unknown_name_naming_it():
+    with pytest.raises(LthError, match="'lenet_typo'.*frankle2019_lenet300_100_mnist"):
+        paper_schedule("lenet_typo")
+
+
+@pytest.mark.parametrize(("change", "complaint"), [
+    ({"lr_milestones": (60_000,)}, "lr_milestones"),
+    ({"lr_milestones": (200, 100)}, "lr_milestones"),
+    ({"warmup_iterations": 50_001}, "warmup_iterations"),
+    ({"rewind_iteration": 50_000}, "rewind_iteration"),
+    ({"rate_fc": 1.0}, "rates"),
+    ({"scope": "per-layer"}, "scope"),
+    ({"optimizer": "rmsprop"}, "optimizer"),
+    ({"nesterov": True}, "nesterov"),
+    ({"scope": "global"}, "one rate"),
+])
+def test_inconsistent_setting_is_refused_with_one_clear_line(change, complaint):
+    with pytest.raises(LthError, match=complaint):
+        replace(SETTINGS["frankle2019_lenet300_100_mnist"], **change)

@@ -1,0 +1,121 @@
+"""The training loop: masked weights stay exactly zero, schedules, early stopping, learning."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from lth import masks as M
+from lth.data import DatasetInfo, Splits
+from lth.models import build_model, prunable_names
+from lth.train import Schedule, early_stop, lr_factor, train
+
+SCHEDULE = Schedule(optimizer="adam", lr=1e-3, momentum=0.0, nesterov=False, weight_decay=0.0,
+                    batch_size=32, iterations=60, milestones=(), gamma=0.1, warmup=0,
+                    eval_every=20, eval_batch_size=256)
+
+
+def cluster_splits(n_train=960, seed=0) -> Splits:
+    """Ten well-separated Gaussian clusters in 784 dimensions: learnable in a few steps."""
+    gen = torch.Generator().manual_seed(seed)
+    centres = torch.randn(10, 1, 28, 28, generator=gen)
+
+    def draw(n):
+        y = torch.randint(0, 10, (n,), generator=gen)
+        return centres[y] + 0.8 * torch.randn(n, 1, 28, 28, generator=gen), y
+
+    (tx, ty), (vx, vy), (sx, sy) = draw(n_train), draw(300), draw(300)
+    return Splits(tx, ty, vx, vy, sx, sy, DatasetInfo("clusters", (1, 28, 28), 10), False)
+
+
+def lenet(seed=0):
+    return build_model("lenet300_100", (1, 28, 28), 10, torch.Generator().manual_seed(seed), 0.0)
+
+
+def sparse_mask(model, density=0.2):
+    params = dict(model.named_parameters())
+    names = prunable_names(model)
+    scores = {n: params[n].abs() for n in names}
+    return M.prune_to_density(scores, M.full_mask(scores), density, "layerwise", names)
+
+
+@pytest.mark.parametrize("optimizer,momentum,wd", [("adam", 0.0, 0.0), ("sgd", 0.9, 1e-3)])
+def test_pruned_weights_and_their_optimizer_state_stay_exactly_zero(optimizer, momentum, wd):
+    model = lenet()
+    mask = sparse_mask(model)
+    s = dataclasses.replace(SCHEDULE, optimizer=optimizer, momentum=momentum, weight_decay=wd,
+                            lr=0.05 if optimizer == "sgd" else 1e-3, nesterov=optimizer == "sgd")
+    result = train(model, mask, cluster_splits(), s, torch.Generator().manual_seed(1),
+                   log=lambda _: None)
+    params = dict(model.named_parameters())
+    for name, m in mask.items():
+        assert torch.all(params[name][~m] == 0)
+        assert torch.any(params[name][m] != 0)
+        state = [v for v in result.optimizer.state[params[name]].values()
+                 if torch.is_tensor(v) and v.shape == m.shape]
+        assert state  # momentum buffer, or Adam's two moments
+        for value in state:
+            assert torch.all(value[~m] == 0) and torch.any(value[m] != 0)
+
+
+def test_short_training_learns_far_above_chance():
+    model = lenet()
+    result = train(model, sparse_mask(model, 0.3), cluster_splits(), SCHEDULE,
+                   torch.Generator().manual_seed(1), log=lambda _: None)
+    final = {r["split"]: r["accuracy"] for r in result.metrics if r["iteration"] == 60}
+    first = {r["split"]: r["accuracy"] for r in result.metrics if r["iteration"] == 0}
+    assert first["test"] < 0.4
+    assert final["test"] > 0.9 and final["train"] > 0.9
+
+
+def test_training_is_byte_identical_for_the_same_seed():
+    def run():
+        model = lenet()
+        train(model, sparse_mask(model), cluster_splits(), SCHEDULE,
+              torch.Generator().manual_seed(3), log=lambda _: None)
+        return model.state_dict()
+
+    a, b = run(), run()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_checkpoint_at_iteration_zero_is_the_masked_initial_weights():
+    model = lenet()
+    mask = sparse_mask(model)
+    theta0 = {k: v.clone() for k, v in model.state_dict().items()}
+    result = train(model, mask, cluster_splits(), SCHEDULE, torch.Generator().manual_seed(1),
+                   checkpoint_iterations=(0, 20), log=lambda _: None)
+    for name, m in mask.items():
+        assert torch.equal(result.checkpoints[0][name], theta0[name] * m)
+        assert not torch.equal(result.checkpoints[20][name], result.checkpoints[0][name])
+
+
+def test_progress_lines_report_iteration_accuracy_and_eta():
+    lines = []
+    model = lenet()
+    train(model, M.full_mask({n: p for n, p in model.named_parameters()
+                              if n in prunable_names(model)}),
+          cluster_splits(), SCHEDULE, torch.Generator().manual_seed(1), log=lines.append,
+          prefix="[t]")
+    assert len(lines) == 4  # iterations 0, 20, 40, 60
+    assert lines[-1].startswith("[t] it 60/60 ") and "test_acc" in lines[-1] and "ETA" in lines[-1]
+
+
+def test_early_stop_is_the_iteration_of_minimum_validation_loss():
+    log = []
+    for it, val_loss, test_acc in [(0, 2.3, 0.1), (100, 0.5, 0.80), (200, 0.4, 0.85),
+                                   (300, 0.4, 0.86), (400, 0.6, 0.88)]:
+        log += [{"iteration": it, "split": "val", "loss": val_loss, "accuracy": 0.0},
+                {"iteration": it, "split": "test", "loss": 9.9, "accuracy": test_acc}]
+    assert early_stop(log) == (200, 0.85)  # tie at 0.4 goes to the earlier iteration
+
+
+def test_learning_rate_warmup_and_milestones():
+    s = dataclasses.replace(SCHEDULE, warmup=10, milestones=(50, 80), gamma=0.1, iterations=100)
+    assert lr_factor(0, s) == pytest.approx(0.1)
+    assert lr_factor(9, s) == pytest.approx(1.0)
+    assert lr_factor(49, s) == pytest.approx(1.0)
+    assert lr_factor(50, s) == pytest.approx(0.1)
+    assert lr_factor(80, s) == pytest.approx(0.01)
+    stretched = s.scaled(2.0)
+    assert (stretched.iterations, stretched.milestones, stretched.warmup) == (200, (100, 160), 20)

@@ -1,0 +1,17 @@
+# Aggregation: one tidy table per experiment (summary.csv, layers.csv, curves.csv).
+
+
+rule summarize:
+    input:
+        runs=lambda w: runs_of(w.exp),
+        metrics=lambda w: runs_of(w.exp, "metrics.csv"),
+        finals=lambda w: runs_of(w.exp, "final.safetensors"),
+        code=library("summary"),
+    output:
+        summary="results/{exp}/summary.csv",
+        layers="results/{exp}/layers.csv",
+        curves="results/{exp}/curves.csv",
+    localrule: True
+    shell:
+        "{LTH} summarize --experiment {wildcards.exp} --out-dir results/{wildcards.exp} "
+        "{input.runs}"

@@ -1,0 +1,25 @@
+# Datasets: raw files + tensors + manifest.json (sha256 of each raw file).
+
+
+rule prepare_data:
+    output:
+        manifest="data/{dataset}/manifest.json",
+        tensors="data/{dataset}/tensors.safetensors",
+    input:
+        code=library("data"),
+    params:
+        source=lambda w: (
+            f"--source {shlex.quote(config['datasets']['source'][w.dataset])}"
+            if config["datasets"]["source"].get(w.dataset) else ""
+        ),
+        download=config["datasets"]["download"],
+        speech=(
+            f"--speech-features {config['datasets']['speech_features']} "
+            f"--speech-n-mels {config['datasets']['speech_n_mels']} "
+            f"--speech-n-mfcc {config['datasets']['speech_n_mfcc']}"
+        ),
+    log:
+        "data/{dataset}/prepare.log",
+    shell:
+        "{LTH} prepare --dataset {wildcards.dataset} --root data/{wildcards.dataset} "
+        "{params.source} --download {params.download} {params.speech} 2>&1 | tee {log}"
