@@ -17,7 +17,11 @@ if not workflow.overwrite_configfiles:
     configfile: "config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+include: "workflow/rules/validate.smk"
+
+
+check_config(config, "workflow/schemas/config.schema.yaml")
+validate(config, "workflow/schemas/config.schema.yaml")  # fills in the schema's defaults
 
 
 include: "workflow/rules/common.smk"

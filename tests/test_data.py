@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import gzip
 import hashlib
 import http.server
 import pickle
-import struct
 import subprocess
 import sys
 import threading
@@ -23,6 +21,7 @@ import numpy as np
 import pytest
 import torch
 
+from generated import numbered_images, write_idx_gz
 from lth import data
 from lth.io import LthError, load_tensors, sha256_file
 
@@ -35,22 +34,6 @@ LOGMEL = data.SpeechFeatures("logmel", n_fft=512, win_length=400, hop_length=200
 
 
 # ---------------------------------------------------------------- writers of real formats
-
-
-def numbered_images(n: int, shape: tuple[int, ...], seed: int) -> np.ndarray:
-    """Random uint8 images whose first value is the image's index (identifies it later)."""
-    images = np.random.default_rng(seed).integers(0, 256, (n, *shape), dtype=np.uint8)
-    images.reshape(n, -1)[:, 0] = np.arange(n)
-    return images
-
-
-def write_idx_gz(folder: Path, prefix: str, images: np.ndarray, labels: np.ndarray) -> None:
-    """IDX files as LeCun's MNIST page defines them: big-endian magic 2051/2049 and sizes."""
-    n, rows, cols = images.shape
-    with gzip.open(folder / f"{prefix}-images-idx3-ubyte.gz", "wb") as fh:
-        fh.write(struct.pack(">IIII", 2051, n, rows, cols) + images.tobytes())
-    with gzip.open(folder / f"{prefix}-labels-idx1-ubyte.gz", "wb") as fh:
-        fh.write(struct.pack(">II", 2049, n) + labels.astype(np.uint8).tobytes())
 
 
 def make_idx_folder(folder: Path, seed: int = 0) -> dict[str, np.ndarray]:

@@ -127,6 +127,27 @@ def _add_train(sub) -> None:
     p.add_argument("--out-dir", required=True)
 
 
+def _fractions(text: str) -> dict[str, float]:
+    """'conv1=0.5,conv8=0.5' -> {'conv1.weight': 0.5, 'conv8.weight': 0.5}."""
+    pairs = [item.split("=") for item in text.split(",") if item.strip()]
+    if not pairs or any(len(p) != 2 for p in pairs):
+        raise argparse.ArgumentTypeError(f"expected conv<i>=<fraction>,..., got {text!r}")
+    return {f"{name.strip()}.weight": float(value) for name, value in pairs}
+
+
+def _add_filter_prune(sub) -> None:
+    p = sub.add_parser("filter-prune", help="Li et al. 2017: remove the filters of smallest "
+                       "L1 norm, giving a smaller dense VGG")
+    _add_run_identity(p)
+    p.add_argument("--weights", required=True, help="trained dense VGG weights")
+    p.add_argument("--fractions", type=_fractions, required=True,
+                   help="share of filters removed per conv, e.g. conv1=0.5,conv8=0.5")
+    p.add_argument("--latency-batch-size", type=int, required=True)
+    p.add_argument("--latency-repeats", type=int, required=True)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", required=True)
+
+
 def _add_summarize(sub) -> None:
     p = sub.add_parser("summarize", help="summary.csv, layers.csv, curves.csv of an experiment")
     p.add_argument("--experiment", required=True)
@@ -142,7 +163,8 @@ def _add_audit(sub) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="lth", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="verb", required=True, parser_class=OneLineParser)
-    for add in (_add_prepare, _add_init, _add_prune, _add_train, _add_summarize, _add_audit):
+    for add in (_add_prepare, _add_init, _add_prune, _add_filter_prune, _add_train,
+                _add_summarize, _add_audit):
         add(sub)
     from lth import report_cli
 
@@ -150,13 +172,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+CHAIN = "::"
+
+
+def segments(argv: list[str]) -> list[list[str]]:
+    """Split `verb args :: verb args ...` into one argument list per verb."""
+    out: list[list[str]] = [[]]
+    for arg in argv:
+        if arg == CHAIN:
+            out.append([])
+        else:
+            out[-1].append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Parse, dispatch, and turn LthError into one line on stderr with exit status 2."""
+    """Parse every verb of a `::` chain first, then run them in order in this process.
+
+    A chain (e.g. `prune ... :: train ...`) saves the interpreter start-up (~2 s of
+    importing torch) between dependent steps; each verb still writes its own artifact and
+    record. LthError becomes one line on stderr and exit status 2.
+    """
+    from lth import provenance
+
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        chain = segments(sys.argv[1:] if argv is None else argv)
+        parsed = [(seg, parser.parse_args(seg)) for seg in chain]
         from lth import commands
 
-        return commands.run(args) or 0
+        for seg, args in parsed:
+            provenance.ARGV[:] = seg
+            commands.run(args)
+        return 0
     except LthError as err:
         print(f"lth: error: {err}", file=sys.stderr)
         return 2

@@ -25,7 +25,9 @@ from lth.io import (
 from lth.provenance import file_entry, make_record
 from lth.seeding import derive_seed, generator
 
-LEVEL_PATTERN = re.compile(r"^(round(?P<round>\d+)|density(?P<density>[0-9.]+))$")
+LEVEL_PATTERN = re.compile(
+    r"^(round(?P<round>\d+)|density(?P<density>[0-9.]+)|(?P<structure>[a-z][a-z0-9_]*))$"
+)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -63,13 +65,18 @@ def architecture_of(weights_path: str) -> dict:
 
 
 def build(arch: dict, gen: torch.Generator, dropout: float):
-    """An nn.Module of the recorded architecture, initialised from gen."""
-    from lth.models import MODEL_NAMES, build_model
+    """An nn.Module of the recorded architecture, initialised from gen.
+
+    A filter-pruned VGG (lth.filters) records its narrower conv widths as "cfg".
+    """
+    from lth.models import MODEL_NAMES, build_model, vgg
 
     if arch["model"] not in MODEL_NAMES:
         raise LthError(f"model {arch['model']!r} is not one of {', '.join(MODEL_NAMES)}")
-    return build_model(arch["model"], tuple(arch["input_shape"]), arch["num_classes"], gen,
-                       dropout)
+    shape = tuple(arch["input_shape"])
+    if "cfg" in arch:
+        return vgg(arch["cfg"], shape, arch["num_classes"], gen)
+    return build_model(arch["model"], shape, arch["num_classes"], gen, dropout)
 
 
 def load_model(weights_path: str, dropout: float, device: torch.device):
@@ -217,6 +224,35 @@ def cmd_prune(args) -> None:
     save_tensors(args.out, new, record)
 
 
+def cmd_filter_prune(args) -> None:
+    from lth.filters import measure_latency, prune_filters
+    from lth.models import VGG
+
+    device = resolve_device(args.device)
+    model, arch = load_model(args.weights, 0.0, device)
+    if not isinstance(model, VGG) or "cfg" in arch:
+        raise LthError(f"{args.weights}: filter pruning needs a dense, unpruned VGG")
+    if not all(0 <= f < 1 for f in args.fractions.values()):
+        raise LthError("--fractions: every fraction must be in [0, 1)")
+    small = prune_filters(model, args.fractions)
+    shape = tuple(arch["input_shape"])
+    latency = {name: measure_latency(net, shape, args.latency_batch_size, args.latency_repeats,
+                                     warmup=2, device=device)
+               for name, net in (("dense_latency_seconds", model),
+                                 ("latency_seconds", small))}
+    dense_params = sum(p.numel() for p in prunable_params(model).values())
+    record = make_record("filter-prune", {k: v for k, v in vars(args).items()
+                                          if k not in ("verb", "out")}, [args.weights],
+                         str(device))
+    record["architecture"] = dict(arch, cfg=list(small.cfg), unpruned={
+        "params_total": dense_params, "dense_flops": M.macs(model, shape), **latency})
+    print(f"filter pruning: {dense_params} -> "
+          f"{sum(p.numel() for p in prunable_params(small).values())} weights, latency "
+          f"{latency['dense_latency_seconds'] * 1e3:.2f} -> {latency['latency_seconds'] * 1e3:.2f}"
+          f" ms per batch of {args.latency_batch_size}")
+    save_tensors(args.out, small.state_dict(), record)
+
+
 def schedule_from(args):
     from lth.train import Schedule
 
@@ -231,13 +267,14 @@ def schedule_from(args):
 
 
 def parse_level(level: str) -> tuple[int, float | None]:
-    """(round, target density) of a level name: round<R> -> (R, None), density<D> -> (-1, D)."""
+    """(round, target density) of a level name: round<R> -> (R, None), density<D> -> (-1, D),
+    a structure name (filter pruning) -> (-1, None)."""
     match = LEVEL_PATTERN.match(level)
     if match is None:
-        raise LthError(f"--level {level!r}: expected round<R> or density<D>")
+        raise LthError(f"--level {level!r}: expected round<R>, density<D> or a structure name")
     if match["round"] is not None:
         return int(match["round"]), None
-    return -1, float(match["density"])
+    return -1, float(match["density"]) if match["density"] else None
 
 
 def network_facts(model, arch: dict, mask: M.Mask) -> dict:
@@ -247,13 +284,16 @@ def network_facts(model, arch: dict, mask: M.Mask) -> dict:
     shape = tuple(arch["input_shape"])
     kept, total = M.counts(mask)
     kinds = layer_kinds(model)
-    return {
-        "density": kept / total, "params_kept": kept, "params_total": total,
+    facts = {
+        "params_kept": kept, "params_total": total,
         "flops": M.macs(model, shape, mask), "dense_flops": M.macs(model, shape),
         "collapsed": bool(M.collapsed_layers(mask)),
         "layers": [{"layer": n, "kind": kinds[n], "kept": int(m.sum()), "size": m.numel()}
                    for n, m in mask.items()],
     }
+    facts.update(arch.get("unpruned", {}))  # a smaller dense network counts against its parent
+    facts["density"] = facts["params_kept"] / facts["params_total"]
+    return facts
 
 
 def metrics_csv(rows: list[dict]) -> str:
@@ -355,6 +395,7 @@ def run(args) -> int:
 
     verbs = {"prepare": cmd_prepare, "init": cmd_init, "prune": cmd_prune,
              "train": cmd_train, "summarize": cmd_summarize, "audit": cmd_audit,
+             "filter-prune": cmd_filter_prune,
              **report_cli.COMMANDS}
     verbs[args.verb](args)
     return 0

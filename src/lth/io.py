@@ -19,6 +19,15 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 class LthError(Exception):
     """A user-facing error: bad argument, config or input file. Printed as one line."""
 
@@ -38,6 +47,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; artifacts are shared files
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

@@ -17,7 +17,6 @@ import os
 import platform
 import socket
 import subprocess
-import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from lth.io import LthError, read_json, read_metadata, sha256_file
 
 PACKAGES = ("torch", "torchvision", "torchaudio", "safetensors", "snakemake", "pandas",
             "seaborn", "matplotlib", "jinja2", "numpy")
+ARGV: list[str] = []  # the arguments of the verb being run (set by lth.cli.main)
 SOURCE_DIR = Path(__file__).resolve().parent
 DATASET_OWN_FILES = ("manifest.json", "tensors.safetensors")
 
@@ -75,7 +75,7 @@ def make_record(verb: str, params: dict, inputs: list, device: str | None = None
     """The provenance record of one verb call, before its outputs exist."""
     return {
         "verb": verb,
-        "argv": sys.argv[1:],
+        "argv": list(ARGV),
         "params": params,
         "inputs": [file_entry(p) for p in inputs],
         "code_version": code_version(),

@@ -1,7 +1,90 @@
-"""Report verbs (figure, report, pdf): filled in with lth.report."""
+"""Report verbs: `figure` (one figure as PDF + PNG), `report` (HTML + LaTeX + provenance.json)
+and `pdf` (latexmk). Style and settings arrive as JSON objects of explicit values."""
 
-COMMANDS: dict = {}
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from lth.io import LthError, write_json
+from lth.provenance import sidecar_path
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise LthError(f"expected a JSON object, got {text[:60]!r} ({err})") from None
+    if not isinstance(value, dict):
+        raise LthError(f"expected a JSON object, got {text[:60]!r}")
+    return value
+
+
+def _add_tables(p) -> None:
+    for table in ("summary", "layers", "curves"):
+        p.add_argument(f"--{table}", required=True, help=f"{table}.csv of the experiment")
+    p.add_argument("--style", type=_json_object, required=True, help="figure style, JSON")
 
 
 def add_parsers(sub) -> None:
-    """Add the report verbs' parsers."""
+    """The report verbs' parsers."""
+    p = sub.add_parser("figure", help="draw one figure of an experiment as PDF and PNG")
+    p.add_argument("--experiment", required=True)
+    p.add_argument("--name", required=True)
+    _add_tables(p)
+    p.add_argument("--settings", type=_json_object, required=True, help="captions, JSON")
+    p.add_argument("--out-dir", required=True, help="reports/<exp>/figures")
+    p = sub.add_parser("report", help="report.html, report.tex and provenance.json")
+    p.add_argument("--experiment", required=True)
+    _add_tables(p)
+    p.add_argument("--settings", type=_json_object, required=True, help="captions, JSON")
+    p.add_argument("--figures", nargs="+", required=True, help="figure PDFs (PNG beside each)")
+    p.add_argument("--out-dir", required=True, help="reports/<exp>")
+    p = sub.add_parser("pdf", help="compile report.tex to report.pdf with latexmk")
+    p.add_argument("--tex", required=True)
+
+
+def _tables_and_style(args):
+    from lth.report import read_tables, style_from_config
+
+    style = style_from_config(args.style)
+    tables = read_tables(args.summary, args.layers, args.curves)
+    paths = {"summary": args.summary, "layers": args.layers, "curves": args.curves}
+    return tables, style, paths
+
+
+def cmd_figure(args) -> None:
+    from lth.report import FIGURES, build_provenance, save_figure
+
+    if args.name not in FIGURES:
+        raise LthError(f"--name {args.name!r}: expected one of {', '.join(FIGURES)}")
+    tables, style, paths = _tables_and_style(args)
+    fig = FIGURES[args.name].make(tables, style)
+    if fig is None:
+        raise LthError(f"figure {args.name}: experiment {args.experiment} has no data for it")
+    written = {args.name: save_figure(fig, Path(args.out_dir) / args.name, style)}
+    record = build_provenance(args.experiment, style, args.settings, paths,
+                              written)["figures"][args.name]
+    for path in written[args.name]:
+        write_json(sidecar_path(path), record)
+
+
+def cmd_report(args) -> None:
+    from lth.report import build_provenance, render_report
+
+    tables, style, paths = _tables_and_style(args)
+    figures = {Path(pdf).stem: (Path(pdf), Path(pdf).with_suffix(".png")) for pdf in args.figures}
+    provenance = build_provenance(args.experiment, style, args.settings, paths, figures)
+    render_report(args.experiment, tables, figures, provenance, args.settings, args.out_dir)
+    write_json(Path(args.out_dir) / "provenance.json", provenance)
+
+
+def cmd_pdf(args) -> None:
+    from lth.report import compile_pdf
+
+    if not Path(args.tex).is_file():
+        raise LthError(f"{args.tex}: file not found")
+    compile_pdf(args.tex)
+
+
+COMMANDS = {"figure": cmd_figure, "report": cmd_report, "pdf": cmd_pdf}

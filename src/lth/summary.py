@@ -16,7 +16,8 @@ SUMMARY_COLUMNS = [
     "target_density", "density", "percent_remaining", "compression", "params_kept",
     "params_total", "flops", "dense_flops", "speedup", "collapsed", "final_test_accuracy",
     "final_val_accuracy", "final_train_accuracy", "early_stop_iteration",
-    "early_stop_test_accuracy", "iterations", "wall_seconds", "run_dir",
+    "early_stop_test_accuracy", "iterations", "wall_seconds", "latency_seconds",
+    "dense_latency_seconds", "run_dir",
 ]
 RUN_KEYS = ["experiment", "method", "seed", "level", "round", "density"]
 

@@ -3,7 +3,7 @@ import glob
 import shlex
 from pathlib import Path
 
-LTH = "python -m lth"
+LTH = f"PYTHONPATH={workflow.basedir}/src python -m lth"
 EXPERIMENTS = config["experiments"]
 
 
@@ -15,6 +15,7 @@ wildcard_constraints:
     method=r"[A-Za-z0-9_]+",
     name=r"[a-z_]+",
     dataset=r"[a-z_]+",
+    structure=r"[a-z][a-z0-9_]*",
 
 
 def library(*modules):
@@ -64,6 +65,14 @@ def schedule_args(s):
     )
 
 
+def filter_finetune_schedule(e):
+    """Li et al. 2017: fine-tune the smaller network at a constant, small learning rate."""
+    s = dict(e["train"])
+    s.update(lr=e["filters"]["lr"], iterations=e["filters"]["iterations"], milestones=[],
+             warmup=0)
+    return s
+
+
 def finetune_schedule(e):
     """Han et al. 2015: continue from the trained weights at a reduced learning rate."""
     s = dict(e["train"])
@@ -96,6 +105,10 @@ def run_levels(e):
     levels += [(m, fmt_density(d)) for m in oneshot_methods(e) for d in e["oneshot"]["densities"]]
     if e["finetune"]["enabled"]:
         levels += [("finetune", f"round{r}") for r in rounds]
+    structures = e["filters"]["structures"]
+    levels += [("filter_l1", s) for s in structures]
+    if e["filters"]["scratch"]:
+        levels += [("filter_scratch", s) for s in structures]
     return levels
 
 
@@ -133,16 +146,18 @@ def run_outputs(method, level, with_mask=False, with_rewind=False):
     return out
 
 
-def train_args(method, family, level, schedule=lambda e: e["train"], extra=lambda w, e: ""):
-    """A params function: every argument of one `lth train` call."""
+def train_args(method, family, level, schedule=lambda e: e["train"], extra=lambda w, e: "",
+               mask=None):
+    """A params function: every argument of one `lth train` call. mask: None (dense),
+    "input" (a mask made by another job) or "output" (made by this job's prune step)."""
 
     def args(wildcards, input, output):
         e = exp(wildcards)
-        mask = f"--mask {input.mask}" if "mask" in input.keys() else ""
+        mask_arg = f"--mask {getattr(input if mask == 'input' else output, 'mask')}" if mask else ""
         return (
-            f"--experiment {wildcards.exp} --seed {wildcards.seed} "
+            f"train --experiment {wildcards.exp} --seed {wildcards.seed} "
             f"--method {method.format(**wildcards)} --family {family} "
-            f"--level {level.format(**wildcards)} --init {input.init} {mask} "
+            f"--level {level.format(**wildcards)} --init {input.init} {mask_arg} "
             f"--data-root {data_dir(e['dataset'])} --val-size {e['val_size']} "
             f"{schedule_args(schedule(e))} --device {config['device']} "
             f"--out-dir {Path(output.run).parent} {extra(wildcards, e)}"
@@ -151,13 +166,14 @@ def train_args(method, family, level, schedule=lambda e: e["train"], extra=lambd
     return args
 
 
-def prune_args(criterion, scope, how, purpose, iterations=lambda e: 1, data=False):
-    """A params function: every argument of one `lth prune` call."""
+def prune_args(criterion, scope, how, purpose, iterations=lambda e, w: 1, data=False):
+    """A params function: one `lth prune` call writing output.mask, chained (`::`) before
+    the training of the same run directory."""
 
     def args(wildcards, input, output):
         e = exp(wildcards)
         o = e["oneshot"]
-        mask = f"--mask {input.mask}" if "mask" in input.keys() else ""
+        start = f"--mask {input.start_mask}" if "start_mask" in input.keys() else ""
         data_args = (
             f"--data-root {data_dir(e['dataset'])} --val-size {e['val_size']} "
             f"--score-batch-size {o['score_batch_size']} "
@@ -165,11 +181,11 @@ def prune_args(criterion, scope, how, purpose, iterations=lambda e: 1, data=Fals
             f"--grasp-temperature {o['grasp_temperature']}"
         ) if data else ""
         return (
-            f"--experiment {wildcards.exp} --seed {wildcards.seed} --weights {input.weights} "
-            f"{mask} --criterion {criterion(e, wildcards)} --scope {scope(e, wildcards)} "
-            f"{how(e, wildcards, input)} --purpose {purpose.format(**wildcards)} "
-            f"--iterations {iterations(e, wildcards)} {data_args} --device {config['device']} "
-            f"--out {output.mask}"
+            f"prune --experiment {wildcards.exp} --seed {wildcards.seed} "
+            f"--weights {input.weights} {start} --criterion {criterion(e, wildcards)} "
+            f"--scope {scope(e, wildcards)} {how(e, wildcards, input)} "
+            f"--purpose {purpose.format(**wildcards)} --iterations {iterations(e, wildcards)} "
+            f"{data_args} --device {config['device']} --out {output.mask} ::"
         )
 
     return args

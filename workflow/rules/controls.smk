@@ -3,7 +3,7 @@
 # budget (Scratch-E) and a FLOPs-matched budget (Scratch-B) (Liu et al. 2019).
 
 
-use rule train_imp as train_reinit with:
+use rule dense as train_reinit with:
     input:
         init="results/{exp}/seed{seed}/init.safetensors",
         mask=f"{level_dir('imp', 'round{r}')}/mask.safetensors",
@@ -12,44 +12,36 @@ use rule train_imp as train_reinit with:
     output:
         **run_outputs("reinit", "round{r}", with_mask=True),
     params:
-        args=train_args("reinit", "control", "round{r}",
+        prune="",
+        args=train_args("reinit", "control", "round{r}", mask="input",
                         extra=lambda w, e: f"--fresh-init reinit/round{w.r}"),
     log:
         f"{level_dir('reinit', 'round{r}')}/train.log",
 
 
-use rule prune_imp as prune_random with:
+use rule dense as train_random with:
     input:
         weights="results/{exp}/seed{seed}/init.safetensors",
         reference=f"{level_dir('imp', 'round{r}')}/mask.safetensors",
-        code=PRUNE_CODE,
+        init="results/{exp}/seed{seed}/init.safetensors",
+        data=data_tensors,
+        code=PRUNE_CODE + TRAIN_CODE,
     output:
-        mask=f"{level_dir('random', 'round{r}')}/mask.safetensors",
+        **run_outputs("random", "round{r}", with_mask=True),
     params:
-        args=prune_args(
+        prune=prune_args(
             criterion=lambda e, w: "random",
             scope=lambda e, w: "layerwise",
             how=lambda e, w, i: f"--match-counts {i.reference}",
             purpose="random/round{r}",
         ),
-
-
-use rule train_imp as train_random with:
-    input:
-        init="results/{exp}/seed{seed}/init.safetensors",
-        mask=f"{level_dir('random', 'round{r}')}/mask.safetensors",
-        data=data_tensors,
-        code=TRAIN_CODE,
-    output:
-        **run_outputs("random", "round{r}"),
-    params:
-        args=train_args("random", "control", "round{r}",
+        args=train_args("random", "control", "round{r}", mask="output",
                         extra=lambda w, e: f"--fresh-init random/round{w.r}"),
     log:
         f"{level_dir('random', 'round{r}')}/train.log",
 
 
-use rule train_imp as train_random_b with:
+use rule dense as train_random_b with:
     input:
         init="results/{exp}/seed{seed}/init.safetensors",
         mask=f"{level_dir('random', 'round{r}')}/mask.safetensors",
@@ -58,8 +50,9 @@ use rule train_imp as train_random_b with:
     output:
         **run_outputs("random_b", "round{r}", with_mask=True),
     params:
+        prune="",
         args=train_args(
-            "random_b", "control", "round{r}",
+            "random_b", "control", "round{r}", mask="input",
             extra=lambda w, e: (f"--fresh-init random/round{w.r} "
                                 f"--budget-cap {e['controls']['budget_cap']}"),
         ),

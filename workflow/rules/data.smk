@@ -13,10 +13,9 @@ rule prepare_data:
             if config["datasets"]["source"].get(w.dataset) else ""
         ),
         download=config["datasets"]["download"],
-        speech=(
-            f"--speech-features {config['datasets']['speech_features']} "
-            f"--speech-n-mels {config['datasets']['speech_n_mels']} "
-            f"--speech-n-mfcc {config['datasets']['speech_n_mfcc']}"
+        speech=" ".join(
+            f"--{key.replace('_', '-')} {value}"
+            for key, value in sorted(config["datasets"].items()) if key.startswith("speech_")
         ),
     log:
         "data/{dataset}/prepare.log",

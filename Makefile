@@ -1,0 +1,60 @@
+# lth on a fresh Debian machine:
+#   make report      set up, then run the default experiment to reports/<exp>/report.{html,pdf}
+#   make test        set up, then the test suite; the SLURM test needs a running cluster
+#                    (sudo .ci/slurm-cluster.sh start) and skips without one, outside CI
+#   make test-slurm  set up with SLURM, start a one-node cluster (root), run the SLURM
+#                    test, stop the cluster
+#   make lint        ruff
+#   make clean       remove results/, reports/<exp>/ and .snakemake/; keeps data/ and .venv/
+# Setup is idempotent and quick once done: Debian packages are installed only when missing
+# (as root; otherwise one line says what to install), and the virtual environment is
+# (re)installed only when pyproject.toml changes. CUDA or CPU builds of torch: pip honours
+# PIP_INDEX_URL / PIP_EXTRA_INDEX_URL from the environment.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+INSTALLED := $(VENV)/.installed
+# The workflow's rules call `python -m lth`: the venv leads PATH, as if activated.
+IN_VENV := env PATH="$(CURDIR)/$(VENV)/bin:$$PATH" VIRTUAL_ENV="$(CURDIR)/$(VENV)"
+
+.PHONY: help setup system-packages report test test-slurm lint clean
+
+help:
+	@awk '/^$$/ {exit} {sub(/^# ?/, ""); print}' $(firstword $(MAKEFILE_LIST))
+
+setup: system-packages $(INSTALLED)
+
+system-packages:
+	@.ci/system-packages.sh
+
+$(INSTALLED): pyproject.toml | system-packages
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+		|| { echo "lth needs Python >= 3.11; $(PYTHON) is $$($(PYTHON) -V 2>&1)" >&2; exit 1; }
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+report: setup
+	$(IN_VENV) $(VENV)/bin/snakemake report --cores all --workflow-profile profiles/local
+
+test: setup
+	$(IN_VENV) $(VENV)/bin/pytest
+
+test-slurm: setup
+	.ci/system-packages.sh --slurm
+	.ci/slurm-cluster.sh start
+	status=0; $(IN_VENV) $(VENV)/bin/pytest tests/test_slurm.py -m slurm || status=$$?; \
+		.ci/slurm-cluster.sh stop; exit $$status
+
+lint: setup
+	$(VENV)/bin/ruff check src tests
+
+clean:
+	rm -rf results .snakemake
+	if [[ -d reports ]]; then \
+		find reports -mindepth 1 -maxdepth 1 -type d ! -name templates -exec rm -rf {} +; \
+	fi

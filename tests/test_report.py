@@ -1,0 +1,403 @@
+"""lth.report: tables, figures and the rendered report, on synthetic but realistic results
+of LeNet-300-100 (IMP, its controls, SNIP/SynFlow at init, fine-tuning; 2 seeds)."""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+from dataclasses import asdict
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lth import report
+from lth.io import LthError, read_json, sha256_file
+from lth.provenance import find_record
+
+SEEDS = (0, 1)
+LAYERS = (("fc1.weight", "fc", 235200), ("fc2.weight", "fc", 30000), ("fc3.weight", "output", 1000))
+TOTAL = sum(size for _, _, size in LAYERS)
+FAMILY = {
+    "imp": "lottery", "reinit": "control", "random": "control", "random_b": "control",
+    "snip": "at_init", "synflow": "at_init", "finetune": "baseline",
+}  # fmt: skip
+TEST_ACCURACY = {
+    "imp": lambda d: 0.89 + 0.02 * (1 - d) - 3 * max(0.0, 0.03 - d),
+    "reinit": lambda d: 0.89 - 0.08 * (1 - d) ** 3,
+    "random": lambda d: 0.89 - 0.12 * (1 - d) ** 2,
+    "random_b": lambda d: 0.89 - 0.10 * (1 - d) ** 2,
+    "snip": lambda d: 0.885 - 0.05 * (1 - d) ** 4,
+    "synflow": lambda d: 0.885 - 0.04 * (1 - d) ** 4,
+    "finetune": lambda d: 0.892 - 0.01 * (1 - d),
+}
+STOP_DELAY = {
+    "imp": 0, "reinit": 300, "random": 600, "random_b": 450, "snip": 200, "synflow": 150,
+    "finetune": 100,
+}  # fmt: skip
+STYLE = report.FigureStyle(
+    context="paper", axes_style="whitegrid", font_scale=1.0, palette="colorblind",
+    cmap="viridis", dpi=60, width=6.0, height=3.8, spread="std",
+    curve_percents=(100.0, 51.3, 21.1), control_curve_percent=51.3,
+    profile_percents=(50.0, 20.0, 5.0), profile_match_factor=1.25,
+)  # fmt: skip
+SETTINGS = {
+    "model": "lenet300_100", "dataset": "fashion_mnist", "schedule": "1000 iterations, Adam",
+    "pruning_rate": "fc 0.2, output 0.1", "seeds": "0, 1",
+}  # fmt: skip
+
+
+def layer_densities(method: str, density: float, seed: int) -> list[float]:
+    """IMP and its relatives prune every layer alike; SNIP prunes the output layer harder
+    and collapses it from 5% on in seed 1; SynFlow keeps the output layer denser."""
+    if method == "snip":
+        return [density, density, 0.0 if (density <= 0.05 and seed == 1) else density / 5]
+    if method == "synflow":
+        return [0.95 * density, density, min(1.0, 10 * density)]
+    return [density] * 3
+
+
+def runs(rounds: int, one_shot: tuple[float, ...]):
+    """(method, level, round, density) of every trained network."""
+    for method in ("imp", "reinit", "random", "random_b", "finetune"):
+        first = 0 if method == "imp" else 1
+        for r in range(first, rounds):
+            yield method, f"round{r}", r, 0.8**r
+    for method in ("snip", "synflow"):
+        for d in one_shot:
+            yield method, f"density{d:g}", -1, d
+
+
+def synthetic_tables(
+    rounds: int = 6, one_shot: tuple[float, ...] = (0.5, 0.2, 0.05), seeds=SEEDS,
+    iterations: int = 1000,
+) -> report.ReportTables:  # fmt: skip
+    """summary/layers/curves as `lth summarize` writes them; accuracies from TEST_ACCURACY,
+    seed s lowers accuracy by 0.004 s and delays early stopping by 100 s iterations."""
+    summary, layers, curves = [], [], []
+    for method, level, rnd, d in runs(rounds, one_shot):
+        for seed in seeds:
+            key = {"experiment": "lenet_fmnist", "method": method, "seed": seed, "level": level,
+                   "round": rnd, "density": d}  # fmt: skip
+            densities = layer_densities(method, d, seed)
+            acc = TEST_ACCURACY[method](d) - 0.004 * seed
+            stop = round(1000 + 2000 * d + STOP_DELAY[method] * (1 - d)) + 100 * seed
+            summary.append(
+                key | {
+                    "dataset": "fashion_mnist", "model": "lenet300_100",
+                    "family": FAMILY[method], "target_density": d, "percent_remaining": 100 * d,
+                    "compression": 1 / d, "params_kept": round(d * TOTAL), "params_total": TOTAL,
+                    "flops": d * TOTAL, "dense_flops": TOTAL, "speedup": 1 / d,
+                    "collapsed": 0.0 in densities, "final_test_accuracy": acc,
+                    "final_val_accuracy": acc + 0.001,
+                    "final_train_accuracy": acc + 0.02 + 0.05 * d,
+                    "early_stop_iteration": stop,
+                    "early_stop_test_accuracy": acc + 0.001, "iterations": iterations,
+                    "wall_seconds": 1.0, "run_dir": f"results/x/seed{seed}/{method}/{level}",
+                }
+            )  # fmt: skip
+            for (name, kind, size), ld in zip(LAYERS, densities, strict=True):
+                layers.append(key | {"layer": name, "kind": kind, "kept": round(ld * size),
+                                     "size": size, "layer_density": ld})  # fmt: skip
+            for t in range(0, iterations + 1, 100):
+                rise = acc * (1 - 0.88 * math.exp(-t / (100 + 200 * d)))
+                for split, shift in (("test", 0.0), ("val", 0.002)):
+                    curves.append(key | {"iteration": t, "split": split, "loss": 1 - rise,
+                                         "accuracy": rise + shift})  # fmt: skip
+    columns = report.REQUIRED_COLUMNS
+    return report.ReportTables(
+        pd.DataFrame(summary),
+        pd.DataFrame(layers, columns=[*columns["layers"], "experiment", "kind", "kept", "size"]),
+        pd.DataFrame(curves, columns=[*columns["curves"], "experiment", "loss"]),
+    )
+
+
+@pytest.fixture(scope="module")
+def tables() -> report.ReportTables:
+    return synthetic_tables()
+
+
+def imp_only(tables: report.ReportTables) -> report.ReportTables:
+    """The tables of a config that ran only IMP, and wrote no curves."""
+    return report.ReportTables(
+        tables.summary[tables.summary["method"] == "imp"],
+        tables.layers[tables.layers["method"] == "imp"],
+        tables.curves.iloc[0:0],
+    )
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def test_results_table_mean_and_std_over_seeds(tables):
+    table = report.results_table(tables.summary)
+    row = table[(table["method"] == "imp") & (table["level"] == "round2")].iloc[0]
+    # d = 0.64: seed 0 -> 0.89 + 0.02 * 0.36 = 0.8972, seed 1 -> 0.8932
+    assert row["percent_remaining"] == pytest.approx(64.0)
+    assert row["test_accuracy_mean"] == pytest.approx(89.52)
+    assert row["test_accuracy_std"] == pytest.approx(0.4 / math.sqrt(2))
+    assert row["early_stop_iteration"] == pytest.approx(2280 + 50)
+    assert row["n_seeds"] == 2
+    assert table["method"].tolist()[:6] == ["imp"] * 6  # lottery first, dense first
+    assert table["percent_remaining"].tolist()[:6] == pytest.approx(
+        [100 * 0.8**r for r in range(6)]
+    )
+    assert len(table) == 6 + 4 * 5 + 2 * 3
+
+
+def test_shrinkbench_change_vs_dense(tables):
+    table = report.shrinkbench_table(tables.summary)
+    snip = table[(table["method"] == "snip") & (table["level"] == "density0.2")].iloc[0]
+    dense = 100 * (0.89 + 0.886) / 2
+    accuracy = 100 * (0.885 - 0.05 * 0.8**4 - 0.002)
+    assert report.dense_accuracy(tables.summary) == pytest.approx(dense)
+    assert snip["accuracy"] == pytest.approx(accuracy)
+    assert snip["accuracy_change"] == pytest.approx(accuracy - dense)
+    assert snip["compression"] == pytest.approx(5.0)
+    assert snip["speedup"] == pytest.approx(5.0)
+    assert snip["collapsed_seeds"] == 0
+    collapsed = table[(table["method"] == "snip") & (table["level"] == "density0.05")]
+    assert collapsed["collapsed_seeds"].tolist() == [1]
+
+
+def test_collapse_table_largest_compression_without_collapse(tables):
+    table = report.collapse_table(tables.summary).set_index("method")
+    assert table.loc["snip", "max_compression_no_collapse"] == pytest.approx(5.0)
+    assert table.loc["snip", "first_collapse_compression"] == pytest.approx(20.0)
+    assert table.loc["synflow", "max_compression_no_collapse"] == pytest.approx(20.0)
+    assert math.isnan(table.loc["synflow", "first_collapse_compression"])
+    assert table.loc["imp", "max_compression_no_collapse"] == pytest.approx(0.8**-5)
+    assert table.index.tolist()[0] == "imp"
+
+
+def test_collapse_table_stops_at_the_first_collapse():
+    summary = synthetic_tables(one_shot=(0.5, 0.2, 0.05, 0.02)).summary
+    summary.loc[summary["level"] == "density0.02", "collapsed"] = False  # intact again at 50x
+    table = report.collapse_table(summary).set_index("method")
+    assert table.loc["snip", "max_compression_no_collapse"] == pytest.approx(5.0)
+    assert table.loc["snip", "first_collapse_compression"] == pytest.approx(20.0)
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def mean_over_seeds(tables, method: str, column: str, scale: float = 100.0) -> np.ndarray:
+    rows = tables.summary[tables.summary["method"] == method]
+    return scale * rows.groupby("density")[column].mean().sort_index(ascending=False).to_numpy()
+
+
+def lines_by_label(ax) -> dict:
+    return {line.get_label(): line for line in ax.get_lines()}
+
+
+def test_accuracy_vs_density_plots_means_on_reversed_log_axis(tables):
+    ax = report.fig_accuracy_vs_density(tables, STYLE).axes[0]
+    lines = lines_by_label(ax)
+    assert sorted(lines) == ["imp", "random", "random_b", "reinit"]
+    assert ax.get_xscale() == "log"
+    left, right = ax.get_xlim()
+    assert left > 100 > right
+    assert lines["imp"].get_xdata() == pytest.approx([100 * 0.8**r for r in range(6)])
+    assert lines["imp"].get_ydata() == pytest.approx(
+        mean_over_seeds(tables, "imp", "final_test_accuracy")
+    )
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["50", "100"]
+
+
+def test_band_is_std_or_min_max_over_seeds(tables):
+    for spread, half_width in (("std", 0.4 / math.sqrt(2)), ("minmax", 0.2)):
+        style = report.FigureStyle(**{**asdict(STYLE), "spread": spread})
+        ax = report.fig_accuracy_vs_density(tables, style).axes[0]
+        band = ax.collections[0].get_paths()[0].vertices[:, 1]  # imp is drawn first
+        mean = mean_over_seeds(tables, "imp", "final_test_accuracy")
+        assert band.max() == pytest.approx(mean.max() + half_width)
+
+
+def test_early_stop_vs_density_plots_mean_iterations(tables):
+    ax = report.fig_early_stop_vs_density(tables, STYLE).axes[0]
+    imp = lines_by_label(ax)["imp"]
+    assert imp.get_ydata() == pytest.approx([round(1000 + 2000 * 0.8**r) + 50 for r in range(6)])
+    assert ax.get_xscale() == "log"
+
+
+def test_learning_curves_select_rounds_and_reinit(tables):
+    ax = report.fig_learning_curves(tables, STYLE).axes[0]
+    lines = lines_by_label(ax)
+    # 100 -> round 0, 51.3 -> round 3 (51.2%), 21.1 and the sparsest -> round 5 (32.8%)
+    assert list(lines) == ["imp 100%", "imp 51.2%", "imp 32.8%", "reinit 51.2%"]
+    assert lines["reinit 51.2%"].get_linestyle() == "--"
+    test = tables.curves[(tables.curves["split"] == "test") & (tables.curves["level"] == "round0")]
+    expected = 100 * test.groupby("iteration")["accuracy"].mean().to_numpy()
+    assert lines["imp 100%"].get_ydata() == pytest.approx(expected)
+
+
+def test_generalization_gap_train_and_test(tables):
+    lines = lines_by_label(report.fig_generalization_gap(tables, STYLE).axes[0])
+    assert sorted(lines) == ["imp test", "imp train", "reinit test", "reinit train"]
+    assert lines["imp train"].get_ydata() == pytest.approx(
+        mean_over_seeds(tables, "imp", "final_train_accuracy")
+    )
+
+
+def test_layer_density_heatmap_values(tables):
+    ax = report.fig_layer_density(tables, STYLE).axes[0]
+    cells = np.asarray(ax.collections[0].get_array()).reshape(3, 6)
+    imp = tables.layers[tables.layers["method"] == "imp"]
+    expected = 100 * imp.pivot_table(index="layer", columns="round", values="layer_density")
+    assert cells == pytest.approx(expected.loc[[name for name, _, _ in LAYERS]].to_numpy())
+    assert [t.get_text() for t in ax.get_yticklabels()] == [name for name, _, _ in LAYERS]
+
+
+def test_all_methods_line_style_by_family(tables):
+    ax = report.fig_all_methods(tables, STYLE).axes[0]
+    lines = lines_by_label(ax)
+    assert len(lines) == 7
+    styles = {name: line.get_linestyle() for name, line in lines.items()}
+    assert styles["imp"] == "-" and styles["reinit"] == "--"
+    assert styles["snip"] == ":" and styles["finetune"] == "-."
+    assert ax.get_xscale() == "log"
+
+
+def test_layer_collapse_bars_and_collapse_marks(tables):
+    ax = report.fig_layer_collapse(tables, STYLE).axes[0]
+    widths = [bar.get_width() for bar in ax.patches]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert dict(zip(labels, widths, strict=True))["snip"] == pytest.approx(5.0)
+    assert dict(zip(labels, widths, strict=True))["synflow"] == pytest.approx(20.0)
+    (marks,) = ax.get_lines()
+    assert np.nanmax(marks.get_xdata()) == pytest.approx(20.0)
+    assert ax.get_xscale() == "log"
+
+
+def test_density_profiles_facets_match_overall_density(tables):
+    axes = report.fig_density_profiles(tables, STYLE).axes
+    assert [ax.get_title() for ax in axes] == ["50% remaining", "20% remaining", "5% remaining"]
+    assert sorted(lines_by_label(axes[1])) == ["snip", "synflow"]  # IMP 32.8% is too far
+    assert len(lines_by_label(axes[0])) == 7
+    synflow = lines_by_label(axes[2])["synflow"]
+    assert synflow.get_xdata().tolist() == [1, 2, 3]
+    assert synflow.get_ydata() == pytest.approx([100 * 0.95 * 0.05, 5.0, 50.0])
+    assert axes[0].get_yscale() == "log"
+
+
+def test_figures_without_data_are_skipped(tables):
+    only = imp_only(tables)
+    made = {name: spec.make(only, STYLE) is not None for name, spec in report.FIGURES.items()}
+    assert made == {
+        "accuracy_vs_density": True, "early_stop_vs_density": True, "learning_curves": False,
+        "generalization_gap": True, "layer_density": True, "all_methods": False,
+        "layer_collapse": True, "density_profiles": True,
+    }  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- rendering
+
+
+def write_csvs(tables: report.ReportTables, folder) -> dict:
+    paths = {name: folder / f"{name}.csv" for name in ("summary", "layers", "curves")}
+    for name, path in paths.items():
+        getattr(tables, name).to_csv(path, index=False)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def made(tables, tmp_path_factory) -> dict:
+    """One full report (figures, provenance, HTML, TeX, PDF) and the CSVs it was made from."""
+    folder = tmp_path_factory.mktemp("report")
+    paths = write_csvs(tables, folder)
+    out_dir = folder / "reports" / "lenet_fmnist"
+    out = report.make_report("lenet_fmnist", paths, STYLE, SETTINGS, out_dir)
+    return out | {"csv": paths, "out_dir": out_dir}
+
+
+def test_html_is_self_contained_with_captions_and_audit(made):
+    html = made["html"].read_text()
+    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    assert len(images) == len(report.FIGURES)
+    assert all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
+    assert 'href="http' not in html and "<link" not in html and "<style>" in html
+    assert "Appendix: audit trail" in html
+    for name in ("summary", "layers", "curves"):
+        assert sha256_file(made["csv"][name]) in html
+    pdf = made["out_dir"] / "figures" / "layer_collapse.pdf"
+    assert f"python -m lth audit {pdf.as_posix()}" in html
+    assert "Experiment lenet_fmnist: lenet300_100 on fashion_mnist" in html
+    assert "89.52 ± 0.28" in html and "not configured" not in html
+
+
+def test_tex_escapes_text_includes_pdfs_and_compiles(made):
+    tex = made["tex"].read_text()
+    for name in report.FIGURES:
+        assert f"keepaspectratio]{{figures/{name}.pdf}}" in tex
+    assert r"lenet300\_100" in tex and r"random\_b" in tex
+    assert r"89.52 \ensuremath{\pm} 0.28" in tex and r"Weights left (\%)" in tex
+    assert made["pdf"].read_bytes().startswith(b"%PDF")
+
+
+def test_provenance_records_inputs_and_outputs_of_each_figure(made):
+    provenance = read_json(made["provenance"])
+    assert set(provenance["code_version"]) == {"git", "source_sha256"}
+    assert provenance["style"] == asdict(STYLE) | {
+        "curve_percents": list(STYLE.curve_percents),
+        "profile_percents": list(STYLE.profile_percents),
+    }
+    figure = provenance["figures"]["density_profiles"]
+    assert figure["inputs"] == [
+        {"path": str(made["csv"][t]), "sha256": sha256_file(made["csv"][t])}
+        for t in ("summary", "layers")
+    ]
+    pdf = made["out_dir"] / "figures" / "density_profiles.pdf"
+    assert figure["outputs"][0] == {"path": str(pdf), "sha256": sha256_file(pdf)}
+    assert figure["verb"] == "report" and figure["params"]["settings"] == SETTINGS
+    assert find_record(pdf) == figure  # what `python -m lth audit <figure>` reads
+
+
+def test_report_says_not_configured_for_skipped_figures(tables, made, tmp_path):
+    provenance = read_json(made["provenance"])
+    figures = {
+        name: (
+            made["out_dir"] / "figures" / f"{name}.pdf",
+            made["out_dir"] / "figures" / f"{name}.png",
+        )
+        for name in report.FIGURES
+        if name not in ("learning_curves", "all_methods")
+    }
+    html, tex = report.render_report("imp_only", tables, figures, provenance, SETTINGS, tmp_path)
+    assert html.read_text().count("Not configured") == 2
+    assert re.search(r"all_methods</a>\s*\(not configured\)", html.read_text())
+    assert "learning_curves.pdf" not in tex.read_text()
+    assert tex.read_text().count("Not configured") == 2
+
+
+def test_latex_escape_and_failed_compile_names_the_error(tmp_path):
+    assert report.latex_escape("a_b 50% & #1 ±2 {x}") == r"a\_b 50\% \& \#1 \ensuremath{\pm}2 \{x\}"
+    broken = tmp_path / "broken.tex"
+    broken.write_text("\\documentclass{article}\\begin{document}\\nosuchmacro\\end{document}\n")
+    with pytest.raises(LthError, match="Undefined control sequence"):
+        report.compile_pdf(broken)
+    assert not (tmp_path / "broken.pdf").exists()
+
+
+def test_bad_style_settings_and_tables_raise_one_line_errors(tables, tmp_path):
+    config = asdict(STYLE)
+    assert report.style_from_config(config) == STYLE
+    with pytest.raises(LthError, match="missing keys \\['dpi'\\]"):
+        report.style_from_config({k: v for k, v in config.items() if k != "dpi"})
+    with pytest.raises(LthError, match="spread"):
+        report.FigureStyle(**{**config, "spread": "sem"})
+    with pytest.raises(LthError, match="unknown palette 'nope'"):
+        report.FigureStyle(**{**config, "palette": "nope"})
+    paths = write_csvs(tables, tmp_path)
+    tables.summary.drop(columns="collapsed").to_csv(paths["summary"], index=False)
+    with pytest.raises(LthError, match="summary.csv: missing columns \\['collapsed'\\]"):
+        report.read_tables(paths["summary"], paths["layers"], paths["curves"])
+    with pytest.raises(LthError, match="missing keys \\['seeds'\\]"):
+        report.render_report(
+            "x",
+            tables,
+            {},
+            {"code_version": "v", "style": config, "figures": {}},
+            {k: v for k, v in SETTINGS.items() if k != "seeds"},
+            tmp_path,
+        )

@@ -1,0 +1,143 @@
+"""The real Snakemake on the tiny config: the whole DAG to the report, then what reruns."""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from generated import write_learnable_idx_folder
+from lth.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "tests" / "configs" / "tiny.yaml"
+PRESETS = sorted((REPO / "workflow" / "presets").glob("*.yaml"))
+
+
+def snakemake(workdir: Path, *args: str, config: Path | None = None) -> str:
+    """Run the snakemake CLI on the repo's Snakefile in workdir; return its output."""
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+           "--directory", str(workdir), "--cores", "2",
+           *(["--configfile", str(config)] if config else []), *args]
+    run = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir, timeout=900,
+                         env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"})
+    assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
+    return run.stdout + run.stderr
+
+
+def planned_jobs(output: str) -> dict[str, int]:
+    """Rule -> job count from the 'Job stats' table of a dry run ({} if nothing to do)."""
+    if "Nothing to be done" in output:
+        return {}
+    table = output.split("Job stats:")[1].split("total")[0]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
+def variant(workdir: Path, edit) -> Path:
+    """A copy of the tiny config changed by edit(config)."""
+    cfg = yaml.safe_load(TINY.read_text())
+    edit(cfg)
+    path = workdir / "variant.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory) -> Path:
+    """A working directory where the tiny workflow ran to its reports."""
+    workdir = tmp_path_factory.mktemp("tiny")
+    write_learnable_idx_folder(workdir / "tiny_fmnist", n_train=600, n_test=200)
+    snakemake(workdir, "all", config=TINY)
+    return workdir
+
+
+def test_summary_has_a_row_per_method_level_and_seed(done):
+    summary = pd.read_csv(done / "results/tiny/summary.csv")
+    counts = summary.groupby("method").size().to_dict()
+    assert counts == {"imp": 3, "imp_oneshot": 2, "reinit": 2, "random": 2, "random_b": 2,
+                      "finetune": 2, "snip": 1, "synflow": 1}
+    imp = summary[summary.method == "imp"].sort_values("round")
+    assert imp.density.is_monotonic_decreasing and imp.density.iloc[0] == 1.0
+    # imp_oneshot keeps exactly the per-layer counts of the IMP round it matches
+    merged = summary[summary.method == "imp_oneshot"].merge(imp, on="round")
+    assert (merged.params_kept_x == merged.params_kept_y).all()
+    assert (summary.final_test_accuracy > 0.5).all()  # the tiny data are learnable
+    assert set(summary.loc[summary.method.isin(["snip", "synflow"]), "target_density"]) == {0.1}
+
+
+def test_reports_are_complete(done):
+    html = (done / "reports/tiny/report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 8
+    assert (done / "reports/tiny/report.pdf").read_bytes().startswith(b"%PDF")
+    provenance = json.loads((done / "reports/tiny/provenance.json").read_text())
+    assert set(provenance["figures"]) >= {"accuracy_vs_density", "all_methods"}
+
+
+def test_second_dry_run_has_nothing_to_do(done):
+    assert planned_jobs(snakemake(done, "-n", "all", config=TINY)) == {}
+
+
+def test_adding_a_seed_runs_only_that_seed_and_the_aggregates(done):
+    out = snakemake(done, "-n", "all", config=variant(
+        done, lambda c: c["experiments"]["tiny"].update(seeds=[0, 1])))
+    per_round = ["prune_imp", "train_imp", "prune_imp_oneshot", "train_imp_oneshot",
+                 "train_reinit", "prune_random", "train_random", "train_random_b",
+                 "prune_finetune", "train_finetune"]
+    expected = {"init": 1, "dense": 1, "prune_oneshot": 2, "train_oneshot": 2, "summarize": 1,
+                "figure": 8, "report_html": 1, "report_pdf": 1, "all": 1}
+    assert planned_jobs(out) == expected | {rule: 2 for rule in per_round}
+
+
+def test_changing_the_pruning_rate_keeps_theta_0_and_the_dense_run(done):
+    jobs = planned_jobs(snakemake(done, "-n", "all", config=variant(
+        done, lambda c: c["experiments"]["tiny"]["imp"].update(rate_fc=0.4))))
+    assert "init" not in jobs and "dense" not in jobs and "prepare_data" not in jobs
+    assert jobs["prune_imp"] == 2 and jobs["train_imp"] == 2
+    assert jobs["train_reinit"] == 2 and jobs["train_random"] == 2 and jobs["train_random_b"] == 2
+    assert "train_oneshot" not in jobs  # pruning at init does not depend on the IMP rate
+
+
+def test_changing_a_figure_style_reruns_only_figures_and_reports(done):
+    jobs = planned_jobs(snakemake(done, "-n", "all", config=variant(
+        done, lambda c: c["figures"].update(dpi=80))))
+    assert set(jobs) == {"figure", "report_html", "report_pdf", "all"}
+
+
+def test_audit_of_a_figure_reaches_the_dataset_files(done, capsys, monkeypatch):
+    monkeypatch.chdir(done)
+    assert main(["audit", "reports/tiny/figures/accuracy_vs_density.pdf"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    raw = [line for line in lines if "FashionMNIST/raw/train-images-idx3-ubyte.gz" in line]
+    assert raw and all("[ok]" in line and "sha256=" in line for line in raw)
+    assert any("made by: lth train" in line for line in lines)
+    assert any("made by: lth init" in line for line in lines)
+
+
+def test_audit_marks_a_changed_input(done, capsys, monkeypatch, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(done, copy, symlinks=True)
+    monkeypatch.chdir(copy)
+    metrics = copy / "results/tiny/seed0/imp/round1/metrics.csv"
+    metrics.write_text(metrics.read_text() + "\n")
+    assert main(["audit", "results/tiny/summary.csv"]) == 0
+    changed = [line for line in capsys.readouterr().out.splitlines() if "CHANGED" in line]
+    assert changed and "imp/round1/metrics.csv" in changed[0]
+
+
+@pytest.mark.parametrize("preset", PRESETS, ids=[p.stem for p in PRESETS])
+def test_every_preset_passes_a_dry_run(preset, tmp_path):
+    jobs = planned_jobs(snakemake(tmp_path, "-n", "report", config=preset))
+    assert jobs["report_pdf"] >= 1 and jobs["dense"] >= 1
+
+
+def test_bad_config_is_rejected_naming_the_key(tmp_path):
+    bad = variant(tmp_path, lambda c: c["experiments"]["tiny"]["imp"].update(rate_fc=1.5))
+    run = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile",
+                          str(REPO / "Snakefile"), "--directory", str(tmp_path), "-n",
+                          "--configfile", str(bad)], capture_output=True, text=True)
+    assert run.returncode != 0 and "rate_fc" in run.stdout + run.stderr
