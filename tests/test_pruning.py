@@ -10,6 +10,7 @@ from torch import nn
 from lth import pruning
 from lth.io import LthError
 from lth.masks import collapsed_layers, counts, full_mask, is_nested, round_half_up
+from lth.pruning import input_reaches_output
 
 T_GRASP = 200.0  # Wang et al. 2020: softmax temperature of GraSP's loss
 
@@ -319,3 +320,35 @@ def test_prune_at_init_rejects_bad_input(changes, message):
     args.update(changes)
     with pytest.raises(LthError, match=message):
         pruning.prune_at_init(**args)
+
+
+class _Residual(nn.Module):
+    """x -> relu(main(x) + shortcut(x)) -> out: two paths from input to output."""
+
+    def __init__(self):
+        super().__init__()
+        self.main = nn.Linear(6, 4)
+        self.shortcut = nn.Linear(6, 4, bias=False)
+        self.out = nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.out(torch.relu(self.main(x) + self.shortcut(x)))
+
+
+def test_input_reaches_output_tells_collapse_from_an_emptied_shortcut():
+    torch.manual_seed(0)
+    net = _Residual()
+    names = ["main.weight", "shortcut.weight", "out.weight"]
+    params = dict(net.named_parameters())
+    full = {n: torch.ones_like(params[n], dtype=torch.bool) for n in names}
+    no_shortcut = dict(full, **{"shortcut.weight": torch.zeros(4, 6, dtype=torch.bool)})
+    assert input_reaches_output(net, full, names, (6,))
+    assert input_reaches_output(net, no_shortcut, names, (6,))  # main branch still connects
+    no_branches = dict(no_shortcut, **{"main.weight": torch.zeros(4, 6, dtype=torch.bool)})
+    assert not input_reaches_output(net, no_branches, names, (6,))  # biases alone don't count
+    disjoint = dict(full, **{"out.weight": torch.zeros(3, 4, dtype=torch.bool)})
+    disjoint["out.weight"][0, 0] = True  # out reads only unit 0 ...
+    disjoint["main.weight"] = torch.zeros(4, 6, dtype=torch.bool)
+    disjoint["shortcut.weight"] = torch.zeros(4, 6, dtype=torch.bool)
+    disjoint["shortcut.weight"][1] = True  # ... but only unit 1 is fed: no path
+    assert not input_reaches_output(net, disjoint, names, (6,))

@@ -141,3 +141,23 @@ def test_bad_config_is_rejected_naming_the_key(tmp_path):
                           str(REPO / "Snakefile"), "--directory", str(tmp_path), "-n",
                           "--configfile", str(bad)], capture_output=True, text=True)
     assert run.returncode != 0 and "rate_fc" in run.stdout + run.stderr
+
+
+def vgg_weights(cfg: list[int], in_channels: int, classes: int) -> int:
+    """Conv weights (3x3) plus the output layer of a CIFAR-form VGG with these widths."""
+    widths = [in_channels, *cfg]
+    return sum(9 * a * b for a, b in zip(widths, widths[1:], strict=False)) + cfg[-1] * classes
+
+
+def test_filter_pruning_makes_a_smaller_dense_network(done):
+    summary = pd.read_csv(done / "results/tiny_vgg/summary.csv").set_index("method")
+    vgg16 = [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]
+    half_ends = [32, *vgg16[1:-1], 256]  # conv1 and conv13 lose half their filters
+    dense = vgg_weights(vgg16, 1, 10)
+    assert summary.loc["imp"].query("round == 0").params_total.item() == dense
+    for method in ("filter_l1", "filter_scratch"):
+        row = summary.loc[method]
+        assert row.params_total == dense
+        assert row.params_kept == vgg_weights(half_ends, 1, 10)
+        assert row.flops < row.dense_flops and row.latency_seconds > 0
+        assert row.family == "baseline"

@@ -278,8 +278,9 @@ def parse_level(level: str) -> tuple[int, float | None]:
 
 
 def network_facts(model, arch: dict, mask: M.Mask) -> dict:
-    """Density, per-layer counts, FLOPs and collapse of a masked network."""
-    from lth.models import layer_kinds
+    """Density, per-layer counts, FLOPs and collapse (no input-output path) of a network."""
+    from lth.models import layer_kinds, prunable_names
+    from lth.pruning import input_reaches_output
 
     shape = tuple(arch["input_shape"])
     kept, total = M.counts(mask)
@@ -287,7 +288,7 @@ def network_facts(model, arch: dict, mask: M.Mask) -> dict:
     facts = {
         "params_kept": kept, "params_total": total,
         "flops": M.macs(model, shape, mask), "dense_flops": M.macs(model, shape),
-        "collapsed": bool(M.collapsed_layers(mask)),
+        "collapsed": not input_reaches_output(model, mask, prunable_names(model), shape),
         "layers": [{"layer": n, "kind": kinds[n], "kept": int(m.sum()), "size": m.numel()}
                    for n, m in mask.items()],
     }

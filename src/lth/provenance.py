@@ -121,18 +121,26 @@ def _status(path: Path, recorded: str | None) -> str:
     if not path.exists():
         return "MISSING"
     if recorded is None:
-        return "unrecorded"
+        return "audited file"
     return "ok" if sha256_file(path) == recorded else "CHANGED"
 
 
 def lineage(path: Path, recorded_sha: str | None = None, depth: int = 0,
             seen: set | None = None) -> list[str]:
-    """Lines describing `path` and, recursively, every input that made it."""
+    """Lines describing `path` and, recursively, every input that made it.
+
+    Each node shows the sha256 recorded by the verb that used it and whether the file still
+    has that content; a node already expanded above is not expanded again.
+    """
     seen = set() if seen is None else seen
     pad = "  " * depth
-    lines = [f"{pad}{path}  sha256={recorded_sha or '-'}  [{_status(path, recorded_sha)}]"]
+    shown = recorded_sha or (sha256_file(path) if path.exists() else "-")
+    lines = [f"{pad}{path}  sha256={shown}  [{_status(path, recorded_sha)}]"]
     key = str(path.resolve())
-    if key in seen or not path.exists():
+    if not path.exists():
+        return lines
+    if key in seen:
+        lines[-1] += "  (lineage above)"
         return lines
     seen.add(key)
     record = find_record(path)

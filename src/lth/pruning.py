@@ -160,6 +160,34 @@ def synflow_scores(model: nn.Module, mask: Mask, data: ScoreData) -> Scores:
     return {n: s.to(params[n].dtype) for n, s in scores.items()}
 
 
+@torch.no_grad()
+def input_reaches_output(model: nn.Module, mask: Mask, names: list[str],
+                         input_shape: tuple[int, ...]) -> bool:
+    """Whether any path of kept weights still connects the input to the output.
+
+    Layer collapse (Tanaka et al. 2020, Sec. 3) is the loss of every such path: the network
+    then computes a constant and trains to chance accuracy. The test is SynFlow's positive
+    network with every bias (and BatchNorm shift and running mean) set to zero: each output
+    is then a sum over input-output paths of products of positive weights, so it is > 0
+    exactly when a path survives. Unlike "some layer is empty", this is right for residual
+    networks, where an emptied shortcut convolution leaves the main branch connected.
+    """
+    state = {n: p.detach().double().abs() for n, p in model.named_parameters()}
+    state.update({n: torch.zeros_like(p) for n, p in state.items() if n.endswith(".bias")})
+    for n, b in model.named_buffers():
+        if n.endswith("running_mean"):
+            state[n] = torch.zeros_like(b, dtype=torch.float64)
+        elif n.endswith("running_var"):
+            state[n] = torch.ones_like(b, dtype=torch.float64)
+        else:
+            state[n] = b
+    state.update({n: state[n] * mask[n] for n in names})
+    device = state[names[0]].device
+    ones = torch.ones((1, *input_shape), dtype=torch.float64, device=device)
+    with _scoring_mode(model, batchnorm_training=False):
+        return bool(functional_call(model, state, (ones,)).sum() > 0)
+
+
 CRITERIA: dict[str, Criterion] = {
     "magnitude": magnitude_scores,
     "random": random_scores,

@@ -14,7 +14,7 @@ wildcard_constraints:
     density=r"(0|1)(\.\d+)?",
     method=r"[A-Za-z0-9_]+",
     name=r"[a-z_]+",
-    dataset=r"[a-z_]+",
+    dataset=r"[a-z0-9_]+",
     structure=r"[a-z][a-z0-9_]*",
 
 
