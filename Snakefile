@@ -20,7 +20,7 @@ if not workflow.overwrite_configfiles:
 include: "workflow/rules/validate.smk"
 
 
-check_config(config, "workflow/schemas/config.schema.yaml")
+check_config(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")
 validate(config, "workflow/schemas/config.schema.yaml")  # fills in the schema's defaults
 
 

@@ -2,6 +2,8 @@
 IMP with reset and late rewinding, its controls, determinism, and every error path."""
 
 import json
+import os
+import shlex
 from pathlib import Path
 
 import pytest
@@ -15,10 +17,9 @@ from lth.io import load_tensors, read_metadata
 SPEECH = ["--speech-features", "mfcc"] + [
     a for k, v in (("n-fft", 480), ("win-length", 480), ("hop-length", 160), ("n-mels", 40),
                    ("n-mfcc", 40)) for a in (f"--speech-{k}", str(v))]
-SCHEDULE = ("--optimizer adam --lr 0.002 --momentum 0 --nesterov false --weight-decay 0 "
-            "--batch-size 50 --iterations 40 --milestones '' --gamma 0.1 --warmup 0 "
-            "--eval-every 10 --eval-batch-size 500 --dropout 0 --augment false "
-            "--device cpu --threads 1").replace("''", "").split()
+SCHEDULE = shlex.split("--optimizer adam --lr 0.002 --momentum 0 --nesterov false --weight-decay 0 "
+            "--batch-size 50 --iterations 40 --gamma 0.1 --warmup 0 --eval-every 10 "
+            "--eval-batch-size 500 --dropout 0 --augment false --device cpu --threads 1")
 FIX = ["--experiment", "t", "--seed", "0"]
 
 
@@ -40,8 +41,7 @@ def lab(tmp_path_factory):
     src = write_learnable_idx_folder(root / "src", n_train=600, n_test=200)
     assert lth("prepare", "--dataset", "fashion_mnist", "--root", root / "data", "--source", src,
                "--download", "false", *SPEECH) == 0
-    import os
-
+    previous = os.getcwd()
     os.chdir(root)
     assert lth("init", *FIX, "--model", "lenet300_100", "--data-root", "data",
                "--out", "init.safetensors") == 0
@@ -51,7 +51,8 @@ def lab(tmp_path_factory):
                "dense/mask.safetensors", "--criterion", "magnitude", "--scope", "layerwise",
                "--rates", "0.2,0.2,0.1", "--purpose", "imp/round1", "--iterations", 1,
                "--out", "imp1/mask.safetensors") == 0
-    return root
+    yield root
+    os.chdir(previous)
 
 
 def test_dense_run_learns_and_records_everything(lab):

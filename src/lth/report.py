@@ -728,6 +728,17 @@ COMMON_CAPTION = (
 # ----------------------------------------------------------------------------- writing figures
 
 
+def no_data_figure(name: str, experiment: str, style: FigureStyle) -> Figure:
+    """A figure that says `name` has no data in `experiment` (e.g. no level near the
+    configured profile_percents), so the report shows why instead of a missing image."""
+    fig, (ax,) = _new_figure(style)
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, f"{name}: no data in experiment {experiment}\n"
+            "(no configured method or level matches this figure's settings)",
+            ha="center", va="center", wrap=True)
+    return fig
+
+
 def save_figure(fig: Figure, stem: str | os.PathLike, style: FigureStyle) -> tuple[Path, Path]:
     """Write fig as <stem>.pdf and <stem>.png (style.dpi), each atomically; no timestamps
     in the PDF, so the same data give the same bytes."""

@@ -54,14 +54,15 @@ def _tables_and_style(args):
 
 
 def cmd_figure(args) -> None:
-    from lth.report import FIGURES, build_provenance, save_figure
+    from lth.report import FIGURES, build_provenance, no_data_figure, save_figure
 
     if args.name not in FIGURES:
         raise LthError(f"--name {args.name!r}: expected one of {', '.join(FIGURES)}")
     tables, style, paths = _tables_and_style(args)
     fig = FIGURES[args.name].make(tables, style)
     if fig is None:
-        raise LthError(f"figure {args.name}: experiment {args.experiment} has no data for it")
+        print(f"lth figure: {args.name} has no data in experiment {args.experiment}")
+        fig = no_data_figure(args.name, args.experiment, style)
     written = {args.name: save_figure(fig, Path(args.out_dir) / args.name, style)}
     record = build_provenance(args.experiment, style, args.settings, paths,
                               written)["figures"][args.name]

@@ -20,7 +20,7 @@ wildcard_constraints:
 
 def library(*modules):
     """The lth source files a verb imports: a code change reruns what it affects."""
-    return [f"src/lth/{m}.py" for m in ("__init__", "__main__", "cli", "commands", "io",
+    return [f"{workflow.basedir}/src/lth/{m}.py" for m in ("__init__", "__main__", "cli", "commands", "io",
                                           "provenance", "seeding", *modules)]
 
 
@@ -146,34 +146,53 @@ def run_outputs(method, level, with_mask=False, with_rewind=False):
     return out
 
 
-def train_args(method, family, level, schedule=lambda e: e["train"], extra=lambda w, e: "",
-               mask=None):
+def resolve(spec, wildcards):
+    """A path of a rule (a pattern, or a function of the wildcards) for these wildcards."""
+    return spec(wildcards) if callable(spec) else spec.format(**wildcards)
+
+
+# Params functions take the wildcards only: Snakemake leaves params computed from `input` or
+# `output` out of its params-changed rerun trigger, and every hyperparameter must be in it.
+# They resolve file paths from the same specs the rule declares as input and output.
+
+
+def train_args(files, outputs, method, family, level, schedule=lambda e: e["train"],
+               extra=lambda w, e: "", mask=None):
     """A params function: every argument of one `lth train` call. mask: None (dense),
     "input" (a mask made by another job) or "output" (made by this job's prune step)."""
 
-    def args(wildcards, input, output):
+    def args(wildcards):
         e = exp(wildcards)
-        mask_arg = f"--mask {getattr(input if mask == 'input' else output, 'mask')}" if mask else ""
+        mask_arg = ""
+        if mask is not None:
+            where = files if mask == "input" else outputs
+            mask_arg = f"--mask {resolve(where['mask'], wildcards)}"
         return (
             f"train --experiment {wildcards.exp} --seed {wildcards.seed} "
             f"--method {method.format(**wildcards)} --family {family} "
-            f"--level {level.format(**wildcards)} --init {input.init} {mask_arg} "
-            f"--data-root {data_dir(e['dataset'])} --val-size {e['val_size']} "
+            f"--level {level.format(**wildcards)} --init {resolve(files['init'], wildcards)} "
+            f"{mask_arg} --data-root {data_dir(e['dataset'])} --val-size {e['val_size']} "
             f"{schedule_args(schedule(e))} --device {config['device']} "
-            f"--out-dir {Path(output.run).parent} {extra(wildcards, e)}"
+            f"--out-dir {Path(resolve(outputs['run'], wildcards)).parent} {extra(wildcards, e)}"
         )
 
     return args
 
 
-def prune_args(criterion, scope, how, purpose, iterations=lambda e, w: 1, data=False):
-    """A params function: one `lth prune` call writing output.mask, chained (`::`) before
-    the training of the same run directory."""
+def prune_args(files, outputs, criterion, scope, how, purpose, iterations=lambda e, w: 1,
+               data=False):
+    """A params function: one `lth prune` call writing the rule's mask output, chained (`::`)
+    before the training of the same run directory. how(e, w, path) gives the pruning amount;
+    path(key) is the resolved input file `key`."""
 
-    def args(wildcards, input, output):
+    def args(wildcards):
         e = exp(wildcards)
         o = e["oneshot"]
-        start = f"--mask {input.start_mask}" if "start_mask" in input.keys() else ""
+
+        def path(key):
+            return resolve(files[key], wildcards)
+
+        start = f"--mask {path('start_mask')}" if "start_mask" in files else ""
         data_args = (
             f"--data-root {data_dir(e['dataset'])} --val-size {e['val_size']} "
             f"--score-batch-size {o['score_batch_size']} "
@@ -182,10 +201,11 @@ def prune_args(criterion, scope, how, purpose, iterations=lambda e, w: 1, data=F
         ) if data else ""
         return (
             f"prune --experiment {wildcards.exp} --seed {wildcards.seed} "
-            f"--weights {input.weights} {start} --criterion {criterion(e, wildcards)} "
-            f"--scope {scope(e, wildcards)} {how(e, wildcards, input)} "
+            f"--weights {path('weights')} {start} --criterion {criterion(e, wildcards)} "
+            f"--scope {scope(e, wildcards)} {how(e, wildcards, path)} "
             f"--purpose {purpose.format(**wildcards)} --iterations {iterations(e, wildcards)} "
-            f"{data_args} --device {config['device']} --out {output.mask} ::"
+            f"{data_args} --device {config['device']} "
+            f"--out {resolve(outputs['mask'], wildcards)} ::"
         )
 
     return args

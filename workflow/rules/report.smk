@@ -60,7 +60,7 @@ rule report_html:
         **TABLES,
         figures=figure_pdfs,
         code=library("report", "report_cli"),
-        templates=glob.glob("reports/templates/*.j2"),
+        templates=glob.glob(f"{workflow.basedir}/reports/templates/*.j2"),
     output:
         html=report("reports/{exp}/report.html", caption="../report/report.rst",
                     category="{exp}", labels={"figure": "report", "format": "html"}),
