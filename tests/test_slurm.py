@@ -76,18 +76,6 @@ def recorded_job_ids_match_sbatch_logs(job_ids: list[str], workdir: Path) -> Non
     assert set(job_ids) <= logged, f"job ids {sorted(set(job_ids) - logged)} have no sbatch log"
 
 
-def check_smoke_outputs(workdir: Path) -> None:
-    """Each smoke job ran under SLURM; each (prune, train) chain shared one group job."""
-    chains = {
-        train.stem: ((workdir / "mask" / train.name).read_text(), train.read_text())
-        for train in (workdir / "train").glob("*.txt")
-    }
-    assert all(prune == train for prune, train in chains.values()), chains
-    group_jobs = [prune for prune, _ in chains.values()]
-    assert len(set(group_jobs)) == len(chains) > 1, chains
-    recorded_job_ids_match_sbatch_logs(group_jobs, workdir)
-
-
 def check_lth_outputs(workdir: Path) -> None:
     """Every trained network's run.json records the SLURM job it was trained in."""
     run_files = sorted(workdir.glob("results/*/seed*/*/*/run.json"))
@@ -114,10 +102,6 @@ class WorkflowCase:
 
 
 CASES = [
-    pytest.param(
-        WorkflowCase(REPO / "tests" / "slurm" / "Snakefile", None, ("all",), check_smoke_outputs),
-        id="smoke",
-    ),
     pytest.param(
         WorkflowCase(
             REPO / "Snakefile",
