@@ -24,7 +24,7 @@ def library(*modules):
                                           "provenance", "seeding", *modules)]
 
 
-TRAIN_CODE = library("data", "models", "masks", "train", "report_cli")
+TRAIN_CODE = library("data", "models", "masks", "pruning", "train", "report_cli")
 PRUNE_CODE = library("data", "models", "masks", "pruning", "report_cli")
 
 
@@ -86,10 +86,6 @@ def imp_rates(e):
     return f"{i['rate_conv']},{i['rate_fc']},{i['rate_output']}"
 
 
-def train_resources(e):
-    return e["resources"]
-
-
 def oneshot_methods(e):
     return e["oneshot"]["methods"] if e["oneshot"]["densities"] else {}
 
@@ -119,16 +115,6 @@ def runs_of(e_name, filename="run.json"):
 
 def report_targets():
     return [f"reports/{e}/report.{ext}" for e in EXPERIMENTS for ext in ("html", "pdf")]
-
-
-def train_command(method, family, level):
-    """The shared `lth train` call; rules add --init/--mask/--out-dir and extras."""
-    return (
-        f"{LTH} train --experiment {{wildcards.exp}} --seed {{wildcards.seed}} "
-        f"--method {method} --family {family} --level {level} "
-        "--data-root {params.data_root} --val-size {params.val_size} {params.schedule} "
-        "--device {params.device} --threads {threads}"
-    )
 
 
 def level_dir(method, level):
