@@ -167,27 +167,22 @@ def error_of(capsys, *args) -> str:
     return err
 
 
+def prune_call(criterion="magnitude", scope="global", how=("--density", "0.5"),
+               weights="init.safetensors") -> list[str]:
+    """A `prune` call whose other arguments are valid."""
+    return ["prune", *FIX, "--weights", weights, "--criterion", criterion, "--scope", scope,
+            *how, "--purpose", "p", "--iterations", "1", "--out", "x"]
+
+
 @pytest.mark.parametrize("args,expected", [
     (["train", *FIX, "--method", "imp"], "required"),
     (["bogus"], "invalid choice"),
-    (["prune", *FIX, "--weights", "missing.safetensors", "--criterion", "magnitude", "--scope",
-      "global", "--density", "0.5", "--purpose", "p", "--iterations", "1", "--out", "x"],
-     "missing.safetensors: file not found"),
-    (["prune", *FIX, "--weights", "init.safetensors", "--criterion", "nope", "--scope",
-      "global", "--density", "0.5", "--purpose", "p", "--iterations", "1", "--out", "x"],
-     "--criterion 'nope'"),
-    (["prune", *FIX, "--weights", "init.safetensors", "--criterion", "magnitude", "--scope",
-      "global", "--density", "1.5", "--purpose", "p", "--iterations", "1", "--out", "x"],
-     "--density 1.5"),
-    (["prune", *FIX, "--weights", "init.safetensors", "--criterion", "magnitude", "--scope",
-      "layerwise", "--rates", "0.2,0.2", "--purpose", "p", "--iterations", "1", "--out", "x"],
-     "three fractions"),
-    (["prune", *FIX, "--weights", "init.safetensors", "--criterion", "magnitude", "--scope",
-      "global", "--rates", "0.2,0.2,0.1", "--purpose", "p", "--iterations", "1", "--out", "x"],
-     "same rate"),
-    (["prune", *FIX, "--weights", "init.safetensors", "--criterion", "snip", "--scope",
-      "global", "--density", "0.5", "--purpose", "p", "--iterations", "1", "--out", "x"],
-     "needs --data-root"),
+    (prune_call(weights="missing.safetensors"), "missing.safetensors: file not found"),
+    (prune_call(criterion="nope"), "--criterion 'nope'"),
+    (prune_call(how=("--density", "1.5")), "--density 1.5"),
+    (prune_call(scope="layerwise", how=("--rates", "0.2,0.2")), "three fractions"),
+    (prune_call(how=("--rates", "0.2,0.2,0.1")), "same rate"),
+    (prune_call(criterion="snip"), "needs --data-root"),
     (["init", *FIX, "--model", "lenet300_100", "--data-root", "nowhere", "--out", "x"],
      "nowhere/manifest.json: file not found"),
     (["init", *FIX, "--model", "alexnet", "--data-root", "data", "--out", "x"],
