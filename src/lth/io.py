@@ -105,12 +105,18 @@ def load_tensors(path: str | os.PathLike, device: str | torch.device = "cpu") ->
 
 
 def read_metadata(path: str | os.PathLike) -> dict:
-    """The JSON metadata stored in a safetensors header by save_tensors ({} if none)."""
+    """The JSON metadata stored in a safetensors header by save_tensors ({} if none).
+
+    Reads the header only (an 8-byte little-endian length, then that much JSON), not the
+    tensors behind it.
+    """
     path = Path(path)
-    data = _read_safetensors_bytes(path)
+    if not path.is_file():
+        raise LthError(f"{path}: file not found")
     try:
-        size = int.from_bytes(data[:8], "little")
-        header = json.loads(data[8 : 8 + size])
+        with open(path, "rb") as fh:
+            size = int.from_bytes(fh.read(8), "little")
+            header = json.loads(fh.read(size))
     except (ValueError, UnicodeDecodeError) as err:
         raise LthError(f"{path}: not a valid safetensors file ({err})") from None
     raw = header.get("__metadata__", {}).get("lth")
