@@ -69,10 +69,8 @@ def build(arch: dict, gen: torch.Generator, dropout: float):
 
     A filter-pruned VGG (lth.filters) records its narrower conv widths as "cfg".
     """
-    from lth.models import MODEL_NAMES, build_model, vgg
+    from lth.models import build_model, vgg
 
-    if arch["model"] not in MODEL_NAMES:
-        raise LthError(f"model {arch['model']!r} is not one of {', '.join(MODEL_NAMES)}")
     shape = tuple(arch["input_shape"])
     if "cfg" in arch:
         return vgg(arch["cfg"], shape, arch["num_classes"], gen)
@@ -92,6 +90,11 @@ def prunable_params(model) -> dict[str, torch.Tensor]:
 
     params = dict(model.named_parameters())
     return {n: params[n] for n in prunable_names(model)}
+
+
+def call_params(args, *excluded: str) -> dict:
+    """Every argument of this verb call, for its record (output paths excluded)."""
+    return {k: v for k, v in vars(args).items() if k not in ("verb", *excluded)}
 
 
 def load_mask(path: str | None, params: dict[str, torch.Tensor]) -> M.Mask:
@@ -158,7 +161,7 @@ def prune_to_counts(scores, mask, reference: M.Mask, scope: str) -> M.Mask:
     return M.keep_top_global(scores, mask, M.counts(reference)[0], list(mask))
 
 
-DATA_CRITERIA = {"snip": "--score-batch-size", "grasp": "--samples-per-class"}
+DATA_CRITERIA = frozenset({"snip", "grasp"})
 
 
 def score_batches(args, arch, gen, device) -> list:
@@ -218,8 +221,7 @@ def cmd_prune(args) -> None:
     inputs = [p for p in (args.weights, args.mask, args.match_counts) if p]
     if args.criterion in DATA_CRITERIA:
         inputs.append(Path(args.data_root) / "tensors.safetensors")
-    params_record = {k: v for k, v in vars(args).items() if k not in ("verb", "out")}
-    record = make_record("prune", params_record, inputs, str(device))
+    record = make_record("prune", call_params(args, "out"), inputs, str(device))
     record["architecture"] = arch
     save_tensors(args.out, new, record)
 
@@ -241,9 +243,7 @@ def cmd_filter_prune(args) -> None:
                for name, net in (("dense_latency_seconds", model),
                                  ("latency_seconds", small))}
     dense_params = sum(p.numel() for p in prunable_params(model).values())
-    record = make_record("filter-prune", {k: v for k, v in vars(args).items()
-                                          if k not in ("verb", "out")}, [args.weights],
-                         str(device))
+    record = make_record("filter-prune", call_params(args, "out"), [args.weights], str(device))
     record["architecture"] = dict(arch, cfg=list(small.cfg), unpruned={
         "params_total": dense_params, "dense_flops": M.macs(model, shape), **latency})
     print(f"filter pruning: {dense_params} -> "
@@ -279,7 +279,7 @@ def parse_level(level: str) -> tuple[int, float | None]:
 
 def network_facts(model, arch: dict, mask: M.Mask) -> dict:
     """Density, per-layer counts, FLOPs and collapse (no input-output path) of a network."""
-    from lth.models import layer_kinds, prunable_names
+    from lth.models import layer_kinds
     from lth.pruning import input_reaches_output
 
     shape = tuple(arch["input_shape"])
@@ -288,7 +288,7 @@ def network_facts(model, arch: dict, mask: M.Mask) -> dict:
     facts = {
         "params_kept": kept, "params_total": total,
         "flops": M.macs(model, shape, mask), "dense_flops": M.macs(model, shape),
-        "collapsed": not input_reaches_output(model, mask, prunable_names(model), shape),
+        "collapsed": not input_reaches_output(model, mask, list(mask), shape),
         "layers": [{"layer": n, "kind": kinds[n], "kept": int(m.sum()), "size": m.numel()}
                    for n, m in mask.items()],
     }
@@ -346,7 +346,7 @@ def write_training_outputs(args, arch, model, mask, result, facts, schedule, dev
     out = Path(args.out_dir)
     inputs = [p for p in (args.init, args.mask) if p]
     inputs.append(Path(args.data_root) / "tensors.safetensors")
-    params = {k: v for k, v in vars(args).items() if k not in ("verb", "out_dir", "threads")}
+    params = call_params(args, "out_dir", "threads")
     params["schedule_used"] = dataclasses.asdict(schedule)
     record = make_record("train", params, inputs, str(device))
     record["architecture"] = arch
