@@ -29,6 +29,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/lottery.smk"
 include: "workflow/rules/controls.smk"
 include: "workflow/rules/oneshot.smk"
+include: "workflow/rules/training.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/report.smk"
 

@@ -12,7 +12,9 @@ import sys
 
 from lth.io import LthError
 
-FAMILIES = ("lottery", "control", "at_init", "baseline")
+REPORT_VERBS = ("figure", "report", "pdf")
+"""Verbs of lth.report_cli, imported only when one of them runs (so editing the report code
+never changes what a training job imports)."""
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -20,18 +22,6 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str):
         raise LthError(f"{self.prog}: {message}")
-
-
-def _floats(text: str) -> tuple[float, ...]:
-    return tuple(float(v) for v in text.split(",") if v.strip())
-
-
-def _ints(text: str) -> tuple[int, ...]:
-    return tuple(int(v) for v in text.split(",") if v.strip())
-
-
-def _optional_int(text: str) -> int | None:
-    return None if text.lower() in ("none", "null", "") else int(text)
 
 
 def _bool(text: str) -> bool:
@@ -67,64 +57,29 @@ def _add_init(sub) -> None:
     p.add_argument("--out", required=True)
 
 
+def _job(cls):
+    """An argparse type reading a JSON job spec of dataclass cls (lth.spec)."""
+    from lth import spec
+
+    def parse(text: str):
+        return spec.from_json(getattr(spec, cls), text)
+
+    parse.__name__ = cls
+    return parse
+
+
 def _add_prune(sub) -> None:
     p = sub.add_parser("prune", help="a mask from scores of weights")
-    _add_run_identity(p)
-    p.add_argument("--weights", required=True, help="weights the criterion scores")
-    p.add_argument("--mask", default=None, help="mask to prune further (default: dense)")
-    p.add_argument("--criterion", required=True)
-    p.add_argument("--scope", choices=("layerwise", "global"), required=True)
-    how = p.add_mutually_exclusive_group(required=True)
-    how.add_argument("--rates", type=_floats, metavar="CONV,FC,OUTPUT",
-                     help="remove these fractions of the remaining weights per layer kind")
-    how.add_argument("--density", type=float, help="keep this fraction of prunable weights")
-    how.add_argument("--match-counts", metavar="MASK",
-                     help="keep as many weights as MASK keeps (per layer, or in total if global)")
-    p.add_argument("--purpose", required=True, help="names the random stream, e.g. snip/density0.1")
-    p.add_argument("--data-root", default=None, help="training data, for data-driven criteria")
-    p.add_argument("--val-size", type=_optional_int, default=None)
-    p.add_argument("--score-batch-size", type=int, default=None, help="SNIP batch size")
-    p.add_argument("--samples-per-class", type=int, default=None, help="GraSP samples")
-    p.add_argument("--grasp-temperature", type=float, default=None)
-    p.add_argument("--iterations", type=int, required=True, help="pruning iterations (SynFlow 100)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--out", required=True)
+    p.add_argument("--job", type=_job("PruneJob"), required=True,
+                   help="the prune job as JSON (lth.spec.PruneJob; the workflow builds it)")
 
 
 def _add_train(sub) -> None:
-    p = sub.add_parser("train", help="train a masked network; final weights, metrics, run.json")
-    _add_run_identity(p)
-    p.add_argument("--method", required=True)
-    p.add_argument("--family", required=True, choices=FAMILIES)
-    p.add_argument("--level", required=True)
-    p.add_argument("--init", required=True, help="starting weights (theta_0, theta_k or trained)")
-    p.add_argument("--fresh-init", default=None, metavar="PURPOSE",
-                   help="ignore --init's values: draw a new init from this random stream")
-    p.add_argument("--mask", default=None, help="mask (default: dense)")
-    p.add_argument("--data-root", required=True)
-    p.add_argument("--val-size", type=_optional_int, required=True,
-                   help="validation examples held out of train; none for official splits")
-    p.add_argument("--optimizer", choices=("sgd", "adam"), required=True)
-    p.add_argument("--lr", type=float, required=True)
-    p.add_argument("--momentum", type=float, required=True)
-    p.add_argument("--nesterov", type=_bool, required=True)
-    p.add_argument("--weight-decay", type=float, required=True)
-    p.add_argument("--batch-size", type=int, required=True)
-    p.add_argument("--iterations", type=int, required=True)
-    p.add_argument("--milestones", type=_ints, required=True, help="e.g. 20000,25000 or ''")
-    p.add_argument("--gamma", type=float, required=True)
-    p.add_argument("--warmup", type=int, required=True)
-    p.add_argument("--eval-every", type=int, required=True)
-    p.add_argument("--eval-batch-size", type=int, required=True)
-    p.add_argument("--dropout", type=float, required=True)
-    p.add_argument("--augment", type=_bool, required=True)
-    p.add_argument("--budget-cap", type=float, default=None,
-                   help="Scratch-B: stretch the schedule by min(cap, dense/sparse FLOPs)")
-    p.add_argument("--save-at", type=int, default=None, help="also save the weights at this "
-                   "iteration as rewind.safetensors (late rewinding)")
-    p.add_argument("--device", default="auto")
+    p = sub.add_parser("train", help="train a cohort of masked networks; per network final "
+                       "weights, metrics, run.json")
+    p.add_argument("--job", type=_job("TrainJob"), required=True,
+                   help="the cohort as JSON (lth.spec.TrainJob; the workflow builds it)")
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--out-dir", required=True)
 
 
 def _fractions(text: str) -> dict[str, float]:
@@ -160,15 +115,17 @@ def _add_audit(sub) -> None:
     p.add_argument("artifact")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every verb; the report verbs' only when `verb` is one (or None)."""
     parser = OneLineParser(prog="lth", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="verb", required=True, parser_class=OneLineParser)
     for add in (_add_prepare, _add_init, _add_prune, _add_filter_prune, _add_train,
                 _add_summarize, _add_audit):
         add(sub)
-    from lth import report_cli
+    if verb is None or verb in REPORT_VERBS:
+        from lth import report_cli
 
-    report_cli.add_parsers(sub)
+        report_cli.add_parsers(sub)
     return parser
 
 
@@ -196,9 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     from lth import provenance
 
     try:
-        parser = build_parser()
         chain = segments(sys.argv[1:] if argv is None else argv)
-        parsed = [(seg, parser.parse_args(seg)) for seg in chain]
+        parsed = [(seg, build_parser(seg[0] if seg else None).parse_args(seg)) for seg in chain]
         from lth import commands
 
         for seg, args in parsed:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import io
 import re
 import time
@@ -24,6 +25,7 @@ from lth.io import (
 )
 from lth.provenance import file_entry, make_record
 from lth.seeding import derive_seed, generator
+from lth.spec import FAMILIES, Member, PruneJob, Rates, Schedule, TrainJob, to_json
 
 LEVEL_PATTERN = re.compile(
     r"^(round(?P<round>\d+)|density(?P<density>[0-9.]+)|(?P<structure>[a-z][a-z0-9_]*))$"
@@ -135,12 +137,13 @@ def cmd_init(args) -> None:
     save_tensors(args.out, model.state_dict(), record)
 
 
-def _kind_rates(model, rates: tuple[float, ...]) -> dict[str, float]:
+def kind_rates(model, rates: Rates) -> dict[str, float]:
+    """Each prunable weight's IMP rate, by its layer kind (conv, hidden fc, output)."""
     from lth.models import layer_kinds
 
-    if len(rates) != 3 or not all(0 <= r < 1 for r in rates):
-        raise LthError(f"--rates {rates}: expected three fractions in [0, 1): conv,fc,output")
-    by_kind = dict(zip(("conv", "fc", "output"), rates, strict=True))
+    by_kind = dataclasses.asdict(rates)
+    if not all(0 <= r < 1 for r in by_kind.values()):
+        raise LthError(f"rates {by_kind}: expected fractions in [0, 1)")
     return {name: by_kind[kind] for name, kind in layer_kinds(model).items()}
 
 
@@ -150,7 +153,7 @@ def prune_by_rates(scores, mask, rates: dict[str, float], scope: str) -> M.Mask:
         return M.prune_fraction_layerwise(scores, mask, rates)
     pooled = [n for n, r in rates.items() if r > 0]
     if len({rates[n] for n in pooled}) > 1:
-        raise LthError("--scope global needs the same rate for every pruned layer kind")
+        raise LthError("scope global needs the same rate for every pruned layer kind")
     return M.prune_fraction_global(scores, mask, rates[pooled[0]], pooled) if pooled else mask
 
 
@@ -164,66 +167,86 @@ def prune_to_counts(scores, mask, reference: M.Mask, scope: str) -> M.Mask:
 DATA_CRITERIA = frozenset({"snip", "grasp"})
 
 
-def score_batches(args, arch, gen, device) -> list:
+@functools.lru_cache(maxsize=2)
+def splits_of(data_root: str, val_size: int | None, device: torch.device):
+    """The normalised splits, loaded once per process (a cohort job's verbs share them)."""
+    from lth.data import load_splits
+
+    return load_splits(Path(data_root), val_size, device)
+
+
+def score_batches(job: PruneJob, arch, gen, device) -> list:
     """Training batches a data-driven criterion scores on: one random batch for SNIP
     (Lee et al. 2019), a class-balanced sample for GraSP (Wang et al. 2020)."""
-    if args.criterion not in DATA_CRITERIA:
+    if job.criterion not in DATA_CRITERIA:
         return []
-    from lth.data import load_splits
     from lth.pruning import balanced_batches
 
-    needed = [args.data_root, args.score_batch_size, args.samples_per_class]
-    if any(v is None for v in needed) or (args.criterion == "grasp"
-                                          and args.grasp_temperature is None):
-        raise LthError(f"--criterion {args.criterion} needs --data-root, --score-batch-size, "
-                       "--samples-per-class and --grasp-temperature")
-    splits = load_splits(Path(args.data_root), args.val_size, device)
-    if args.criterion == "snip":
-        idx = torch.randperm(len(splits.train_x), generator=gen)[: args.score_batch_size]
+    if job.data_root is None or job.scoring is None:
+        raise LthError(f"criterion {job.criterion} needs data_root and scoring settings")
+    splits = splits_of(job.data_root, job.val_size, device)
+    size = job.scoring.score_batch_size
+    if job.criterion == "snip":
+        idx = torch.randperm(len(splits.train_x), generator=gen)[:size]
         return [(splits.train_x[idx.to(device)], splits.train_y[idx.to(device)])]
-    return balanced_batches(splits.train_x, splits.train_y, args.samples_per_class,
-                            arch["num_classes"], gen, args.score_batch_size)
+    return balanced_batches(splits.train_x, splits.train_y, job.scoring.samples_per_class,
+                            arch["num_classes"], gen, size)
 
 
-def score_data(args, model, arch, device):
-    """The ScoreData of a prune call: names, batches, generator and criterion settings."""
+def score_data(job: PruneJob, model, arch, device):
+    """The ScoreData of a prune job: names, batches, generator and criterion settings."""
     from lth.models import prunable_names
     from lth.pruning import ScoreData
 
-    gen = generator(args.experiment, args.seed, args.purpose)
+    gen = generator(job.experiment, job.seed, job.purpose)
     return ScoreData(
-        names=prunable_names(model), batches=score_batches(args, arch, gen, device), gen=gen,
+        names=prunable_names(model), batches=score_batches(job, arch, gen, device), gen=gen,
         num_classes=arch["num_classes"], input_shape=tuple(arch["input_shape"]),
-        grasp_temperature=args.grasp_temperature,
+        grasp_temperature=job.scoring.grasp_temperature if job.scoring else None,
     )
+
+
+def check_prune_job(job: PruneJob) -> None:
+    """One line naming what is wrong with a prune job, before any work."""
+    from lth.pruning import CRITERIA
+
+    if job.criterion not in CRITERIA:
+        raise LthError(f"criterion {job.criterion!r}: expected one of {', '.join(CRITERIA)}")
+    if job.scope not in ("layerwise", "global"):
+        raise LthError(f"scope {job.scope!r}: expected layerwise or global")
+    amounts = [job.rates is not None, job.density is not None, job.match_counts is not None]
+    if sum(amounts) != 1:
+        raise LthError("a prune job needs exactly one of rates, density and match_counts")
+    if job.density is not None and not 0 < job.density <= 1:
+        raise LthError(f"density {job.density}: expected a fraction in (0, 1]")
 
 
 def cmd_prune(args) -> None:
     from lth.pruning import CRITERIA, prune_at_init
 
-    if args.criterion not in CRITERIA:
-        raise LthError(f"--criterion {args.criterion!r}: expected one of {', '.join(CRITERIA)}")
-    if args.density is not None and not 0 < args.density <= 1:
-        raise LthError(f"--density {args.density}: expected a fraction in (0, 1]")
-    device = resolve_device(args.device)
-    model, arch = load_model(args.weights, 0.0, device)
+    job = args.job
+    check_prune_job(job)
+    device = resolve_device(job.device)
+    model, arch = load_model(job.weights, 0.0, device)
     params = prunable_params(model)
-    mask = load_mask(args.mask, params)
-    reference = load_mask(args.match_counts, params) if args.match_counts else None
-    data = score_data(args, model, arch, device)
-    if args.density is not None:
-        new = prune_at_init(model, mask, args.criterion, args.density, args.scope, data,
-                            args.iterations)
+    mask = load_mask(job.mask, params)
+    reference = load_mask(job.match_counts, params) if job.match_counts else None
+    data = score_data(job, model, arch, device)
+    if job.density is not None:
+        new = prune_at_init(model, mask, job.criterion, job.density, job.scope, data,
+                            job.iterations)
     else:
-        scores = CRITERIA[args.criterion](model, mask, data)
-        new = (prune_by_rates(scores, mask, _kind_rates(model, args.rates), args.scope)
-               if args.rates else prune_to_counts(scores, mask, reference, args.scope))
-    inputs = [p for p in (args.weights, args.mask, args.match_counts) if p]
-    if args.criterion in DATA_CRITERIA:
-        inputs.append(Path(args.data_root) / "tensors.safetensors")
-    record = make_record("prune", call_params(args, "out"), inputs, str(device))
+        scores = CRITERIA[job.criterion](model, mask, data)
+        new = (prune_by_rates(scores, mask, kind_rates(model, job.rates), job.scope)
+               if job.rates else prune_to_counts(scores, mask, reference, job.scope))
+    inputs = [p for p in (job.weights, job.mask, job.match_counts) if p]
+    if job.criterion in DATA_CRITERIA:
+        inputs.append(Path(job.data_root) / "tensors.safetensors")
+    params = dataclasses.asdict(job)
+    del params["out"]
+    record = make_record("prune", params, inputs, str(device))
     record["architecture"] = arch
-    save_tensors(args.out, new, record)
+    save_tensors(job.out, new, record)
 
 
 def cmd_filter_prune(args) -> None:
@@ -251,19 +274,6 @@ def cmd_filter_prune(args) -> None:
           f"{latency['dense_latency_seconds'] * 1e3:.2f} -> {latency['latency_seconds'] * 1e3:.2f}"
           f" ms per batch of {args.latency_batch_size}")
     save_tensors(args.out, small.state_dict(), record)
-
-
-def schedule_from(args):
-    from lth.train import Schedule
-
-    if args.iterations < 1 or args.batch_size < 1 or args.eval_every < 1:
-        raise LthError("--iterations, --batch-size and --eval-every must be positive")
-    return Schedule(
-        optimizer=args.optimizer, lr=args.lr, momentum=args.momentum, nesterov=args.nesterov,
-        weight_decay=args.weight_decay, batch_size=args.batch_size, iterations=args.iterations,
-        milestones=args.milestones, gamma=args.gamma, warmup=args.warmup,
-        eval_every=args.eval_every, eval_batch_size=args.eval_batch_size,
-    )
 
 
 def parse_level(level: str) -> tuple[int, float | None]:
@@ -306,67 +316,136 @@ def metrics_csv(rows: list[dict]) -> str:
     return out.getvalue()
 
 
-def cmd_train(args) -> None:
-    from lth.data import augment_batch, load_splits
-    from lth.train import train
+def check_train_job(job: TrainJob) -> None:
+    """One line naming what is wrong with a training job, before any work."""
+    s, e = job.schedule, job.engine
+    positive = {"iterations": s.iterations, "batch_size": s.batch_size,
+                "eval_every": s.eval_every, "eval_batch_size": s.eval_batch_size}
+    for key, value in positive.items():
+        if value < 1:
+            raise LthError(f"schedule.{key}: expected a positive integer, got {value}")
+    if s.optimizer not in ("sgd", "adam"):
+        raise LthError(f"schedule.optimizer: expected sgd or adam, got {s.optimizer!r}")
+    if e.stack not in ("auto", "on", "off") or e.slots < 1:
+        raise LthError(f"engine: expected stack auto|on|off and slots >= 1, got {e}")
+    if not job.members:
+        raise LthError("a training job needs at least one member")
+    for m in job.members:
+        if m.family not in FAMILIES:
+            raise LthError(f"member {m.out_dir}: family {m.family!r} is not one of {FAMILIES}")
+        parse_level(m.level)
+        if m.save_at is not None and not 0 <= m.save_at <= s.iterations:
+            raise LthError(f"member {m.out_dir}: save_at {m.save_at} is outside the "
+                           f"{s.iterations} training iterations")
 
-    round_, target = parse_level(args.level)
-    schedule = schedule_from(args)
-    device = resolve_device(args.device)
+
+@dataclasses.dataclass
+class Prepared:
+    """A member made ready: its model (initialised), mask, facts and effective schedule."""
+
+    member: Member
+    model: torch.nn.Module
+    arch: dict
+    mask: M.Mask
+    facts: dict
+    schedule: Schedule
+
+
+def prepare_member(job: TrainJob, m: Member, device: torch.device) -> Prepared:
+    """Load a member's starting weights (or draw its fresh init) and its mask."""
+    dropout = job.schedule.dropout
+    model, arch = load_model(m.init, dropout, device)
+    if m.fresh_init:
+        fresh = build(arch, generator(job.experiment, m.seed, m.fresh_init), dropout)
+        model.load_state_dict(fresh.state_dict())
+    mask = load_mask(m.mask, prunable_params(model))
+    facts = network_facts(model, arch, mask)
+    schedule = job.schedule
+    if m.budget_cap is not None:
+        schedule = schedule.scaled(min(m.budget_cap, facts["dense_flops"] / facts["flops"]))
+    return Prepared(m, model, arch, mask, facts, schedule)
+
+
+def cmd_train(args) -> None:
+    """Train a cohort: every member shares the process, the data and (per effective
+    schedule) one training call; each writes its own artifacts."""
+    from lth.cohort import Net, set_tf32, train_cohort
+    from lth.data import augment_batch
+
+    job = args.job
+    check_train_job(job)
+    device = resolve_device(job.device)
     if args.threads:
         torch.set_num_threads(args.threads)
+    tf32 = set_tf32(job.engine) if device.type == "cuda" else None
     started = time.perf_counter()
-    model, arch = load_model(args.init, args.dropout, device)
-    if args.fresh_init:
-        fresh = build(arch, generator(args.experiment, args.seed, args.fresh_init), args.dropout)
-        model.load_state_dict(fresh.state_dict())
-    mask = load_mask(args.mask, prunable_params(model))
-    splits = load_splits(Path(args.data_root), args.val_size, device)
-    facts = network_facts(model, arch, mask)
-    if args.budget_cap is not None:
-        schedule = schedule.scaled(min(args.budget_cap, facts["dense_flops"] / facts["flops"]))
-    loaded = time.perf_counter()
-    torch.manual_seed(derive_seed(args.experiment, args.seed, "dropout"))  # nn.Dropout's RNG
-    result = train(
-        model, mask, splits, schedule, generator(args.experiment, args.seed, "data-order"),
-        checkpoint_iterations=(args.save_at,) if args.save_at is not None else (),
-        augment=augment_batch if args.augment else None,
-        prefix=f"[{args.experiment} seed{args.seed} {args.method}/{args.level}]",
-    )
-    write_training_outputs(args, arch, model, mask, result, facts, schedule, device,
-                           round_, target, {"load": loaded - started,
-                                            "train": result.wall_seconds})
+    splits = splits_of(job.data_root, job.val_size, device)
+    prepared = [prepare_member(job, m, device) for m in job.members]
+    load_seconds = time.perf_counter() - started
+    by_schedule: dict[Schedule, list[Prepared]] = {}
+    for p in prepared:
+        by_schedule.setdefault(p.schedule, []).append(p)
+    for schedule, group in by_schedule.items():
+        nets = [Net(p.model, p.mask, p.member.seed,
+                    f"[{job.experiment} seed{p.member.seed} {p.member.method}/{p.member.level}]",
+                    (p.member.save_at,) if p.member.save_at is not None else (),
+                    derive_seed(job.experiment, p.member.seed, "dropout"))
+                for p in group]
+        stacked = train_cohort(nets, splits, schedule,
+                               lambda seed: generator(job.experiment, seed, "data-order"),
+                               job.engine, augment_batch if schedule.augment else None)
+        for position, (p, net) in enumerate(zip(group, nets, strict=True)):
+            cohort = {"size": len(group), "position": position, "stacked": stacked,
+                      "slots": job.engine.slots if stacked else 1, "device": str(device),
+                      "threads": torch.get_num_threads(), "tf32": tf32}
+            write_training_outputs(job, p, net.result, device, cohort,
+                                   {"load": load_seconds, "train": net.result.wall_seconds})
 
 
-def write_training_outputs(args, arch, model, mask, result, facts, schedule, device,
-                           round_, target, timings) -> None:
+def train_record(job: TrainJob, p: Prepared, device) -> dict:
+    """The provenance of one network: its own member and the shared settings only, so a
+    network's files do not change when other networks join or leave its cohort. argv is a
+    one-member job that retrains exactly this network."""
+    from lth import provenance
+
+    own = dataclasses.replace(job, members=(p.member,))
+    provenance.ARGV[:] = ["train", "--job", to_json(own)]
+    inputs = [x for x in (p.member.init, p.member.mask) if x]
+    inputs.append(Path(job.data_root) / "tensors.safetensors")
+    params = dataclasses.asdict(own)
+    params.update(seed=p.member.seed, schedule_used=dataclasses.asdict(p.schedule))
+    record = make_record("train", params, inputs, str(device))
+    record["architecture"] = p.arch
+    return record
+
+
+def write_training_outputs(job: TrainJob, p: Prepared, result, device, cohort: dict,
+                           timings: dict) -> None:
     """final/mask/rewind safetensors, metrics.csv, then run.json (written last)."""
     from lth.train import early_stop
 
-    out = Path(args.out_dir)
-    inputs = [p for p in (args.init, args.mask) if p]
-    inputs.append(Path(args.data_root) / "tensors.safetensors")
-    params = call_params(args, "out_dir", "threads")
-    params["schedule_used"] = dataclasses.asdict(schedule)
-    record = make_record("train", params, inputs, str(device))
-    record["architecture"] = arch
+    m, schedule = p.member, p.schedule
+    out = Path(m.out_dir)
+    record = train_record(job, p, device)
     outputs = [out / "final.safetensors", out / "metrics.csv"]
-    save_tensors(outputs[0], model.state_dict(), record)
-    if args.mask is None or Path(args.mask).resolve() != (out / "mask.safetensors").resolve():
+    save_tensors(outputs[0], p.model.state_dict(), record)
+    if m.mask is None or Path(m.mask).resolve() != (out / "mask.safetensors").resolve():
         outputs.append(out / "mask.safetensors")
-        save_tensors(outputs[-1], mask, record)
-    if args.save_at is not None:
+        save_tensors(outputs[-1], p.mask, record)
+    if m.save_at is not None:
         outputs.append(out / "rewind.safetensors")
-        save_tensors(outputs[-1], result.checkpoints[args.save_at], record)
+        save_tensors(outputs[-1], result.checkpoints[m.save_at], record)
     atomic_write_text(outputs[1], metrics_csv(result.metrics))
     es_iter, es_acc = early_stop(result.metrics)
     final = {r["split"]: r["accuracy"] for r in result.metrics
              if r["iteration"] == schedule.iterations}
-    record["outputs"] = [file_entry(p) for p in outputs]
+    round_, target = parse_level(m.level)
+    record["outputs"] = [file_entry(x) for x in outputs]
     record["timings"] = timings
+    record["cohort"] = cohort
     record["result"] = dict(
-        facts, method=args.method, family=args.family, level=args.level, round=round_,
-        target_density=facts["density"] if target is None else target,
+        p.facts, method=m.method, family=m.family, level=m.level, round=round_,
+        target_density=p.facts["density"] if target is None else target,
         iterations=schedule.iterations, early_stop_iteration=es_iter,
         early_stop_test_accuracy=es_acc, final_test_accuracy=final["test"],
         final_val_accuracy=final["val"], final_train_accuracy=final["train"],
@@ -392,12 +471,13 @@ def cmd_audit(args) -> None:
 
 def run(args) -> int:
     """Dispatch to the verb's command."""
-    from lth import report_cli
-
     verbs = {"prepare": cmd_prepare, "init": cmd_init, "prune": cmd_prune,
              "train": cmd_train, "summarize": cmd_summarize, "audit": cmd_audit,
-             "filter-prune": cmd_filter_prune,
-             **report_cli.COMMANDS}
+             "filter-prune": cmd_filter_prune}
+    if args.verb not in verbs:
+        from lth import report_cli
+
+        verbs = report_cli.COMMANDS
     verbs[args.verb](args)
     return 0
 

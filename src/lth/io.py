@@ -18,6 +18,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from lth.errors import LthError
+
 
 def _current_umask() -> int:
     mask = os.umask(0)
@@ -26,10 +28,6 @@ def _current_umask() -> int:
 
 
 _UMASK = _current_umask()
-
-
-class LthError(Exception):
-    """A user-facing error: bad argument, config or input file. Printed as one line."""
 
 
 def sha256_file(path: str | os.PathLike) -> str:

@@ -12,43 +12,16 @@ for the early-stopping criterion").
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from lth.masks import Mask, apply_mask_
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """Every hyperparameter of one training run (defaults live in the config schema)."""
-
-    optimizer: str  # "sgd" or "adam"
-    lr: float
-    momentum: float
-    nesterov: bool
-    weight_decay: float
-    batch_size: int
-    iterations: int
-    milestones: tuple[int, ...]  # iterations at which the learning rate is multiplied by gamma
-    gamma: float
-    warmup: int  # iterations of linear warmup from 0 to lr
-    eval_every: int
-    eval_batch_size: int
-
-    def scaled(self, factor: float) -> Schedule:
-        """The same schedule stretched by `factor` (Scratch-B budgets, Liu et al. 2019)."""
-        return replace(
-            self,
-            iterations=math.ceil(self.iterations * factor),
-            milestones=tuple(math.ceil(m * factor) for m in self.milestones),
-            warmup=math.ceil(self.warmup * factor),
-        )
+from lth.spec import Schedule
 
 
 @dataclass
@@ -56,23 +29,28 @@ class TrainResult:
     metrics: list[dict]  # rows: iteration, split, loss, accuracy
     checkpoints: dict[int, dict[str, torch.Tensor]]  # iteration -> state dict (cpu)
     wall_seconds: float
-    optimizer: torch.optim.Optimizer  # its final state, for inspection
+    optimizer: torch.optim.Optimizer  # its final state, for inspection (shared when stacked)
 
 
-def make_optimizer(params: list[nn.Parameter], s: Schedule) -> torch.optim.Optimizer:
+def make_optimizer(params: list[torch.Tensor], s: Schedule,
+                   capturable: bool = False) -> torch.optim.Optimizer:
     """SGD (momentum, Nesterov, coupled weight decay) or Adam, as the schedule says.
+
+    capturable: for a step replayed as a CUDA graph (the learning rate is a device tensor).
 
     PyTorch's fused implementations (one kernel per step, CPU and CUDA): the default Adam
     step runs about twice as slowly once most gradients are masked to zero, the fused one
     does not (benchmarks/train_throughput.py).
     """
+    lr = torch.tensor(s.lr, device=params[0].device) if capturable else s.lr
     if s.optimizer == "sgd":
         return torch.optim.SGD(
-            params, lr=s.lr, momentum=s.momentum, nesterov=s.nesterov,
+            params, lr=lr, momentum=s.momentum, nesterov=s.nesterov,
             weight_decay=s.weight_decay, fused=True,
         )
     if s.optimizer == "adam":
-        return torch.optim.Adam(params, lr=s.lr, weight_decay=s.weight_decay, fused=True)
+        return torch.optim.Adam(params, lr=lr, weight_decay=s.weight_decay, fused=True,
+                                capturable=capturable)
     raise ValueError(f"optimizer must be 'sgd' or 'adam', got {s.optimizer!r}")
 
 
@@ -119,7 +97,7 @@ def early_stop(metrics: list[dict]) -> tuple[int, float]:
     return best, test[best]
 
 
-def _progress_line(prefix: str, it: int, total: int, rows: list[dict], start: float) -> str:
+def progress_line(prefix: str, it: int, total: int, rows: list[dict], start: float) -> str:
     by_split = {r["split"]: r for r in rows}
     elapsed = time.perf_counter() - start
     eta = elapsed / it * (total - it) if it else float("nan")
@@ -172,7 +150,7 @@ def train(
         if evaluate_model and (it % s.eval_every == 0 or it == s.iterations):
             rows = [record(it, "val", splits.val_x, splits.val_y),
                     record(it, "test", splits.test_x, splits.test_y)]
-            log(_progress_line(prefix, it, s.iterations, rows, start))
+            log(progress_line(prefix, it, s.iterations, rows, start))
 
     model.train()
     checkpoint(0)

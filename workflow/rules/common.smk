@@ -1,7 +1,17 @@
-# Helpers shared by the rules: config access, artifact paths, and argument rendering.
-import glob
+# Helpers shared by the rules: config access, artifact paths, and the typed job specs.
+#
+# A training job trains a cohort: every seed of one method and level (or a round's controls)
+# in one process. Each stage file declares its cohort kinds as data (CohortKind); training.smk
+# turns every (experiment, kind) into one rule. A job's settings are built here, from the
+# config, into the typed specs of lth.spec and handed to the verb as one JSON param.
 import shlex
+import sys
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
+
+sys.path.insert(0, f"{workflow.basedir}/src")
+from lth import spec  # noqa: E402  (torch-free)
 
 LTH = f"PYTHONPATH={workflow.basedir}/src python -m lth"
 EXPERIMENTS = config["experiments"]
@@ -11,8 +21,6 @@ wildcard_constraints:
     exp="|".join(EXPERIMENTS) or "_none_",
     seed=r"\d+",
     r=r"[1-9]\d*",
-    density=r"(0|1)(\.\d+)?",
-    method=r"[A-Za-z0-9_]+",
     name=r"[a-z_]+",
     dataset=r"[a-z0-9_]+",
     structure=r"[a-z][a-z0-9_]*",
@@ -20,28 +28,16 @@ wildcard_constraints:
 
 def library(*modules):
     """The lth source files a verb imports: a code change reruns what it affects."""
-    return [f"{workflow.basedir}/src/lth/{m}.py" for m in ("__init__", "__main__", "cli", "commands", "io",
-                                          "provenance", "seeding", *modules)]
+    base = ("__init__", "__main__", "cli", "commands", "errors", "io", "provenance", "seeding",
+            "spec")
+    return [f"{workflow.basedir}/src/lth/{m}.py" for m in (*base, *modules)]
 
 
-TRAIN_CODE = library("data", "models", "masks", "pruning", "train", "report_cli")
-PRUNE_CODE = library("data", "models", "masks", "pruning", "report_cli")
-
-
-def exp(wildcards):
-    return EXPERIMENTS[wildcards.exp]
-
-
-def run_dir(e, seed, method, level):
-    return f"results/{e}/seed{seed}/{method}/{level}"
+TRAIN_CODE = library("data", "models", "masks", "pruning", "train", "cohort")
 
 
 def data_dir(dataset):
     return f"data/{dataset}"
-
-
-def data_tensors(wildcards):
-    return f"{data_dir(exp(wildcards)['dataset'])}/tensors.safetensors"
 
 
 def fmt_density(d):
@@ -49,41 +45,16 @@ def fmt_density(d):
     return f"density{float(d):g}"
 
 
-def arg_list(values):
-    return shlex.quote(",".join(str(v) for v in values))
+def run_dir(e_name, seed, method, level):
+    return f"results/{e_name}/seed{seed}/{method}/{level}"
 
 
-def schedule_args(s):
-    """Explicit `lth train` arguments of a schedule block of the config."""
-    return (
-        f"--optimizer {s['optimizer']} --lr {s['lr']} --momentum {s['momentum']} "
-        f"--nesterov {s['nesterov']} --weight-decay {s['weight_decay']} "
-        f"--batch-size {s['batch_size']} --iterations {s['iterations']} "
-        f"--milestones {arg_list(s['milestones'])} --gamma {s['gamma']} --warmup {s['warmup']} "
-        f"--eval-every {s['eval_every']} --eval-batch-size {s['eval_batch_size']} "
-        f"--dropout {s['dropout']} --augment {s['augment']}"
-    )
+def init_path(e_name, seed):
+    return f"results/{e_name}/seed{seed}/init.safetensors"
 
 
-def filter_finetune_schedule(e):
-    """Li et al. 2017: fine-tune the smaller network at a constant, small learning rate."""
-    s = dict(e["train"])
-    s.update(lr=e["filters"]["lr"], iterations=e["filters"]["iterations"], milestones=[],
-             warmup=0)
-    return s
-
-
-def finetune_schedule(e):
-    """Han et al. 2015: continue from the trained weights at a reduced learning rate."""
-    s = dict(e["train"])
-    s.update(lr=s["lr"] * e["finetune"]["lr_scale"], iterations=e["finetune"]["iterations"],
-             milestones=[], warmup=0)
-    return s
-
-
-def imp_rates(e):
-    i = e["imp"]
-    return f"{i['rate_conv']},{i['rate_fc']},{i['rate_output']}"
+def rewind_path(e_name, seed):
+    return f"{run_dir(e_name, seed, 'imp', 'round0')}/rewind.safetensors"
 
 
 def oneshot_methods(e):
@@ -117,95 +88,134 @@ def report_targets():
     return [f"reports/{e}/report.{ext}" for e in EXPERIMENTS for ext in ("html", "pdf")]
 
 
-def level_dir(method, level):
-    """Output path pattern of a run directory; {r} and {density} stay wildcards."""
-    return f"results/{{exp}}/seed{{seed}}/{method}/{level}"
+def rates(e):
+    """IMP's per-kind pruning rates as the typed spec holds them."""
+    i = e["imp"]
+    return spec.Rates(conv=i["rate_conv"], fc=i["rate_fc"], output=i["rate_output"])
 
 
-def run_outputs(method, level, with_mask=False, with_rewind=False):
-    d = level_dir(method, level)
-    out = {"final": f"{d}/final.safetensors", "metrics": f"{d}/metrics.csv", "run": f"{d}/run.json"}
-    if with_mask:
-        out["mask"] = f"{d}/mask.safetensors"
-    if with_rewind:
-        out["rewind"] = f"{d}/rewind.safetensors"
-    return out
+def train_schedule(e):
+    return e["train"]
 
 
-def resolve(spec, wildcards):
-    """A path of a rule (a pattern, or a function of the wildcards) for these wildcards."""
-    return spec(wildcards) if callable(spec) else spec.format(**wildcards)
+def finetune_schedule(e):
+    """Han et al. 2015: continue from the trained weights at a reduced learning rate."""
+    s = dict(e["train"])
+    s.update(lr=s["lr"] * e["finetune"]["lr_scale"], iterations=e["finetune"]["iterations"],
+             milestones=[], warmup=0)
+    return s
 
 
-# Params functions take the wildcards only: Snakemake leaves params computed from `input` or
-# `output` out of its params-changed rerun trigger, and every hyperparameter must be in it.
-# They resolve file paths from the same specs the rule declares as input and output.
+def filter_finetune_schedule(e):
+    """Li et al. 2017: fine-tune the smaller network at a constant, small learning rate."""
+    s = dict(e["train"])
+    s.update(lr=e["filters"]["lr"], iterations=e["filters"]["iterations"], milestones=[],
+             warmup=0)
+    return s
 
 
-def train_args(files, outputs, method, family, level, schedule=lambda e: e["train"],
-               extra=lambda w, e: "", mask=None):
-    """A params function: every argument of one `lth train` call. mask: None (dense),
-    "input" (a mask made by another job) or "output" (made by this job's prune step)."""
-
-    def args(wildcards):
-        e = exp(wildcards)
-        mask_arg = ""
-        if mask is not None:
-            where = files if mask == "input" else outputs
-            mask_arg = f"--mask {resolve(where['mask'], wildcards)}"
-        return (
-            f"train --experiment {wildcards.exp} --seed {wildcards.seed} "
-            f"--method {method.format(**wildcards)} --family {family} "
-            f"--level {level.format(**wildcards)} --init {resolve(files['init'], wildcards)} "
-            f"{mask_arg} --data-root {data_dir(e['dataset'])} --val-size {e['val_size']} "
-            f"{schedule_args(schedule(e))} --device {config['device']} "
-            f"--out-dir {Path(resolve(outputs['run'], wildcards)).parent} {extra(wildcards, e)}"
-        )
-
-    return args
+def prune_job(e_name, e, seed, out, **how):
+    """A PruneJob writing `out` (a member's mask), with the experiment's shared settings."""
+    o = e["oneshot"]
+    scoring = spec.Scoring(score_batch_size=o["score_batch_size"],
+                           samples_per_class=o["samples_per_class"],
+                           grasp_temperature=o["grasp_temperature"])
+    how.setdefault("iterations", 1)
+    return spec.PruneJob(experiment=e_name, seed=seed, device=config["device"], out=out,
+                         data_root=data_dir(e["dataset"]), val_size=e["val_size"],
+                         scoring=scoring, **how)
 
 
-def prune_args(files, outputs, criterion, scope, how, purpose, iterations=lambda e, w: 1,
-               data=False):
-    """A params function: one `lth prune` call writing the rule's mask output, chained (`::`)
-    before the training of the same run directory. how(e, w, path) gives the pruning amount;
-    path(key) is the resolved input file `key`."""
+@dataclass
+class CohortKind:
+    """One kind of training job. members(e_name, e, w, seed) gives, for one seed, a list of
+    (member fields, prune how or None): a member whose `mask` is None and who has a prune
+    step gets the mask that step writes into its run directory."""
 
-    def args(wildcards):
-        e = exp(wildcards)
-        o = e["oneshot"]
+    name: str
+    methods: object  # e -> method names (output paths; may hold {wildcards})
+    level: str  # level pattern, e.g. round{r}, {structure}, or a literal
+    enabled: object  # e -> bool
+    members: object
+    schedule: object = train_schedule
+    levels: object = None  # e -> level patterns when one job covers several levels
+    rewind: bool = False
+    makes_init: bool = False
+    constraints: object = field(default_factory=lambda: (lambda e: {}))
+    log_tag: str = ""  # names the job's log (holds every wildcard); default: the level
 
-        def path(key):
-            return resolve(files[key], wildcards)
+    def level_patterns(self, e):
+        return self.levels(e) if self.levels else [self.level]
 
-        start = f"--mask {path('start_mask')}" if "start_mask" in files else ""
-        data_args = (
-            f"--data-root {data_dir(e['dataset'])} --val-size {e['val_size']} "
-            f"--score-batch-size {o['score_batch_size']} "
-            f"--samples-per-class {o['samples_per_class']} "
-            f"--grasp-temperature {o['grasp_temperature']}"
-        ) if data else ""
-        return (
-            f"prune --experiment {wildcards.exp} --seed {wildcards.seed} "
-            f"--weights {path('weights')} {start} --criterion {criterion(e, wildcards)} "
-            f"--scope {scope(e, wildcards)} {how(e, wildcards, path)} "
-            f"--purpose {purpose.format(**wildcards)} --iterations {iterations(e, wildcards)} "
-            f"{data_args} --device {config['device']} "
-            f"--out {resolve(outputs['mask'], wildcards)} ::"
-        )
+    def outputs(self, e_name, e):
+        files = []
+        for seed in e["seeds"]:
+            if self.makes_init:
+                files.append(init_path(e_name, seed))
+            for method in self.methods(e):
+                for level in self.level_patterns(e):
+                    d = run_dir(e_name, seed, method, level)
+                    files += [f"{d}/{f}" for f in ("final.safetensors", "metrics.csv",
+                                                   "run.json", "mask.safetensors")]
+                    if self.rewind:
+                        files.append(f"{d}/rewind.safetensors")
+        return files
 
-    return args
+    def steps(self, e_name, wildcards):
+        """(prune jobs, train job) of one job of this kind."""
+        e = EXPERIMENTS[e_name]
+        prunes, members = [], []
+        for seed in e["seeds"]:
+            for fields, how in self.members(e_name, e, wildcards, seed):
+                out_dir = run_dir(e_name, seed, fields["method"], fields["level"])
+                if how is not None:
+                    fields = dict(fields, mask=f"{out_dir}/mask.safetensors")
+                    prunes.append(prune_job(e_name, e, seed, fields["mask"], **how))
+                members.append(spec.Member(seed=seed, out_dir=out_dir, **fields))
+        job = spec.TrainJob(
+            experiment=e_name, data_root=data_dir(e["dataset"]), val_size=e["val_size"],
+            device=config["device"], schedule=spec.schedule_from_config(self.schedule(e)),
+            engine=spec.from_dict(spec.Engine, e["engine"], f"experiments.{e_name}.engine"),
+            members=tuple(members))
+        return prunes, job
 
 
-def prev_run(method, filename):
-    """The previous round's file of an iterative method (round 0 is the dense IMP run)."""
+def cohort_inputs(kind, e_name):
+    """Input function: every file the job's steps read that the job does not write."""
 
-    def path(wildcards):
-        r = int(wildcards.r) - 1
-        source = "imp" if r == 0 else method
-        return f"{run_dir(wildcards.exp, wildcards.seed, source, f'round{r}')}/{filename}"
+    def inputs(wildcards):
+        e = EXPERIMENTS[e_name]
+        prunes, job = kind.steps(e_name, wildcards)
+        written = {p.out for p in prunes}
+        if kind.makes_init:
+            written |= {init_path(e_name, s) for s in e["seeds"]}
+        read = [p.weights for p in prunes] + [p.mask for p in prunes] + [
+            p.match_counts for p in prunes] + [m.init for m in job.members] + [
+            m.mask for m in job.members]
+        files = sorted({f for f in read if f and f not in written})
+        return {"files": files, "data": f"{data_dir(e['dataset'])}/tensors.safetensors",
+                "code": TRAIN_CODE}
 
-    return path
+    return inputs
 
 
-TRAIN_THREADS = lambda w: exp(w)["resources"]["threads"]
+def cohort_command(kind, e_name):
+    """Params function: the `lth` verbs of one job, chained with `::` in one process:
+    init (dense only), one prune per produced mask, then train of the whole cohort."""
+
+    def command(wildcards):
+        e = EXPERIMENTS[e_name]
+        prunes, job = kind.steps(e_name, wildcards)
+        verbs = []
+        if kind.makes_init:
+            verbs += [f"init --experiment {e_name} --seed {s} --model {e['model']} "
+                      f"--data-root {data_dir(e['dataset'])} --out {init_path(e_name, s)}"
+                      for s in e["seeds"]]
+        verbs += [f"prune --job {shlex.quote(spec.to_json(p))}" for p in prunes]
+        verbs.append(f"train --job {shlex.quote(spec.to_json(job))}")
+        return " :: ".join(verbs)
+
+    return command
+
+
+COHORT_KINDS = []

@@ -1,64 +1,51 @@
 # Controls of each IMP round's mask: random reinitialisation (Frankle & Carbin 2019, Fig. 4)
 # and random structure with the same per-layer densities trained from scratch with the same
-# budget (Scratch-E) and a FLOPs-matched budget (Scratch-B) (Liu et al. 2019).
-
-IMP_MASK = f"{level_dir('imp', 'round{r}')}/mask.safetensors"
-REINIT_IN = dict(init=INIT, mask=IMP_MASK, data=data_tensors, code=TRAIN_CODE)
-REINIT_OUT = run_outputs("reinit", "round{r}", with_mask=True)
+# budget (Scratch-E) and a FLOPs-matched budget (Scratch-B) (Liu et al. 2019). The round's
+# reinit and random networks of every seed train as one cohort; Scratch-B, whose schedule is
+# longer, as another.
 
 
-use rule dense as train_reinit with:
-    input:
-        **REINIT_IN,
-    output:
-        **REINIT_OUT,
-    params:
-        prune="",
-        args=train_args(REINIT_IN, REINIT_OUT, "reinit", "control", "round{r}", mask="input",
-                        extra=lambda w, e: f"--fresh-init reinit/round{w.r}"),
-    log:
-        f"{level_dir('reinit', 'round{r}')}/train.log",
+def imp_mask(e_name, seed, r):
+    return f"{run_dir(e_name, seed, 'imp', f'round{r}')}/mask.safetensors"
 
 
-RANDOM_IN = dict(weights=INIT, reference=IMP_MASK, init=INIT, data=data_tensors,
-                 code=PRUNE_CODE + TRAIN_CODE)
-RANDOM_OUT = run_outputs("random", "round{r}", with_mask=True)
+def control_members(e_name, e, w, seed):
+    members = []
+    if e["controls"]["reinit"]:
+        members.append((dict(method="reinit", family="control", level=f"round{w.r}",
+                             init=init_path(e_name, seed), mask=imp_mask(e_name, seed, w.r),
+                             fresh_init=f"reinit/round{w.r}"), None))
+    if needs_random_mask(e):
+        how = dict(weights=init_path(e_name, seed), criterion="random", scope="layerwise",
+                   match_counts=imp_mask(e_name, seed, w.r), purpose=f"random/round{w.r}")
+        members.append((dict(method="random", family="control", level=f"round{w.r}",
+                             init=init_path(e_name, seed), fresh_init=f"random/round{w.r}"),
+                        how))
+    return members
 
 
-use rule dense as train_random with:
-    input:
-        **RANDOM_IN,
-    output:
-        **RANDOM_OUT,
-    params:
-        prune=prune_args(
-            RANDOM_IN, RANDOM_OUT,
-            criterion=lambda e, w: "random",
-            scope=lambda e, w: "layerwise",
-            how=lambda e, w, path: f"--match-counts {path('reference')}",
-            purpose="random/round{r}",
-        ),
-        args=train_args(RANDOM_IN, RANDOM_OUT, "random", "control", "round{r}", mask="output",
-                        extra=lambda w, e: f"--fresh-init random/round{w.r}"),
-    log:
-        f"{level_dir('random', 'round{r}')}/train.log",
+def needs_random_mask(e):
+    """Scratch-B trains the random control's mask, so it needs that job too."""
+    return e["controls"]["random"] or e["controls"]["random_b"]
 
 
-RANDOM_B_IN = dict(init=INIT, mask=RANDOM_OUT["mask"], data=data_tensors, code=TRAIN_CODE)
-RANDOM_B_OUT = run_outputs("random_b", "round{r}", with_mask=True)
+def control_methods(e):
+    return [m for m, on in (("reinit", e["controls"]["reinit"]),
+                            ("random", needs_random_mask(e))) if on]
 
 
-use rule dense as train_random_b with:
-    input:
-        **RANDOM_B_IN,
-    output:
-        **RANDOM_B_OUT,
-    params:
-        prune="",
-        args=train_args(
-            RANDOM_B_IN, RANDOM_B_OUT, "random_b", "control", "round{r}", mask="input",
-            extra=lambda w, e: (f"--fresh-init random/round{w.r} "
-                                f"--budget-cap {e['controls']['budget_cap']}"),
-        ),
-    log:
-        f"{level_dir('random_b', 'round{r}')}/train.log",
+def scratch_b_members(e_name, e, w, seed):
+    return [(dict(method="random_b", family="control", level=f"round{w.r}",
+                  init=init_path(e_name, seed),
+                  mask=f"{run_dir(e_name, seed, 'random', f'round{w.r}')}/mask.safetensors",
+                  fresh_init=f"random/round{w.r}", budget_cap=e["controls"]["budget_cap"]),
+             None)]
+
+
+COHORT_KINDS += [
+    CohortKind("controls", control_methods, "round{r}",
+               lambda e: e["imp"]["rounds"] > 0 and bool(control_methods(e)), control_members),
+    CohortKind("random_b", lambda e: ["random_b"], "round{r}",
+               lambda e: e["imp"]["rounds"] > 0 and e["controls"]["random_b"],
+               scratch_b_members),
+]

@@ -1,5 +1,6 @@
 # Figures (PDF for LaTeX, PNG for HTML) and the reports. Captions for `snakemake --report`
 # live next to this file in workflow/report/.
+import glob
 import json
 
 FIGURES_ALWAYS = ["accuracy_vs_density", "early_stop_vs_density", "learning_curves",
@@ -14,12 +15,12 @@ def figures_of(e):
 
 
 def figure_pdfs(wildcards):
-    return [f"reports/{wildcards.exp}/figures/{n}.pdf" for n in figures_of(exp(wildcards))]
+    return [f"reports/{wildcards.exp}/figures/{n}.pdf" for n in figures_of(EXPERIMENTS[wildcards.exp])]
 
 
 def report_settings(wildcards):
     """What captions name: the experiment's settings that matter, as JSON."""
-    e = exp(wildcards)
+    e = EXPERIMENTS[wildcards.exp]
     t, i = e["train"], e["imp"]
     rates = (f"{i['scope']}; conv {i['rate_conv']}, fc {i['rate_fc']}, "
              f"output {i['rate_output']} per round; rewind to iteration {i['rewind_iteration']}")

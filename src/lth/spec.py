@@ -1,0 +1,202 @@
+"""Typed job settings: one declaration per setting, no torch import.
+
+A setting is declared once in the config schema (default, bounds, citation) and once as a
+field of one of these frozen dataclasses. The workflow builds a job's spec from the config in
+one place (`workflow/rules/common.smk`), serialises it to JSON as one rule param (so any
+changed value reruns exactly the jobs whose spec holds it), and the verb reads it back with
+`from_json`, which names the key of any missing, unknown or mistyped value in one line.
+Adding a setting is one schema entry plus one field here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import types
+import typing
+from dataclasses import dataclass, replace
+
+from lth.errors import LthError
+
+FAMILIES = ("lottery", "control", "at_init", "baseline")
+"""What a trained network is, for the report: a ticket, a control, pruned at initialisation,
+or a baseline."""
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How one network trains: the `train` block of an experiment in the config."""
+
+    optimizer: str  # "sgd" or "adam"
+    lr: float
+    momentum: float
+    nesterov: bool
+    weight_decay: float
+    batch_size: int
+    iterations: int
+    milestones: tuple[int, ...]  # iterations at which the learning rate is multiplied by gamma
+    gamma: float
+    warmup: int  # iterations of linear warmup from 0 to lr
+    eval_every: int
+    eval_batch_size: int
+    dropout: float
+    augment: bool
+
+    def scaled(self, factor: float) -> Schedule:
+        """The same schedule stretched by `factor` (Scratch-B budgets, Liu et al. 2019)."""
+        return replace(
+            self,
+            iterations=math.ceil(self.iterations * factor),
+            milestones=tuple(math.ceil(m * factor) for m in self.milestones),
+            warmup=math.ceil(self.warmup * factor),
+        )
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Fraction of the remaining weights one IMP round removes, per layer kind."""
+
+    conv: float
+    fc: float
+    output: float
+
+
+@dataclass(frozen=True)
+class Engine:
+    """How a cohort job trains its networks (the `engine` block of an experiment).
+
+    stack: "auto" stacks the cohort into one batched step on CUDA and trains the networks one
+    after another with the reference loop on CPU; "on" / "off" force either. slots: the fixed
+    width of a stacked step; a cohort is cut into chunks of `slots` networks (the last one
+    padded), so a network's bytes never depend on its companions. capture: replay the
+    stacked step as a CUDA graph. tf32: allow TF32 matmuls and convolutions on CUDA.
+    """
+
+    stack: str
+    slots: int
+    capture: bool
+    tf32: bool
+
+
+@dataclass(frozen=True)
+class Member:
+    """One network of a cohort: where it starts, its mask, where its artifacts go."""
+
+    seed: int
+    method: str
+    family: str
+    level: str
+    init: str  # weights file it starts from (theta_0, theta_k or trained weights)
+    out_dir: str
+    mask: str | None = None  # None: dense
+    fresh_init: str | None = None  # random-stream purpose of a fresh init (controls)
+    save_at: int | None = None  # also save the weights at this iteration (late rewinding)
+    budget_cap: float | None = None  # Scratch-B: stretch by min(cap, dense/sparse MACs)
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """A training job: a cohort of networks sharing experiment, data and schedule."""
+
+    experiment: str
+    data_root: str
+    val_size: int | None
+    device: str
+    schedule: Schedule
+    engine: Engine
+    members: tuple[Member, ...]
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """Settings of the data-driven criteria (the `oneshot` block of an experiment)."""
+
+    score_batch_size: int  # SNIP: one batch of training data (Lee et al. 2019)
+    samples_per_class: int  # GraSP: a class-balanced sample (Wang et al. 2020)
+    grasp_temperature: float
+
+
+@dataclass(frozen=True)
+class PruneJob:
+    """One mask: scores of `weights` under `mask`, pruned by exactly one of rates, density
+    or match_counts."""
+
+    experiment: str
+    seed: int
+    weights: str
+    criterion: str
+    scope: str
+    purpose: str  # names the random stream, e.g. snip/density0.1
+    iterations: int  # pruning iterations (SynFlow 100)
+    device: str
+    out: str
+    mask: str | None = None
+    rates: Rates | None = None
+    density: float | None = None
+    match_counts: str | None = None
+    data_root: str | None = None
+    val_size: int | None = None
+    scoring: Scoring | None = None
+
+
+def to_json(spec) -> str:
+    """Compact, key-sorted JSON of a spec (stable text, so a rule param changes only when a
+    value does)."""
+    return json.dumps(dataclasses.asdict(spec), sort_keys=True, separators=(",", ":"))
+
+
+def from_json(cls, text: str, where: str = "--job"):
+    """The spec of type cls encoded in text; LthError names the first bad key."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise LthError(f"{where}: not valid JSON ({err})") from None
+    return from_dict(cls, data, where)
+
+
+def from_dict(cls, data, where: str):
+    """Build dataclass cls from a dict, checking every key and value type."""
+    if not isinstance(data, dict):
+        raise LthError(f"{where}: expected an object, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise LthError(f"{where}.{unknown[0]}: unknown setting")
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for name, field in fields.items():
+        if name not in data:
+            if field.default is dataclasses.MISSING:
+                raise LthError(f"{where}.{name}: missing")
+            continue
+        values[name] = _convert(hints[name], data[name], f"{where}.{name}")
+    return cls(**values)
+
+
+def _convert(hint, value, where: str):
+    """value checked against (and converted to) the type hint."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _convert(inner, value, where)
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, where)
+    if typing.get_origin(hint) is tuple:
+        if not isinstance(value, list | tuple):
+            raise LthError(f"{where}: expected a list, got {value!r}")
+        return tuple(_convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is bool and not isinstance(value, bool):
+        raise LthError(f"{where}: expected true or false, got {value!r}")
+    if hint is int and isinstance(value, bool) or not isinstance(value, hint):
+        raise LthError(f"{where}: expected {hint.__name__}, got {value!r}")
+    return value
+
+
+def schedule_from_config(block: dict) -> Schedule:
+    """The Schedule of a config `train` block (the schema has filled in every default)."""
+    return from_dict(Schedule, block, "train")

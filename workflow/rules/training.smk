@@ -1,0 +1,29 @@
+# One rule per (experiment, cohort kind): a job trains the kind's whole cohort in one
+# process (`lth init/prune ... :: train --job <cohort>`), writing every network's own files.
+# The cohort of a job is a pure function of the config, so reruns are byte-identical.
+
+for _e_name, _e in EXPERIMENTS.items():
+    for _kind in COHORT_KINDS:
+        if not _kind.enabled(_e):
+            continue
+
+        rule:
+            name:
+                f"{_kind.name}_{_e_name}".replace("-", "_")
+            input:
+                unpack(cohort_inputs(_kind, _e_name)),
+            output:
+                _kind.outputs(_e_name, _e),
+            params:
+                verbs=cohort_command(_kind, _e_name),
+            log:
+                f"results/{_e_name}/logs/{_kind.name}/{_kind.log_tag or _kind.level}.log",
+            wildcard_constraints:
+                **_kind.constraints(_e),
+            threads: _e["resources"]["threads"]
+            resources:
+                gpu=_e["resources"]["gpu"],
+                mem_mb=_e["resources"]["mem_mb"],
+                runtime=_e["resources"]["runtime"],
+            shell:
+                "{LTH} {params.verbs} --threads {threads} 2>&1 | tee {log}"
