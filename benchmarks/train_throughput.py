@@ -44,7 +44,8 @@ def lth_epoch(model, mask, splits, batch_size, gen):
     """One epoch of lth.train.train under a 20%-density mask, evaluation off."""
     s = Schedule(optimizer="adam", lr=1.2e-3, momentum=0.0, nesterov=False, weight_decay=0.0,
                  batch_size=batch_size, iterations=len(splits.train_x) // batch_size,
-                 milestones=(), gamma=0.1, warmup=0, eval_every=10**9, eval_batch_size=1000)
+                 milestones=(), gamma=0.1, warmup=0, eval_every=10**9, eval_batch_size=1000,
+                 dropout=0.0, augment=False)
     train(model, mask, splits, s, gen, evaluate_model=False, log=lambda _: None)
 
 

@@ -3,7 +3,6 @@ IMP with reset and late rewinding, its controls, determinism, and every error pa
 
 import json
 import os
-import shlex
 from pathlib import Path
 
 import pytest
@@ -13,13 +12,15 @@ from generated import write_learnable_idx_folder
 from lth import masks as M
 from lth.cli import main
 from lth.io import load_tensors, read_metadata
+from lth.spec import Engine, Member, PruneJob, Rates, Schedule, Scoring, TrainJob, to_json
 
 SPEECH = ["--speech-features", "mfcc"] + [
     a for k, v in (("n-fft", 480), ("win-length", 480), ("hop-length", 160), ("n-mels", 40),
                    ("n-mfcc", 40)) for a in (f"--speech-{k}", str(v))]
-SCHEDULE = shlex.split("--optimizer adam --lr 0.002 --momentum 0 --nesterov false --weight-decay 0 "
-            "--batch-size 50 --iterations 40 --gamma 0.1 --warmup 0 --eval-every 10 "
-            "--eval-batch-size 500 --dropout 0 --augment false --device cpu --threads 1")
+SCHEDULE = Schedule(optimizer="adam", lr=0.002, momentum=0.0, nesterov=False,
+                    weight_decay=0.0, batch_size=50, iterations=40, milestones=(), gamma=0.1,
+                    warmup=0, eval_every=10, eval_batch_size=500, dropout=0.0, augment=False)
+ENGINE = Engine(stack="auto", slots=4, capture=False, tf32=False)
 FIX = ["--experiment", "t", "--seed", "0"]
 
 
@@ -27,11 +28,30 @@ def lth(*args) -> int:
     return main([str(a) for a in args])
 
 
-def train(out, *extra, level="round0", method="imp", family="lottery"):
-    assert lth("train", *FIX, "--method", method, "--family", family, "--level", level,
-               "--data-root", "data", "--val-size", 100, *SCHEDULE, "--milestones", "",
-               *extra, "--out-dir", out) == 0
+def member(out, init, level="round0", method="imp", family="lottery", seed=0, **extra):
+    return Member(seed=seed, method=method, family=family, level=level, init=init,
+                  out_dir=out, **extra)
+
+
+def train_job(*members, schedule=SCHEDULE, engine=ENGINE) -> str:
+    return to_json(TrainJob("t", "data", 100, "cpu", schedule, engine, members))
+
+
+def train(out, init, engine=ENGINE, **extra):
+    """Train one network (a cohort of one); its run.json."""
+    assert lth("train", "--job", train_job(member(out, init, **extra), engine=engine),
+               "--threads", 1) == 0
     return json.loads((Path(out) / "run.json").read_text())
+
+
+def prune_job(out="x", weights="init.safetensors", criterion="magnitude", scope="global",
+              **how) -> str:
+    """A prune job whose other settings are valid (how: rates, density or match_counts...)."""
+    if not {"rates", "density", "match_counts"} & set(how):
+        how["density"] = 0.5
+    return to_json(PruneJob(experiment="t", seed=0, weights=weights, criterion=criterion,
+                            scope=scope, purpose=how.pop("purpose", "p"), iterations=1,
+                            device="cpu", out=out, **how))
 
 
 @pytest.fixture(scope="module")
@@ -45,12 +65,11 @@ def lab(tmp_path_factory):
     os.chdir(root)
     assert lth("init", *FIX, "--model", "lenet300_100", "--data-root", "data",
                "--out", "init.safetensors") == 0
-    train("dense", "--init", "init.safetensors", "--save-at", 0)
-    train("dense5", "--init", "init.safetensors", "--save-at", 5)
-    assert lth("prune", *FIX, "--weights", "dense/final.safetensors", "--mask",
-               "dense/mask.safetensors", "--criterion", "magnitude", "--scope", "layerwise",
-               "--rates", "0.2,0.2,0.1", "--purpose", "imp/round1", "--iterations", 1,
-               "--out", "imp1/mask.safetensors") == 0
+    train("dense", "init.safetensors", save_at=0)
+    train("dense5", "init.safetensors", save_at=5)
+    assert lth("prune", "--job", prune_job(
+        "imp1/mask.safetensors", "dense/final.safetensors", scope="layerwise",
+        mask="dense/mask.safetensors", rates=Rates(0.2, 0.2, 0.1), purpose="imp/round1")) == 0
     yield root
     os.chdir(previous)
 
@@ -62,7 +81,10 @@ def test_dense_run_learns_and_records_everything(lab):
     assert res["density"] == 1.0 and res["params_total"] == 266200
     assert res["flops"] == res["dense_flops"] == 266200
     assert {e["path"] for e in run["inputs"]} == {"init.safetensors", "data/tensors.safetensors"}
-    assert run["params"]["lr"] == 0.002 and run["packages"]["torch"].startswith("2.11")
+    assert run["params"]["schedule"]["lr"] == 0.002
+    assert run["packages"]["torch"].startswith("2.11")
+    assert run["cohort"] == {"size": 1, "position": 0, "stacked": False, "slots": 1,
+                             "device": "cpu", "threads": 1, "tf32": None}
     assert {o["path"].split("/")[-1] for o in run["outputs"]} == {
         "final.safetensors", "metrics.csv", "mask.safetensors", "rewind.safetensors"}
     lines = (lab / "dense" / "metrics.csv").read_text().splitlines()
@@ -83,8 +105,8 @@ def test_survivors_are_reset_to_theta_0(lab):
     theta0 = load_tensors(lab / "init.safetensors")
     assert all(torch.equal(v, theta0[k]) for k, v in
                load_tensors(lab / "dense/rewind.safetensors").items())
-    train("imp1", "--init", "dense/rewind.safetensors", "--mask", "imp1/mask.safetensors",
-          "--save-at", 0, level="round1")
+    train("imp1", "dense/rewind.safetensors", mask="imp1/mask.safetensors", save_at=0,
+          level="round1")
     start = load_tensors(lab / "imp1/rewind.safetensors")
     mask = load_tensors(lab / "imp1/mask.safetensors")
     for name, m in mask.items():
@@ -97,16 +119,16 @@ def test_late_rewinding_resets_survivors_to_theta_k(lab):
     theta5 = load_tensors(lab / "dense5/rewind.safetensors")
     theta0 = load_tensors(lab / "init.safetensors")
     assert not torch.equal(theta5["fc1.weight"], theta0["fc1.weight"])
-    train("rewound", "--init", "dense5/rewind.safetensors", "--mask", "imp1/mask.safetensors",
-          "--save-at", 0, level="round1")
+    train("rewound", "dense5/rewind.safetensors", mask="imp1/mask.safetensors", save_at=0,
+          level="round1")
     start = load_tensors(lab / "rewound/rewind.safetensors")
     for name, m in load_tensors(lab / "imp1/mask.safetensors").items():
         assert torch.equal(start[name], theta5[name] * m)
 
 
 def test_reinit_control_keeps_the_mask_and_draws_new_weights(lab):
-    train("reinit1", "--init", "init.safetensors", "--mask", "imp1/mask.safetensors",
-          "--fresh-init", "reinit/round1", "--save-at", 0, level="round1", method="reinit",
+    train("reinit1", "init.safetensors", mask="imp1/mask.safetensors",
+          fresh_init="reinit/round1", save_at=0, level="round1", method="reinit",
           family="control")
     mask = load_tensors(lab / "imp1/mask.safetensors")
     copied = load_tensors(lab / "reinit1/mask.safetensors")
@@ -119,10 +141,9 @@ def test_reinit_control_keeps_the_mask_and_draws_new_weights(lab):
 
 
 def test_random_structure_keeps_layer_densities_and_changes_the_mask(lab):
-    assert lth("prune", *FIX, "--weights", "init.safetensors", "--criterion", "random",
-               "--scope", "layerwise", "--match-counts", "imp1/mask.safetensors",
-               "--purpose", "random/round1", "--iterations", 1,
-               "--out", "random1/mask.safetensors") == 0
+    assert lth("prune", "--job", prune_job(
+        "random1/mask.safetensors", criterion="random", scope="layerwise",
+        match_counts="imp1/mask.safetensors", purpose="random/round1")) == 0
     imp = load_tensors(lab / "imp1/mask.safetensors")
     rnd = load_tensors(lab / "random1/mask.safetensors")
     assert M.layer_densities(rnd) == M.layer_densities(imp)
@@ -130,8 +151,8 @@ def test_random_structure_keeps_layer_densities_and_changes_the_mask(lab):
 
 
 def test_scratch_b_stretches_the_budget_by_the_flops_ratio_up_to_the_cap(lab):
-    run = train("scratchb", "--init", "init.safetensors", "--mask", "imp1/mask.safetensors",
-                "--fresh-init", "random/round1", "--budget-cap", 1.1, level="round1",
+    run = train("scratchb", "init.safetensors", mask="imp1/mask.safetensors",
+                fresh_init="random/round1", budget_cap=1.1, level="round1",
                 method="random_b", family="control")
     ratio = run["result"]["dense_flops"] / run["result"]["flops"]
     assert ratio > 1.1  # so the cap binds
@@ -139,7 +160,7 @@ def test_scratch_b_stretches_the_budget_by_the_flops_ratio_up_to_the_cap(lab):
 
 
 def test_two_runs_of_the_same_config_give_identical_masks_and_weights(lab):
-    train("again", "--init", "init.safetensors", "--save-at", 0)
+    train("again", "init.safetensors", save_at=0)
     for name in ("final.safetensors", "mask.safetensors"):
         a, b = load_tensors(lab / "dense" / name), load_tensors(lab / "again" / name)
         assert all(a[k].numpy().tobytes() == b[k].numpy().tobytes() for k in a)
@@ -147,11 +168,9 @@ def test_two_runs_of_the_same_config_give_identical_masks_and_weights(lab):
 
 
 def test_snip_prunes_to_the_exact_density_and_records_its_inputs(lab):
-    assert lth("prune", *FIX, "--weights", "init.safetensors", "--criterion", "snip",
-               "--scope", "global", "--density", 0.05, "--purpose", "snip/density0.05",
-               "--iterations", 1, "--data-root", "data", "--val-size", 100,
-               "--score-batch-size", 50, "--samples-per-class", 2, "--grasp-temperature", 200,
-               "--out", "snip/mask.safetensors") == 0
+    assert lth("prune", "--job", prune_job(
+        "snip/mask.safetensors", criterion="snip", density=0.05, purpose="snip/density0.05",
+        data_root="data", val_size=100, scoring=Scoring(50, 2, 200.0))) == 0
     mask = load_tensors(lab / "snip/mask.safetensors")
     assert M.counts(mask) == (M.round_half_up(0.05 * 266200), 266200)
     record = read_metadata(lab / "snip/mask.safetensors")
@@ -167,22 +186,25 @@ def error_of(capsys, *args) -> str:
     return err
 
 
-def prune_call(criterion="magnitude", scope="global", how=("--density", "0.5"),
-               weights="init.safetensors") -> list[str]:
-    """A `prune` call whose other arguments are valid."""
-    return ["prune", *FIX, "--weights", weights, "--criterion", criterion, "--scope", scope,
-            *how, "--purpose", "p", "--iterations", "1", "--out", "x"]
-
-
 @pytest.mark.parametrize("args,expected", [
-    (["train", *FIX, "--method", "imp"], "required"),
+    (["train"], "required"),
     (["bogus"], "invalid choice"),
-    (prune_call(weights="missing.safetensors"), "missing.safetensors: file not found"),
-    (prune_call(criterion="nope"), "--criterion 'nope'"),
-    (prune_call(how=("--density", "1.5")), "--density 1.5"),
-    (prune_call(scope="layerwise", how=("--rates", "0.2,0.2")), "three fractions"),
-    (prune_call(how=("--rates", "0.2,0.2,0.1")), "same rate"),
-    (prune_call(criterion="snip"), "needs --data-root"),
+    (["prune", "--job", prune_job(weights="missing.safetensors")],
+     "missing.safetensors: file not found"),
+    (["prune", "--job", prune_job(criterion="nope")], "criterion 'nope'"),
+    (["prune", "--job", prune_job(density=1.5)], "density 1.5"),
+    (["prune", "--job", prune_job(scope="layerwise", rates=Rates(0.2, 1.5, 0.1))],
+     "expected fractions in [0, 1)"),
+    (["prune", "--job", prune_job(rates=Rates(0.2, 0.2, 0.1))], "same rate"),
+    (["prune", "--job", prune_job(criterion="snip")], "needs data_root"),
+    (["prune", "--job", prune_job(density=0.5, rates=Rates(0.2, 0.2, 0.2))], "exactly one"),
+    (["prune", "--job", '{"experiment": "t"}'], "--job.seed: missing"),
+    (["prune", "--job", prune_job()[:-1] + ',"colour":1}'], "--job.colour: unknown setting"),
+    (["train", "--job", train_job(member("x", "init.safetensors")).replace(
+        '"iterations":40', '"iterations":"40"')], "--job.schedule.iterations: expected int"),
+    (["train", "--job", train_job(member("x", "init.safetensors", save_at=41))],
+     "save_at 41 is outside the 40 training iterations"),
+    (["train", "--job", "{not json"], "--job: not valid JSON"),
     (["init", *FIX, "--model", "lenet300_100", "--data-root", "nowhere", "--out", "x"],
      "nowhere/manifest.json: file not found"),
     (["init", *FIX, "--model", "alexnet", "--data-root", "data", "--out", "x"],
@@ -196,9 +218,7 @@ def test_bad_arguments_give_one_error_line(lab, capsys, args, expected):
 def test_corrupt_input_fails_cleanly_and_overwrites_nothing(lab, capsys):
     (lab / "corrupt.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{garbage")
     before = (lab / "dense/final.safetensors").read_bytes()
-    err = error_of(capsys, "train", *FIX, "--method", "imp", "--family", "lottery",
-                   "--level", "round0", "--init", "corrupt.safetensors", "--data-root", "data",
-                   "--val-size", 100, *SCHEDULE, "--milestones", "", "--out-dir", "dense")
+    err = error_of(capsys, "train", "--job", train_job(member("dense", "corrupt.safetensors")))
     assert "corrupt.safetensors" in err
     assert (lab / "dense/final.safetensors").read_bytes() == before
 
@@ -208,8 +228,6 @@ def test_mask_of_another_model_is_rejected(lab, capsys):
     from lth.io import save_tensors
 
     save_tensors(lab / "wrong_mask.safetensors", torch_mask)
-    err = error_of(capsys, "train", *FIX, "--method", "imp", "--family", "lottery", "--level",
-                   "round1", "--init", "init.safetensors", "--mask", "wrong_mask.safetensors",
-                   "--data-root", "data", "--val-size", 100, *SCHEDULE, "--milestones", "",
-                   "--out-dir", "wrong")
+    err = error_of(capsys, "train", "--job", train_job(member(
+        "wrong", "init.safetensors", level="round1", mask="wrong_mask.safetensors")))
     assert "does not match the model" in err and not (lab / "wrong").exists()

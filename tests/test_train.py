@@ -12,7 +12,7 @@ from lth.train import Schedule, early_stop, lr_factor, train
 
 SCHEDULE = Schedule(optimizer="adam", lr=1e-3, momentum=0.0, nesterov=False, weight_decay=0.0,
                     batch_size=32, iterations=60, milestones=(), gamma=0.1, warmup=0,
-                    eval_every=20, eval_batch_size=256)
+                    eval_every=20, eval_batch_size=256, dropout=0.0, augment=False)
 
 
 def cluster_splits(n_train=960, seed=0) -> Splits:

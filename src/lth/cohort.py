@@ -116,11 +116,20 @@ def train_cohort(nets: list[Net], splits, s: Schedule, data_order: Callable[[int
     return True
 
 
+SLICE_ALIGN = 64
+"""Each network's slice of a stacked parameter is padded to a multiple of this many elements.
+Element-wise kernels (PyTorch's fused Adam among them) treat a tensor's unaligned tail with
+scalar code whose last bits differ from the vector body; aligned slices put every network's
+every element through the same code, so its bytes do not depend on its position."""
+
+
 class StackedNet:
     """N networks of one architecture as stacked tensors, run by walking a template module.
 
-    tensors[name] is [N, *shape] for every parameter and buffer of the template's state dict;
-    the template (never run itself) supplies the structure and each layer's hyperparameters.
+    params[name] is a leaf [N, P] per parameter (each network's values, then zero padding up
+    to P, a multiple of SLICE_ALIGN); buffers[name] is [N, *shape]. tensor(name) gives either
+    as [N, *shape]. The template (never run itself) supplies the structure and each layer's
+    hyperparameters.
     """
 
     def __init__(self, models: list[nn.Module]) -> None:
@@ -128,16 +137,35 @@ class StackedNet:
         self.n = len(models)
         states = [m.state_dict() for m in models]
         self.names = list(states[0])
-        params = {n for n, _ in self.template.named_parameters()}
-        self.tensors = {k: torch.stack([st[k].detach() for st in states]).contiguous()
-                        for k in self.names}
-        for k in params:
-            self.tensors[k].requires_grad_(True)
-        self.params = {k: self.tensors[k] for k in self.names if k in params}
+        self.shapes = {k: states[0][k].shape for k in self.names}
+        param_names = {n for n, _ in self.template.named_parameters()}
+        self.params, self.buffers = {}, {}
+        for k in self.names:
+            stacked = torch.stack([st[k].detach() for st in states])
+            if k in param_names:
+                self.params[k] = self.pad(stacked).requires_grad_(True)
+            else:
+                self.buffers[k] = stacked.contiguous()
+
+    def pad(self, stacked: torch.Tensor) -> torch.Tensor:
+        """[N, *shape] -> [N, P]: each network's values then zeros, P aligned."""
+        flat = stacked.reshape(self.n, -1)
+        width = -(-flat.shape[1] // SLICE_ALIGN) * SLICE_ALIGN
+        return F.pad(flat, (0, width - flat.shape[1])).contiguous()
+
+    def unpad(self, name: str, flat: torch.Tensor) -> torch.Tensor:
+        """A [N, P] tensor laid out like params[name] as [N, *shape] (a view)."""
+        shape = self.shapes[name]
+        return flat[:, : shape.numel()].view(self.n, *shape)
+
+    def tensor(self, name: str) -> torch.Tensor:
+        if name in self.params:
+            return self.unpad(name, self.params[name])
+        return self.buffers[name]
 
     def state(self, i: int) -> dict[str, torch.Tensor]:
         """Network i's state dict (cpu copies), keyed like the template's."""
-        return {k: self.tensors[k][i].detach().cpu().clone() for k in self.names}
+        return {k: self.tensor(k)[i].detach().cpu().clone() for k in self.names}
 
     def __call__(self, x: torch.Tensor, training: bool) -> torch.Tensor:
         """Logits [N, B, classes] of inputs [N, B, ...] (one batch per network)."""
@@ -168,26 +196,26 @@ class StackedNet:
         return layer(self, module, prefix, x)
 
     def _linear(self, module: nn.Linear, prefix: str, x: torch.Tensor) -> torch.Tensor:
-        weight = self.tensors[prefix + "weight"].transpose(1, 2)
+        weight = self.tensor(prefix + "weight").transpose(1, 2)
         if module.bias is None:
             return torch.bmm(x, weight)
-        return torch.baddbmm(self.tensors[prefix + "bias"].unsqueeze(1), x, weight)
+        return torch.baddbmm(self.tensor(prefix + "bias").unsqueeze(1), x, weight)
 
     def _conv(self, module: nn.Conv2d, prefix: str, x: torch.Tensor) -> torch.Tensor:
-        weight = self.tensors[prefix + "weight"]
-        bias = self.tensors.get(prefix + "bias")
-        return F.conv2d(_grouped(x, self.n), weight.reshape(-1, *weight.shape[2:]),
-                        None if bias is None else bias.reshape(-1), module.stride,
-                        module.padding, module.dilation, module.groups * self.n)
+        weight = self.tensor(prefix + "weight")
+        bias = self.tensor(prefix + "bias").reshape(-1) if module.bias is not None else None
+        return F.conv2d(_grouped(x, self.n), weight.reshape(-1, *weight.shape[2:]), bias,
+                        module.stride, module.padding, module.dilation, module.groups * self.n)
 
     def _batch_norm(self, module: nn.BatchNorm2d, prefix: str, x: torch.Tensor) -> torch.Tensor:
-        t = self.tensors
+        b = self.buffers
         if self.training and module.track_running_stats:
-            t[prefix + "num_batches_tracked"].add_(1)
-        return F.batch_norm(x, t[prefix + "running_mean"].view(-1),
-                            t[prefix + "running_var"].view(-1), t[prefix + "weight"].view(-1),
-                            t[prefix + "bias"].view(-1), self.training, module.momentum,
-                            module.eps)
+            b[prefix + "num_batches_tracked"].add_(1)
+        return F.batch_norm(x, b[prefix + "running_mean"].view(-1),
+                            b[prefix + "running_var"].view(-1),
+                            self.tensor(prefix + "weight").reshape(-1),
+                            self.tensor(prefix + "bias").reshape(-1), self.training,
+                            module.momentum, module.eps)
 
     def _flatten(self, module: nn.Flatten, prefix: str, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 4:  # grouped [B, N*C, H, W] -> [N, B, C*H*W]
@@ -274,12 +302,9 @@ def train_stacked(models: list[nn.Module], masks: list[Mask], seeds: list[int], 
     """
     net = StackedNet(models)
     prefixes = prefixes or [f"[net{i}]" for i in range(net.n)]
-    stacked_masks = {k: torch.stack([m[k] for m in masks]).to(net.tensors[k].dtype)
-                     for k in masks[0]}
+    masked = stacked_masks(net, masks)
     with torch.no_grad():
-        for k, m in stacked_masks.items():
-            net.tensors[k].mul_(m)
-    masked = [(net.params[k], m) for k, m in stacked_masks.items()]
+        torch._foreach_mul_([p for p, _ in masked], [m for _, m in masked])
     opt = make_optimizer(list(net.params.values()), s, capturable=capture)
     batches = _SeedBatches(seeds, splits, s, data_order, augment)
     metrics: list[list[dict]] = [[] for _ in range(net.n)]
@@ -317,6 +342,12 @@ def train_stacked(models: list[nn.Module], masks: list[Mask], seeds: list[int], 
     wall = time.perf_counter() - start
     return [(net.state(i), TrainResult(metrics[i], checkpoints[i], wall, opt))
             for i in range(net.n)]
+
+
+def stacked_masks(net: StackedNet, masks: list[Mask]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(stacked parameter, its networks' masks in the same padded layout) per masked weight."""
+    return [(net.params[k], net.pad(torch.stack([m[k] for m in masks])).to(net.params[k].dtype))
+            for k in masks[0]]
 
 
 class _Step:

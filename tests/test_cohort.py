@@ -1,0 +1,208 @@
+"""The cohort engine against the reference loop: gradients, masks, data order, determinism,
+BatchNorm, and the independence of a network's bytes from its companions."""
+
+import dataclasses
+
+import pytest
+import torch
+from test_train import SCHEDULE, cluster_splits, lenet, sparse_mask
+from torch.nn import functional as F
+
+from lth.cohort import (
+    Net,
+    StackedNet,
+    _SeedBatches,
+    _Step,
+    stacked_loss,
+    stacked_masks,
+    train_cohort,
+    train_stacked,
+    uses_stacking,
+)
+from lth.io import LthError
+from lth.models import build_model, vgg
+from lth.spec import Engine
+from lth.train import batch_indices, make_optimizer, train
+
+SPLITS = cluster_splits()
+S = dataclasses.replace(SCHEDULE, iterations=12, eval_every=4)
+
+
+def order(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(1000 + seed)
+
+
+def small_vgg(seed: int):
+    """A two-conv VGG with BatchNorm on 28x28 images: seconds on a CPU."""
+    return vgg((4, "M", 8), (1, 28, 28), 10, torch.Generator().manual_seed(seed))
+
+
+def stacked(models, masks, seeds, s=S):
+    return train_stacked(models, masks, seeds, SPLITS, s, order, [(0,)] * len(models),
+                         log=lambda _: None)
+
+
+def tensor_bytes(state: dict) -> dict:
+    return {k: v.numpy().tobytes() for k, v in state.items()}
+
+
+@pytest.mark.parametrize("make", [lenet, small_vgg])
+def test_cohort_of_three_gives_each_network_its_own_gradient(make):
+    models = [make(seed) for seed in range(3)]
+    x = torch.randn(3, 16, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    y = torch.randint(10, (3, 16), generator=torch.Generator().manual_seed(1))
+    net = StackedNet(models)
+    stacked_loss(net(x, training=True), y).backward()
+    for i, model in enumerate(models):
+        F.cross_entropy(model(x[i]), y[i]).backward()
+        for name, p in model.named_parameters():
+            # rtol 1e-5, and for entries that nearly cancel (a conv weight sums over every
+            # pixel) 1e-4 of the tensor's largest: a loss averaged over networks is off by 3x
+            scale = float(p.grad.abs().max())
+            torch.testing.assert_close(net.unpad(name, net.params[name].grad)[i], p.grad,
+                                       rtol=1e-5, atol=1e-4 * scale)
+
+
+def test_grouped_conv_and_batch_norm_equal_per_network_ones_with_running_stats():
+    models = [small_vgg(seed) for seed in range(3)]
+    x = torch.randn(3, 16, 1, 28, 28, generator=torch.Generator().manual_seed(2))
+    net = StackedNet(models)
+    for _ in range(2):  # two training-mode passes move the running statistics
+        out = net(x, training=True)
+        for i, model in enumerate(models):
+            model.train()
+            torch.testing.assert_close(out[i], model(x[i]), rtol=1e-5, atol=1e-6)
+    for i, model in enumerate(models):
+        for name, value in model.state_dict().items():
+            torch.testing.assert_close(net.state(i)[name], value, rtol=1e-5, atol=1e-7)
+        model.eval()
+        torch.testing.assert_close(net(x, training=False)[i], model(x[i]), rtol=1e-5, atol=1e-6)
+
+
+def test_masked_weights_gradients_and_adam_state_stay_exactly_zero_at_every_step():
+    models = [lenet(seed) for seed in range(3)]
+    masks = [sparse_mask(m, density=0.2 + 0.1 * i) for i, m in enumerate(models)]
+    net = StackedNet(models)
+    masked = stacked_masks(net, masks)
+    with torch.no_grad():
+        for p, m in masked:
+            p.mul_(m)
+    opt = make_optimizer(list(net.params.values()), S)
+    step = _Step(net, opt, masked, S, _SeedBatches([0, 1, 2], SPLITS, S, order, None),
+                 capture=False)
+    for it in range(5):
+        step(it)
+        for k in masks[0]:
+            keep = torch.stack([m[k] for m in masks])
+            p = net.params[k]
+            state = [p, p.grad, opt.state[p]["exp_avg"], opt.state[p]["exp_avg_sq"]]
+            for value in (net.unpad(k, v) for v in state):
+                assert torch.all(value[~keep] == 0)
+            assert torch.any(net.unpad(k, state[2])[keep] != 0)
+
+
+def test_each_network_sees_its_seeds_single_network_batches():
+    batches = _SeedBatches([2, 0, 2], SPLITS, S, order, None)
+    single = {seed: batch_indices(len(SPLITS.train_x), S, order(seed), "cpu") for seed in (0, 2)}
+    for _ in range(40):  # more than an epoch of 960 / 32 batches
+        x, y = batches.batch()
+        idx = {seed: next(stream) for seed, stream in single.items()}
+        for i, seed in enumerate((2, 0, 2)):
+            assert torch.equal(x[i], SPLITS.train_x[idx[seed]])
+            assert torch.equal(y[i], SPLITS.train_y[idx[seed]])
+
+
+def test_stacked_training_follows_the_reference_loop_and_learns():
+    models = [lenet(seed) for seed in range(2)]
+    masks = [sparse_mask(m) for m in models]
+    results = stacked([lenet(seed) for seed in range(2)], masks, [0, 1])
+    for i, model in enumerate(models):
+        reference = train(model, masks[i], SPLITS, S, order(i), log=lambda _: None)
+        for row, ref in zip(results[i][1].metrics, reference.metrics, strict=True):
+            assert (row["iteration"], row["split"]) == (ref["iteration"], ref["split"])
+            assert row["loss"] == pytest.approx(ref["loss"], rel=1e-4)
+        final = results[i][0]
+        for name, value in model.state_dict().items():
+            torch.testing.assert_close(final[name], value, rtol=0, atol=1e-4)
+        first = results[i][1].metrics[1]["loss"]
+        assert results[i][1].metrics[-2]["loss"] < 0.5 * first  # val loss fell
+        assert torch.equal(results[i][1].checkpoints[0]["fc1.weight"],
+                           lenet(i).state_dict()["fc1.weight"] * masks[i]["fc1.weight"])
+
+
+def test_permuting_a_cohort_gives_bitwise_identical_networks():
+    masks = [sparse_mask(lenet(seed)) for seed in range(3)]
+    forward = stacked([lenet(seed) for seed in range(3)], masks, [0, 1, 2])
+    backward = stacked([lenet(seed) for seed in (2, 1, 0)], masks[::-1], [2, 1, 0])
+    for i in range(3):
+        assert tensor_bytes(forward[i][0]) == tensor_bytes(backward[2 - i][0])
+        assert forward[i][1].metrics == backward[2 - i][1].metrics
+
+
+def test_the_same_cohort_twice_gives_identical_bytes():
+    masks = [sparse_mask(lenet(seed)) for seed in range(2)]
+    first = stacked([lenet(seed) for seed in range(2)], masks, [0, 1])
+    again = stacked([lenet(seed) for seed in range(2)], masks, [0, 1])
+    for a, b in zip(first, again, strict=True):
+        assert tensor_bytes(a[0]) == tensor_bytes(b[0]) and a[1].metrics == b[1].metrics
+
+
+def cohort_nets(seeds):
+    return [Net(lenet(seed), sparse_mask(lenet(seed)), seed, f"[{seed}]", (), seed)
+            for seed in seeds]
+
+
+@pytest.mark.parametrize("stack", ["on", "off"])
+def test_a_networks_bytes_do_not_depend_on_its_companions(stack):
+    engine = Engine(stack=stack, slots=4, capture=False, tf32=False)
+    alone, crowd = cohort_nets([0]), cohort_nets([3, 0, 5])
+    for nets in (alone, crowd):
+        train_cohort(nets, SPLITS, S, order, engine, log=lambda _: None)
+    assert tensor_bytes(alone[0].model.state_dict()) == tensor_bytes(crowd[1].model.state_dict())
+    assert alone[0].result.metrics == crowd[1].result.metrics
+
+
+def test_one_after_another_is_exactly_the_reference_loop():
+    nets = cohort_nets([0, 1])
+    engine = Engine(stack="off", slots=4, capture=False, tf32=False)
+    assert not train_cohort(nets, SPLITS, S, order, engine, log=lambda _: None)
+    for net in nets:
+        model = lenet(net.seed)
+        torch.manual_seed(net.seed)
+        reference = train(model, sparse_mask(lenet(net.seed)), SPLITS, S, order(net.seed),
+                          log=lambda _: None)
+        assert tensor_bytes(model.state_dict()) == tensor_bytes(net.model.state_dict())
+        assert reference.metrics == net.result.metrics
+
+
+def test_stacking_choice_follows_device_and_dropout():
+    auto = Engine(stack="auto", slots=16, capture=True, tf32=False)
+    assert not uses_stacking(auto, torch.device("cpu"), S)
+    assert uses_stacking(auto, torch.device("cuda"), S)
+    assert not uses_stacking(auto, torch.device("cuda"), dataclasses.replace(S, dropout=0.5))
+    with pytest.raises(LthError, match="dropout"):
+        uses_stacking(dataclasses.replace(auto, stack="on"), torch.device("cpu"),
+                      dataclasses.replace(S, dropout=0.5))
+
+
+def test_a_layer_without_stacked_form_is_named():
+    model = build_model("lenet300_100", (1, 28, 28), 10, torch.Generator().manual_seed(0), 0.5)
+    with pytest.raises(LthError, match="Dropout: no stacked form"):
+        StackedNet([model])(torch.zeros(1, 2, 1, 28, 28), training=True)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_captured_step_matches_the_eager_step_on_cuda():
+    splits = cluster_splits()
+    for name in ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y"):
+        setattr(splits, name, getattr(splits, name).cuda())
+    masks = [{k: v.cuda() for k, v in sparse_mask(lenet(seed)).items()} for seed in range(3)]
+
+    def run(capture):
+        models = [lenet(seed).cuda() for seed in range(3)]
+        return train_stacked(models, masks, [0, 1, 2], splits, S, order, [()] * 3,
+                             capture=capture, log=lambda _: None)
+
+    for eager, captured in zip(run(False), run(True), strict=True):
+        for name, value in eager[0].items():
+            torch.testing.assert_close(captured[0][name], value, rtol=1e-4, atol=1e-5)
