@@ -31,8 +31,8 @@ def test_setting_names_a_known_model_and_dataset(name):
 @ALL
 def test_milestones_increase_inside_training(name):
     s = SETTINGS[name]
-    assert list(s.lr_milestones) == sorted(set(s.lr_milestones))
-    assert all(0 < m < s.iterations for m in s.lr_milestones)
+    assert list(s.milestones) == sorted(set(s.milestones))
+    assert all(0 < m < s.iterations for m in s.milestones)
 
 
 @ALL
@@ -44,7 +44,7 @@ def test_rates_are_fractions_below_one(name):
 @ALL
 def test_warmup_and_rewind_fit_inside_training(name):
     s = SETTINGS[name]
-    assert 0 <= s.warmup_iterations <= s.iterations
+    assert 0 <= s.warmup <= s.iterations
     assert 0 <= s.rewind_iteration < s.iterations
 
 
@@ -87,23 +87,23 @@ def test_dropout_variants_change_only_dropout_and_citation():
 def test_vgg19_schedule_is_160_epochs_of_703_iterations_with_drops_at_80_and_120():
     s = SETTINGS["frankle2019_vgg19_cifar10_warmup"]
     per_epoch = 45_000 // 64
-    assert (s.iterations, s.lr_milestones) == (160 * per_epoch, (80 * per_epoch, 120 * per_epoch))
-    assert (s.lr, s.momentum, s.batch_size, s.warmup_iterations) == (0.1, 0.9, 64, 10_000)
+    assert (s.iterations, s.milestones) == (160 * per_epoch, (80 * per_epoch, 120 * per_epoch))
+    assert (s.lr, s.momentum, s.batch_size, s.warmup) == (0.1, 0.9, 64, 10_000)
     assert (s.scope, s.rate_conv, s.rate_fc, s.rate_output) == ("global", 0.2, 0.0, 0.0)
 
 
 def test_lth_resnet_is_the_20_layer_cifar_resnet_with_warmup_20k():
     s = SETTINGS["frankle2019_resnet18_cifar10_warmup"]
     assert (s.model, s.iterations, s.batch_size) == ("resnet20", 30_000, 128)
-    assert (s.lr_milestones, s.lr_gamma, s.warmup_iterations) == ((20_000, 25_000), 0.1, 20_000)
+    assert (s.milestones, s.gamma, s.warmup) == ((20_000, 25_000), 0.1, 20_000)
 
 
 def test_low_lr_variants_drop_warmup_and_keep_the_schedule():
     for net in ("vgg19", "resnet18"):
         base = SETTINGS[f"frankle2019_{net}_cifar10_warmup"]
         low = SETTINGS[f"frankle2019_{net}_cifar10_lr0.01"]
-        assert (low.lr, low.warmup_iterations) == (0.01, 0)
-        assert low.lr_milestones == base.lr_milestones and low.iterations == base.iterations
+        assert (low.lr, low.warmup) == (0.01, 0)
+        assert low.milestones == base.milestones and low.iterations == base.iterations
 
 
 def test_late_rewinding_lies_in_the_first_7_percent_of_training():
@@ -118,7 +118,7 @@ def test_openlth_cifar_regime_is_160_epochs_of_391_iterations():
     for name in ("frankle2020_resnet20_cifar10", "frankle2020_vgg16_cifar10"):
         s = SETTINGS[name]
         assert s.iterations == 160 * per_epoch == 62_560
-        assert s.lr_milestones == (80 * per_epoch, 120 * per_epoch)
+        assert s.milestones == (80 * per_epoch, 120 * per_epoch)
         assert (s.lr, s.momentum, s.weight_decay, s.batch_size) == (0.1, 0.9, 1e-4, 128)
 
 
@@ -127,18 +127,18 @@ def test_finetuning_baselines_keep_weights_at_a_lower_learning_rate():
     lth = SETTINGS["frankle2019_lenet300_100_mnist"]
     assert math.isclose(han.lr, lth.lr / 10)
     li = SETTINGS["li2017_vgg16_pruned_a_cifar10_finetune"]
-    assert (li.lr, li.lr_milestones, li.iterations, li.rate_conv) == (1e-3, (), 40 * 782, 0.5)
+    assert (li.lr, li.milestones, li.iterations, li.rate_conv) == (1e-3, (), 40 * 782, 0.5)
 
 
 def test_pruning_at_init_baselines_use_their_papers_optimizers():
     synflow = SETTINGS["tanaka2020_synflow_vgg16_cifar10"]
     assert (synflow.nesterov, synflow.weight_decay) == (True, 1e-4)
-    assert synflow.lr_milestones == (60 * 391, 120 * 391)
+    assert synflow.milestones == (60 * 391, 120 * 391)
     snip = SETTINGS["lee2019_snip_lenet300_100_mnist"]
     assert (snip.lr, snip.momentum, snip.weight_decay, snip.batch_size) == (0.1, 0.9, 5e-4, 100)
-    assert all(b - a == 25_000 for a, b in zip((0, *snip.lr_milestones), snip.lr_milestones,
+    assert all(b - a == 25_000 for a, b in zip((0, *snip.milestones), snip.milestones,
                                                 strict=False))
-    assert SETTINGS["wang2020_grasp_vgg19_cifar10"].lr_milestones == (80 * 391, 120 * 391)
+    assert SETTINGS["wang2020_grasp_vgg19_cifar10"].milestones == (80 * 391, 120 * 391)
 
 
 def test_scoring_settings_record_grasp_temperature_and_synflow_iterations():
@@ -173,8 +173,8 @@ def test_paper_schedule_flattens_a_setting_into_the_config_keys():
 @ALL
 def test_paper_schedule_carries_every_value_of_the_setting(name):
     s, schedule = SETTINGS[name], paper_schedule(name)
-    assert schedule["milestones"] == list(s.lr_milestones)
-    assert (schedule["gamma"], schedule["warmup"]) == (s.lr_gamma, s.warmup_iterations)
+    assert schedule["milestones"] == list(s.milestones)
+    assert (schedule["gamma"], schedule["warmup"]) == (s.gamma, s.warmup)
     for key in SCHEDULE_KEYS - {"milestones", "gamma", "warmup"}:
         assert schedule[key] == getattr(s, key)
 
@@ -185,9 +185,9 @@ def test_paper_schedule_rejects_an_unknown_name_naming_it():
 
 
 @pytest.mark.parametrize(("change", "complaint"), [
-    ({"lr_milestones": (60_000,)}, "lr_milestones"),
-    ({"lr_milestones": (200, 100)}, "lr_milestones"),
-    ({"warmup_iterations": 50_001}, "warmup_iterations"),
+    ({"milestones": (60_000,)}, "milestones"),
+    ({"milestones": (200, 100)}, "milestones"),
+    ({"warmup": 50_001}, "warmup"),
     ({"rewind_iteration": 50_000}, "rewind_iteration"),
     ({"rate_fc": 1.0}, "rates"),
     ({"scope": "per-layer"}, "scope"),

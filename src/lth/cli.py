@@ -12,9 +12,10 @@ import sys
 
 from lth.io import LthError
 
-REPORT_VERBS = ("figure", "report", "pdf")
-"""Verbs of lth.report_cli, imported only when one of them runs (so editing the report code
-never changes what a training job imports)."""
+CORE_VERBS = ("prepare", "init", "prune", "filter-prune", "train", "summarize", "audit")
+"""Verbs of lth.commands. The report verbs (lth.report_cli) are imported only for another
+first word (a report verb, --help, a typo), so editing the report code never changes what a
+training job imports."""
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -116,13 +117,13 @@ def _add_audit(sub) -> None:
 
 
 def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
-    """The parser of every verb; the report verbs' only when `verb` is one (or None)."""
+    """The parser of every verb; the report verbs' unless `verb` is a core verb."""
     parser = OneLineParser(prog="lth", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="verb", required=True, parser_class=OneLineParser)
     for add in (_add_prepare, _add_init, _add_prune, _add_filter_prune, _add_train,
                 _add_summarize, _add_audit):
         add(sub)
-    if verb is None or verb in REPORT_VERBS:
+    if verb not in CORE_VERBS:
         from lth import report_cli
 
         report_cli.add_parsers(sub)

@@ -379,8 +379,15 @@ class _Step:
             else:
                 group["lr"] = lr
         x, y = self.batches.batch()
-        if not self.capture or it < CAPTURE_WARMUP:
+        if not self.capture:
             self._compute(x, y)
+            return
+        if it < CAPTURE_WARMUP:  # on a side stream, as CUDA graph capture asks
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                self._compute(x, y)
+            torch.cuda.current_stream().wait_stream(side)
             return
         if self.graph is None:
             self._record(x, y)

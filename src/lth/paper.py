@@ -10,8 +10,8 @@ locators are recalled from the papers and were not all checked; "verified" cover
 
 Field meanings:
 - optimizer "sgd" | "adam"; momentum/nesterov/weight_decay as in torch.optim (0 where unused).
-- iterations, lr_milestones, warmup_iterations, rewind_iteration count optimizer steps; at each
-  milestone the learning rate is multiplied by lr_gamma; warmup is linear from 0 to lr.
+- iterations, milestones, warmup, rewind_iteration count optimizer steps; at each
+  milestone the learning rate is multiplied by gamma; warmup is linear from 0 to lr.
 - scope "layerwise": each layer loses its own kind's rate per pruning round; "global": all
   weights of the kinds with a nonzero rate are ranked together and that one rate is removed.
 - rate_conv / rate_fc / rate_output: fraction of the remaining weights removed per iterative
@@ -28,7 +28,7 @@ not a training hyperparameter and lives in the workflow config.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 from lth.io import LthError
 
@@ -49,9 +49,9 @@ class PaperSetting:
     weight_decay: float
     batch_size: int
     iterations: int
-    lr_milestones: tuple[int, ...]
-    lr_gamma: float
-    warmup_iterations: int
+    milestones: tuple[int, ...]
+    gamma: float
+    warmup: int
     scope: str
     rate_conv: float
     rate_fc: float
@@ -70,7 +70,7 @@ class PaperSetting:
 
 def _consistency_checks(s: PaperSetting) -> list[tuple[bool, str]]:
     """(holds, what was expected) for every invariant a setting must satisfy."""
-    milestones = (0, *s.lr_milestones, s.iterations)
+    milestones = (0, *s.milestones, s.iterations)
     rates = (s.rate_conv, s.rate_fc, s.rate_output)
     return [
         (s.optimizer in OPTIMIZERS, f"optimizer {s.optimizer!r} is not one of {OPTIMIZERS}"),
@@ -82,10 +82,10 @@ def _consistency_checks(s: PaperSetting) -> list[tuple[bool, str]]:
         (not s.nesterov or (s.optimizer == "sgd" and s.momentum > 0),
          "nesterov needs sgd with momentum > 0"),
         (all(a < b for a, b in zip(milestones, milestones[1:], strict=False)),
-         f"lr_milestones {s.lr_milestones} must increase strictly inside (0, {s.iterations})"),
-        (0 < s.lr_gamma <= 1, f"lr_gamma {s.lr_gamma} must be in (0, 1]"),
-        (0 <= s.warmup_iterations <= s.iterations,
-         f"warmup_iterations {s.warmup_iterations} must be in [0, {s.iterations}]"),
+         f"milestones {s.milestones} must increase strictly inside (0, {s.iterations})"),
+        (0 < s.gamma <= 1, f"gamma {s.gamma} must be in (0, 1]"),
+        (0 <= s.warmup <= s.iterations,
+         f"warmup {s.warmup} must be in [0, {s.iterations}]"),
         (0 <= s.rewind_iteration < s.iterations,
          f"rewind_iteration {s.rewind_iteration} must be in [0, {s.iterations})"),
         (all(0 <= r < 1 for r in (*rates, s.dropout)), "rates and dropout must be in [0, 1)"),
@@ -108,8 +108,8 @@ _LTH_SMALL_NOTES = (
 
 LENET_MNIST = PaperSetting(
     model="lenet300_100", dataset="mnist", optimizer="adam", lr=1.2e-3, momentum=0.0,
-    nesterov=False, weight_decay=0.0, batch_size=60, iterations=50_000, lr_milestones=(),
-    lr_gamma=1.0, warmup_iterations=0, scope="layerwise", rate_conv=0.0, rate_fc=0.2,
+    nesterov=False, weight_decay=0.0, batch_size=60, iterations=50_000, milestones=(),
+    gamma=1.0, warmup=0, scope="layerwise", rate_conv=0.0, rate_fc=0.2,
     rate_output=0.1, rewind_iteration=0, dropout=0.0, augment=False,
     source=f"{_LTH}; Lenet column", notes=_LTH_SMALL_NOTES,
 )
@@ -139,8 +139,8 @@ VGG19_CIFAR10 = PaperSetting(
     model="vgg19", dataset="cifar10", optimizer="sgd", lr=0.1, momentum=0.9, nesterov=False,
     weight_decay=1e-4, batch_size=64,
     iterations=112_480,  # 160 epochs x 703 (= floor(45,000 / 64)) iterations
-    lr_milestones=(56_240, 84_360),  # epochs 80 and 120 x 703
-    lr_gamma=0.1, warmup_iterations=10_000, scope="global", rate_conv=0.2, rate_fc=0.0,
+    milestones=(56_240, 84_360),  # epochs 80 and 120 x 703
+    gamma=0.1, warmup=10_000, scope="global", rate_conv=0.2, rate_fc=0.0,
     rate_output=0.0, rewind_iteration=0, dropout=0.0, augment=True,
     source=f"{_LTH}; VGG-19 column, Sec. 4 (warmup)",
     notes=(
@@ -156,7 +156,7 @@ VGG19_CIFAR10 = PaperSetting(
 )
 RESNET18_CIFAR10 = replace(
     VGG19_CIFAR10, model="resnet20", batch_size=128, iterations=30_000,
-    lr_milestones=(20_000, 25_000), warmup_iterations=20_000,
+    milestones=(20_000, 25_000), warmup=20_000,
     source=f"{_LTH}; Resnet-18 column, Sec. 4 (warmup)",
     notes=(
         "verified: 30K iterations at batch 128 is consistent with Ma et al. 2021 ('Sanity "
@@ -173,7 +173,7 @@ RESNET18_CIFAR10 = replace(
 def _low_lr(setting: PaperSetting) -> PaperSetting:
     """The same network at lr 0.01 without warmup (Frankle & Carbin 2019, Sec. 4)."""
     return replace(
-        setting, lr=0.01, warmup_iterations=0, source=f"{setting.source}; lr 0.01 variant",
+        setting, lr=0.01, warmup=0, source=f"{setting.source}; lr 0.01 variant",
         notes="verified: lr 0.01 is the rate at which the paper finds winning tickets for "
         "VGG-19 and ResNet without warmup (Ma et al. 2021, Sec. 1). UNVERIFIED: that the "
         "milestones and other numbers stay those of the lr 0.1 setting: " + setting.notes,
@@ -193,7 +193,7 @@ _STABILIZING_NOTES = (
 
 def _late_rewind(setting: PaperSetting, source: str) -> PaperSetting:
     """IMP with rewinding to iteration 500 instead of 0, at lr 0.1 without warmup."""
-    return replace(setting, warmup_iterations=0, rewind_iteration=500, source=source,
+    return replace(setting, warmup=0, rewind_iteration=500, source=source,
                    notes=_STABILIZING_NOTES + setting.notes)
 
 
@@ -213,8 +213,8 @@ RESNET20_CIFAR10_LMC = PaperSetting(
     model="resnet20", dataset="cifar10", optimizer="sgd", lr=0.1, momentum=0.9,
     nesterov=False, weight_decay=1e-4, batch_size=128,
     iterations=62_560,  # 160 epochs x 391 (= ceil(50,000 / 128)) iterations
-    lr_milestones=(31_280, 46_920),  # epochs 80 and 120 x 391
-    lr_gamma=0.1, warmup_iterations=0, scope="global", rate_conv=0.2, rate_fc=0.0,
+    milestones=(31_280, 46_920),  # epochs 80 and 120 x 391
+    gamma=0.1, warmup=0, scope="global", rate_conv=0.2, rate_fc=0.0,
     rate_output=0.2, rewind_iteration=2_000, dropout=0.0, augment=True,
     source=f"{_LMC}; ResNet-20 (standard)",
     notes=_LMC_NOTES.format(openlth="cifar_resnet_20", ignore=" including the output layer",
@@ -255,8 +255,8 @@ LIU_VGG19_CIFAR10 = PaperSetting(
     model="vgg19", dataset="cifar10", optimizer="sgd", lr=0.1, momentum=0.9, nesterov=False,
     weight_decay=1e-4, batch_size=64,
     iterations=125_120,  # 160 epochs x 782 (= ceil(50,000 / 64)) iterations
-    lr_milestones=(62_560, 93_840),  # epochs 80 and 120 x 782
-    lr_gamma=0.1, warmup_iterations=0, scope="global", rate_conv=0.0, rate_fc=0.0,
+    milestones=(62_560, 93_840),  # epochs 80 and 120 x 782
+    gamma=0.1, warmup=0, scope="global", rate_conv=0.0, rate_fc=0.0,
     rate_output=0.0, rewind_iteration=0, dropout=0.0, augment=True,
     source="Liu et al. 2019 (ICLR), Sec. 4 (Scratch-E / Scratch-B) and Sec. 5 (unstructured "
     "weight-level pruning of Han et al. 2015)",
@@ -278,7 +278,7 @@ LI_VGG16_PRUNED_A_FINETUNE = PaperSetting(
     model="vgg16", dataset="cifar10", optimizer="sgd", lr=1e-3, momentum=0.9, nesterov=False,
     weight_decay=1e-4, batch_size=64,
     iterations=31_280,  # 40 epochs x 782 (= ceil(50,000 / 64)) iterations
-    lr_milestones=(), lr_gamma=1.0, warmup_iterations=0, scope="layerwise", rate_conv=0.5,
+    milestones=(), gamma=1.0, warmup=0, scope="layerwise", rate_conv=0.5,
     rate_fc=0.0, rate_output=0.0, rewind_iteration=0, dropout=0.0, augment=True,
     source="Li et al. 2017 (ICLR), Sec. 4.1 / Table 2 (VGG-16-pruned-A), as re-implemented "
     "by Liu et al. 2019",
@@ -301,7 +301,7 @@ LI_VGG16_PRUNED_A_FINETUNE = PaperSetting(
 SNIP_LENET_MNIST = PaperSetting(
     model="lenet300_100", dataset="mnist", optimizer="sgd", lr=0.1, momentum=0.9,
     nesterov=False, weight_decay=5e-4, batch_size=100, iterations=100_000,
-    lr_milestones=(25_000, 50_000, 75_000), lr_gamma=0.1, warmup_iterations=0,
+    milestones=(25_000, 50_000, 75_000), gamma=0.1, warmup=0,
     scope="global", rate_conv=0.0, rate_fc=0.0, rate_output=0.0, rewind_iteration=0,
     dropout=0.0, augment=False,
     source="Lee et al. 2019 (ICLR), experiments: training setup paragraph",
@@ -318,8 +318,8 @@ GRASP_VGG19_CIFAR10 = PaperSetting(
     model="vgg19", dataset="cifar10", optimizer="sgd", lr=0.1, momentum=0.9, nesterov=False,
     weight_decay=5e-4, batch_size=128,
     iterations=62_560,  # 160 epochs x 391 (= ceil(50,000 / 128)) iterations
-    lr_milestones=(31_280, 46_920),  # epochs 80 and 120 (1/2 and 3/4 of 160) x 391
-    lr_gamma=0.1, warmup_iterations=0, scope="global", rate_conv=0.0, rate_fc=0.0,
+    milestones=(31_280, 46_920),  # epochs 80 and 120 (1/2 and 3/4 of 160) x 391
+    gamma=0.1, warmup=0, scope="global", rate_conv=0.0, rate_fc=0.0,
     rate_output=0.0, rewind_iteration=0, dropout=0.0, augment=True,
     source="Wang et al. 2020 (ICLR), experiments: training setup paragraph",
     notes=(
@@ -335,8 +335,8 @@ SYNFLOW_VGG16_CIFAR10 = PaperSetting(
     model="vgg16", dataset="cifar10", optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True,
     weight_decay=1e-4, batch_size=128,
     iterations=62_560,  # 160 epochs x 391 (= ceil(50,000 / 128)) iterations
-    lr_milestones=(23_460, 46_920),  # epochs 60 and 120 x 391
-    lr_gamma=0.1, warmup_iterations=0, scope="global", rate_conv=0.0, rate_fc=0.0,
+    milestones=(23_460, 46_920),  # epochs 60 and 120 x 391
+    gamma=0.1, warmup=0, scope="global", rate_conv=0.0, rate_fc=0.0,
     rate_output=0.0, rewind_iteration=0, dropout=0.0, augment=True,
     source="Tanaka et al. 2020 (NeurIPS), Sec. 7 and Appendix (hyperparameter table)",
     notes=(
@@ -349,7 +349,7 @@ SYNFLOW_VGG16_CIFAR10 = PaperSetting(
     ),
 )
 SYNFLOW_RESNET20_CIFAR10 = replace(
-    SYNFLOW_VGG16_CIFAR10, model="resnet20", lr=0.01, lr_gamma=0.2, weight_decay=5e-4,
+    SYNFLOW_VGG16_CIFAR10, model="resnet20", lr=0.01, gamma=0.2, weight_decay=5e-4,
     source="Tanaka et al. 2020 (NeurIPS), Appendix (hyperparameter table), ResNet column",
     notes=(
         "UNVERIFIED: lr 0.01, drop factor 0.2 and weight decay 5e-4 for the residual networks "
@@ -457,17 +457,16 @@ SCORING_SETTINGS: dict[str, ScoringSetting] = {
 }
 
 
+NOT_CONFIG = frozenset({"model", "dataset", "source", "notes"})
+"""PaperSetting fields that are citations or experiment keys, not schedule/IMP settings."""
+
+
 def paper_schedule(name: str) -> dict:
-    """The setting `name` of SETTINGS as the flat hyperparameter dict the workflow config uses."""
+    """The setting `name` of SETTINGS as the flat hyperparameter dict the workflow config uses
+    (the field names are the config's keys: `train` block and `imp` block)."""
     if name not in SETTINGS:
         raise LthError(f"paper setting {name!r} is unknown; expected one of: "
                        + ", ".join(sorted(SETTINGS)))
-    s = SETTINGS[name]
-    return {
-        "optimizer": s.optimizer, "lr": s.lr, "momentum": s.momentum, "nesterov": s.nesterov,
-        "weight_decay": s.weight_decay, "batch_size": s.batch_size, "iterations": s.iterations,
-        "milestones": list(s.lr_milestones), "gamma": s.lr_gamma,
-        "warmup": s.warmup_iterations, "rewind_iteration": s.rewind_iteration,
-        "scope": s.scope, "rate_conv": s.rate_conv, "rate_fc": s.rate_fc,
-        "rate_output": s.rate_output, "dropout": s.dropout, "augment": s.augment,
-    }
+    values = asdict(SETTINGS[name])
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()
+            if k not in NOT_CONFIG}

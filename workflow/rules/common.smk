@@ -143,6 +143,7 @@ class CohortKind:
     makes_init: bool = False
     constraints: object = field(default_factory=lambda: (lambda e: {}))
     log_tag: str = ""  # names the job's log (holds every wildcard); default: the level
+    priority: int = 0  # Snakemake runs higher first: the sequential chains (IMP, fine-tuning)
 
     def level_patterns(self, e):
         return self.levels(e) if self.levels else [self.level]

@@ -1,8 +1,8 @@
 # Controls of each IMP round's mask: random reinitialisation (Frankle & Carbin 2019, Fig. 4)
 # and random structure with the same per-layer densities trained from scratch with the same
 # budget (Scratch-E) and a FLOPs-matched budget (Scratch-B) (Liu et al. 2019). The round's
-# reinit and random networks of every seed train as one cohort; Scratch-B, whose schedule is
-# longer, as another.
+# controls of every seed train as one job (Scratch-B, whose schedule is longer, as its own
+# group in it).
 
 
 def imp_mask(e_name, seed, r):
@@ -10,6 +10,8 @@ def imp_mask(e_name, seed, r):
 
 
 def control_members(e_name, e, w, seed):
+    """The round's controls of one seed; Scratch-B trains the random control's mask (made in
+    the same job) with its longer schedule."""
     members = []
     if e["controls"]["reinit"]:
         members.append((dict(method="reinit", family="control", level=f"round{w.r}",
@@ -21,31 +23,28 @@ def control_members(e_name, e, w, seed):
         members.append((dict(method="random", family="control", level=f"round{w.r}",
                              init=init_path(e_name, seed), fresh_init=f"random/round{w.r}"),
                         how))
+    if e["controls"]["random_b"]:
+        random_mask = f"{run_dir(e_name, seed, 'random', f'round{w.r}')}/mask.safetensors"
+        members.append((dict(method="random_b", family="control", level=f"round{w.r}",
+                             init=init_path(e_name, seed), mask=random_mask,
+                             fresh_init=f"random/round{w.r}",
+                             budget_cap=e["controls"]["budget_cap"]), None))
     return members
 
 
 def needs_random_mask(e):
-    """Scratch-B trains the random control's mask, so it needs that job too."""
+    """Scratch-B trains the random control's mask, so it needs that network too."""
     return e["controls"]["random"] or e["controls"]["random_b"]
 
 
 def control_methods(e):
-    return [m for m, on in (("reinit", e["controls"]["reinit"]),
-                            ("random", needs_random_mask(e))) if on]
+    on = {"reinit": e["controls"]["reinit"], "random": needs_random_mask(e),
+          "random_b": e["controls"]["random_b"]}
+    return [m for m, enabled in on.items() if enabled]
 
 
-def scratch_b_members(e_name, e, w, seed):
-    return [(dict(method="random_b", family="control", level=f"round{w.r}",
-                  init=init_path(e_name, seed),
-                  mask=f"{run_dir(e_name, seed, 'random', f'round{w.r}')}/mask.safetensors",
-                  fresh_init=f"random/round{w.r}", budget_cap=e["controls"]["budget_cap"]),
-             None)]
-
-
-COHORT_KINDS += [
+COHORT_KINDS.append(
     CohortKind("controls", control_methods, "round{r}",
-               lambda e: e["imp"]["rounds"] > 0 and bool(control_methods(e)), control_members),
-    CohortKind("random_b", lambda e: ["random_b"], "round{r}",
-               lambda e: e["imp"]["rounds"] > 0 and e["controls"]["random_b"],
-               scratch_b_members),
-]
+               lambda e: e["imp"]["rounds"] > 0 and bool(control_methods(e)), control_members,
+               priority=1),
+)

@@ -43,12 +43,13 @@ def finetune_members(e_name, e, w, seed):
 
 COHORT_KINDS += [
     CohortKind("dense", lambda e: ["imp"], "round0", lambda e: True, dense_members,
-               rewind=True, makes_init=True),
+               rewind=True, makes_init=True, priority=3),
+    # IMP's rounds are the longest chain of the DAG: keep it moving, fill the cores around it
     CohortKind("imp", lambda e: ["imp"], "round{r}", lambda e: e["imp"]["rounds"] > 0,
-               imp_members),
+               imp_members, priority=3),
     CohortKind("imp_oneshot", lambda e: ["imp_oneshot"], "round{r}",
-               lambda e: e["imp"]["oneshot"], imp_oneshot_members),
+               lambda e: e["imp"]["oneshot"], imp_oneshot_members, priority=1),
     CohortKind("finetune", lambda e: ["finetune"], "round{r}",
                lambda e: e["finetune"]["enabled"], finetune_members,
-               schedule=finetune_schedule),
+               schedule=finetune_schedule, priority=2),
 ]

@@ -20,6 +20,7 @@ for _e_name, _e in EXPERIMENTS.items():
                 f"results/{_e_name}/logs/{_kind.name}/{_kind.log_tag or _kind.level}.log",
             wildcard_constraints:
                 **_kind.constraints(_e),
+            priority: _kind.priority
             threads: _e["resources"]["threads"]
             resources:
                 gpu=_e["resources"]["gpu"],
