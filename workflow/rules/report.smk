@@ -36,24 +36,41 @@ FIGURE_STYLE = shlex.quote(json.dumps(config["figures"], sort_keys=True))
 TABLES = {t: f"results/{{exp}}/{t}.csv" for t in ("summary", "layers", "curves")}
 
 
-rule figure:
-    input:
-        **TABLES,
-        code=library("report", "report_cli"),
-    output:
-        pdf=report("reports/{exp}/figures/{name}.pdf", caption="../report/figure.rst",
-                   category="{exp}", labels={"figure": "{name}", "format": "pdf"}),
-        png=report("reports/{exp}/figures/{name}.png", caption="../report/figure.rst",
-                   category="{exp}", labels={"figure": "{name}", "format": "png"}),
-    params:
-        style=FIGURE_STYLE,
-        settings=report_settings,
-    localrule: True
-    shell:
-        "{LTH} figure --experiment {wildcards.exp} --name {wildcards.name} "
-        "--summary {input.summary} --layers {input.layers} --curves {input.curves} "
-        "--style {params.style} --settings {params.settings} "
-        "--out-dir reports/{wildcards.exp}/figures"
+def figure_command(e_name):
+    """Params function: every figure of the experiment drawn in one process (`::` chain)."""
+    tables = " ".join(f"--{t} results/{e_name}/{t}.csv" for t in ("summary", "layers", "curves"))
+
+    def command(wildcards):
+        return " :: ".join(
+            f"figure --experiment {e_name} --name {name} {tables} --style {FIGURE_STYLE} "
+            f"--settings {report_settings(SimpleNamespace(exp=e_name))} "
+            f"--out-dir reports/{e_name}/figures"
+            for name in figures_of(EXPERIMENTS[e_name]))
+
+    return command
+
+
+def figure_outputs(e_name, ext):
+    return [report(f"reports/{e_name}/figures/{name}.{ext}", caption="../report/figure.rst",
+                   category=e_name, labels={"figure": name, "format": ext})
+            for name in figures_of(EXPERIMENTS[e_name])]
+
+
+for _e_name in EXPERIMENTS:
+
+    rule:
+        name:
+            f"figures_{_e_name}".replace("-", "_")
+        input:
+            **{t: f"results/{_e_name}/{t}.csv" for t in ("summary", "layers", "curves")},
+            code=library("report", "report_cli"),
+        output:
+            figure_outputs(_e_name, "pdf") + figure_outputs(_e_name, "png"),
+        params:
+            verbs=figure_command(_e_name),
+        localrule: True
+        shell:
+            "{LTH} {params.verbs}"
 
 
 rule report_html:
