@@ -86,8 +86,8 @@ def test_second_dry_run_has_nothing_to_do(done):
     assert planned_jobs(snakemake(done, "-n", "all", config=TINY)) == {}
 
 
-COHORTS = ["dense_tiny", "imp_tiny", "imp_oneshot_tiny", "controls_tiny", "finetune_tiny",
-           "oneshot_tiny"]
+COHORTS = ["dense_tiny", "imp_tiny", "imp_oneshot_tiny", "controls_tiny", "random_b_tiny",
+           "finetune_tiny", "oneshot_tiny"]
 AGGREGATES = {"summarize": 1, "figures_tiny": 1, "report_html": 1, "report_pdf": 1, "all": 1}
 REPORTS = {"figures_tiny", "figures_tiny_vgg", "report_html", "report_pdf", "all"}
 
@@ -114,15 +114,19 @@ def test_changing_the_pruning_rate_keeps_theta_0_and_the_dense_run(done):
         done, lambda c: c["experiments"]["tiny"]["imp"].update(rate_fc=0.4))))
     assert "dense_tiny" not in jobs and "prepare_data" not in jobs
     assert jobs["imp_tiny"] == 2 and jobs["imp_oneshot_tiny"] == 2
-    assert jobs["controls_tiny"] == 2
+    assert jobs["controls_tiny"] == 2 and jobs["random_b_tiny"] == 2
     assert "oneshot_tiny" not in jobs  # pruning at init does not depend on the IMP rate
 
 
-def test_a_methods_setting_reruns_only_that_method(done):
+@pytest.mark.parametrize("edit,job", [
+    (lambda e: e["oneshot"]["methods"]["synflow"].update(iterations=20), "oneshot_tiny"),
+    (lambda e: e["controls"].update(budget_cap=3.0), "random_b_tiny"),
+    (lambda e: e["finetune"].update(lr_scale=0.2), "finetune_tiny"),
+])
+def test_a_methods_setting_reruns_only_that_method(done, edit, job):
     jobs = planned_jobs(snakemake(done, "-n", "all", config=variant(
-        done, lambda c: c["experiments"]["tiny"]["oneshot"]["methods"]["synflow"].update(
-            iterations=20))))
-    assert jobs == AGGREGATES | {"oneshot_tiny": 1}
+        done, lambda c: edit(c["experiments"]["tiny"]))))
+    assert set(jobs) == set(AGGREGATES) | {job}
 
 
 @pytest.mark.parametrize("module,reruns", [

@@ -30,35 +30,25 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-from lth.io import LthError
+from lth.errors import LthError
+from lth.spec import Training
 
 OPTIMIZERS = ("sgd", "adam")
 SCOPES = ("layerwise", "global")
 
 
 @dataclass(frozen=True)
-class PaperSetting:
-    """One training-and-pruning setting as a paper gives it (see module docstring)."""
+class PaperSetting(Training):
+    """One training-and-pruning setting as a paper gives it (see module docstring): the
+    training fields of lth.spec.Training, then the pruning and citation fields."""
 
     model: str
     dataset: str
-    optimizer: str
-    lr: float
-    momentum: float
-    nesterov: bool
-    weight_decay: float
-    batch_size: int
-    iterations: int
-    milestones: tuple[int, ...]
-    gamma: float
-    warmup: int
     scope: str
     rate_conv: float
     rate_fc: float
     rate_output: float
     rewind_iteration: int
-    dropout: float
-    augment: bool
     source: str
     notes: str
 

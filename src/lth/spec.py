@@ -25,8 +25,8 @@ or a baseline."""
 
 
 @dataclass(frozen=True)
-class Schedule:
-    """How one network trains: the `train` block of an experiment in the config."""
+class Training:
+    """How a network trains, as a paper states it (lth.paper.PaperSetting extends it)."""
 
     optimizer: str  # "sgd" or "adam"
     lr: float
@@ -38,10 +38,16 @@ class Schedule:
     milestones: tuple[int, ...]  # iterations at which the learning rate is multiplied by gamma
     gamma: float
     warmup: int  # iterations of linear warmup from 0 to lr
-    eval_every: int
-    eval_batch_size: int
     dropout: float
     augment: bool
+
+
+@dataclass(frozen=True)
+class Schedule(Training):
+    """How one network trains: the `train` block of an experiment in the config."""
+
+    eval_every: int
+    eval_batch_size: int
 
     def scaled(self, factor: float) -> Schedule:
         """The same schedule stretched by `factor` (Scratch-B budgets, Liu et al. 2019)."""

@@ -1,8 +1,7 @@
 # Controls of each IMP round's mask: random reinitialisation (Frankle & Carbin 2019, Fig. 4)
 # and random structure with the same per-layer densities trained from scratch with the same
 # budget (Scratch-E) and a FLOPs-matched budget (Scratch-B) (Liu et al. 2019). The round's
-# controls of every seed train as one job (Scratch-B, whose schedule is longer, as its own
-# group in it).
+# reinit and random networks of every seed train as one job; Scratch-B as another.
 
 
 def imp_mask(e_name, seed, r):
@@ -10,8 +9,7 @@ def imp_mask(e_name, seed, r):
 
 
 def control_members(e_name, e, w, seed):
-    """The round's controls of one seed; Scratch-B trains the random control's mask (made in
-    the same job) with its longer schedule."""
+    """The round's reinit and random controls of one seed."""
     members = []
     if e["controls"]["reinit"]:
         members.append((dict(method="reinit", family="control", level=f"round{w.r}",
@@ -23,13 +21,16 @@ def control_members(e_name, e, w, seed):
         members.append((dict(method="random", family="control", level=f"round{w.r}",
                              init=init_path(e_name, seed), fresh_init=f"random/round{w.r}"),
                         how))
-    if e["controls"]["random_b"]:
-        random_mask = f"{run_dir(e_name, seed, 'random', f'round{w.r}')}/mask.safetensors"
-        members.append((dict(method="random_b", family="control", level=f"round{w.r}",
-                             init=init_path(e_name, seed), mask=random_mask,
-                             fresh_init=f"random/round{w.r}",
-                             budget_cap=e["controls"]["budget_cap"]), None))
     return members
+
+
+def scratch_b_members(e_name, e, w, seed):
+    """Scratch-B: the random control's mask and init with a compute-matched schedule."""
+    return [(dict(method="random_b", family="control", level=f"round{w.r}",
+                  init=init_path(e_name, seed),
+                  mask=f"{run_dir(e_name, seed, 'random', f'round{w.r}')}/mask.safetensors",
+                  fresh_init=f"random/round{w.r}", budget_cap=e["controls"]["budget_cap"]),
+             None)]
 
 
 def needs_random_mask(e):
@@ -38,13 +39,16 @@ def needs_random_mask(e):
 
 
 def control_methods(e):
-    on = {"reinit": e["controls"]["reinit"], "random": needs_random_mask(e),
-          "random_b": e["controls"]["random_b"]}
+    on = {"reinit": e["controls"]["reinit"], "random": needs_random_mask(e)}
     return [m for m, enabled in on.items() if enabled]
 
 
-COHORT_KINDS.append(
+COHORT_KINDS += [
     CohortKind("controls", control_methods, "round{r}",
                lambda e: e["imp"]["rounds"] > 0 and bool(control_methods(e)), control_members,
                priority=1),
-)
+    # its own job: a Scratch-B setting (budget_cap) reruns only Scratch-B
+    CohortKind("random_b", lambda e: ["random_b"], "round{r}",
+               lambda e: e["imp"]["rounds"] > 0 and e["controls"]["random_b"],
+               scratch_b_members, priority=1),
+]
