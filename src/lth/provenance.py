@@ -12,6 +12,7 @@ host, SLURM job id when there is one, and timings. The record lives next to the 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import platform
@@ -50,13 +51,16 @@ def git_commit() -> str | None:
     return commit + ("-dirty" if dirty else "")
 
 
+@functools.cache
 def code_version() -> dict:
-    """Git commit (if any) and the digest of the library source."""
+    """Git commit (if any) and the digest of the library source (once per process: a
+    cohort job writes many records)."""
     return {"git": git_commit(), "source_sha256": source_digest()}
 
 
+@functools.cache
 def package_versions() -> dict:
-    """Versions of the packages that can change an artifact."""
+    """Versions of the packages that can change an artifact (once per process)."""
     versions = {"python": platform.python_version()}
     for name in PACKAGES:
         try:
@@ -78,8 +82,8 @@ def make_record(verb: str, params: dict, inputs: list, device: str | None = None
         "argv": list(ARGV),
         "params": params,
         "inputs": [file_entry(p) for p in inputs],
-        "code_version": code_version(),
-        "packages": package_versions(),
+        "code_version": dict(code_version()),
+        "packages": dict(package_versions()),
         "device": device,
         "host": socket.gethostname(),
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
