@@ -197,6 +197,8 @@ def error_of(capsys, *args) -> str:
      "expected fractions in [0, 1)"),
     (["prune", "--job", prune_job(rates=Rates(0.2, 0.2, 0.1))], "same rate"),
     (["prune", "--job", prune_job(criterion="snip")], "needs data_root"),
+    (["prune", "--job", prune_job(criterion="grasp", data_root="data", val_size=100,
+                                  scoring=Scoring(50))], "samples_per_class, grasp_temperature"),
     (["prune", "--job", prune_job(density=0.5, rates=Rates(0.2, 0.2, 0.2))], "exactly one"),
     (["prune", "--job", '{"experiment": "t"}'], "--job.seed: missing"),
     (["prune", "--job", prune_job()[:-1] + ',"colour":1}'], "--job.colour: unknown setting"),

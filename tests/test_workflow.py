@@ -120,6 +120,7 @@ def test_changing_the_pruning_rate_keeps_theta_0_and_the_dense_run(done):
 
 @pytest.mark.parametrize("edit,job", [
     (lambda e: e["oneshot"]["methods"]["synflow"].update(iterations=20), "oneshot_tiny"),
+    (lambda e: e["oneshot"].update(score_batch_size=40), "oneshot_tiny"),
     (lambda e: e["controls"].update(budget_cap=3.0), "random_b_tiny"),
     (lambda e: e["finetune"].update(lr_scale=0.2), "finetune_tiny"),
 ])
@@ -127,6 +128,14 @@ def test_a_methods_setting_reruns_only_that_method(done, edit, job):
     jobs = planned_jobs(snakemake(done, "-n", "all", config=variant(
         done, lambda c: edit(c["experiments"]["tiny"]))))
     assert set(jobs) == set(AGGREGATES) | {job}
+
+
+def test_a_grasp_setting_reruns_nothing_where_grasp_is_not_configured(done):
+    """Only data-driven criteria carry the scoring settings, and only those they read."""
+    jobs = planned_jobs(snakemake(done, "-n", "all", config=variant(
+        done, lambda c: c["experiments"]["tiny"]["oneshot"].update(grasp_temperature=100.0,
+                                                                   samples_per_class=3))))
+    assert jobs == {}
 
 
 @pytest.mark.parametrize("module,reruns", [

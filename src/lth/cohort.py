@@ -37,6 +37,7 @@ from lth.spec import Engine, Schedule
 from lth.train import (
     TrainResult,
     batch_indices,
+    evaluates_at,
     lr_factor,
     make_optimizer,
     progress_line,
@@ -326,7 +327,7 @@ def train_stacked(models: list[nn.Module], masks: list[Mask], seeds: list[int], 
         for i, wanted in enumerate(checkpoint_iterations):
             if it in wanted:
                 checkpoints[i][it] = net.state(i)
-        if it % s.eval_every == 0 or it == s.iterations:
+        if evaluates_at(it, s):
             evaluate_all(it)
 
     step = _Step(net, opt, masked, s, batches, capture)

@@ -25,7 +25,16 @@ from lth.io import (
 )
 from lth.provenance import file_entry, make_record
 from lth.seeding import derive_seed, generator
-from lth.spec import FAMILIES, Member, PruneJob, Rates, Schedule, TrainJob, to_json
+from lth.spec import (
+    FAMILIES,
+    SCORING_SETTINGS,
+    Member,
+    PruneJob,
+    Rates,
+    Schedule,
+    TrainJob,
+    to_json,
+)
 
 LEVEL_PATTERN = re.compile(
     r"^(round(?P<round>\d+)|density(?P<density>[0-9.]+)|(?P<structure>[a-z][a-z0-9_]*))$"
@@ -164,7 +173,7 @@ def prune_to_counts(scores, mask, reference: M.Mask, scope: str) -> M.Mask:
     return M.keep_top_global(scores, mask, M.counts(reference)[0], list(mask))
 
 
-DATA_CRITERIA = frozenset({"snip", "grasp"})
+DATA_CRITERIA = frozenset(SCORING_SETTINGS)
 
 
 @functools.lru_cache(maxsize=2)
@@ -182,8 +191,11 @@ def score_batches(job: PruneJob, arch, gen, device) -> list:
         return []
     from lth.pruning import balanced_batches
 
-    if job.data_root is None or job.scoring is None:
-        raise LthError(f"criterion {job.criterion} needs data_root and scoring settings")
+    needed = SCORING_SETTINGS[job.criterion]
+    if job.data_root is None or job.scoring is None or any(
+            getattr(job.scoring, key) is None for key in needed):
+        raise LthError(f"criterion {job.criterion} needs data_root and scoring settings "
+                       f"{', '.join(needed)}")
     splits = splits_of(job.data_root, job.val_size, device)
     size = job.scoring.score_batch_size
     if job.criterion == "snip":

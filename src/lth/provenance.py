@@ -51,16 +51,24 @@ def git_commit() -> str | None:
     return commit + ("-dirty" if dirty else "")
 
 
-@functools.cache
 def code_version() -> dict:
-    """Git commit (if any) and the digest of the library source (once per process: a
+    """Git commit (if any) and the digest of the library source (read once per process: a
     cohort job writes many records)."""
+    return dict(_code_version())
+
+
+@functools.cache
+def _code_version() -> dict:
     return {"git": git_commit(), "source_sha256": source_digest()}
 
 
-@functools.cache
 def package_versions() -> dict:
-    """Versions of the packages that can change an artifact (once per process)."""
+    """Versions of the packages that can change an artifact (read once per process)."""
+    return dict(_package_versions())
+
+
+@functools.cache
+def _package_versions() -> dict:
     versions = {"python": platform.python_version()}
     for name in PACKAGES:
         try:
@@ -82,8 +90,8 @@ def make_record(verb: str, params: dict, inputs: list, device: str | None = None
         "argv": list(ARGV),
         "params": params,
         "inputs": [file_entry(p) for p in inputs],
-        "code_version": dict(code_version()),
-        "packages": dict(package_versions()),
+        "code_version": code_version(),
+        "packages": package_versions(),
         "device": device,
         "host": socket.gethostname(),
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),

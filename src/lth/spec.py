@@ -114,13 +114,21 @@ class TrainJob:
     members: tuple[Member, ...]
 
 
+SCORING_SETTINGS = {
+    "snip": ("score_batch_size",),
+    "grasp": ("score_batch_size", "samples_per_class", "grasp_temperature"),
+}
+"""The data-driven criteria and the Scoring settings each reads: a prune job carries only
+these, so a GraSP setting never reruns another method's jobs."""
+
+
 @dataclass(frozen=True)
 class Scoring:
     """Settings of the data-driven criteria (the `oneshot` block of an experiment)."""
 
     score_batch_size: int  # SNIP: one batch of training data (Lee et al. 2019)
-    samples_per_class: int  # GraSP: a class-balanced sample (Wang et al. 2020)
-    grasp_temperature: float
+    samples_per_class: int | None = None  # GraSP: a class-balanced sample (Wang et al. 2020)
+    grasp_temperature: float | None = None  # GraSP only
 
 
 @dataclass(frozen=True)

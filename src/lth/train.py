@@ -97,6 +97,11 @@ def early_stop(metrics: list[dict]) -> tuple[int, float]:
     return best, test[best]
 
 
+def evaluates_at(it: int, s: Schedule) -> bool:
+    """Validation and test are evaluated at 0, every s.eval_every iterations and at the end."""
+    return it % s.eval_every == 0 or it == s.iterations
+
+
 def progress_line(prefix: str, it: int, total: int, rows: list[dict], start: float) -> str:
     by_split = {r["split"]: r for r in rows}
     elapsed = time.perf_counter() - start
@@ -147,7 +152,7 @@ def train(
     def checkpoint(it: int) -> None:
         if it in checkpoint_iterations:
             checkpoints[it] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        if evaluate_model and (it % s.eval_every == 0 or it == s.iterations):
+        if evaluate_model and evaluates_at(it, s):
             rows = [record(it, "val", splits.val_x, splits.val_y),
                     record(it, "test", splits.test_x, splits.test_y)]
             log(progress_line(prefix, it, s.iterations, rows, start))

@@ -115,15 +115,15 @@ def filter_finetune_schedule(e):
 
 
 def prune_job(e_name, e, seed, out, **how):
-    """A PruneJob writing `out` (a member's mask), with the experiment's shared settings."""
-    o = e["oneshot"]
-    scoring = spec.Scoring(score_batch_size=o["score_batch_size"],
-                           samples_per_class=o["samples_per_class"],
-                           grasp_temperature=o["grasp_temperature"])
+    """A PruneJob writing `out` (a member's mask). A data-driven criterion also gets the data
+    and only the scoring settings it reads, so another method's setting never reruns it."""
+    reads = spec.SCORING_SETTINGS.get(how["criterion"], ())
+    if reads:
+        how.update(data_root=data_dir(e["dataset"]), val_size=e["val_size"],
+                   scoring=spec.Scoring(**{key: e["oneshot"][key] for key in reads}))
     how.setdefault("iterations", 1)
     return spec.PruneJob(experiment=e_name, seed=seed, device=config["device"], out=out,
-                         data_root=data_dir(e["dataset"]), val_size=e["val_size"],
-                         scoring=scoring, **how)
+                         **how)
 
 
 @dataclass
