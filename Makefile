@@ -4,7 +4,8 @@
 #                    (sudo .ci/slurm-cluster.sh start) and skips without one, outside CI
 #   make test-slurm  set up with SLURM, start a one-node cluster (root), run the SLURM
 #                    test, stop the cluster
-#   make lint        ruff
+#   make lint        ruff, snakefmt --check, and snakemake --lint on the default config and on
+#                    every preset in workflow/presets; fails on any finding
 #   make clean       remove results/, reports/<exp>/ and .snakemake/; keeps data/ and .venv/
 # Setup is idempotent and quick once done: Debian packages are installed only when missing
 # (as root; otherwise one line says what to install), and the virtual environment is
@@ -38,8 +39,10 @@ $(INSTALLED): pyproject.toml | system-packages
 	$(VENV)/bin/python -m pip install --disable-pip-version-check -e '.[dev]'
 	touch $@
 
+# lth.launch starts Snakemake after clearing the lock of a run that died (never of a live
+# one) and refuses, in one line, to start a second run in the same directory.
 report: setup
-	$(IN_VENV) $(VENV)/bin/snakemake report --cores all --workflow-profile profiles/local
+	$(IN_VENV) $(VENV)/bin/python -m lth.launch report --cores all --workflow-profile profiles/local
 
 test: setup
 	$(IN_VENV) $(VENV)/bin/pytest
@@ -51,7 +54,13 @@ test-slurm: setup
 		.ci/slurm-cluster.sh stop; exit $$status
 
 lint: setup
-	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/snakefmt --check --compact-diff Snakefile workflow/
+	$(VENV)/bin/snakemake --lint
+	for preset in workflow/presets/*.yaml; do \
+		echo "snakemake --lint --configfile $$preset"; \
+		$(VENV)/bin/snakemake --lint --configfile "$$preset" || exit 1; \
+	done
 
 clean:
 	rm -rf results .snakemake

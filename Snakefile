@@ -1,9 +1,9 @@
 """lth: the Lottery Ticket Hypothesis replication DAG.
 
-    snakemake report --cores all                       # default experiment, to the report
-    snakemake report --cores 8 --resources gpu=1       # GPU box (target before --resources)
-    snakemake report --workflow-profile profiles/slurm # SLURM cluster
-    snakemake report --configfile workflow/presets/lth_lenet_mnist.yaml --cores all
+snakemake report --cores all                       # default experiment, to the report
+snakemake report --cores 8 --resources gpu=1       # GPU box (target before --resources)
+snakemake report --workflow-profile profiles/slurm # SLURM cluster
+snakemake report --configfile workflow/presets/lth_lenet_mnist.yaml --cores all
 """
 
 from snakemake.utils import min_version, validate
@@ -29,8 +29,10 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/lottery.smk"
 include: "workflow/rules/controls.smk"
 include: "workflow/rules/oneshot.smk"
+include: "workflow/rules/filters.smk"
 include: "workflow/rules/training.smk"
 include: "workflow/rules/analysis.smk"
+include: "workflow/rules/figures.smk"
 include: "workflow/rules/report.smk"
 
 

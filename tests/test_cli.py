@@ -1,6 +1,7 @@
 """`python -m lth` verbs end to end on a small Fashion-MNIST in the real gz IDX format:
 IMP with reset and late rewinding, its controls, determinism, and every error path."""
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -63,8 +64,8 @@ def lab(tmp_path_factory):
                "--download", "false", *SPEECH) == 0
     previous = os.getcwd()
     os.chdir(root)
-    assert lth("init", *FIX, "--model", "lenet300_100", "--data-root", "data",
-               "--out", "init.safetensors") == 0
+    assert lth("init", *FIX, "--model", "lenet300_100", "--init", "glorot", "--data-root",
+               "data", "--out", "init.safetensors") == 0
     train("dense", "init.safetensors", save_at=0)
     train("dense5", "init.safetensors", save_at=5)
     assert lth("prune", "--job", prune_job(
@@ -150,13 +151,152 @@ def test_random_structure_keeps_layer_densities_and_changes_the_mask(lab):
     assert M.jaccard(rnd, imp) < 0.9
 
 
-def test_scratch_b_stretches_the_budget_by_the_flops_ratio_up_to_the_cap(lab):
-    run = train("scratchb", "init.safetensors", mask="imp1/mask.safetensors",
-                fresh_init="random/round1", budget_cap=1.1, level="round1",
-                method="random_b", family="control")
-    ratio = run["result"]["dense_flops"] / run["result"]["flops"]
-    assert ratio > 1.1  # so the cap binds
-    assert run["result"]["iterations"] == 44  # ceil(40 * 1.1)
+def quarter_mask(lab) -> str:
+    """A LeNet mask keeping exactly 1/4 of every layer: 58,800 / 7,500 / 250 weights, so
+    66,550 of the 266,200 MACs (an MLP's MACs are its kept weights)."""
+    from lth.io import save_tensors
+
+    gen = torch.Generator().manual_seed(0)
+    mask = {}
+    for name, m in load_tensors(lab / "dense/mask.safetensors").items():
+        keep = torch.zeros(m.numel(), dtype=torch.bool)
+        keep[torch.randperm(m.numel(), generator=gen)[: m.numel() // 4]] = True
+        mask[name] = keep.view_as(m)
+    save_tensors(lab / "quarter.safetensors", mask)
+    return "quarter.safetensors"
+
+
+@pytest.mark.parametrize("cap,factor", [(None, 4.0), (2.0, 2.0)])
+def test_scratch_b_stretches_the_schedule_by_the_macs_ratio_up_to_an_optional_cap(
+        lab, cap, factor):
+    schedule = dataclasses.replace(SCHEDULE, milestones=(10, 30), warmup=5)
+    member_ = member(f"scratchb{factor}", "init.safetensors", mask=quarter_mask(lab),
+                     fresh_init="scratch_b_imp/round1", compute_matched=True, budget_cap=cap,
+                     level="round1", method="scratch_b_imp", family="control")
+    assert lth("train", "--job", train_job(member_, schedule=schedule), "--threads", 1) == 0
+    run = json.loads((lab / f"scratchb{factor}/run.json").read_text())
+    res = run["result"]
+    assert (res["flops"], res["dense_flops"]) == (66550, 266200)
+    assert res["budget_factor"] == factor and res["iterations"] == 40 * factor
+    used = run["params"]["schedule_used"]
+    assert used["milestones"] == [10 * factor, 30 * factor] and used["warmup"] == 5 * factor
+    last = (lab / f"scratchb{factor}/metrics.csv").read_text().splitlines()[-1]
+    assert last.startswith(f"{int(40 * factor)},train,")
+
+
+def test_members_not_compute_matched_keep_the_schedule_and_record_their_defaults(lab):
+    res = json.loads((lab / "dense/run.json").read_text())["result"]
+    assert (res["budget_factor"], res["start_iteration"], res["draw"]) == (1.0, 0, 0)
+    assert res["iterations"] == 40
+
+
+def test_a_rewound_member_trains_k_to_t_from_theta_k(lab):
+    run = train("late", "dense5/rewind.safetensors", mask="imp1/mask.safetensors",
+                start_iteration=5, save_at=5, level="round1")
+    assert run["result"]["start_iteration"] == 5 and run["result"]["iterations"] == 40
+    rows = (lab / "late/metrics.csv").read_text().splitlines()[1:]
+    assert [r.split(",")[0] for r in rows if ",val," in r] == ["5", "10", "20", "30", "40"]
+    theta5 = load_tensors(lab / "dense5/rewind.safetensors")
+    start = load_tensors(lab / "late/rewind.safetensors")
+    for name, m in load_tensors(lab / "imp1/mask.safetensors").items():
+        assert torch.equal(start[name], theta5[name] * m)
+
+
+def test_reinit_draws_are_distinct_streams_and_draw_0_is_the_plain_purpose(lab):
+    mask = load_tensors(lab / "imp1/mask.safetensors")
+    starts = {}
+    for draw in (0, 1, 2):
+        run = train(f"draw{draw}", "init.safetensors", mask="imp1/mask.safetensors",
+                    fresh_init="reinit/round1", draw=draw, save_at=0, level="round1",
+                    method="reinit", family="control")
+        assert run["result"]["draw"] == draw
+        starts[draw] = load_tensors(lab / f"draw{draw}/rewind.safetensors")["fc1.weight"]
+    reinit = load_tensors(lab / "reinit1/rewind.safetensors")["fc1.weight"]
+    assert torch.equal(starts[0], reinit)  # draw 0 keeps the single-draw control's bytes
+    assert not torch.equal(starts[1], starts[0]) and not torch.equal(starts[2], starts[1])
+    assert all(torch.all(s[~mask["fc1.weight"]] == 0) for s in starts.values())
+
+
+def test_the_initialiser_is_recorded_and_a_fresh_init_uses_the_schedules(lab):
+    assert read_metadata(lab / "init.safetensors")["architecture"]["init"] == "glorot"
+    assert lth("init", *FIX, "--model", "lenet300_100", "--init", "kaiming_fan_in",
+               "--data-root", "data", "--out", "kaiming.safetensors") == 0
+    fan_in = load_tensors(lab / "kaiming.safetensors")["fc1.weight"]
+    glorot = load_tensors(lab / "init.safetensors")["fc1.weight"]
+    assert float(fan_in.std()) == pytest.approx((2 / 784) ** 0.5, rel=0.02)
+    assert float(glorot.std()) == pytest.approx((2 / (784 + 300)) ** 0.5, rel=0.02)
+    schedule = dataclasses.replace(SCHEDULE, init="kaiming_fan_in", iterations=1, eval_every=1)
+    assert lth("train", "--job", train_job(member(
+        "fresh_kaiming", "init.safetensors", fresh_init="reinit/round0", save_at=0,
+        method="reinit", family="control"), schedule=schedule), "--threads", 1) == 0
+    start = load_tensors(lab / "fresh_kaiming/rewind.safetensors")["fc1.weight"]
+    assert float(start.std()) == pytest.approx((2 / 784) ** 0.5, rel=0.02)
+    record = read_metadata(lab / "fresh_kaiming/final.safetensors")
+    assert record["architecture"]["init"] == "kaiming_fan_in"
+
+
+@pytest.fixture(scope="module")
+def resnet(lab):
+    """resnet20 on the 1x28x28 data: theta_0 and one global IMP round at conv 0.2 that
+    leaves the 1x1 shortcuts and the output layer whole (Frankle & Carbin 2019, App. I.3)."""
+    assert lth("init", *FIX, "--model", "resnet20", "--init", "kaiming_fan_out",
+               "--data-root", "data", "--out", "resnet/init.safetensors") == 0
+    assert lth("prune", "--job", prune_job(
+        "resnet/imp1.safetensors", "resnet/init.safetensors",
+        rates=Rates(conv=0.2, fc=0.0, output=0.0, shortcut=0.0), purpose="imp/round1")) == 0
+    return lab / "resnet"
+
+
+RESNET20_CONV = 267_696 - 2 * 9 * 16  # 3x3 convs on 1 input channel (not 3)
+RESNET20_SHORTCUT, RESNET20_OUTPUT = 512 + 2048, 640
+
+
+def test_global_imp_leaves_zero_rate_kinds_whole_and_density_counts_pruned_weights(resnet):
+    mask = load_tensors(resnet / "imp1.safetensors")
+    whole = [n for n in mask if "shortcut" in n or n == "output.weight"]
+    assert len(whole) == 3 and all(bool(mask[n].all()) for n in whole)
+    kept = RESNET20_CONV - M.round_half_up(0.2 * RESNET20_CONV)
+    assert M.counts(mask) == (kept + RESNET20_SHORTCUT + RESNET20_OUTPUT,
+                              RESNET20_CONV + RESNET20_SHORTCUT + RESNET20_OUTPUT)
+    schedule = dataclasses.replace(SCHEDULE, iterations=1, eval_every=1)
+    assert lth("train", "--job", train_job(member(
+        str(resnet / "round1"), str(resnet / "init.safetensors"),
+        mask=str(resnet / "imp1.safetensors"), level="round1", counted_kinds=("conv",)),
+        schedule=schedule), "--threads", 1) == 0
+    res = json.loads((resnet / "round1/run.json").read_text())["result"]
+    assert (res["params_kept"], res["params_total"]) == (kept, RESNET20_CONV)
+    assert res["density"] == kept / RESNET20_CONV
+    assert res["params_total_all"] == RESNET20_CONV + RESNET20_SHORTCUT + RESNET20_OUTPUT
+
+
+def test_global_count_matching_pools_only_the_layers_the_reference_pruned(resnet):
+    assert lth("prune", "--job", prune_job(
+        "resnet/random1.safetensors", "resnet/init.safetensors", criterion="random",
+        match_counts="resnet/imp1.safetensors", purpose="random_pruning/round1")) == 0
+    imp = load_tensors(resnet / "imp1.safetensors")
+    rnd = load_tensors(resnet / "random1.safetensors")
+    assert M.counts(rnd) == M.counts(imp)
+    assert all(bool(rnd[n].all()) for n in imp if bool(imp[n].all()))
+    assert M.jaccard(rnd, imp) < 0.9
+
+
+@pytest.mark.parametrize("statistics", ["batch", "running"])
+def test_snip_scores_with_the_batchnorm_statistics_its_setting_names(resnet, statistics):
+    def snip(out, setting):
+        assert lth("prune", "--job", prune_job(
+            out, "resnet/init.safetensors", criterion="snip", density=0.1,
+            purpose="snip/density0.1", data_root="data", val_size=100,
+            scoring=Scoring(50, snip_batchnorm=setting))) == 0
+        record = read_metadata(out)
+        assert record["params"]["scoring"]["snip_batchnorm"] == setting
+        return load_tensors(out)
+
+    mine = snip(f"resnet/snip_{statistics}.safetensors", statistics)
+    other = snip("resnet/snip_other.safetensors",
+                 "running" if statistics == "batch" else "batch")
+    again = snip("resnet/snip_again.safetensors", statistics)
+    assert all(torch.equal(mine[n], again[n]) for n in mine)
+    assert not all(torch.equal(mine[n], other[n]) for n in mine)
 
 
 def test_two_runs_of_the_same_config_give_identical_masks_and_weights(lab):
@@ -170,7 +310,7 @@ def test_two_runs_of_the_same_config_give_identical_masks_and_weights(lab):
 def test_snip_prunes_to_the_exact_density_and_records_its_inputs(lab):
     assert lth("prune", "--job", prune_job(
         "snip/mask.safetensors", criterion="snip", density=0.05, purpose="snip/density0.05",
-        data_root="data", val_size=100, scoring=Scoring(50, 2, 200.0))) == 0
+        data_root="data", val_size=100, scoring=Scoring(50, snip_batchnorm="running"))) == 0
     mask = load_tensors(lab / "snip/mask.safetensors")
     assert M.counts(mask) == (M.round_half_up(0.05 * 266200), 266200)
     record = read_metadata(lab / "snip/mask.safetensors")
@@ -199,17 +339,41 @@ def error_of(capsys, *args) -> str:
     (["prune", "--job", prune_job(criterion="snip")], "needs data_root"),
     (["prune", "--job", prune_job(criterion="grasp", data_root="data", val_size=100,
                                   scoring=Scoring(50))], "samples_per_class, grasp_temperature"),
+    (["prune", "--job", prune_job(criterion="snip", data_root="data", val_size=100,
+                                  scoring=Scoring(50, snip_batchnorm="train"))],
+     "scoring.snip_batchnorm 'train': expected batch or running"),
     (["prune", "--job", prune_job(density=0.5, rates=Rates(0.2, 0.2, 0.2))], "exactly one"),
     (["prune", "--job", '{"experiment": "t"}'], "--job.seed: missing"),
     (["prune", "--job", prune_job()[:-1] + ',"colour":1}'], "--job.colour: unknown setting"),
     (["train", "--job", train_job(member("x", "init.safetensors")).replace(
         '"iterations":40', '"iterations":"40"')], "--job.schedule.iterations: expected int"),
     (["train", "--job", train_job(member("x", "init.safetensors", save_at=41))],
-     "save_at 41 is outside the 40 training iterations"),
+     "save_at 41 is outside the training iterations 0..40"),
+    (["train", "--job", train_job(member("x", "init.safetensors", start_iteration=40))],
+     "start_iteration 40 is outside the 40 training iterations"),
+    (["train", "--job", train_job(member("x", "init.safetensors", start_iteration=5,
+                                         save_at=0))],
+     "save_at 0 is outside the training iterations 5..40"),
+    (["train", "--job", train_job(member("x", "init.safetensors", draw=1))],
+     "draw 1: expected 0, or a positive draw of a fresh_init"),
+    (["train", "--job", train_job(member("x", "init.safetensors", budget_cap=2.0))],
+     "budget_cap 2.0: expected >= 1, on a compute_matched member"),
+    (["train", "--job", train_job(member("x", "init.safetensors", mask="m",
+                                         compute_matched=True, budget_cap=0.5))],
+     "budget_cap 0.5: expected >= 1"),
+    (["train", "--job", train_job(member("x", "init.safetensors", compute_matched=True))],
+     "compute_matched needs a mask"),
+    (["train", "--job", train_job(member("x", "init.safetensors", counted_kinds=("fcc",)))],
+     "counted_kinds ['fcc']: expected some of"),
+    (["init", *FIX, "--model", "lenet300_100", "--data-root", "data", "--out", "x"],
+     "the following arguments are required: --init"),
+    (["init", *FIX, "--model", "lenet300_100", "--init", "he", "--data-root", "data",
+      "--out", "x"], "init must be one of glorot, kaiming_fan_in, kaiming_fan_out"),
     (["train", "--job", "{not json"], "--job: not valid JSON"),
-    (["init", *FIX, "--model", "lenet300_100", "--data-root", "nowhere", "--out", "x"],
-     "nowhere/manifest.json: file not found"),
-    (["init", *FIX, "--model", "alexnet", "--data-root", "data", "--out", "x"],
+    (["init", *FIX, "--model", "lenet300_100", "--init", "glorot", "--data-root", "nowhere",
+      "--out", "x"], "nowhere/manifest.json: file not found"),
+    (["init", *FIX, "--model", "alexnet", "--init", "glorot", "--data-root", "data",
+      "--out", "x"],
      "alexnet"),
     (["audit", "no/such/file.pdf"], "no such artifact"),
 ])

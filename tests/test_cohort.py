@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 import torch
-from test_train import SCHEDULE, cluster_splits, lenet, sparse_mask
+from test_train import SCHEDULE, cluster_splits, image_splits, lenet, sparse_mask
 from torch.nn import functional as F
 
 from lth.cohort import (
@@ -19,6 +19,7 @@ from lth.cohort import (
     train_stacked,
     uses_stacking,
 )
+from lth.data import augment_batch
 from lth.io import LthError
 from lth.models import build_model, vgg
 from lth.spec import Engine
@@ -206,3 +207,35 @@ def test_captured_step_matches_the_eager_step_on_cuda():
     for eager, captured in zip(run(False), run(True), strict=True):
         for name, value in eager[0].items():
             torch.testing.assert_close(captured[0][name], value, rtol=1e-4, atol=1e-5)
+
+
+def test_stacked_and_reference_loops_agree_on_a_run_resumed_at_k():
+    """Both loops train k..T from weights at k with the schedule and the (augmented) data
+    stream continuing: same evaluated iterations, losses and final weights."""
+    splits = image_splits()
+    s = dataclasses.replace(S, iterations=20, warmup=5, milestones=(12,), eval_every=5)
+
+    def nets():
+        models = [build_model("lenet300_100", (3, 28, 28), 10,
+                              torch.Generator().manual_seed(seed), 0.0) for seed in range(2)]
+        return [Net(m, sparse_mask(m), seed, f"[{seed}]", (7, 9), seed)
+                for seed, m in enumerate(models)]
+
+    runs = {}
+    for stack in ("on", "off"):
+        runs[stack] = nets()
+        engine = Engine(stack=stack, slots=2, capture=False, tf32=False)
+        assert train_cohort(runs[stack], splits, s, order, engine, augment_batch,
+                            log=lambda _: None, start=7) == (stack == "on")
+    for stacked_net, reference in zip(runs["on"], runs["off"], strict=True):
+        rows, ref_rows = stacked_net.result.metrics, reference.result.metrics
+        assert [(r["iteration"], r["split"]) for r in rows] == [
+            (r["iteration"], r["split"]) for r in ref_rows]
+        assert [r["iteration"] for r in rows if r["split"] == "val"] == [7, 10, 15, 20]
+        for row, ref in zip(rows, ref_rows, strict=True):
+            assert row["loss"] == pytest.approx(ref["loss"], rel=1e-4)
+        assert tensor_bytes(stacked_net.result.checkpoints[7]) == tensor_bytes(
+            reference.result.checkpoints[7])
+        for name, value in reference.model.state_dict().items():
+            torch.testing.assert_close(stacked_net.model.state_dict()[name], value,
+                                       rtol=0, atol=1e-4)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import gzip
 import hashlib
 import http.server
 import pickle
@@ -258,8 +259,8 @@ def test_fashion_mnist_downloads_through_torchvision(tmp_path, local_mirror):
 
 def test_fashion_mnist_falls_back_to_debian_folder(tmp_path, local_mirror):
     written = make_idx_folder(tmp_path / "debian")
-    manifest = data.prepare("fashion_mnist", tmp_path / "d", source=tmp_path / "missing",
-                            download=True, speech=None, debian_dir=tmp_path / "debian")
+    manifest = data.prepare("fashion_mnist", tmp_path / "d", source=None, download=True,
+                            speech=None, debian_dir=tmp_path / "debian")
     assert manifest["source"] == {"way": "debian", "path": str(tmp_path / "debian")}
     assert_stored_exactly(tmp_path / "d", written)
 
@@ -276,9 +277,123 @@ def test_fashion_mnist_without_any_way_names_all_three_in_one_line(tmp_path, loc
 
 
 def test_mnist_without_source_or_download_names_its_two_ways(tmp_path):
-    with pytest.raises(LthError, match=r"lacks some of them.*download=False") as err:
-        data.prepare("mnist", tmp_path / "d", source=tmp_path, download=False, speech=None)
+    with pytest.raises(LthError, match=r"\(not set\).*download=False") as err:
+        data.prepare("mnist", tmp_path / "d", source=None, download=False, speech=None)
     assert "apt-get" not in str(err.value)
+
+
+# ---------------------------------------------------------------- unusable sources, bad files
+
+
+def test_a_missing_source_folder_is_refused_not_replaced_by_the_debian_copy(tmp_path):
+    make_idx_folder(tmp_path / "debian")
+    with pytest.raises(LthError) as err:
+        data.prepare("fashion_mnist", tmp_path / "d", source=tmp_path / "missing",
+                     download=False, speech=None, debian_dir=tmp_path / "debian")
+    assert str(err.value) == (f"dataset fashion_mnist: source folder {tmp_path / 'missing'} "
+                              f"does not exist")
+    assert not (tmp_path / "d").exists()
+
+
+def test_the_prepare_verb_refuses_a_missing_source_without_downloading(tmp_path, capsys):
+    from lth.cli import main
+
+    speech = [arg for key, value in (("features", "mfcc"), ("n-fft", 480), ("win-length", 480),
+                                     ("hop-length", 160), ("n-mels", 40), ("n-mfcc", 40))
+              for arg in (f"--speech-{key}", str(value))]
+    assert main(["prepare", "--dataset", "mnist", "--root", str(tmp_path / "d"), "--source",
+                 str(tmp_path / "missing"), "--download", "true", *speech]) == 2
+    assert capsys.readouterr().err == (f"lth: error: dataset mnist: source folder "
+                                       f"{tmp_path / 'missing'} does not exist\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_source_folder_lacking_files_is_refused_even_when_prepared(tmp_path):
+    make_idx_folder(tmp_path / "src")
+    first = data.prepare("mnist", tmp_path / "d", source=tmp_path / "src", download=False,
+                         speech=None)
+    (tmp_path / "src" / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(LthError, match=r"source folder .*/src lacks t10k-labels-idx1-ubyte\.gz$"):
+        data.prepare("mnist", tmp_path / "d", source=tmp_path / "src", download=False,
+                     speech=None)
+    assert data.prepare("mnist", tmp_path / "d", source=None, download=False,
+                        speech=None) == first
+
+
+def gz_rewrite(path: Path, edit) -> None:
+    """Replace the unpacked bytes of a gz file by edit(bytes)."""
+    path.write_bytes(gzip.compress(edit(gzip.decompress(path.read_bytes()))))
+
+
+@pytest.mark.parametrize(("file", "damage", "expected"), [
+    ("train-images-idx3-ubyte.gz", lambda p: p.write_bytes(p.read_bytes()[:200]),
+     "not a readable gzip file"),
+    ("train-images-idx3-ubyte.gz", lambda p: gz_rewrite(p, lambda b: b[:-100]),
+     r"truncated or corrupt: its IDX header announces \(12, 28, 28\) \(9424 bytes "
+     r"unpacked\), it holds 9324 bytes"),
+    ("t10k-images-idx3-ubyte.gz", lambda p: gz_rewrite(p, lambda b: b"\x00\x00\x0d" + b[3:]),
+     "not an IDX file of unsigned bytes with 3 dimensions"),
+    ("t10k-labels-idx1-ubyte.gz", lambda p: gz_rewrite(p, lambda b: b[:-1]),
+     "truncated or corrupt"),
+    ("t10k-labels-idx1-ubyte.gz",
+     lambda p: p.write_bytes(gzip.compress(b"\x00\x00\x08\x01" + (4).to_bytes(4, "big")
+                                           + bytes(4))),
+     "4 labels for the 5 images of t10k-images-idx3-ubyte.gz"),
+])
+def test_a_damaged_idx_file_is_named_in_one_line_and_nothing_is_written(
+        tmp_path, file, damage, expected):
+    make_idx_folder(tmp_path / "src")
+    damage(tmp_path / "src" / file)
+    root = tmp_path / "d"
+    with pytest.raises(LthError, match=expected) as err:
+        data.prepare("mnist", root, source=tmp_path / "src", download=False, speech=None)
+    assert str(err.value).startswith(f"{tmp_path / 'src' / file}: ")
+    assert "\n" not in str(err.value)
+    assert [p.name for p in root.rglob("*")] == []  # no raw file, no scratch folder left
+
+
+def test_a_damaged_idx_file_leaves_the_prepared_dataset_untouched(tmp_path):
+    make_idx_folder(tmp_path / "src")
+    root = tmp_path / "d"
+    data.prepare("mnist", root, source=tmp_path / "src", download=False, speech=None)
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}
+    (root / data.TENSORS_FILE).unlink()  # forces preparing again, from the damaged source
+    del before[root / data.TENSORS_FILE]
+    gz_rewrite(tmp_path / "src" / "train-images-idx3-ubyte.gz", lambda b: b[:-1])
+    with pytest.raises(LthError, match="train-images-idx3-ubyte.gz: truncated or corrupt"):
+        data.prepare("mnist", root, source=tmp_path / "src", download=False, speech=None)
+    after = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}
+    assert after == before
+
+
+@pytest.mark.parametrize("damage", [lambda b: b[: len(b) // 2], lambda b: b[:100] + b"x" + b[101:]],
+                         ids=["truncated", "one byte changed"])
+def test_a_damaged_cifar_batch_is_named_in_one_line(tmp_path, monkeypatch, damage):
+    make_cifar_folder(tmp_path / "src")
+    accept_generated_cifar_files(monkeypatch, tmp_path / "src")
+    batch = tmp_path / "src" / "data_batch_3"
+    batch.write_bytes(damage(batch.read_bytes()))
+    with pytest.raises(LthError) as err:
+        data.prepare("cifar10", tmp_path / "d", source=tmp_path / "src", download=False,
+                     speech=None)
+    assert str(err.value).startswith(f"{batch}: not the official CIFAR-10 file (md5 ")
+    assert str(err.value).endswith("truncated or corrupt")
+
+
+@pytest.mark.parametrize(("damage", "expected"), [
+    (lambda b: b[:-1000], "truncated: its header announces 8000 samples, it holds 7500"),
+    (lambda b: b"JUNK" + b[4:], "not a readable WAV file"),
+])
+def test_a_damaged_speech_clip_is_named_in_one_line(tmp_path, damage, expected):
+    make_speech_folder(tmp_path / "src", WORDS)
+    clip = tmp_path / "src" / "w07" / f"{SPEAKERS['val']}_nohash_0.wav"
+    clip.write_bytes(damage(clip.read_bytes()))
+    with pytest.raises(LthError) as err:
+        data.prepare("speech_commands", tmp_path / "d", source=tmp_path / "src",
+                     download=False, speech=MFCC)
+    message = str(err.value)
+    assert message.startswith(f"{tmp_path / 'd'}/SpeechCommands/speech_commands_v0.02/w07/")
+    assert expected in message and "\n" not in message
 
 
 def test_cifar10_batches_round_trip_through_torchvision(tmp_path, monkeypatch):

@@ -5,7 +5,17 @@ import torch
 from torch import nn
 
 from lth.io import LthError
-from lth.models import MODEL_NAMES, build_model, layer_kinds, output_name, prunable_names
+from lth.models import (
+    INITIALISERS,
+    MODEL_NAMES,
+    POOL,
+    build_model,
+    layer_kinds,
+    mlp,
+    output_name,
+    prunable_names,
+    vgg,
+)
 
 CIFAR = (3, 32, 32)
 MNIST = (1, 28, 28)
@@ -13,18 +23,25 @@ SPEECH = (1, 40, 101)
 INPUTS = {"lenet300_100": (MNIST, 10), "speech_mlp": (SPEECH, 35)}
 
 
-def build(name, seed=0, dropout=0.0):
+def build(name, seed=0, dropout=0.0, init=None):
     input_shape, num_classes = INPUTS.get(name, (CIFAR, 10))
     gen = torch.Generator().manual_seed(seed)
-    return build_model(name, input_shape, num_classes, gen, dropout)
+    return build_model(name, input_shape, num_classes, gen, dropout, init)
+
+
+def weights_by_kind(model):
+    """Layer kind -> number of prunable weights of that kind."""
+    params = dict(model.named_parameters())
+    sizes: dict[str, int] = {}
+    for name, kind in layer_kinds(model).items():
+        sizes[kind] = sizes.get(kind, 0) + params[name].numel()
+    return sizes
 
 
 def weight_counts(model):
-    """(prunable weights, conv weights) of a model."""
-    params = dict(model.named_parameters())
-    kinds = layer_kinds(model)
-    conv = sum(params[n].numel() for n, kind in kinds.items() if kind == "conv")
-    return sum(params[n].numel() for n in kinds), conv
+    """(prunable weights, conv weights including 1x1 shortcut convs) of a model."""
+    sizes = weights_by_kind(model)
+    return sum(sizes.values()), sizes.get("conv", 0) + sizes.get("shortcut", 0)
 
 
 # Exact counts, worked by hand from Frankle & Carbin 2019, Fig. 2 (3x3 same-padded convs):
@@ -104,6 +121,56 @@ def test_build_draws_only_from_the_given_generator():
     assert torch.equal(gen.get_state(), after_once)
 
 
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_exact_weight_counts(name):
+    assert weight_counts(build(name)) == EXACT[name]
+
+
+# (initialiser, std of a 3x3 conv weight, std of a linear weight) as functions of the fans
+STD_FORMULAS = {
+    "glorot": (lambda fan_in, fan_out: math.sqrt(2 / (fan_in + fan_out)),
+               lambda fan_in, fan_out: math.sqrt(2 / (fan_in + fan_out))),
+    "kaiming_fan_in": (lambda fan_in, fan_out: math.sqrt(2 / fan_in),
+                       lambda fan_in, fan_out: math.sqrt(2 / fan_in)),
+    "kaiming_fan_out": (lambda fan_in, fan_out: math.sqrt(2 / fan_out),
+                        lambda fan_in, fan_out: math.sqrt(2 / fan_in)),
+}
+
+
+@pytest.mark.parametrize("init", sorted(INITIALISERS))
+def test_initialiser_draws_the_std_of_its_formula(init):
+    assert set(STD_FORMULAS) == set(INITIALISERS)
+    conv_std, linear_std = STD_FORMULAS[init]
+    gen = torch.Generator().manual_seed(0)
+    net = vgg((64, POOL, 256, 512), CIFAR, 10, gen, init)  # conv3: 256 -> 512, 1.2M weights
+    assert net.conv3.weight.std().item() == pytest.approx(conv_std(256 * 9, 512 * 9), rel=0.03)
+    lenet = mlp((300, 100), MNIST, 10, gen, 0.0, init)  # fc1: 784 -> 300, 235K weights
+    assert lenet.fc1.weight.std().item() == pytest.approx(linear_std(784, 300), rel=0.03)
+    assert not lenet.fc1.bias.any() and not net.output.bias.any()
+
+
+@pytest.mark.parametrize("init", sorted(INITIALISERS))
+def test_every_initialiser_sets_batchnorm_to_identity_with_fresh_statistics(init):
+    model = build("resnet20", init=init)
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert len(norms) == 1 + 9 * 2 + 2  # stem, two per block, two projection shortcuts
+    for bn in norms:
+        assert torch.equal(bn.weight, torch.ones_like(bn.weight))
+        assert not bn.bias.any() and not bn.running_mean.any()
+        assert torch.equal(bn.running_var, torch.ones_like(bn.running_var))
+        assert bn.num_batches_tracked.item() == 0
+
+
+@pytest.mark.parametrize(("name", "default"), [
+    ("lenet300_100", "glorot"), ("conv2", "glorot"), ("speech_mlp", "glorot"),
+    ("vgg16", "kaiming_fan_out"), ("resnet20", "kaiming_fan_out")])
+def test_no_init_keeps_the_models_own_initialiser(name, default):
+    implicit, named = build(name, seed=2).state_dict(), build(name, seed=2, init=default)
+    assert all(torch.equal(implicit[k], v) for k, v in named.state_dict().items())
+    other = next(i for i in INITIALISERS if i != default)
+    assert not torch.equal(build(name, seed=2, init=other).output.weight, named.output.weight)
+
+
 def test_glorot_init_of_lenet():
     model = build("lenet300_100")
     fc1 = model.fc1.weight
@@ -136,10 +203,20 @@ def test_layer_kinds_and_names():
     resnet = build("resnet20")
     kinds = layer_kinds(resnet)
     assert list(kinds) == prunable_names(resnet)
-    # stem + 9 blocks x 2 convs + 2 projection shortcuts
-    assert list(kinds.values()) == ["conv"] * 21 + ["output"]
-    assert "stage2.block1.shortcut.conv.weight" in kinds
+    # stem + 9 blocks x 2 convs, 2 projection shortcuts, output
+    assert list(kinds.values()).count("conv") == 19
+    assert [n for n, k in kinds.items() if k == "shortcut"] == [
+        "stage2.block1.shortcut.conv.weight", "stage3.block1.shortcut.conv.weight"]
     assert output_name(resnet) == "output.weight"
+
+
+def test_lth_resnet_prunes_267696_conv_weights_and_keeps_2560_shortcut_and_640_output():
+    # Frankle & Carbin 2019, App. I.3: "We do not prune the 2560 parameters used to downsample
+    # residual connections or the 640 parameters in the output layer"; 16*32 + 32*64 = 2,560
+    assert weights_by_kind(build("resnet20")) == {
+        "conv": 270_256 - 2_560, "shortcut": 2_560, "output": 640}
+    # ResNet-18: projections 64*128 + 128*256 + 256*512
+    assert weights_by_kind(build("resnet18"))["shortcut"] == 172_032
 
 
 def test_vgg_has_li_et_al_conv_numbering():
@@ -173,3 +250,9 @@ def test_dropout_is_active_only_in_train_mode():
 def test_bad_arguments_raise_one_line_errors(name, input_shape, dropout):
     with pytest.raises(LthError, match=r"^model"):
         build_model(name, input_shape, 10, torch.Generator().manual_seed(0), dropout)
+
+
+def test_unknown_initialiser_is_named_in_one_line():
+    with pytest.raises(LthError, match=r"^model resnet: init must be one of glorot, "
+                                       r"kaiming_fan_in, kaiming_fan_out, got 'he'$"):
+        build("resnet20", init="he")

@@ -5,9 +5,10 @@ from dataclasses import replace
 
 import pytest
 
+from lth.catalog import prunable_layers
 from lth.data import DATASETS
 from lth.io import LthError
-from lth.models import MODEL_NAMES
+from lth.models import INITIALISERS, MODEL_NAMES
 from lth.paper import (
     SCORING_SETTINGS,
     SETTINGS,
@@ -17,7 +18,8 @@ from lth.paper import (
 
 SCHEDULE_KEYS = {"optimizer", "lr", "momentum", "nesterov", "weight_decay", "batch_size",
                  "iterations", "milestones", "gamma", "warmup", "rewind_iteration", "scope",
-                 "rate_conv", "rate_fc", "rate_output", "dropout", "augment"}
+                 "rate_conv", "rate_fc", "rate_output", "rate_shortcut", "dropout", "augment",
+                 "init"}
 
 ALL = pytest.mark.parametrize("name", sorted(SETTINGS))
 
@@ -38,7 +40,8 @@ def test_milestones_increase_inside_training(name):
 @ALL
 def test_rates_are_fractions_below_one(name):
     s = SETTINGS[name]
-    assert all(0.0 <= r < 1.0 for r in (s.rate_conv, s.rate_fc, s.rate_output, s.dropout))
+    rates = (s.rate_conv, s.rate_fc, s.rate_output, s.rate_shortcut, s.dropout)
+    assert all(0.0 <= r < 1.0 for r in rates)
 
 
 @ALL
@@ -52,7 +55,8 @@ def test_warmup_and_rewind_fit_inside_training(name):
 def test_global_scope_prunes_every_pruned_kind_at_one_rate(name):
     s = SETTINGS[name]
     if s.scope == "global":
-        assert len({r for r in (s.rate_conv, s.rate_fc, s.rate_output) if r > 0}) <= 1
+        rates = (s.rate_conv, s.rate_fc, s.rate_output, s.rate_shortcut)
+        assert len({r for r in rates if r > 0}) <= 1
 
 
 @ALL
@@ -76,12 +80,17 @@ def test_conv_nets_match_frankle_carbin_2019_fig2(model, lr, iterations, rate_co
     assert (s.rate_conv, s.rate_fc, s.rate_output) == (rate_conv, 0.2, 0.1)
 
 
-def test_dropout_variants_change_only_dropout_and_citation():
-    for model in ("conv2", "conv4", "conv6"):
-        base = SETTINGS[f"frankle2019_{model}_cifar10"]
-        drop = SETTINGS[f"frankle2019_{model}_cifar10_dropout"]
-        assert drop.dropout == 0.5
-        assert replace(drop, dropout=0.0, source=base.source, notes=base.notes) == base
+@pytest.mark.parametrize(("model", "lr", "iterations"), [
+    ("conv2", 3e-4, 60_000), ("conv4", 2e-4, 75_000), ("conv6", 2e-4, 90_000)])
+def test_dropout_variants_follow_fig6_and_appendix_h5(model, lr, iterations):
+    """Frankle & Carbin 2019, Fig. 6 caption (Conv-2 0.0003, Conv-4/6 0.0002) and App. H.5
+    (three times as many iterations); nothing else changes."""
+    base = SETTINGS[f"frankle2019_{model}_cifar10"]
+    drop = SETTINGS[f"frankle2019_{model}_cifar10_dropout"]
+    assert (drop.dropout, drop.lr, drop.iterations) == (0.5, lr, iterations)
+    assert drop.iterations == 3 * base.iterations
+    assert replace(drop, dropout=0.0, lr=base.lr, iterations=base.iterations,
+                   source=base.source, notes=base.notes) == base
 
 
 def test_vgg19_schedule_is_160_epochs_of_703_iterations_with_drops_at_80_and_120():
@@ -92,10 +101,73 @@ def test_vgg19_schedule_is_160_epochs_of_703_iterations_with_drops_at_80_and_120
     assert (s.scope, s.rate_conv, s.rate_fc, s.rate_output) == ("global", 0.2, 0.0, 0.0)
 
 
-def test_lth_resnet_is_the_20_layer_cifar_resnet_with_warmup_20k():
+def test_lth_resnet_is_the_20_layer_cifar_resnet_with_lr_003_and_warmup_20k():
+    """Frankle & Carbin 2019, Sec. 4 and App. I.5: no tickets at lr 0.1 even with warmup."""
     s = SETTINGS["frankle2019_resnet18_cifar10_warmup"]
     assert (s.model, s.iterations, s.batch_size) == ("resnet20", 30_000, 128)
-    assert (s.milestones, s.gamma, s.warmup) == ((20_000, 25_000), 0.1, 20_000)
+    assert (s.milestones, s.gamma) == ((20_000, 25_000), 0.1)
+    assert (s.lr, s.warmup) == (0.03, 20_000)
+    assert (s.rate_conv, s.rate_shortcut, s.rate_output) == (0.2, 0.0, 0.0)  # App. I.3
+    assert SETTINGS["frankle2019b_resnet18_cifar10_rewind"].lr == 0.1
+
+
+def test_open_lth_resnet20_prunes_its_shortcuts_with_the_other_convs():
+    s = SETTINGS["frankle2020_resnet20_cifar10"]
+    assert s.rate_shortcut == s.rate_conv == 0.2
+
+
+def test_synflow_resnet_is_the_11m_resnet18():
+    """Tanaka et al. 2020, Fig. 6: 'cifar10_tiny_resnet18' (Synaptic-Flow figures.ipynb)."""
+    s = SETTINGS["tanaka2020_synflow_resnet18_cifar10"]
+    assert s.model == "resnet18" and s.init == "kaiming_fan_out"
+    assert sum(layer.size for layer in prunable_layers(s.model, (3, 32, 32), 10)) == 11_164_352
+    assert not any(s.model == "resnet20" for k, s in SETTINGS.items() if "synflow" in k)
+
+
+INITS = {  # setting -> initialiser of its paper or the authors' code
+    "frankle2019_lenet300_100_mnist": "glorot",  # LTH Fig. 2 caption
+    "frankle2019_conv2_cifar10_dropout": "glorot",
+    "frankle2019_vgg19_cifar10_warmup": "glorot",  # LTH App. I.2
+    "frankle2019_resnet18_cifar10_warmup": "glorot",  # LTH App. I.3
+    "frankle2019b_vgg19_cifar10_rewind": "glorot",
+    "frankle2019b_resnet18_cifar10_rewind": "glorot",
+    "frankle2020_resnet20_cifar10": "kaiming_fan_in",  # open_lth
+    "frankle2020_vgg16_cifar10": "kaiming_fan_in",
+    "liu2019_vgg19_cifar10": "kaiming_fan_in",  # weight-level models/cifar/vgg.py
+    "li2017_vgg16_pruned_a_cifar10_finetune": "kaiming_fan_out",  # l1-norm-pruning vgg.py
+    "wang2020_grasp_vgg19_cifar10": "kaiming_fan_out",  # GraSP init_utils.py
+    "tanaka2020_synflow_vgg16_cifar10": "kaiming_fan_in",  # Synaptic-Flow lottery_vgg.py
+    "tanaka2020_synflow_resnet18_cifar10": "kaiming_fan_out",  # tinyimagenet_resnet.py
+}
+
+
+@pytest.mark.parametrize(("name", "init"), sorted(INITS.items()))
+def test_setting_records_its_papers_initialiser(name, init):
+    assert SETTINGS[name].init == init
+    assert init in INITIALISERS
+
+
+def test_no_settled_fact_is_still_marked_unverified():
+    for model in ("conv2", "conv4", "conv6"):
+        notes = SETTINGS[f"frankle2019_{model}_cifar10_dropout"].notes
+        assert notes.startswith("verified (") and "Fig. 6" in notes and "H.5" in notes
+        assert "UNVERIFIED: dropout" not in notes
+    for name in ("frankle2019_vgg19_cifar10_warmup", "frankle2019_resnet18_cifar10_warmup"):
+        assert "UNVERIFIED" not in SETTINGS[name].notes
+    grasp = SETTINGS["wang2020_grasp_vgg19_cifar10"].notes
+    assert "GraSP_98.json" in grasp and grasp.count("UNVERIFIED") == 1
+    assert "UNVERIFIED: that the VGG-19 model applies weights_init" in grasp
+    assert SCORING_SETTINGS["lee2019_snip"].notes.startswith("verified (")
+    assert "no cap" in SETTINGS["liu2019_vgg19_cifar10"].notes
+
+
+def test_scoring_settings_record_the_batchnorm_mode_of_each_code():
+    """SNIP's code and Tanaka et al.'s baselines score in inference mode; Wang et al.'s GraSP
+    in train mode (FIDELITY Top-10 #10)."""
+    modes = {k: s.batchnorm for k, s in SCORING_SETTINGS.items()}
+    assert modes == {"tanaka2020_synflow": "running", "tanaka2020_snip": "running",
+                     "tanaka2020_grasp": "running", "wang2020_grasp": "batch",
+                     "lee2019_snip": "running"}
 
 
 def test_low_lr_variants_drop_warmup_and_keep_the_schedule():
@@ -194,6 +266,10 @@ def test_paper_schedule_rejects_an_unknown_name_naming_it():
     ({"optimizer": "rmsprop"}, "optimizer"),
     ({"nesterov": True}, "nesterov"),
     ({"scope": "global"}, "one rate"),
+    ({"init": "he_normal"}, "init 'he_normal' is not one of"),
+    ({"rate_conv": 0.2, "rate_shortcut": 0.3, "scope": "global", "rate_fc": 0.0,
+      "rate_output": 0.0},
+     "one rate"),
 ])
 def test_inconsistent_setting_is_refused_with_one_clear_line(change, complaint):
     with pytest.raises(LthError, match=complaint):

@@ -1,5 +1,6 @@
 """Tests for lth.pruning: criterion values, sign conventions, exact densities, layer collapse."""
 
+import copy
 from itertools import pairwise
 
 import pytest
@@ -9,7 +10,15 @@ from torch import nn
 
 from lth import pruning
 from lth.io import LthError
-from lth.masks import collapsed_layers, counts, full_mask, is_nested, round_half_up
+from lth.masks import (
+    collapsed_layers,
+    counts,
+    full_mask,
+    is_nested,
+    keep_top_global,
+    round_half_up,
+)
+from lth.models import POOL, build_model, prunable_names, vgg
 from lth.pruning import input_reaches_output
 
 T_GRASP = 200.0  # Wang et al. 2020: softmax temperature of GraSP's loss
@@ -62,7 +71,8 @@ def batches(n: int, features: int, classes: int, seed: int, size: int) -> list[t
     return list(zip(x.split(size), y.split(size), strict=True))
 
 
-def score_data(names, data_batches, input_shape, num_classes, seed=0) -> pruning.ScoreData:
+def score_data(names, data_batches, input_shape, num_classes, seed=0,
+               batchnorm_training=True) -> pruning.ScoreData:
     return pruning.ScoreData(
         names=names,
         batches=data_batches,
@@ -70,6 +80,7 @@ def score_data(names, data_batches, input_shape, num_classes, seed=0) -> pruning
         num_classes=num_classes,
         input_shape=input_shape,
         grasp_temperature=T_GRASP,
+        batchnorm_training=batchnorm_training,
     )
 
 
@@ -352,3 +363,173 @@ def test_input_reaches_output_tells_collapse_from_an_emptied_shortcut():
     disjoint["shortcut.weight"] = torch.zeros(4, 6, dtype=torch.bool)
     disjoint["shortcut.weight"][1] = True  # ... but only unit 1 is fed: no path
     assert not input_reaches_output(net, disjoint, names, (6,))
+
+
+# --- BatchNorm during SNIP/GraSP scoring: batch statistics or running statistics ---
+
+
+class RunningStatistics(nn.Module):
+    """BatchNorm in inference mode written out: gamma (x - mean) / sqrt(var + eps) + beta."""
+
+    def __init__(self, bn: nn.BatchNorm2d):
+        super().__init__()
+        self.bn = bn
+
+    def forward(self, x):
+        bn, shape = self.bn, (1, -1, 1, 1)
+        normalised = (x - bn.running_mean.view(shape)) / torch.sqrt(bn.running_var.view(shape)
+                                                                    + bn.eps)
+        return normalised * bn.weight.view(shape) + bn.bias.view(shape)
+
+
+def tiny_vgg() -> nn.Module:
+    """conv 3->8, BN, pool, conv 8->16, BN, linear 16->4 at init, with running statistics
+    moved off their fresh (0, 1) so that using them is visible."""
+    gen = torch.Generator().manual_seed(0)
+    net = vgg((8, POOL, 16), (3, 8, 8), 4, gen, "kaiming_fan_out")
+    with torch.no_grad():
+        for bn in (m for m in net.modules() if isinstance(m, nn.BatchNorm2d)):
+            bn.running_mean.uniform_(-0.5, 0.5, generator=gen)
+            bn.running_var.uniform_(0.5, 2.0, generator=gen)
+    return net
+
+
+def snip_by_hand(net: nn.Module, names: list[str], x, y) -> dict[str, torch.Tensor]:
+    """|dL/dw * w| / total with L the mean cross-entropy of net on (x, y)."""
+    params = dict(net.named_parameters())
+    grads = torch.autograd.grad(F.cross_entropy(net(x), y), [params[n] for n in names])
+    sensitivity = {n: (g * params[n]).abs().detach() for n, g in zip(names, grads, strict=True)}
+    total = sum(s.sum() for s in sensitivity.values())
+    return {n: s / total for n, s in sensitivity.items()}
+
+
+def test_snip_scores_on_running_or_on_batch_statistics_as_asked():
+    net = tiny_vgg()
+    names = prunable_names(net)
+    mask = full_mask({n: params_of(net)[n] for n in names})
+    gen = torch.Generator().manual_seed(1)
+    x, y = torch.randn(6, 3, 8, 8, generator=gen), torch.randint(0, 4, (6,), generator=gen)
+
+    inference = copy.deepcopy(net)
+    for name, module in list(inference.named_children()):
+        if isinstance(module, nn.BatchNorm2d):
+            setattr(inference, name, RunningStatistics(module))
+    training = copy.deepcopy(net).train()  # BatchNorm on the batch's own statistics
+    expected = {"running": snip_by_hand(inference, names, x, y),
+                "batch": snip_by_hand(training, names, x, y)}
+
+    for mode, batchnorm_training in (("running", False), ("batch", True)):
+        data = score_data(names, [(x, y)], (3, 8, 8), 4, batchnorm_training=batchnorm_training)
+        scores = pruning.snip_scores(net, mask, data)
+        for n in names:
+            torch.testing.assert_close(scores[n], expected[mode][n], rtol=1e-4, atol=1e-9)
+    running, batch = (expected[mode]["conv1.weight"] for mode in ("running", "batch"))
+    assert not torch.allclose(running, batch, rtol=1e-2)
+
+
+@pytest.mark.parametrize("criterion", ["snip", "grasp"])
+def test_batchnorm_mode_changes_scores_only_where_there_is_batchnorm(criterion):
+    gen = torch.Generator().manual_seed(2)
+    x, y = torch.randn(8, 3, 8, 8, generator=gen), torch.randint(0, 4, (8,), generator=gen)
+    with_bn = tiny_vgg()
+    without_bn = mlp([192, 12, 4], bias=True, seed=3)
+    for net, names, inputs, differ in (
+        (with_bn, prunable_names(with_bn), x, True),
+        (without_bn, ["0.weight", "2.weight"], x.flatten(1), False),
+    ):
+        mask = full_mask({n: params_of(net)[n] for n in names})
+        batch, running = (
+            pruning.CRITERIA[criterion](net, mask, score_data(
+                names, [(inputs, y)], tuple(inputs.shape[1:]), 4, batchnorm_training=mode))
+            for mode in (True, False))
+        assert any(not torch.equal(batch[n], running[n]) for n in names) == differ
+
+
+@pytest.mark.parametrize("criterion", ["snip", "grasp"])
+def test_snip_and_grasp_refuse_to_guess_the_batchnorm_mode(criterion):
+    net = mlp([4, 3, 2], bias=True, seed=0)
+    names = ["0.weight", "2.weight"]
+    data = score_data(names, batches(4, 4, 2, seed=0, size=4), (4,), 2, batchnorm_training=None)
+    with pytest.raises(LthError, match=rf"^pruning criterion '{criterion}' needs batchnorm_"):
+        pruning.CRITERIA[criterion](net, full_mask({n: params_of(net)[n] for n in names}), data)
+
+
+# --- SynFlow ranks float64 scores ---
+
+
+def lenet(seed: int) -> nn.Module:
+    """LeNet-300-100 at its Glorot initialisation (lth.models)."""
+    return build_model("lenet300_100", (1, 28, 28), 10, torch.Generator().manual_seed(seed), 0.0)
+
+
+def lenet_flows_by_hand(net: nn.Module) -> dict[str, torch.Tensor]:
+    """SynFlow scores of a dense LeNet in closed form, float64: with |W|, |b| and an all-ones
+    input every pre-activation is positive, so h1 = |W1| 1 + |b1|, h2 = |W2| h1 + |b2|,
+    R = 1^T (|W3| h2 + |b3|); dR/dW3 = 1 h2^T, dR/dW2 = (|W3|^T 1) h1^T,
+    dR/dW1 = (|W2|^T |W3|^T 1) 1^T; score = |W| dR/dW / R."""
+    p = {n: v.detach().double().abs() for n, v in net.named_parameters()}
+    w1, w2, w3 = p["fc1.weight"], p["fc2.weight"], p["output.weight"]
+    ones = torch.ones(784, dtype=torch.float64)
+    h1 = w1 @ ones + p["fc1.bias"]
+    h2 = w2 @ h1 + p["fc2.bias"]
+    flow = (w3 @ h2 + p["output.bias"]).sum()
+    back3 = torch.ones(10, dtype=torch.float64)
+    back2 = w3.T @ back3
+    back1 = w2.T @ back2
+    return {"fc1.weight": w1 * torch.outer(back1, ones) / flow,
+            "fc2.weight": w2 * torch.outer(back2, h1) / flow,
+            "output.weight": w3 * torch.outer(back3, h2) / flow}
+
+
+def test_synflow_scores_stay_float64_and_rank_without_float32_ties():
+    net = lenet(seed=0)
+    names = prunable_names(net)
+    mask = full_mask({n: params_of(net)[n] for n in names})
+    data = score_data(names, [], (1, 28, 28), 10)
+    scores = pruning.synflow_scores(net, mask, data)
+    hand = lenet_flows_by_hand(net)
+    assert {s.dtype for s in scores.values()} == {torch.float64}
+    for n in names:
+        torch.testing.assert_close(scores[n], hand[n], rtol=1e-10, atol=0)
+
+    flat = torch.cat([hand[n].flatten() for n in names])
+    ties = {dtype: flat.numel() - flat.to(dtype).unique().numel()
+            for dtype in (torch.float64, torch.float32)}
+    assert ties[torch.float32] > 500 and ties[torch.float64] < 10  # measured: 812 and 1
+
+    # a kept count whose cut falls inside a float32 tie: float32 would keep by index there
+    ranked = flat.sort(descending=True, stable=True).values
+    tied_in_float32 = ranked[:-1].float() == ranked[1:].float()
+    straddles = tied_in_float32 & (ranked[:-1] > ranked[1:] * (1 + 1e-9))
+    keep = int(straddles.nonzero()[0]) + 1
+    by_hand = keep_top_global(hand, mask, keep, names)
+    by_float32 = keep_top_global({n: s.float() for n, s in hand.items()}, mask, keep, names)
+    assert any(not torch.equal(by_hand[n], by_float32[n]) for n in names)
+    kept = pruning.prune_at_init(net, mask, "synflow", keep / flat.numel(), "global", data, 1)
+    assert all(torch.equal(kept[n], by_hand[n]) for n in names)
+
+
+# --- Layer collapse at the default run's sparsest density ---
+
+
+def test_magnitude_collapses_lenet_at_density_0001_where_iterative_synflow_does_not():
+    """Global pruning of LeNet-300-100 at its Glorot init to 0.1% (266 of 266,200 weights).
+
+    fc1's weights are the smallest (std sqrt(2 / 1084) = 0.043 against fc2's 0.071 and the
+    output's 0.135), so magnitude keeps at most one of its 235,200 weights: no path is left
+    at seed 0 (and at seeds 2 and 3, measured), one connecting weight survives at seed 1.
+    100-iteration SynFlow keeps over a hundred fc1 weights and a connected network (Tanaka et
+    al. 2020, Sec. 6-7).
+    """
+    for seed, collapses in ((0, True), (1, False)):
+        net = lenet(seed)
+        names = prunable_names(net)
+        mask = full_mask({n: params_of(net)[n] for n in names})
+        data = score_data(names, [], (1, 28, 28), 10)
+        magnitude = pruning.prune_at_init(net, mask, "magnitude", 0.001, "global", data, 1)
+        synflow = pruning.prune_at_init(net, mask, "synflow", 0.001, "global", data, 100)
+        assert counts(magnitude)[0] == counts(synflow)[0] == 266
+        assert int(magnitude["fc1.weight"].sum()) <= 1
+        assert input_reaches_output(net, magnitude, names, (1, 28, 28)) != collapses
+        assert int(synflow["fc1.weight"].sum()) > 100
+        assert input_reaches_output(net, synflow, names, (1, 28, 28))

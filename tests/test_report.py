@@ -1,40 +1,47 @@
-"""lth.report: tables, figures and the rendered report, on synthetic but realistic results
-of LeNet-300-100 (IMP, its controls, SNIP/SynFlow at init, fine-tuning; 2 seeds)."""
+"""lth.report: tables, figures, the scorecard and the rendered report, on synthetic but
+realistic results of LeNet-300-100 (IMP, its controls, SNIP/SynFlow at init, fine-tuning and
+Scratch-E on its masks; 2 seeds)."""
 
 from __future__ import annotations
 
 import base64
 import math
 import re
+import shutil
+import subprocess
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from lth import report
+from lth import claims, report
 from lth.io import LthError, read_json, sha256_file
 from lth.provenance import find_record
 
+REPO = Path(__file__).resolve().parents[1]
 SEEDS = (0, 1)
 LAYERS = (("fc1.weight", "fc", 235200), ("fc2.weight", "fc", 30000), ("fc3.weight", "output", 1000))
 TOTAL = sum(size for _, _, size in LAYERS)
 FAMILY = {
-    "imp": "lottery", "reinit": "control", "random": "control", "random_b": "control",
-    "snip": "at_init", "synflow": "at_init", "finetune": "baseline",
+    "imp": "lottery", "reinit": "control", "random_pruning": "control",
+    "scratch_b_imp": "control", "scratch_e_finetune": "control", "snip": "at_init",
+    "synflow": "at_init", "finetune": "baseline",
 }  # fmt: skip
 TEST_ACCURACY = {
     "imp": lambda d: 0.89 + 0.02 * (1 - d) - 3 * max(0.0, 0.03 - d),
     "reinit": lambda d: 0.89 - 0.08 * (1 - d) ** 3,
-    "random": lambda d: 0.89 - 0.12 * (1 - d) ** 2,
-    "random_b": lambda d: 0.89 - 0.10 * (1 - d) ** 2,
+    "random_pruning": lambda d: 0.89 - 0.12 * (1 - d) ** 2,
+    "scratch_b_imp": lambda d: 0.89 - 0.10 * (1 - d) ** 2,
+    "scratch_e_finetune": lambda d: 0.891 - 0.012 * (1 - d),
     "snip": lambda d: 0.885 - 0.05 * (1 - d) ** 4,
     "synflow": lambda d: 0.885 - 0.04 * (1 - d) ** 4,
     "finetune": lambda d: 0.892 - 0.01 * (1 - d),
 }
 STOP_DELAY = {
-    "imp": 0, "reinit": 300, "random": 600, "random_b": 450, "snip": 200, "synflow": 150,
-    "finetune": 100,
+    "imp": 0, "reinit": 300, "random_pruning": 600, "scratch_b_imp": 450,
+    "scratch_e_finetune": 350, "snip": 200, "synflow": 150, "finetune": 100,
 }  # fmt: skip
 STYLE = report.FigureStyle(
     context="paper", axes_style="whitegrid", font_scale=1.0, palette="colorblind",
@@ -60,7 +67,8 @@ def layer_densities(method: str, density: float, seed: int) -> list[float]:
 
 def runs(rounds: int, one_shot: tuple[float, ...]):
     """(method, level, round, density) of every trained network."""
-    for method in ("imp", "reinit", "random", "random_b", "finetune"):
+    for method in ("imp", "reinit", "random_pruning", "scratch_b_imp", "finetune",
+                   "scratch_e_finetune"):
         first = 0 if method == "imp" else 1
         for r in range(first, rounds):
             yield method, f"round{r}", r, 0.8**r
@@ -73,8 +81,9 @@ def synthetic_tables(
     rounds: int = 6, one_shot: tuple[float, ...] = (0.5, 0.2, 0.05), seeds=SEEDS,
     iterations: int = 1000,
 ) -> report.ReportTables:  # fmt: skip
-    """summary/layers/curves as `lth summarize` writes them; accuracies from TEST_ACCURACY,
-    seed s lowers accuracy by 0.004 s and delays early stopping by 100 s iterations."""
+    """summary/layers/curves as `lth summarize` writes them; final accuracies from
+    TEST_ACCURACY, test accuracy at early stop exactly 0.01 below; seed s lowers accuracy by
+    0.004 s and delays early stopping by 100 s iterations."""
     summary, layers, curves = [], [], []
     for method, level, rnd, d in runs(rounds, one_shot):
         for seed in seeds:
@@ -93,7 +102,7 @@ def synthetic_tables(
                     "final_val_accuracy": acc + 0.001,
                     "final_train_accuracy": acc + 0.02 + 0.05 * d,
                     "early_stop_iteration": stop,
-                    "early_stop_test_accuracy": acc + 0.001, "iterations": iterations,
+                    "early_stop_test_accuracy": acc - 0.01, "iterations": iterations,
                     "wall_seconds": 1.0, "run_dir": f"results/x/seed{seed}/{method}/{level}",
                 }
             )  # fmt: skip
@@ -135,15 +144,17 @@ def test_results_table_mean_and_std_over_seeds(tables):
     row = table[(table["method"] == "imp") & (table["level"] == "round2")].iloc[0]
     # d = 0.64: seed 0 -> 0.89 + 0.02 * 0.36 = 0.8972, seed 1 -> 0.8932
     assert row["percent_remaining"] == pytest.approx(64.0)
-    assert row["test_accuracy_mean"] == pytest.approx(89.52)
-    assert row["test_accuracy_std"] == pytest.approx(0.4 / math.sqrt(2))
+    assert row["final_accuracy_mean"] == pytest.approx(89.52)
+    assert row["final_accuracy_std"] == pytest.approx(0.4 / math.sqrt(2))
+    assert row["early_stop_accuracy_mean"] == pytest.approx(88.52)
+    assert row["early_stop_accuracy_std"] == pytest.approx(0.4 / math.sqrt(2))
     assert row["early_stop_iteration"] == pytest.approx(2280 + 50)
-    assert row["n_seeds"] == 2
+    assert row["n_networks"] == 2
     assert table["method"].tolist()[:6] == ["imp"] * 6  # lottery first, dense first
     assert table["percent_remaining"].tolist()[:6] == pytest.approx(
         [100 * 0.8**r for r in range(6)]
     )
-    assert len(table) == 6 + 4 * 5 + 2 * 3
+    assert len(table) == 6 + 5 * 5 + 2 * 3
 
 
 def test_shrinkbench_change_vs_dense(tables):
@@ -191,18 +202,23 @@ def lines_by_label(ax) -> dict:
     return {line.get_label(): line for line in ax.get_lines()}
 
 
-def test_accuracy_vs_density_plots_means_on_reversed_log_axis(tables):
-    ax = report.fig_accuracy_vs_density(tables, STYLE).axes[0]
-    lines = lines_by_label(ax)
-    assert sorted(lines) == ["imp", "random", "random_b", "reinit"]
-    assert ax.get_xscale() == "log"
-    left, right = ax.get_xlim()
-    assert left > 100 > right
-    assert lines["imp"].get_xdata() == pytest.approx([100 * 0.8**r for r in range(6)])
-    assert lines["imp"].get_ydata() == pytest.approx(
-        mean_over_seeds(tables, "imp", "final_test_accuracy")
+def test_accuracy_vs_density_at_early_stop_left_and_final_right(tables):
+    fig = report.fig_accuracy_vs_density(tables, STYLE)
+    early, final = fig.axes[:2]
+    assert [early.get_title(), final.get_title()] == ["At early stop", "At the end of training"]
+    for ax, column in ((early, "early_stop_test_accuracy"), (final, "final_test_accuracy")):
+        lines = lines_by_label(ax)
+        # controls on fine-tuning's masks are not in the LTH figure
+        assert sorted(lines) == ["imp", "random_pruning", "reinit", "scratch_b_imp"]
+        assert ax.get_xscale() == "log"
+        left, right = ax.get_xlim()
+        assert left > 100 > right
+        assert lines["imp"].get_xdata() == pytest.approx([100 * 0.8**r for r in range(6)])
+        assert lines["imp"].get_ydata() == pytest.approx(mean_over_seeds(tables, "imp", column))
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["50", "100"]
+    assert lines_by_label(early)["reinit"].get_ydata() == pytest.approx(
+        lines_by_label(final)["reinit"].get_ydata() - 1.0
     )
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["50", "100"]
 
 
 def test_band_is_std_or_min_max_over_seeds(tables):
@@ -210,7 +226,7 @@ def test_band_is_std_or_min_max_over_seeds(tables):
         style = report.FigureStyle(**{**asdict(STYLE), "spread": spread})
         ax = report.fig_accuracy_vs_density(tables, style).axes[0]
         band = ax.collections[0].get_paths()[0].vertices[:, 1]  # imp is drawn first
-        mean = mean_over_seeds(tables, "imp", "final_test_accuracy")
+        mean = mean_over_seeds(tables, "imp", "early_stop_test_accuracy")
         assert band.max() == pytest.approx(mean.max() + half_width)
 
 
@@ -252,7 +268,7 @@ def test_layer_density_heatmap_values(tables):
 def test_all_methods_line_style_by_family(tables):
     ax = report.fig_all_methods(tables, STYLE).axes[0]
     lines = lines_by_label(ax)
-    assert len(lines) == 7
+    assert len(lines) == 8 and "scratch_e_finetune" in lines
     styles = {name: line.get_linestyle() for name, line in lines.items()}
     assert styles["imp"] == "-" and styles["reinit"] == "--"
     assert styles["snip"] == ":" and styles["finetune"] == "-."
@@ -274,7 +290,7 @@ def test_density_profiles_facets_match_overall_density(tables):
     axes = report.fig_density_profiles(tables, STYLE).axes
     assert [ax.get_title() for ax in axes] == ["50% remaining", "20% remaining", "5% remaining"]
     assert sorted(lines_by_label(axes[1])) == ["snip", "synflow"]  # IMP 32.8% is too far
-    assert len(lines_by_label(axes[0])) == 7
+    assert len(lines_by_label(axes[0])) == 8
     synflow = lines_by_label(axes[2])["synflow"]
     assert synflow.get_xdata().tolist() == [1, 2, 3]
     assert synflow.get_ydata() == pytest.approx([100 * 0.95 * 0.05, 5.0, 50.0])
@@ -323,16 +339,86 @@ def test_html_is_self_contained_with_captions_and_audit(made):
     pdf = made["out_dir"] / "figures" / "layer_collapse.pdf"
     assert f"python -m lth audit {pdf.as_posix()}" in html
     assert "Experiment lenet_fmnist: lenet300_100 on fashion_mnist" in html
-    assert "89.52 ± 0.28" in html and "not configured" not in html
+    assert "88.52 ± 0.28" in html and "89.52 ± 0.28" in html  # early stop, final
+    assert "not configured" not in html
 
 
 def test_tex_escapes_text_includes_pdfs_and_compiles(made):
     tex = made["tex"].read_text()
     for name in report.FIGURES:
         assert f"keepaspectratio]{{figures/{name}.pdf}}" in tex
-    assert r"lenet300\_100" in tex and r"random\_b" in tex
+    assert r"lenet300\_100" in tex and r"random\_pruning" in tex
     assert r"89.52 \ensuremath{\pm} 0.28" in tex and r"Weights left (\%)" in tex
     assert made["pdf"].read_bytes().startswith(b"%PDF")
+
+
+def test_scorecard_csv_matches_claims_with_provenance(tables, made):
+    path = made["out_dir"] / "scorecard.csv"
+    assert made["scorecard"] == path
+    written = pd.read_csv(path, keep_default_na=False)
+    expected = claims.scorecard(tables.summary)
+    assert written.to_dict("records") == expected.to_dict("records")
+    verdicts = written.set_index("key")["verdict"]
+    # IMP reaches only 32.8 %: LTH's 21.1 % claims cannot be decided; SNIP collapses at 5 %
+    # in seed 1, SynFlow never
+    assert verdicts["lth_match"] == verdicts["lth_beats_reinit"] == "not tested at this scale"
+    assert verdicts["lth_reinit_degrades"] == verdicts["synflow_no_collapse"] == "reproduced"
+    assert verdicts["snip_vs_random"] == "not tested at this scale"  # no random_init
+    assert verdicts["liu_scratch_e"] == verdicts["han_keep_vs_reset"] == "reproduced"
+    record = find_record(path)
+    assert record["verb"] == "report"
+    assert record["inputs"] == [
+        {"path": str(made["csv"]["summary"]), "sha256": sha256_file(made["csv"]["summary"])}
+    ]
+    assert record["outputs"] == [{"path": str(path), "sha256": sha256_file(path)}]
+
+
+def test_scorecard_opens_the_html_with_verdicts_in_text(made):
+    html = made["html"].read_text()
+    assert html.index("<h2>Reproduction scorecard</h2>") < html.index("<h2>Settings</h2>")
+    assert html.index("</h1>") < html.index("Reproduction scorecard")
+    assert '<a href="#scorecard">Reproduction scorecard</a>' in html
+    rows = re.findall(r'<tr id="claim-(\w+)">(.*?)</tr>', html, flags=re.S)
+    assert [key for key, _ in rows] == [c.key for c in claims.CLAIMS]
+    cells = dict(rows)
+    assert '<td class="verdict ok">reproduced</td>' in cells["synflow_no_collapse"]
+    assert '<td class="verdict untested">not tested at this scale</td>' in cells["lth_match"]
+    assert "others collapse at 5 %; synflow collapses at none of them" in cells[
+        "synflow_no_collapse"
+    ]
+    assert "Verdicts: 5 reproduced, 0 not reproduced, 8 not tested at this scale." in html
+
+
+def test_scorecard_opens_the_tex_escaped(made):
+    tex = made["tex"].read_text()
+    assert tex.index("maketitle") < tex.index(r"\section*{Reproduction scorecard}") < tex.index(
+        r"\section*{Settings}"
+    )
+    assert tex.count(r"\textbf{reproduced} \\") == 5
+    assert tex.count(r"\textbf{not tested at this scale} \\") == 8
+    assert r"imp \ensuremath{-} reinit early-stop test accuracy > 0" in tex
+    assert r"\ensuremath{\leq} 21.1 \%" in tex
+
+
+def tex_packages_installed_by_setup() -> set[str]:
+    """The texlive packages .ci/system-packages.sh installs, and texlive-base (their base)."""
+    script = (REPO / ".ci" / "system-packages.sh").read_text()
+    listed = script.split("packages=(", 1)[1].split(")", 1)[0].split()
+    return {p for p in listed if p.startswith("texlive-")} | {"texlive-base"}
+
+
+@pytest.mark.skipif(shutil.which("dpkg") is None, reason="needs Debian's dpkg")
+def test_the_pdf_needs_only_the_tex_packages_that_setup_installs(made, tmp_path):
+    """Every TeX file the PDF build reads belongs to a package the setup installs."""
+    shutil.copytree(made["out_dir"], tmp_path / "r")
+    subprocess.run(["latexmk", "-pdf", "-recorder", "-interaction=nonstopmode", "report.tex"],
+                   cwd=tmp_path / "r", capture_output=True, check=True)
+    read = sorted({line.split(" ", 1)[1] for line in (tmp_path / "r" / "report.fls")
+                   .read_text().splitlines() if line.startswith("INPUT /usr/")})
+    owners = subprocess.run(["dpkg", "-S", *read], capture_output=True, text=True, check=True)
+    packages = {line.split(":", 1)[0] for line in owners.stdout.splitlines()}
+    assert len(read) > 20
+    assert packages <= tex_packages_installed_by_setup(), packages
 
 
 def test_provenance_records_inputs_and_outputs_of_each_figure(made):

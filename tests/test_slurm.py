@@ -12,12 +12,14 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from generated import write_learnable_idx_folder
 
@@ -85,87 +87,141 @@ def check_lth_outputs(workdir: Path) -> None:
     recorded_job_ids_match_sbatch_logs(list(job_ids.values()), workdir)
 
 
-@dataclass(frozen=True)
-class WorkflowCase:
-    """A workflow to run on the cluster and the check of its outputs."""
-
-    snakefile: Path
-    configfile: Path | None
-    targets: tuple[str, ...]
-    check_outputs: Callable[[Path], None]
-    prepare_workdir: Callable[[Path], None] = lambda workdir: None
-
-    def workflow_args(self, workdir: Path) -> list[str]:
-        """Arguments selecting this workflow, its config and `workdir`."""
-        config = ["--configfile", str(self.configfile)] if self.configfile else []
-        return ["--snakefile", str(self.snakefile), *config, "--directory", str(workdir)]
+TINY = REPO / "tests" / "configs" / "tiny.yaml"
+TARGETS = ("all",)
+TRAINING_RULE = re.compile(r"rule_(?!prepare_data)\w+")
 
 
-CASES = [
-    pytest.param(
-        WorkflowCase(
-            REPO / "Snakefile",
-            REPO / "tests" / "configs" / "tiny.yaml",
-            ("all",),
-            check_lth_outputs,
-            lambda workdir: write_learnable_idx_folder(workdir / "tiny_fmnist", 600, 200),
-        ),
-        id="lth-tiny",
-    ),
-]
+def workflow_args(workdir: Path) -> list[str]:
+    """Arguments selecting the lth workflow, the tiny config and `workdir`."""
+    return ["--snakefile", str(REPO / "Snakefile"), "--configfile", str(TINY),
+            "--directory", str(workdir)]
 
 
-def snakemake(args: list[str], workdir: Path) -> subprocess.CompletedProcess:
-    """Run the snakemake CLI of this interpreter in `workdir`, output captured.
+def snakemake_command(args: list[str], workdir: Path) -> dict:
+    """Popen/run keywords for the snakemake CLI of this interpreter in `workdir`.
 
     The interpreter's bin directory leads PATH, as in an activated virtual environment,
     so that `python` in the jobs (exported to SLURM with --export=ALL) is this one.
     """
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", *args],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=SNAKEMAKE_TIMEOUT_S,
-        check=False,
-    )
+    return dict(args=[sys.executable, "-m", "snakemake", *args], cwd=workdir, env=env,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def failure_report(result: subprocess.CompletedProcess, workdir: Path) -> str:
+def snakemake(args: list[str], workdir: Path) -> subprocess.CompletedProcess:
+    """Run the snakemake CLI in `workdir` to its end, output captured."""
+    return subprocess.run(**snakemake_command(args, workdir), timeout=SNAKEMAKE_TIMEOUT_S,
+                          check=False)
+
+
+def squeue_jobs(workdir: Path) -> list[tuple[str, str, str]]:
+    """(job id, state, comment) of every SLURM job working in `workdir`."""
+    out = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i|%T|%Z|%k"],
+                         capture_output=True, text=True, check=True).stdout
+    rows = [line.split("|", 3) for line in out.splitlines()]
+    return [(i, state, comment) for i, state, wd, comment in rows if wd == str(workdir)]
+
+
+def cancel_a_running_training_job(run: subprocess.Popen, workdir: Path) -> str:
+    """scancel a training job of `run` while it runs, as a preemption or an operator
+    would; returns its id. A job that ended before the cancel reached it does not count."""
+    deadline = time.monotonic() + SNAKEMAKE_TIMEOUT_S
+    tried = set()
+    while time.monotonic() < deadline and run.poll() is None:
+        running = [i for i, state, comment in squeue_jobs(workdir)
+                   if state == "RUNNING" and TRAINING_RULE.match(comment) and i not in tried]
+        if running:
+            tried.add(running[0])
+            time.sleep(1.0)  # mid-job: the interpreter is up, the cohort is training
+            subprocess.run(["scancel", running[0]], check=True)
+            time.sleep(2.0)
+            states = {i: state for i, state, _ in squeue_jobs(workdir)}
+            if states.get(running[0]) == "CANCELLED":
+                return running[0]
+        time.sleep(0.2)
+    raise AssertionError("no training job of the run could be cancelled while it ran")
+
+
+def failure_report(output: str, workdir: Path) -> str:
     """The tail of snakemake's output and of every SLURM log, to debug a failed run."""
     logs = [
         f"--- {path}\n{path.read_text()[-OUTPUT_TAIL_CHARS:]}"
         for path in sorted((workdir / ".snakemake" / "slurm_logs").rglob("*.log"))
     ]
-    output = (result.stdout + result.stderr)[-OUTPUT_TAIL_CHARS:]
-    return "\n".join([f"snakemake exited {result.returncode}:", output, *logs])
+    return "\n".join([output[-OUTPUT_TAIL_CHARS:], *logs])
 
 
-@pytest.mark.parametrize("case", CASES)
-def test_workflow_runs_in_slurm_jobs(case: WorkflowCase, tmp_path: Path):
+@dataclass(frozen=True)
+class ClusterRun:
+    """The tiny workflow run on the cluster, one training job cancelled half-way."""
+
+    workdir: Path
+    cancelled: str
+    output: str
+
+
+@pytest.fixture(scope="module")
+def cluster_run(tmp_path_factory) -> ClusterRun:
     problem = cluster_problem()
     if problem is not None:
         skip_or_fail(problem)
-    missing = [path for path in (case.snakefile, case.configfile) if path and not path.exists()]
-    if missing:
-        skip_or_fail(f"workflow files missing: {', '.join(map(str, missing))}")
+    workdir = tmp_path_factory.mktemp("slurm")
+    write_learnable_idx_folder(workdir / "tiny_fmnist", 600, 200)
+    run = subprocess.Popen(**snakemake_command(
+        [*workflow_args(workdir), "--workflow-profile", str(SLURM_PROFILE), *FAST_STATUS_CHECKS,
+         "--latency-wait", "5", *TARGETS], workdir))
+    try:
+        cancelled = cancel_a_running_training_job(run, workdir)
+        out, err = run.communicate(timeout=SNAKEMAKE_TIMEOUT_S)
+    finally:
+        run.kill()
+    assert run.returncode == 0, failure_report(f"snakemake exited {run.returncode}:\n{out}{err}",
+                                               workdir)
+    return ClusterRun(workdir, cancelled, out + err)
 
-    case.prepare_workdir(tmp_path)
-    run = snakemake(
-        [
-            *case.workflow_args(tmp_path),
-            "--workflow-profile",
-            str(SLURM_PROFILE),
-            *FAST_STATUS_CHECKS,
-            *case.targets,
-        ],
-        tmp_path,
-    )
-    assert run.returncode == 0, failure_report(run, tmp_path)
 
-    dry_run = snakemake([*case.workflow_args(tmp_path), "--dry-run", *case.targets], tmp_path)
-    assert dry_run.returncode == 0, failure_report(dry_run, tmp_path)
-    assert "Nothing to be done" in dry_run.stdout + dry_run.stderr, dry_run.stdout
-    case.check_outputs(tmp_path)
+def test_workflow_runs_in_slurm_jobs(cluster_run):
+    dry_run = snakemake([*workflow_args(cluster_run.workdir), "--dry-run", *TARGETS],
+                        cluster_run.workdir)
+    said = dry_run.stdout + dry_run.stderr
+    assert dry_run.returncode == 0, failure_report(said, cluster_run.workdir)
+    assert "Nothing to be done" in said, said
+    check_lth_outputs(cluster_run.workdir)
+
+
+def test_a_cancelled_training_job_is_resubmitted_and_trains_the_same_networks(
+        cluster_run, tmp_path):
+    """The workflow resubmits a scancelled job (`retries` in profiles/slurm); each network of
+    its cohort equals the one its recorded one-member job trains here, outside SLURM."""
+    runs = sorted(cluster_run.workdir.glob("results/*/seed*/*/*/run.json"))
+    records = {path: json.loads(path.read_text()) for path in runs}
+    assert cluster_run.cancelled not in {r["slurm_job_id"] for r in records.values()}
+    path = cluster_run.workdir / outputs_of_failed_job(cluster_run.output, cluster_run.cancelled)[0]
+    record = records[path]
+    assert record["slurm_job_id"] is not None
+    job = json.loads(record["argv"][2])
+    job["members"][0]["out_dir"] = str(tmp_path / "again")
+    retrain = subprocess.run([sys.executable, "-m", "lth", "train", "--job", json.dumps(job),
+                              "--threads", "1"], cwd=cluster_run.workdir, capture_output=True,
+                             text=True, check=False)
+    assert retrain.returncode == 0, retrain.stderr[-OUTPUT_TAIL_CHARS:]
+    for name in ("final.safetensors", "metrics.csv"):
+        assert_same_content(path.parent / name, tmp_path / "again" / name)
+
+
+def outputs_of_failed_job(output: str, job_id: str) -> list[str]:
+    """The run.json outputs of a failed SLURM job, from Snakemake's error report."""
+    said = output.split(f"SLURM-job '{job_id}' failed", 1)
+    assert len(said) == 2, f"Snakemake did not report job {job_id} as failed"
+    listed = re.search(r"^\s*output: (.*)$", said[1], re.M)[1].split(", ")
+    return [out for out in listed if out.endswith("run.json")]
+
+
+def assert_same_content(a: Path, b: Path) -> None:
+    """Equal tensors (safetensors: their provenance metadata differs by design) or bytes."""
+    if a.suffix == ".safetensors":
+        x, y = load_file(a), load_file(b)
+        assert x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x), a
+    else:
+        assert a.read_bytes() == b.read_bytes(), a

@@ -4,6 +4,7 @@ import dataclasses
 
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from lth import masks as M
 from lth.data import DatasetInfo, Splits
@@ -119,3 +120,62 @@ def test_learning_rate_warmup_and_milestones():
     assert lr_factor(80, s) == pytest.approx(0.01)
     stretched = s.scaled(2.0)
     assert (stretched.iterations, stretched.milestones, stretched.warmup) == (200, (100, 160), 20)
+
+
+RESUME = dataclasses.replace(SCHEDULE, optimizer="sgd", lr=0.05, momentum=0.0, weight_decay=1e-3,
+                             iterations=20, warmup=5, milestones=(12,), gamma=0.5, eval_every=5)
+
+
+def image_splits() -> Splits:
+    """The cluster data as 3x28x28 images, so that the CIFAR augmentation applies."""
+    s = cluster_splits()
+    rgb = [t.expand(-1, 3, -1, -1).contiguous() for t in (s.train_x, s.val_x, s.test_x)]
+    return Splits(rgb[0], s.train_y, rgb[1], s.val_y, rgb[2], s.test_y,
+                  DatasetInfo("clusters", (3, 28, 28), 10), False)
+
+
+@pytest.mark.parametrize("augmented", [False, True])
+def test_a_run_resumed_at_k_from_its_own_checkpoint_ends_bitwise_equal(augmented):
+    """Late rewinding trains k..T with the schedule and the data stream continuing: with SGD
+    without momentum (no optimizer state to lose) a run resumed at k = 7 from its own weights
+    at 7 ends exactly where the uninterrupted run ends."""
+    from lth.data import augment_batch
+
+    splits = image_splits() if augmented else cluster_splits()
+    shape = tuple(splits.train_x.shape[1:])
+
+    def net():
+        return build_model("lenet300_100", shape, 10, torch.Generator().manual_seed(0), 0.0)
+
+    mask = sparse_mask(net(), 0.5)
+    augment = augment_batch if augmented else None
+    whole = net()
+    full = train(whole, mask, splits, RESUME, torch.Generator().manual_seed(1),
+                 checkpoint_iterations=(7,), augment=augment, log=lambda _: None)
+    resumed = net()
+    resumed.load_state_dict(full.checkpoints[7])
+    lrs = []
+    hook = register_optimizer_step_pre_hook(
+        lambda opt, *_: lrs.append(opt.param_groups[0]["lr"]))
+    try:
+        part = train(resumed, mask, splits, RESUME, torch.Generator().manual_seed(1),
+                     checkpoint_iterations=(7, 9), augment=augment, log=lambda _: None, start=7)
+    finally:
+        hook.remove()
+    assert all(torch.equal(v, whole.state_dict()[k]) for k, v in resumed.state_dict().items())
+    assert lrs[0] == RESUME.lr * lr_factor(7, RESUME) == pytest.approx(0.05)
+    assert lrs[12 - 7] == pytest.approx(0.025) and len(lrs) == 13
+    assert all(torch.equal(part.checkpoints[7][k], full.checkpoints[7][k]) for k in mask)
+    evaluated = [r["iteration"] for r in part.metrics if r["split"] == "val"]
+    assert evaluated == [7, 10, 15, 20]
+    shared = [r for r in full.metrics if r["iteration"] >= 10]
+    assert [r for r in part.metrics if r["iteration"] >= 10] == shared
+
+
+def test_a_resumed_runs_progress_line_counts_from_its_start():
+    lines = []
+    model = lenet()
+    train(model, sparse_mask(model), cluster_splits(), SCHEDULE,
+          torch.Generator().manual_seed(1), log=lines.append, prefix="[t]", start=30)
+    assert [line.split()[2] for line in lines] == ["30/60", "40/60", "60/60"]
+    assert "ETA nans" in lines[0] and "ETA nans" not in lines[1]

@@ -1,6 +1,7 @@
 """The real Snakemake on the tiny config: the whole DAG to the report, then what reruns."""
 
 import json
+import math
 import os
 import re
 import shutil
@@ -11,9 +12,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from safetensors.torch import load_file
 
 from generated import write_learnable_idx_folder
+from lth import claims
 from lth.cli import main
+from lth.config_checks import with_defaults
+from lth.paper import SETTINGS, paper_schedule
 from lth.report import FIGURES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,9 +26,10 @@ TINY = REPO / "tests" / "configs" / "tiny.yaml"
 PRESETS = sorted((REPO / "workflow" / "presets").glob("*.yaml"))
 
 
-def snakemake(workdir: Path, *args: str, config: Path | None = None) -> str:
+def snakemake(workdir: Path, *args: str, config: Path | None = None,
+              snakefile: Path = REPO / "Snakefile") -> str:
     """Run the snakemake CLI on the repo's Snakefile in workdir; return its output."""
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile),
            "--directory", str(workdir), "--cores", "2", *args,
            *(["--configfile", str(config)] if config else [])]  # it takes several values
     run = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir, timeout=900,
@@ -61,8 +67,10 @@ def done(tmp_path_factory) -> Path:
 def test_summary_has_a_row_per_method_level_and_seed(done):
     summary = pd.read_csv(done / "results/tiny/summary.csv")
     counts = summary.groupby("method").size().to_dict()
-    assert counts == {"imp": 3, "imp_oneshot": 2, "reinit": 2, "random": 2, "random_b": 2,
-                      "finetune": 2, "snip": 1, "synflow": 1}
+    assert counts == {"imp": 3, "imp_oneshot": 2, "reinit": 4, "random_pruning": 2,
+                      "scratch_e_imp": 2, "scratch_e_finetune": 2, "scratch_b_imp": 2,
+                      "scratch_b_finetune": 2, "finetune": 2, "snip": 1, "grasp": 1,
+                      "synflow": 1}
     imp = summary[summary.method == "imp"].sort_values("round")
     assert imp.density.is_monotonic_decreasing and imp.density.iloc[0] == 1.0
     # imp_oneshot keeps exactly the per-layer counts of the IMP round it matches
@@ -70,24 +78,96 @@ def test_summary_has_a_row_per_method_level_and_seed(done):
     assert (merged.params_kept_x == merged.params_kept_y).all()
     assert (summary.final_test_accuracy > 0.5).all()  # the tiny data are learnable
     assert set(summary.loc[summary.method.isin(["snip", "synflow"]), "target_density"]) == {0.1}
+    reinit = summary[summary.method == "reinit"]
+    draws = sorted(zip(reinit["round"], reinit.draw, strict=True))
+    assert draws == [(1, 0), (1, 1), (2, 0), (2, 1)]
+
+
+def run_json(done: Path, method: str, level: str) -> dict:
+    return json.loads((done / f"results/tiny/seed0/{method}/{level}/run.json").read_text())
+
+
+def tensors(done: Path, method: str, level: str, name: str) -> dict:
+    return load_file(done / f"results/tiny/seed0/{method}/{level}/{name}.safetensors")
+
+
+def same_tensors(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)
+
+
+def test_scratch_trains_the_source_mask_from_a_fresh_init(done):
+    """Liu et al. 2019: Scratch-E/B keep the pruned network's mask and re-initialise it;
+    Scratch-B trains dense/sparse MACs times the schedule (uncapped by default)."""
+    for source in ("imp", "finetune"):
+        mask = tensors(done, source, "round2", "mask")
+        for variant in ("e", "b"):
+            method = f"scratch_{variant}_{source}"
+            assert same_tensors(tensors(done, method, "round2", "mask"), mask)
+            assert not same_tensors(tensors(done, method, "round2", "final"),
+                                    tensors(done, source, "round2", "final"))
+            result = run_json(done, method, "round2")["result"]
+            assert result["start_iteration"] == 0
+            factor = result["dense_flops"] / result["flops"]
+            assert result["budget_factor"] == (factor if variant == "b" else 1.0)
+            assert result["iterations"] == (math.ceil(30 * factor) if variant == "b" else 30)
+    job = json.loads(run_json(done, "scratch_e_finetune", "round2")["argv"][2])
+    (member,) = job["members"]
+    assert member["fresh_init"] == "scratch_finetune/round2"
+    assert member["init"] == "results/tiny/seed0/init.safetensors"
+
+
+def test_reinit_draws_share_the_mask_and_differ_in_init(done):
+    assert same_tensors(tensors(done, "reinit", "round1", "mask"),
+                        tensors(done, "reinit_draw1", "round1", "mask"))
+    assert not same_tensors(tensors(done, "reinit", "round1", "final"),
+                            tensors(done, "reinit_draw1", "round1", "final"))
+    assert run_json(done, "reinit_draw1", "round1")["result"]["draw"] == 1
+
+
+def test_rewound_networks_train_from_the_rewind_iteration(done):
+    """imp.rewind_iteration 5, schedule continuing: the ticket and its controls train
+    iterations 5..30 (their metrics start at 5); Scratch-E trains 0..30."""
+    for method in ("imp", "imp_oneshot", "reinit", "reinit_draw1", "random_pruning"):
+        assert run_json(done, method, "round1")["result"]["start_iteration"] == 5, method
+        metrics = pd.read_csv(done / f"results/tiny/seed0/{method}/round1/metrics.csv")
+        assert metrics.iteration.min() == 5 and metrics.iteration.max() == 30
+    job = json.loads(run_json(done, "random_pruning", "round1")["argv"][2])
+    (member,) = [m for m in job["members"] if m["method"] == "random_pruning"]
+    assert member["init"] == "results/tiny/seed0/imp/round0/rewind.safetensors"
+    assert member["fresh_init"] is None
+    metrics = pd.read_csv(done / "results/tiny/seed0/scratch_e_imp/round1/metrics.csv")
+    assert metrics.iteration.min() == 0
 
 
 def test_reports_are_complete(done):
     html = (done / "reports/tiny/report.html").read_text()
     assert html.count("data:image/png;base64,") >= 8
+    assert "Reproduction scorecard" in html
+    scorecard = pd.read_csv(done / "reports/tiny/scorecard.csv")
+    assert len(scorecard) == len(claims.CLAIMS)
     assert (done / "reports/tiny/report.pdf").read_bytes().startswith(b"%PDF")
     provenance = json.loads((done / "reports/tiny/provenance.json").read_text())
-    # the DAG's figure list (workflow/rules/report.smk) is the registry of lth.report
+    # the DAG's figure list (workflow/rules/figures.smk) is the registry of lth.report
     drawn = {p.stem for p in (done / "reports/tiny/figures").glob("*.pdf")}
     assert drawn == set(provenance["figures"]) == set(FIGURES)
+
+
+def test_a_jobs_output_is_kept_in_its_log(done):
+    """Each job tees what it prints into its own log: a training cohort's progress lines,
+    the filter pruning's sizes."""
+    training = (done / "results/tiny/logs/imp/round1.log").read_text()
+    assert "[tiny seed0 imp/round1] it 30/30 " in training
+    pruning = (done / "results/tiny_vgg/logs/filter_prune/half_ends/seed0.log").read_text()
+    before, after = map(int, re.match(r"filter pruning: (\d+) -> (\d+) weights", pruning).groups())
+    assert after < before
 
 
 def test_second_dry_run_has_nothing_to_do(done):
     assert planned_jobs(snakemake(done, "-n", "all", config=TINY)) == {}
 
 
-COHORTS = ["dense_tiny", "imp_tiny", "imp_oneshot_tiny", "controls_tiny", "random_b_tiny",
-           "finetune_tiny", "oneshot_tiny"]
+COHORTS = ["dense_tiny", "imp_tiny", "imp_oneshot_tiny", "controls_tiny", "scratch_e_tiny",
+           "scratch_b_tiny", "finetune_tiny", "oneshot_tiny"]
 AGGREGATES = {"summarize": 1, "figures_tiny": 1, "report_html": 1, "report_pdf": 1, "all": 1}
 REPORTS = {"figures_tiny", "figures_tiny_vgg", "report_html", "report_pdf", "all"}
 
@@ -99,14 +179,29 @@ def test_adding_a_seed_reruns_its_cohorts_and_keeps_the_old_seeds_bytes(done, tm
     shutil.copytree(done, copy, symlinks=True)
     config = variant(copy, lambda c: c["experiments"]["tiny"].update(seeds=[0, 1]))
     jobs = planned_jobs(snakemake(copy, "-n", "all", config=config))
-    assert jobs == AGGREGATES | {"dense_tiny": 1, "oneshot_tiny": 2} | {
+    assert jobs == AGGREGATES | {"dense_tiny": 1, "oneshot_tiny": 3} | {
         rule: 2 for rule in COHORTS if rule not in ("dense_tiny", "oneshot_tiny")}
     before = {p: p.read_bytes() for p in (copy / "results/tiny/seed0").rglob("*")
               if p.suffix in (".safetensors", ".csv")}
     snakemake(copy, "all", config=config)
     assert len(before) > 40
     assert all(p.read_bytes() == data for p, data in before.items())
-    assert (copy / "results/tiny/seed1/random_b/round2/final.safetensors").is_file()
+    assert (copy / "results/tiny/seed1/scratch_b_finetune/round2/final.safetensors").is_file()
+
+
+def test_moving_a_checkout_with_its_results_reruns_nothing(tmp_path):
+    """Run in the checkout itself, the rules name the checkout's code files relative to it:
+    a moved (or renamed) checkout keeps its jobs' inputs and params."""
+    checkout = tmp_path / "checkout"
+    for part in ("workflow", "src/lth", "reports/templates", "envs"):
+        shutil.copytree(REPO / part, checkout / part, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(REPO / "Snakefile", checkout)
+    write_learnable_idx_folder(checkout / "tiny_fmnist", n_train=600, n_test=200)
+    target = "data/fashion_mnist/manifest.json"
+    snakemake(checkout, target, config=TINY, snakefile=checkout / "Snakefile")
+    moved = checkout.rename(tmp_path / "moved")
+    assert planned_jobs(snakemake(moved, "-n", target, config=TINY,
+                                  snakefile=moved / "Snakefile")) == {}
 
 
 def test_changing_the_pruning_rate_keeps_theta_0_and_the_dense_run(done):
@@ -114,32 +209,53 @@ def test_changing_the_pruning_rate_keeps_theta_0_and_the_dense_run(done):
         done, lambda c: c["experiments"]["tiny"]["imp"].update(rate_fc=0.4))))
     assert "dense_tiny" not in jobs and "prepare_data" not in jobs
     assert jobs["imp_tiny"] == 2 and jobs["imp_oneshot_tiny"] == 2
-    assert jobs["controls_tiny"] == 2 and jobs["random_b_tiny"] == 2
+    assert jobs["controls_tiny"] == jobs["scratch_e_tiny"] == jobs["scratch_b_tiny"] == 2
     assert "oneshot_tiny" not in jobs  # pruning at init does not depend on the IMP rate
 
 
-@pytest.mark.parametrize("edit,job", [
-    (lambda e: e["oneshot"]["methods"]["synflow"].update(iterations=20), "oneshot_tiny"),
-    (lambda e: e["oneshot"].update(score_batch_size=40), "oneshot_tiny"),
-    (lambda e: e["controls"].update(budget_cap=3.0), "random_b_tiny"),
-    (lambda e: e["finetune"].update(lr_scale=0.2), "finetune_tiny"),
+def planned_outputs(output: str) -> set[str]:
+    """The run folders (method/level) of the training jobs a dry run plans."""
+    return set(re.findall(r"results/tiny/seed0/([a-z_0-9]+/[a-z0-9.]+)/final.safetensors",
+                          "\n".join(line for line in output.splitlines()
+                                    if line.strip().startswith("output:"))))
+
+
+@pytest.mark.parametrize("edit,jobs,folders", [
+    (lambda e: e["oneshot"]["methods"]["synflow"].update(iterations=20), {"oneshot_tiny": 1},
+     {"synflow/density0.1"}),
+    (lambda e: e["oneshot"].update(grasp_temperature=100.0), {"oneshot_tiny": 1},
+     {"grasp/density0.1"}),
+    (lambda e: e["oneshot"].update(samples_per_class=3), {"oneshot_tiny": 1},
+     {"grasp/density0.1"}),
+    (lambda e: e["oneshot"].update(grasp_batchnorm="running"), {"oneshot_tiny": 1},
+     {"grasp/density0.1"}),
+    (lambda e: e["oneshot"].update(snip_batchnorm="batch"), {"oneshot_tiny": 1},
+     {"snip/density0.1"}),
+    (lambda e: e["oneshot"].update(score_batch_size=40), {"oneshot_tiny": 2},
+     {"snip/density0.1", "grasp/density0.1"}),
+    (lambda e: e["controls"].update(scratch_b_cap=2.0), {"scratch_b_tiny": 2},
+     {f"scratch_b_{s}/round{r}" for s in ("imp", "finetune") for r in (1, 2)}),
+    (lambda e: e["controls"].update(reinit_draws=3), {"controls_tiny": 2},
+     {f"{m}/round{r}" for m in ("reinit", "reinit_draw1", "reinit_draw2", "random_pruning")
+      for r in (1, 2)}),
+    # fine-tuning's masks are Scratch-E/B's too: their jobs (one per round) rerun with it
+    (lambda e: e["finetune"].update(lr_scale=0.2),
+     {"finetune_tiny": 2, "scratch_e_tiny": 2, "scratch_b_tiny": 2},
+     {f"{m}/round{r}" for m in ("finetune", "scratch_e_imp", "scratch_e_finetune",
+                                "scratch_b_imp", "scratch_b_finetune") for r in (1, 2)}),
 ])
-def test_a_methods_setting_reruns_only_that_method(done, edit, job):
-    jobs = planned_jobs(snakemake(done, "-n", "all", config=variant(
-        done, lambda c: edit(c["experiments"]["tiny"]))))
-    assert set(jobs) == set(AGGREGATES) | {job}
-
-
-def test_a_grasp_setting_reruns_nothing_where_grasp_is_not_configured(done):
-    """Only data-driven criteria carry the scoring settings, and only those they read."""
-    jobs = planned_jobs(snakemake(done, "-n", "all", config=variant(
-        done, lambda c: c["experiments"]["tiny"]["oneshot"].update(grasp_temperature=100.0,
-                                                                   samples_per_class=3))))
-    assert jobs == {}
+def test_a_methods_setting_reruns_only_that_method(done, edit, jobs, folders):
+    """A method's setting reruns only its jobs (a scoring setting only the criteria that read
+    it, spec.SCORING_SETTINGS); nothing downstream of them but the aggregates."""
+    output = snakemake(done, "-n", "all", config=variant(
+        done, lambda c: edit(c["experiments"]["tiny"])))
+    assert planned_jobs(output) == AGGREGATES | jobs
+    assert planned_outputs(output) == folders
 
 
 @pytest.mark.parametrize("module,reruns", [
     ("report.py", REPORTS),
+    ("claims.py", {"report_html", "report_pdf", "all"}),
     ("summary.py", REPORTS | {"summarize"}),
     ("cohort.py", REPORTS | {"summarize"} | set(COHORTS) | {
         "dense_tiny_vgg", "imp_tiny_vgg", "filter_prune", "filter_l1_tiny_vgg",
@@ -170,8 +286,8 @@ def test_a_training_job_imports_only_its_declared_code(done, tmp_path):
     out = subprocess.run([sys.executable, "-c", probe, "train", "--job", job],
                          capture_output=True, text=True, cwd=done, check=True).stdout
     loaded = {m.removeprefix("lth.") for m in out.split("\n")[-2].split()}
-    declared = {"cli", "commands", "errors", "io", "provenance", "seeding", "spec", "data",
-                "models", "masks", "pruning", "train", "cohort"}
+    declared = {"catalog", "cli", "commands", "errors", "io", "provenance", "seeding", "spec",
+                "data", "models", "masks", "pruning", "train", "cohort"}
     assert loaded <= declared and "report" not in loaded and "report_cli" not in loaded
 
 
@@ -206,6 +322,45 @@ def test_audit_marks_a_changed_input(done, capsys, monkeypatch, tmp_path):
 def test_every_preset_passes_a_dry_run(preset, tmp_path):
     jobs = planned_jobs(snakemake(tmp_path, "-n", "report", config=preset))
     assert jobs["report_pdf"] >= 1 and any(rule.startswith("dense_") for rule in jobs)
+
+
+PRESET_SETTINGS = {  # (preset, experiment) -> the lth.paper setting its train/imp blocks hold
+    ("lth_lenet_mnist", "lenet300_100_mnist"): "frankle2019_lenet300_100_mnist",
+    ("lth_conv_cifar10", "conv2_cifar10"): "frankle2019_conv2_cifar10",
+    ("lth_conv_cifar10", "conv4_cifar10"): "frankle2019_conv4_cifar10",
+    ("lth_conv_cifar10", "conv6_cifar10"): "frankle2019_conv6_cifar10",
+    ("lth_conv_cifar10", "conv2_cifar10_dropout"): "frankle2019_conv2_cifar10_dropout",
+    ("lth_resnet18_cifar10_rewind", "resnet20_cifar10_rewind"):
+        "frankle2019b_resnet18_cifar10_rewind",
+    ("lth_vgg19_cifar10_rewind", "vgg19_cifar10_rewind"): "frankle2019b_vgg19_cifar10_rewind",
+    ("synflow_cifar10", "vgg16_cifar10_synflow"): "tanaka2020_synflow_vgg16_cifar10",
+    ("synflow_cifar10", "resnet18_cifar10_synflow"): "tanaka2020_synflow_resnet18_cifar10",
+    ("speech_commands_mlp", "speech_mlp_speech_commands"): "project_speech_mlp_speech_commands",
+}
+"""li2017_vgg16_cifar10_filters is left out: it trains on 45,000 images (its header)."""
+
+
+@pytest.mark.parametrize(("preset", "experiment"), sorted(PRESET_SETTINGS))
+def test_a_preset_runs_its_papers_setting(preset, experiment):
+    """Every value of the cited lth.paper setting is the preset's (schema defaults filled
+    in): model, training (incl. the initialiser) and IMP (incl. the shortcut rate)."""
+    key = PRESET_SETTINGS[preset, experiment]
+    cfg = yaml.safe_load((REPO / "workflow/presets" / f"{preset}.yaml").read_text())
+    e = with_defaults(cfg, REPO / "workflow/schemas/config.schema.yaml")["experiments"][experiment]
+    assert e["model"] == SETTINGS[key].model
+    blocks = e["train"] | e["imp"]
+    assert {k: blocks[k] for k in paper_schedule(key)} == paper_schedule(key)
+
+
+@pytest.mark.parametrize("experiment", ["lenet300_100_mnist", "conv2_cifar10", "conv4_cifar10",
+                                        "conv6_cifar10", "conv2_cifar10_dropout"])
+def test_the_lth_presets_evaluate_every_100_iterations_with_three_reinit_draws(experiment):
+    """Frankle & Carbin 2019, App. G.1/H.1 (every 100 iterations) and Sec. 2 (three
+    reinitialisations per trial)."""
+    preset = "lth_lenet_mnist" if experiment.startswith("lenet") else "lth_conv_cifar10"
+    cfg = yaml.safe_load((REPO / "workflow/presets" / f"{preset}.yaml").read_text())
+    e = cfg["experiments"][experiment]
+    assert e["train"]["eval_every"] == 100 and e["controls"]["reinit_draws"] == 3
 
 
 def test_bad_config_is_rejected_naming_the_key(tmp_path):

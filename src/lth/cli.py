@@ -54,6 +54,8 @@ def _add_init(sub) -> None:
     p = sub.add_parser("init", help="theta_0: seeded initial weights of a model")
     _add_run_identity(p)
     p.add_argument("--model", required=True)
+    p.add_argument("--init", required=True,
+                   help="weight initialiser: glorot, kaiming_fan_in or kaiming_fan_out")
     p.add_argument("--data-root", required=True)
     p.add_argument("--out", required=True)
 

@@ -41,6 +41,7 @@ from lth.train import (
     lr_factor,
     make_optimizer,
     progress_line,
+    skip_batch,
     train,
 )
 
@@ -88,12 +89,12 @@ def set_tf32(engine: Engine) -> dict:
 
 def train_cohort(nets: list[Net], splits, s: Schedule, data_order: Callable[[int], torch.Generator],
                  engine: Engine, augment: Callable | None = None,
-                 log: Callable[[str], None] = print) -> bool:
+                 log: Callable[[str], None] = print, start: int = 0) -> bool:
     """Train every net of the cohort (each net's model ends trained and its .result is set).
 
     data_order(seed) gives a fresh generator of that seed's data-order stream, so each network
-    sees exactly the batches (and augmentations) of a one-network job. Returns whether the
-    cohort was stacked.
+    sees exactly the batches (and augmentations) of a one-network job. Every net trains
+    iterations start..s.iterations (lth.train.train). Returns whether the cohort was stacked.
     """
     device = splits.train_x.device
     stacked = uses_stacking(engine, device, s)
@@ -101,16 +102,17 @@ def train_cohort(nets: list[Net], splits, s: Schedule, data_order: Callable[[int
         for net in nets:
             torch.manual_seed(net.dropout_seed)
             net.result = train(net.model, net.mask, splits, s, data_order(net.seed),
-                               net.checkpoint_iterations, augment, log, net.prefix)
+                               net.checkpoint_iterations, augment, log, net.prefix,
+                               start=start)
         return False
-    for start in range(0, len(nets), engine.slots):
-        chunk = nets[start : start + engine.slots]
+    for first in range(0, len(nets), engine.slots):
+        chunk = nets[first : first + engine.slots]
         padded = chunk + [chunk[-1]] * (engine.slots - len(chunk))
         results = train_stacked([n.model for n in padded], [n.mask for n in padded],
                                 [n.seed for n in padded], splits, s, data_order,
                                 [n.checkpoint_iterations for n in padded], augment,
                                 capture=engine.capture and device.type == "cuda", log=log,
-                                prefixes=[n.prefix for n in padded])
+                                prefixes=[n.prefix for n in padded], start=start)
         for i, net in enumerate(chunk):
             net.model.load_state_dict(results[i][0])
             net.result = results[i][1]
@@ -278,6 +280,11 @@ class _SeedBatches:
         self.streams = {seed: batch_indices(len(splits.train_x), s, gen, splits.train_x.device)
                         for seed, gen in self.gens.items()}
 
+    def skip(self) -> None:
+        """Draw one batch per seed (and its augmentation) and discard it."""
+        for seed, stream in self.streams.items():
+            skip_batch(next(stream), self.splits, self.gens[seed], self.augment)
+
     def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         idx = {seed: next(stream) for seed, stream in self.streams.items()}
         if self.augment is None:
@@ -293,13 +300,14 @@ def train_stacked(models: list[nn.Module], masks: list[Mask], seeds: list[int], 
                   s: Schedule, data_order, checkpoint_iterations: list[tuple[int, ...]],
                   augment: Callable | None = None, capture: bool = False,
                   log: Callable[[str], None] = print, prefixes: list[str] | None = None,
-                  evaluate_model: bool = True):
+                  evaluate_model: bool = True, start: int = 0):
     """Train N networks in one stacked step; [(final state dict, TrainResult)] per network.
 
     The loop mirrors lth.train.train: masks applied to the weights once and to the gradients
     after every backward pass (so masked weights and their optimizer state stay exactly 0),
-    evaluation of validation and test at 0, every eval_every and at the end, train accuracy at
-    the end, checkpoints at the requested iterations.
+    iterations start..s.iterations with the batches before `start` drawn and discarded,
+    evaluation of validation and test at `start`, every eval_every and at the end, train
+    accuracy at the end, checkpoints at the requested iterations.
     """
     net = StackedNet(models)
     prefixes = prefixes or [f"[net{i}]" for i in range(net.n)]
@@ -310,7 +318,7 @@ def train_stacked(models: list[nn.Module], masks: list[Mask], seeds: list[int], 
     batches = _SeedBatches(seeds, splits, s, data_order, augment)
     metrics: list[list[dict]] = [[] for _ in range(net.n)]
     checkpoints: list[dict] = [{} for _ in range(net.n)]
-    start = time.perf_counter()
+    began = time.perf_counter()
 
     def evaluate_all(it: int) -> None:
         if not evaluate_model:
@@ -321,18 +329,20 @@ def train_stacked(models: list[nn.Module], masks: list[Mask], seeds: list[int], 
                 metrics[i].append({"iteration": it, "split": split, "loss": loss,
                                    "accuracy": acc})
         for i in range(net.n):
-            log(progress_line(prefixes[i], it, s.iterations, metrics[i][-2:], start))
+            log(progress_line(prefixes[i], it, s.iterations, metrics[i][-2:], began, start))
 
     def after(it: int) -> None:
         for i, wanted in enumerate(checkpoint_iterations):
             if it in wanted:
                 checkpoints[i][it] = net.state(i)
-        if evaluates_at(it, s):
+        if evaluates_at(it, s, start):
             evaluate_all(it)
 
     step = _Step(net, opt, masked, s, batches, capture)
-    after(0)
-    for it in range(s.iterations):
+    for _ in range(start):
+        batches.skip()
+    after(start)
+    for it in range(start, s.iterations):
         step(it)
         after(it + 1)
     if evaluate_model:
@@ -340,7 +350,7 @@ def train_stacked(models: list[nn.Module], masks: list[Mask], seeds: list[int], 
                                                          s.eval_batch_size)):
             metrics[i].append({"iteration": s.iterations, "split": "train", "loss": loss,
                                "accuracy": acc})
-    wall = time.perf_counter() - start
+    wall = time.perf_counter() - began
     return [(net.state(i), TrainResult(metrics[i], checkpoints[i], wall, opt))
             for i in range(net.n)]
 
@@ -361,7 +371,7 @@ class _Step:
     def __init__(self, net: StackedNet, opt, masked, s: Schedule, batches: _SeedBatches,
                  capture: bool) -> None:
         self.net, self.opt, self.masked, self.s, self.batches = net, opt, masked, s, batches
-        self.capture, self.graph = capture, None
+        self.capture, self.graph, self.eager_steps = capture, None, 0
         self.grads = [p for p, _ in masked]
         self.values = [m for _, m in masked]
 
@@ -383,7 +393,8 @@ class _Step:
         if not self.capture:
             self._compute(x, y)
             return
-        if it < CAPTURE_WARMUP:  # on a side stream, as CUDA graph capture asks
+        if self.eager_steps < CAPTURE_WARMUP:  # on a side stream, as CUDA graph capture asks
+            self.eager_steps += 1
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):

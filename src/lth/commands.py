@@ -14,6 +14,7 @@ import torch
 from safetensors import safe_open
 
 from lth import masks as M
+from lth.catalog import schedule_problems
 from lth.io import (
     LthError,
     atomic_write_text,
@@ -75,8 +76,9 @@ def architecture_of(weights_path: str) -> dict:
         raise LthError(f"{weights_path}: no architecture recorded (not made by lth?)") from None
 
 
-def build(arch: dict, gen: torch.Generator, dropout: float):
-    """An nn.Module of the recorded architecture, initialised from gen.
+def build(arch: dict, gen: torch.Generator, dropout: float, init: str | None):
+    """An nn.Module of the recorded architecture, initialised from gen by the initialiser
+    `init` (lth.models.INITIALISERS; None: the model's own default).
 
     A filter-pruned VGG (lth.filters) records its narrower conv widths as "cfg".
     """
@@ -84,14 +86,14 @@ def build(arch: dict, gen: torch.Generator, dropout: float):
 
     shape = tuple(arch["input_shape"])
     if "cfg" in arch:
-        return vgg(arch["cfg"], shape, arch["num_classes"], gen)
-    return build_model(arch["model"], shape, arch["num_classes"], gen, dropout)
+        return vgg(arch["cfg"], shape, arch["num_classes"], gen, init)
+    return build_model(arch["model"], shape, arch["num_classes"], gen, dropout, init)
 
 
 def load_model(weights_path: str, dropout: float, device: torch.device):
     """Build the recorded architecture and load the file's weights into it."""
     arch = architecture_of(weights_path)
-    model = build(arch, torch.Generator().manual_seed(0), dropout)
+    model = build(arch, torch.Generator().manual_seed(0), dropout, arch.get("init"))
     model.load_state_dict(load_tensors(weights_path))
     return model.to(device), arch
 
@@ -137,8 +139,8 @@ def cmd_prepare(args) -> None:
 
 
 def cmd_init(args) -> None:
-    arch = dict(dataset_architecture(args.data_root), model=args.model)
-    model = build(arch, generator(args.experiment, args.seed, "init"), dropout=0.0)
+    arch = dict(dataset_architecture(args.data_root), model=args.model, init=args.init)
+    model = build(arch, generator(args.experiment, args.seed, "init"), 0.0, args.init)
     record = make_record("init", {"experiment": args.experiment, "seed": args.seed,
                                   "purpose": "init"},
                          [Path(args.data_root) / "manifest.json"])
@@ -147,7 +149,8 @@ def cmd_init(args) -> None:
 
 
 def kind_rates(model, rates: Rates) -> dict[str, float]:
-    """Each prunable weight's IMP rate, by its layer kind (conv, hidden fc, output)."""
+    """Each prunable weight's IMP rate, by its layer kind (conv, shortcut, hidden fc,
+    output: lth.models.layer_kinds)."""
     from lth.models import layer_kinds
 
     by_kind = dataclasses.asdict(rates)
@@ -167,10 +170,16 @@ def prune_by_rates(scores, mask, rates: dict[str, float], scope: str) -> M.Mask:
 
 
 def prune_to_counts(scores, mask, reference: M.Mask, scope: str) -> M.Mask:
-    """Keep as many weights as `reference` keeps: per layer, or in total when global."""
+    """Keep as many weights as `reference` keeps: per layer, or in total when global, pooled
+    over the layers `reference` pruned (a layer it kept whole, e.g. a kind IMP's rate 0
+    leaves alone, stays whole)."""
     if scope == "layerwise":
         return M.keep_top_layerwise(scores, mask, {n: int(reference[n].sum()) for n in mask})
-    return M.keep_top_global(scores, mask, M.counts(reference)[0], list(mask))
+    pooled = [n for n in mask if not bool(reference[n].all())]
+    if not pooled:
+        return mask
+    keep = sum(int(reference[n].sum()) for n in pooled)
+    return M.keep_top_global(scores, mask, keep, pooled)
 
 
 DATA_CRITERIA = frozenset(SCORING_SETTINGS)
@@ -215,7 +224,22 @@ def score_data(job: PruneJob, model, arch, device):
         names=prunable_names(model), batches=score_batches(job, arch, gen, device), gen=gen,
         num_classes=arch["num_classes"], input_shape=tuple(arch["input_shape"]),
         grasp_temperature=job.scoring.grasp_temperature if job.scoring else None,
+        batchnorm_training=batchnorm_training(job),
     )
+
+
+BATCHNORM_STATISTICS = ("batch", "running")
+"""How BatchNorm normalises while SNIP or GraSP scores: with the scoring batch's statistics
+(train mode) or with the running ones (eval mode)."""
+
+
+def batchnorm_training(job: PruneJob) -> bool | None:
+    """Whether the job's criterion scores with BatchNorm on batch statistics (its
+    `<criterion>_batchnorm` setting is "batch"); None for the criteria without one."""
+    key = f"{job.criterion}_batchnorm"
+    if job.scoring is None or key not in SCORING_SETTINGS.get(job.criterion, ()):
+        return None
+    return getattr(job.scoring, key) == "batch"
 
 
 def check_prune_job(job: PruneJob) -> None:
@@ -231,6 +255,10 @@ def check_prune_job(job: PruneJob) -> None:
         raise LthError("a prune job needs exactly one of rates, density and match_counts")
     if job.density is not None and not 0 < job.density <= 1:
         raise LthError(f"density {job.density}: expected a fraction in (0, 1]")
+    for key in ("snip_batchnorm", "grasp_batchnorm"):
+        value = getattr(job.scoring, key) if job.scoring else None
+        if value is not None and value not in BATCHNORM_STATISTICS:
+            raise LthError(f"scoring.{key} {value!r}: expected batch or running")
 
 
 def cmd_prune(args) -> None:
@@ -299,22 +327,36 @@ def parse_level(level: str) -> tuple[int, float | None]:
     return -1, float(match["density"]) if match["density"] else None
 
 
-def network_facts(model, arch: dict, mask: M.Mask) -> dict:
-    """Density, per-layer counts, FLOPs and collapse (no input-output path) of a network."""
+def network_facts(model, arch: dict, mask: M.Mask,
+                  counted_kinds: tuple[str, ...] | None = None) -> dict:
+    """Density, per-layer counts, FLOPs and collapse (no input-output path) of a network.
+
+    params_kept/params_total (and so density) count the layers of `counted_kinds` (None:
+    every prunable layer): the weights a method prunes, e.g. not the shortcuts Frankle &
+    Carbin 2019 leave whole. params_kept_all/params_total_all count every prunable layer.
+    """
     from lth.models import layer_kinds
     from lth.pruning import input_reaches_output
 
     shape = tuple(arch["input_shape"])
-    kept, total = M.counts(mask)
     kinds = layer_kinds(model)
+    counted = [n for n in mask if counted_kinds is None or kinds[n] in counted_kinds]
+    if not counted:
+        raise LthError(f"counted_kinds {list(counted_kinds)}: the model has no layer of these "
+                       f"kinds (it has {sorted(set(kinds.values()))})")
+    kept_all, total_all = M.counts(mask)
+    kept, total = M.counts({n: mask[n] for n in counted})
     facts = {
         "params_kept": kept, "params_total": total,
+        "params_kept_all": kept_all, "params_total_all": total_all,
         "flops": M.macs(model, shape, mask), "dense_flops": M.macs(model, shape),
         "collapsed": not input_reaches_output(model, mask, list(mask), shape),
         "layers": [{"layer": n, "kind": kinds[n], "kept": int(m.sum()), "size": m.numel()}
                    for n, m in mask.items()],
     }
-    facts.update(arch.get("unpruned", {}))  # a smaller dense network counts against its parent
+    unpruned = arch.get("unpruned", {})  # a smaller dense network counts against its parent
+    facts.update(unpruned)
+    facts["params_total_all"] = unpruned.get("params_total", total_all)
     facts["density"] = facts["params_kept"] / facts["params_total"]
     return facts
 
@@ -331,24 +373,45 @@ def metrics_csv(rows: list[dict]) -> str:
 def check_train_job(job: TrainJob) -> None:
     """One line naming what is wrong with a training job, before any work."""
     s, e = job.schedule, job.engine
-    positive = {"iterations": s.iterations, "batch_size": s.batch_size,
-                "eval_every": s.eval_every, "eval_batch_size": s.eval_batch_size}
-    for key, value in positive.items():
-        if value < 1:
-            raise LthError(f"schedule.{key}: expected a positive integer, got {value}")
-    if s.optimizer not in ("sgd", "adam"):
-        raise LthError(f"schedule.optimizer: expected sgd or adam, got {s.optimizer!r}")
+    problems = schedule_problems(s)
+    if problems:
+        key, message = problems[0]
+        raise LthError(f"schedule.{key}: {message}")
     if e.stack not in ("auto", "on", "off") or e.slots < 1:
         raise LthError(f"engine: expected stack auto|on|off and slots >= 1, got {e}")
     if not job.members:
         raise LthError("a training job needs at least one member")
     for m in job.members:
-        if m.family not in FAMILIES:
-            raise LthError(f"member {m.out_dir}: family {m.family!r} is not one of {FAMILIES}")
-        parse_level(m.level)
-        if m.save_at is not None and not 0 <= m.save_at <= s.iterations:
-            raise LthError(f"member {m.out_dir}: save_at {m.save_at} is outside the "
-                           f"{s.iterations} training iterations")
+        problem = member_problem(m, s.iterations)
+        if problem:
+            raise LthError(f"member {m.out_dir}: {problem}")
+
+
+LAYER_KINDS = tuple(f.name for f in dataclasses.fields(Rates))
+"""The layer kinds of lth.models.layer_kinds (Rates has one rate per kind)."""
+
+
+def member_problem(m: Member, iterations: int) -> str | None:
+    """What is wrong with one member of a job training `iterations` iterations, or None."""
+    if m.family not in FAMILIES:
+        return f"family {m.family!r} is not one of {FAMILIES}"
+    parse_level(m.level)
+    if not 0 <= m.start_iteration < iterations:
+        return (f"start_iteration {m.start_iteration} is outside the {iterations} training "
+                "iterations")
+    if m.save_at is not None and not m.start_iteration <= m.save_at <= iterations:
+        return (f"save_at {m.save_at} is outside the training iterations "
+                f"{m.start_iteration}..{iterations}")
+    if m.draw < 0 or (m.draw > 0 and m.fresh_init is None):
+        return f"draw {m.draw}: expected 0, or a positive draw of a fresh_init"
+    if m.budget_cap is not None and not (m.compute_matched and m.budget_cap >= 1):
+        return f"budget_cap {m.budget_cap}: expected >= 1, on a compute_matched member"
+    if m.compute_matched and (m.mask is None or m.start_iteration != 0):
+        return "compute_matched needs a mask and trains from iteration 0 (start_iteration 0)"
+    if m.counted_kinds is not None and not (
+            m.counted_kinds and set(m.counted_kinds) <= set(LAYER_KINDS)):
+        return f"counted_kinds {list(m.counted_kinds)}: expected some of {LAYER_KINDS}"
+    return None
 
 
 @dataclasses.dataclass
@@ -361,26 +424,44 @@ class Prepared:
     mask: M.Mask
     facts: dict
     schedule: Schedule
+    budget_factor: float
+
+
+def fresh_init_purpose(m: Member) -> str:
+    """The random stream of a member's fresh init: draw 0 is the purpose itself, draw D > 0
+    the purpose + "/draw<D>" (so adding draws leaves draw 0's bytes as they were)."""
+    return m.fresh_init if m.draw == 0 else f"{m.fresh_init}/draw{m.draw}"
+
+
+def budget_factor(m: Member, facts: dict) -> float:
+    """Scratch-B's training budget (Liu et al. 2019): dense MACs / the mask's MACs, capped
+    at budget_cap when one is set; 1 for every member not compute_matched."""
+    if not m.compute_matched:
+        return 1.0
+    ratio = facts["dense_flops"] / facts["flops"]
+    return min(ratio, m.budget_cap) if m.budget_cap is not None else ratio
 
 
 def prepare_member(job: TrainJob, m: Member, device: torch.device) -> Prepared:
-    """Load a member's starting weights (or draw its fresh init) and its mask."""
+    """Load a member's starting weights (or draw its fresh init with the schedule's
+    initialiser) and its mask; stretch its schedule by its budget factor."""
     dropout = job.schedule.dropout
     model, arch = load_model(m.init, dropout, device)
     if m.fresh_init:
-        fresh = build(arch, generator(job.experiment, m.seed, m.fresh_init), dropout)
+        arch = dict(arch, init=job.schedule.init)
+        fresh = build(arch, generator(job.experiment, m.seed, fresh_init_purpose(m)), dropout,
+                      job.schedule.init)
         model.load_state_dict(fresh.state_dict())
     mask = load_mask(m.mask, prunable_params(model))
-    facts = network_facts(model, arch, mask)
-    schedule = job.schedule
-    if m.budget_cap is not None:
-        schedule = schedule.scaled(min(m.budget_cap, facts["dense_flops"] / facts["flops"]))
-    return Prepared(m, model, arch, mask, facts, schedule)
+    facts = network_facts(model, arch, mask, m.counted_kinds)
+    factor = budget_factor(m, facts)
+    schedule = job.schedule.scaled(factor) if factor != 1 else job.schedule
+    return Prepared(m, model, arch, mask, facts, schedule, factor)
 
 
 def cmd_train(args) -> None:
     """Train a cohort: every member shares the process, the data and (per effective
-    schedule) one training call; each writes its own artifacts."""
+    schedule and start iteration) one training call; each writes its own artifacts."""
     from lth.cohort import Net, set_tf32, train_cohort
     from lth.data import augment_batch
 
@@ -394,10 +475,10 @@ def cmd_train(args) -> None:
     splits = splits_of(job.data_root, job.val_size, device)
     prepared = [prepare_member(job, m, device) for m in job.members]
     load_seconds = time.perf_counter() - started
-    by_schedule: dict[Schedule, list[Prepared]] = {}
+    groups: dict[tuple[Schedule, int], list[Prepared]] = {}
     for p in prepared:
-        by_schedule.setdefault(p.schedule, []).append(p)
-    for schedule, group in by_schedule.items():
+        groups.setdefault((p.schedule, p.member.start_iteration), []).append(p)
+    for (schedule, start), group in groups.items():
         nets = [Net(p.model, p.mask, p.member.seed,
                     f"[{job.experiment} seed{p.member.seed} {p.member.method}/{p.member.level}]",
                     (p.member.save_at,) if p.member.save_at is not None else (),
@@ -405,7 +486,8 @@ def cmd_train(args) -> None:
                 for p in group]
         stacked = train_cohort(nets, splits, schedule,
                                lambda seed: generator(job.experiment, seed, "data-order"),
-                               job.engine, augment_batch if schedule.augment else None)
+                               job.engine, augment_batch if schedule.augment else None,
+                               start=start)
         for position, (p, net) in enumerate(zip(group, nets, strict=True)):
             cohort = {"size": len(group), "position": position, "stacked": stacked,
                       "slots": job.engine.slots if stacked else 1, "device": str(device),
@@ -458,7 +540,8 @@ def write_training_outputs(job: TrainJob, p: Prepared, result, device, cohort: d
     record["result"] = dict(
         p.facts, method=m.method, family=m.family, level=m.level, round=round_,
         target_density=p.facts["density"] if target is None else target,
-        iterations=schedule.iterations, early_stop_iteration=es_iter,
+        iterations=schedule.iterations, start_iteration=m.start_iteration, draw=m.draw,
+        budget_factor=p.budget_factor, early_stop_iteration=es_iter,
         early_stop_test_accuracy=es_acc, final_test_accuracy=final["test"],
         final_val_accuracy=final["val"], final_train_accuracy=final["train"],
         wall_seconds=result.wall_seconds,

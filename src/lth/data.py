@@ -8,7 +8,9 @@ the feature settings). `load_splits` is what every training job calls: it only r
 safetensors file, so torchvision and torchaudio are imported inside the prepare-side
 functions and never by a training job (importing them costs seconds per process).
 
-Raw folders under root, as the dataset classes expect them:
+The facts about each dataset (shapes, classes, raw file names) are in lth.catalog, which the
+config checks read without importing torch. Raw folders under root, as the dataset classes
+expect them:
   fashion_mnist   FashionMNIST/raw/            the 4 gz IDX files and their uncompressed copies
   mnist           MNIST/raw/                   the same for MNIST
   cifar10         cifar-10-batches-py/         data_batch_1..5, test_batch, batches.meta
@@ -18,9 +20,12 @@ Raw folders under root, as the dataset classes expect them:
 from __future__ import annotations
 
 import gzip
+import hashlib
+import math
 import os
 import shutil
 import tarfile
+import tempfile
 import wave
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,6 +33,28 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lth.catalog import (
+    AUGMENTED_DATASETS,
+    CIFAR_FILES,
+    DATASETS,
+    DEBIAN_FASHION_MNIST,
+    DEBIAN_PACKAGE,
+    IDX_GZ_FILES,
+    SOURCE_FILES,
+    SPEECH_SAMPLE_RATE,
+    SPEECH_SAMPLES,
+    DatasetInfo,
+    SpeechFeatures,
+    dataset_info,
+    idx_shape,
+    source_folder_problem,
+)
+
+# the dataset facts live in lth.catalog (torch-free, shared with the config checks); these
+# names stay importable from lth.data, where the verbs and the tests use them
+from lth.catalog import SPEECH_LIST_FILES as SPEECH_LIST_FILES
+from lth.catalog import check_speech_features as check_speech_features
+from lth.catalog import speech_input_shape as speech_input_shape
 from lth.io import (
     LthError,
     load_tensors,
@@ -41,75 +68,14 @@ from lth.seeding import generator
 
 TENSORS_FILE = "tensors.safetensors"
 MANIFEST_FILE = "manifest.json"
-DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-DEBIAN_PACKAGE = "dataset-fashion-mnist"
 
-IDX_GZ_FILES = (
-    "train-images-idx3-ubyte.gz",
-    "train-labels-idx1-ubyte.gz",
-    "t10k-images-idx3-ubyte.gz",
-    "t10k-labels-idx1-ubyte.gz",
-)
-CIFAR_FILES = (
-    "data_batch_1",
-    "data_batch_2",
-    "data_batch_3",
-    "data_batch_4",
-    "data_batch_5",
-    "test_batch",
-    "batches.meta",
-)
-SPEECH_LIST_FILES = ("validation_list.txt", "testing_list.txt")
 SPEECH_ARCHIVE_FOLDER = "SpeechCommands"
 SPEECH_VERSION = "speech_commands_v0.02"
 SPEECH_NOISE_FOLDER = "_background_noise_"
-# Warden 2018 (arXiv:1804.03209): one-second clips at 16 kHz, 16-bit PCM mono WAV.
-SPEECH_SAMPLE_RATE = 16000
-SPEECH_SAMPLES = SPEECH_SAMPLE_RATE
-SPEECH_FEATURE_KINDS = ("logmel", "mfcc")
 # Clips turned into features at once; bounds memory only, the features do not depend on it.
 SPEECH_CHUNK = 512
 # He et al. 2016, Section 4.2: pad 4 pixels on each side, take a random 32x32 crop, flip.
 CIFAR_PAD = 4
-AUGMENTED_DATASETS = frozenset({"cifar10"})
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """What a model needs to know about a dataset.
-
-    input_shape is None only in DATASETS["speech_commands"]: it depends on the feature
-    settings; `dataset_info(name, speech)` and `Splits.info` always give the full shape.
-    """
-
-    name: str
-    input_shape: tuple[int, ...] | None
-    num_classes: int
-
-
-DATASETS: dict[str, DatasetInfo] = {
-    "fashion_mnist": DatasetInfo("fashion_mnist", (1, 28, 28), 10),
-    "mnist": DatasetInfo("mnist", (1, 28, 28), 10),
-    "cifar10": DatasetInfo("cifar10", (3, 32, 32), 10),
-    # Warden 2018: version 0.02 has 35 words (one folder each besides _background_noise_).
-    "speech_commands": DatasetInfo("speech_commands", None, 35),
-}
-
-
-@dataclass(frozen=True)
-class SpeechFeatures:
-    """Feature settings for Speech Commands: log-mel ("logmel") or MFCC ("mfcc") frames.
-
-    Window and hop are in samples at 16 kHz; n_mfcc is required for "mfcc" and must be None
-    for "logmel". Each clip becomes an (n_features, frames) tensor.
-    """
-
-    kind: str
-    n_fft: int
-    win_length: int
-    hop_length: int
-    n_mels: int
-    n_mfcc: int | None
 
 
 @dataclass
@@ -124,47 +90,6 @@ class Splits:
     test_y: torch.Tensor
     info: DatasetInfo
     augment: bool
-
-
-def check_speech_features(features: SpeechFeatures) -> None:
-    """Raise LthError naming the first speech feature setting that is out of range."""
-    if features.kind not in SPEECH_FEATURE_KINDS:
-        raise LthError(f"speech features kind: expected one of {SPEECH_FEATURE_KINDS}, "
-                       f"got {features.kind!r}")
-    for key in ("n_fft", "win_length", "hop_length", "n_mels"):
-        value = getattr(features, key)
-        if not isinstance(value, int) or value < 1:
-            raise LthError(f"speech features {key}: expected a positive integer, got {value!r}")
-    if features.win_length > features.n_fft:
-        raise LthError(f"speech features win_length: expected <= n_fft ({features.n_fft}), "
-                       f"got {features.win_length}")
-    if features.kind == "logmel" and features.n_mfcc is not None:
-        raise LthError(f"speech features n_mfcc: expected null for kind 'logmel', "
-                       f"got {features.n_mfcc!r}")
-    if features.kind == "mfcc" and not (
-        isinstance(features.n_mfcc, int) and 1 <= features.n_mfcc <= features.n_mels
-    ):
-        raise LthError(f"speech features n_mfcc: expected an integer in 1..n_mels "
-                       f"({features.n_mels}) for kind 'mfcc', got {features.n_mfcc!r}")
-
-
-def speech_input_shape(features: SpeechFeatures) -> tuple[int, int]:
-    """(n_features, frames) of one clip: centred STFT frames over one second."""
-    check_speech_features(features)
-    n_features = features.n_mfcc if features.kind == "mfcc" else features.n_mels
-    return n_features, 1 + SPEECH_SAMPLES // features.hop_length
-
-
-def dataset_info(name: str, speech: SpeechFeatures | None) -> DatasetInfo:
-    """The full DatasetInfo of a dataset; speech needs its features, the others need None."""
-    if name not in DATASETS:
-        raise LthError(f"dataset: expected one of {sorted(DATASETS)}, got {name!r}")
-    if (name == "speech_commands") != (speech is not None):
-        need = "speech feature settings" if speech is None else "no speech feature settings"
-        raise LthError(f"dataset {name}: expected {need}")
-    if speech is None:
-        return DATASETS[name]
-    return DatasetInfo(name, speech_input_shape(speech), DATASETS[name].num_classes)
 
 
 # ---------------------------------------------------------------- prepare
@@ -182,15 +107,18 @@ def prepare(
     """Make `name` available under root as tensors + manifest; return the manifest.
 
     Does nothing if the manifest asks for the same dataset and features and every hash in it
-    still matches the files (delete root to fetch the files again from elsewhere).
+    still matches the files (delete root to fetch the files again from elsewhere). A source
+    folder that is given must hold the dataset's files, prepared or not: a source that cannot
+    be used is an error, never a reason to take the files from elsewhere.
     """
     info = dataset_info(name, speech)
     root = Path(root)
+    source = _usable_source(name, source)
     request = {"dataset": name, "features": asdict(speech) if speech else None}
     if _is_prepared(root, request):
         return read_json(root / MANIFEST_FILE)
     root.mkdir(parents=True, exist_ok=True)
-    source_used = _obtain_raw_files(name, root, _optional_path(source), download, debian_dir)
+    source_used = _obtain_raw_files(name, root, source, download, debian_dir)
     tensors, classes = _read_raw_files(name, root, speech)
     _check_tensors(info, tensors)
     save_tensors(root / TENSORS_FILE, tensors, metadata=request)
@@ -205,8 +133,14 @@ def prepare(
     return manifest
 
 
-def _optional_path(path: str | os.PathLike | None) -> Path | None:
-    return None if path is None else Path(path)
+def _usable_source(name: str, source: str | os.PathLike | None) -> Path | None:
+    """The source folder as a Path (None if not given); LthError if it cannot be used."""
+    if source is None:
+        return None
+    problem = source_folder_problem(name, source)
+    if problem:
+        raise LthError(f"dataset {name}: source folder {problem}")
+    return Path(source)
 
 
 def _raw_folder(name: str) -> Path:
@@ -250,8 +184,8 @@ def _hash_files(root: Path, folder: Path) -> dict[str, str]:
     return dict(sorted(hashes.items()))
 
 
-def _holds(folder: Path | None, names: tuple[str, ...]) -> bool:
-    return folder is not None and all((folder / n).is_file() for n in names)
+def _holds(folder: Path, names: tuple[str, ...]) -> bool:
+    return all((folder / n).is_file() for n in names)
 
 
 def _one_line(err: BaseException) -> str:
@@ -263,13 +197,13 @@ def _obtain_raw_files(
 ) -> dict:
     """Put the raw files under root by the first way that works; return which way it was.
 
-    Ways, in order: the configured source folder, the torchvision/torchaudio download, and
-    (fashion_mnist only) the folder of the Debian package dataset-fashion-mnist.
+    A given source folder is the only way tried. Without one: the torchvision/torchaudio
+    download, then (fashion_mnist only) the folder of the Debian package dataset-fashion-mnist.
     """
-    needed = _source_files(name)
-    if _holds(source, needed):
+    if source is not None:
         _install_from_folder(name, root, source)
         return {"way": "folder", "path": str(source)}
+    needed = SOURCE_FILES[name]
     if download:
         try:
             _download(name, root)
@@ -281,17 +215,15 @@ def _obtain_raw_files(
     if name == "fashion_mnist" and _holds(debian_dir, needed):
         _install_from_folder(name, root, debian_dir)
         return {"way": "debian", "path": str(debian_dir)}
-    raise LthError(_no_way_message(name, source, needed, download_failure, debian_dir))
+    raise LthError(_no_way_message(name, needed, download_failure, debian_dir))
 
 
 def _no_way_message(
-    name: str, source: Path | None, needed: tuple[str, ...], download_failure: str,
-    debian_dir: Path,
+    name: str, needed: tuple[str, ...], download_failure: str, debian_dir: Path
 ) -> str:
     """One line naming every way to get the files and why each did not work."""
-    where = "not set" if source is None else f"{source} lacks some of them"
     ways = [
-        f"(1) a source folder holding {', '.join(needed)} ({where})",
+        f"(1) a source folder holding {', '.join(needed)} (not set)",
         f"(2) the torchvision/torchaudio download ({download_failure})",
     ]
     if name == "fashion_mnist":
@@ -299,21 +231,14 @@ def _no_way_message(
     return f"dataset {name}: no way to get the raw files worked; use " + "; or ".join(ways)
 
 
-def _source_files(name: str) -> tuple[str, ...]:
-    """Files a source folder must hold for `name`."""
-    if name in ("fashion_mnist", "mnist"):
-        return IDX_GZ_FILES
-    if name == "cifar10":
-        return CIFAR_FILES
-    return SPEECH_LIST_FILES
-
-
 def _install_from_folder(name: str, root: Path, folder: Path) -> None:
-    """Lay out a local folder's files under root the way the dataset class expects."""
+    """Lay out a local folder's files under root the way the dataset class expects, once
+    they have proven whole: a truncated or corrupt file is named and root stays as it was."""
     target = root / _raw_folder(name)
     if name in ("fashion_mnist", "mnist"):
-        _install_idx_gz(folder, target)
+        _install_idx_gz(folder, root, target)
     elif name == "cifar10":
+        _check_official_cifar_files(folder)
         target.mkdir(parents=True, exist_ok=True)
         for file_name in CIFAR_FILES:
             shutil.copyfile(folder / file_name, target / file_name)
@@ -321,18 +246,69 @@ def _install_from_folder(name: str, root: Path, folder: Path) -> None:
         _link_speech_folder(folder, target)
 
 
-def _install_idx_gz(folder: Path, raw: Path) -> None:
-    """Copy the gz IDX files into raw/ and decompress them there (torchvision reads those)."""
-    raw.mkdir(parents=True, exist_ok=True)
-    for gz_name in IDX_GZ_FILES:
-        shutil.copyfile(folder / gz_name, raw / gz_name)
-        try:
-            with gzip.open(folder / gz_name, "rb") as packed, open(raw / gz_name[:-3], "wb") as out:
-                shutil.copyfileobj(packed, out)
-        except (OSError, EOFError) as err:
-            raise LthError(
-                f"{folder / gz_name}: not a readable gzip file ({_one_line(err)})"
-            ) from None
+def _install_idx_gz(folder: Path, root: Path, raw: Path) -> None:
+    """Copy the gz IDX files into raw/ and decompress them there (torchvision reads those).
+
+    Every file is unpacked into a scratch folder and checked first (IDX header against its
+    length, as many labels as images); raw/ is only written once all four are whole.
+    """
+    with tempfile.TemporaryDirectory(dir=root) as scratch:
+        items = {}
+        for gz_name in IDX_GZ_FILES:
+            unpacked = Path(scratch, gz_name[:-3])
+            _unpack_gz(folder / gz_name, unpacked)
+            items[gz_name] = _idx_items(unpacked, folder / gz_name)
+        for split in ("train", "t10k"):
+            images, labels = f"{split}-images-idx3-ubyte.gz", f"{split}-labels-idx1-ubyte.gz"
+            if items[images] != items[labels]:
+                raise LthError(f"{folder / labels}: {items[labels]} labels for the "
+                               f"{items[images]} images of {images}")
+        raw.mkdir(parents=True, exist_ok=True)
+        for gz_name in IDX_GZ_FILES:
+            shutil.copyfile(folder / gz_name, raw / gz_name)
+            os.replace(Path(scratch, gz_name[:-3]), raw / gz_name[:-3])
+
+
+def _unpack_gz(packed: Path, out: Path) -> None:
+    """Decompress a gz file; LthError naming it if it is not whole."""
+    try:
+        with gzip.open(packed, "rb") as src, open(out, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    except (OSError, EOFError) as err:
+        raise LthError(f"{packed}: not a readable gzip file ({_one_line(err)})") from None
+
+
+def _idx_items(unpacked: Path, origin: Path) -> int:
+    """Items (images or labels) of an unpacked IDX file; LthError naming `origin` unless its
+    header is an unsigned-byte IDX header (3 dimensions for images, 1 for labels) and the
+    file holds exactly the bytes the header announces."""
+    dims = 3 if "-images-" in origin.name else 1
+    with open(unpacked, "rb") as fh:
+        header = fh.read(4 + 4 * dims)
+    shape = idx_shape(header, dims)
+    if shape is None:
+        raise LthError(f"{origin}: not an IDX file of unsigned bytes with {dims} "
+                       f"dimension{'s' if dims > 1 else ''} (header {header[:4].hex()})")
+    expected, held = len(header) + math.prod(shape), unpacked.stat().st_size
+    if held != expected:
+        raise LthError(f"{origin}: truncated or corrupt: its IDX header announces {shape} "
+                       f"({expected} bytes unpacked), it holds {held} bytes")
+    return shape[0]
+
+
+def _check_official_cifar_files(folder: Path) -> None:
+    """LthError naming the first file whose md5 is not that of the official CIFAR-10 release
+    (the md5s torchvision's CIFAR10 checks): a truncated or corrupt batch."""
+    import torchvision.datasets as tvd
+
+    cls = tvd.CIFAR10
+    expected = dict(cls.train_list + cls.test_list) | {cls.meta["filename"]: cls.meta["md5"]}
+    for file_name in CIFAR_FILES:
+        digest = hashlib.md5((folder / file_name).read_bytes(), usedforsecurity=False)
+        if digest.hexdigest() != expected[file_name]:
+            raise LthError(f"{folder / file_name}: not the official CIFAR-10 file (md5 "
+                           f"{digest.hexdigest()}, expected {expected[file_name]}): truncated "
+                           f"or corrupt")
 
 
 def _link_speech_folder(folder: Path, target: Path) -> None:
@@ -462,13 +438,24 @@ def _speech_features(paths: list[Path], transform: torch.nn.Module) -> torch.Ten
 
 
 def _read_wav(path: Path) -> torch.Tensor:
-    """One 16 kHz 16-bit mono WAV as float32 in [-1, 1), zero-padded or cut to one second."""
-    with wave.open(str(path), "rb") as wav:
-        layout = (wav.getnchannels(), wav.getsampwidth(), wav.getframerate())
-        if layout != (1, 2, SPEECH_SAMPLE_RATE):
-            raise LthError(f"{path}: expected mono 16-bit {SPEECH_SAMPLE_RATE} Hz WAV, got "
-                           f"channels, bytes per sample, rate = {layout}")
-        pcm = wav.readframes(wav.getnframes())
+    """One 16 kHz 16-bit mono WAV as float32 in [-1, 1), zero-padded or cut to one second.
+
+    LthError naming the file if it cannot be read, is not in that layout, or holds fewer
+    samples than its header announces (truncated).
+    """
+    try:
+        with wave.open(str(path), "rb") as wav:
+            layout = (wav.getnchannels(), wav.getsampwidth(), wav.getframerate())
+            announced = wav.getnframes()
+            pcm = wav.readframes(announced)
+    except (wave.Error, EOFError, OSError) as err:
+        raise LthError(f"{path}: not a readable WAV file ({_one_line(err)})") from None
+    if layout != (1, 2, SPEECH_SAMPLE_RATE):
+        raise LthError(f"{path}: expected mono 16-bit {SPEECH_SAMPLE_RATE} Hz WAV, got "
+                       f"channels, bytes per sample, rate = {layout}")
+    if len(pcm) != 2 * announced:
+        raise LthError(f"{path}: truncated: its header announces {announced} samples, it "
+                       f"holds {len(pcm) // 2}")
     samples = torch.from_numpy(np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0)
     return torch.nn.functional.pad(samples[:SPEECH_SAMPLES],
                                    (0, SPEECH_SAMPLES - min(len(samples), SPEECH_SAMPLES)))

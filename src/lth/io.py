@@ -7,6 +7,7 @@ one that already exists. Tensors are only ever stored as safetensors: no pickle 
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -39,10 +40,18 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def remove_stale_temps(path: Path) -> None:
+    """Delete the temp files a killed writer of path left behind: one job owns each output,
+    so no live writer of path can be using them."""
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        stale.unlink(missing_ok=True)
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write bytes to path via a temp file in the same folder and an atomic rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; artifacts are shared files

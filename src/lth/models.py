@@ -164,7 +164,10 @@ class BasicBlock(nn.Module):
     """Residual block of two 3x3 conv+BN layers (He et al. 2016, Fig. 2 left).
 
     The shortcut is the identity, or a 1x1 conv + BN projection where the shape changes (He et
-    al. 2016, Sec. 3.3, Eqn. 2, option B).
+    al. 2016, Sec. 3.3, Eqn. 2, option B), as in open_lth's CIFAR ResNets and Tanaka et al.
+    2020's ResNet-18. He et al.'s own CIFAR ResNets (Sec. 4.2) use option A instead (zero-padded
+    identity shortcuts, no weights); Frankle & Carbin 2019's ResNet has the 2,560 projection
+    weights of option B (App. I.3).
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
@@ -207,37 +210,79 @@ def _resnet(
     return nn.Sequential(OrderedDict(layers))
 
 
-@torch.no_grad()
-def init_glorot_(model: nn.Module, gen: torch.Generator) -> None:
-    """Gaussian Glorot weights (Glorot & Bengio 2010), zero biases: the initialisation of
-    LeNet and Conv-2/4/6 in Frankle & Carbin 2019, Fig. 2."""
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d | nn.Linear):
-            nn.init.xavier_normal_(module.weight, generator=gen)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
+Initialiser = Callable[[nn.Module, torch.Generator], None]
+"""Initialises a module in place from a generator (a whole model, or one layer's weight)."""
 
 
-@torch.no_grad()
-def init_kaiming_(model: nn.Module, gen: torch.Generator) -> None:
-    """Kaiming normal weights (He et al. 2015, Sec. 2.2), as in the ResNet paper (He et al.
-    2016, Sec. 3.4): conv weights scaled by fan-out (the backward-propagation case), linear
-    weights by fan-in (the forward case); biases 0; BatchNorm weight 1, bias 0, fresh stats."""
+def _init_batchnorm_(module: nn.Module) -> None:
+    """BatchNorm weight 1, bias 0 and fresh running statistics (mean 0, variance 1)."""
+    nn.init.ones_(module.weight)
+    nn.init.zeros_(module.bias)
+    module.reset_running_stats()
+
+
+def _init_layers_(model: nn.Module, gen: torch.Generator, init_weight: Initialiser) -> None:
+    """Every conv and linear weight by ``init_weight``, in registration order; biases 0;
+    BatchNorm by :func:`_init_batchnorm_`."""
     for module in model.modules():
         if isinstance(module, nn.Conv2d | nn.Linear):
-            mode = "fan_out" if isinstance(module, nn.Conv2d) else "fan_in"
-            nn.init.kaiming_normal_(module.weight, mode=mode, nonlinearity="relu", generator=gen)
+            init_weight(module, gen)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
         elif isinstance(module, nn.BatchNorm2d):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
-            module.reset_running_stats()
+            _init_batchnorm_(module)
+
+
+@torch.no_grad()
+def init_glorot_(model: nn.Module, gen: torch.Generator) -> None:
+    """Gaussian Glorot weights (Glorot & Bengio 2010), std sqrt(2 / (fan_in + fan_out)): the
+    initialisation of every network of Frankle & Carbin 2019 (Fig. 2 caption; App. I.2, I.3)."""
+    _init_layers_(model, gen, lambda m, g: nn.init.xavier_normal_(m.weight, generator=g))
+
+
+@torch.no_grad()
+def init_kaiming_fan_in_(model: nn.Module, gen: torch.Generator) -> None:
+    """Kaiming normal weights (He et al. 2015, Sec. 2.2), std sqrt(2 / fan_in) for conv and
+    linear layers alike: ``nn.init.kaiming_normal_``'s default, used by open_lth and by Tanaka
+    et al. 2020's VGGs (Synaptic-Flow Models/lottery_vgg.py)."""
+    _init_layers_(model, gen, lambda m, g: nn.init.kaiming_normal_(
+        m.weight, mode="fan_in", nonlinearity="relu", generator=g))
+
+
+@torch.no_grad()
+def init_kaiming_fan_out_(model: nn.Module, gen: torch.Generator) -> None:
+    """Kaiming normal weights as in the ResNet paper (He et al. 2016, Sec. 3.4): conv weights
+    std sqrt(2 / fan_out) (the backward-propagation case of He et al. 2015), linear weights
+    std sqrt(2 / fan_in) (the forward case), as torchvision's ResNets."""
+    def weight(module: nn.Module, g: torch.Generator) -> None:
+        mode = "fan_out" if isinstance(module, nn.Conv2d) else "fan_in"
+        nn.init.kaiming_normal_(module.weight, mode=mode, nonlinearity="relu", generator=g)
+
+    _init_layers_(model, gen, weight)
+
+
+INITIALISERS: dict[str, Initialiser] = {
+    "glorot": init_glorot_,
+    "kaiming_fan_in": init_kaiming_fan_in_,
+    "kaiming_fan_out": init_kaiming_fan_out_,
+}
+"""Weight initialisers by the name the config uses (``train.init``). Every one sets biases to 0
+and BatchNorm to weight 1, bias 0, running mean 0, running variance 1."""
+
+
+def _initialiser(model: str, init: str | None, default: str) -> Initialiser:
+    """The initialiser named ``init`` (``default`` when None); LthError naming a bad name."""
+    name = default if init is None else init
+    if name not in INITIALISERS:
+        raise LthError(
+            f"model {model}: init must be one of {', '.join(INITIALISERS)}, got {name!r}"
+        )
+    return INITIALISERS[name]
 
 
 def _materialise(
     make: Callable[[], nn.Module],
-    init: Callable[[nn.Module, torch.Generator], None],
+    init: Initialiser,
     gen: torch.Generator,
 ) -> nn.Module:
     """Create the module on the meta device (no default init, no global RNG draw), allocate it
@@ -264,15 +309,18 @@ def mlp(
     num_classes: int,
     gen: torch.Generator,
     dropout: float,
+    init: str | None = None,
 ) -> nn.Sequential:
-    """Multilayer perceptron on the flattened input, Glorot init: LeNet-300-100 with
-    :data:`LENET_HIDDEN`, the speech MLP with :data:`SPEECH_MLP_HIDDEN`.
+    """Multilayer perceptron on the flattened input: LeNet-300-100 with :data:`LENET_HIDDEN`,
+    the speech MLP with :data:`SPEECH_MLP_HIDDEN`. ``init`` names an :data:`INITIALISERS`
+    entry, None meaning "glorot" (Frankle & Carbin 2019, Fig. 2).
 
     ``dropout`` > 0 adds dropout after each hidden layer, as in the dropout experiments of
     Frankle & Carbin 2019 (Sec. 3, "Dropout", run there on Conv-2/4/6).
     """
+    initialiser = _initialiser("mlp", init, "glorot")
     return _materialise(
-        lambda: _fully_connected(input_shape, hidden, num_classes, dropout), init_glorot_, gen
+        lambda: _fully_connected(input_shape, hidden, num_classes, dropout), initialiser, gen
     )
 
 
@@ -282,25 +330,34 @@ def convnet(
     num_classes: int,
     gen: torch.Generator,
     dropout: float,
+    init: str | None = None,
 ) -> nn.Sequential:
     """Conv-2, Conv-4 or Conv-6 (Frankle & Carbin 2019, Fig. 2; blocks from
-    :data:`CONVNET_BLOCKS`), Glorot init, ReLU, no BatchNorm.
+    :data:`CONVNET_BLOCKS`), ReLU, no BatchNorm. ``init`` as for :func:`mlp` (None: "glorot").
 
     ``dropout`` > 0 adds dropout after each fully-connected hidden layer (Frankle & Carbin
     2019, Sec. 3 "Dropout"; the placement on the fully-connected layers is our reading).
     """
     _require_image("convnet", input_shape, len(blocks))
+    initialiser = _initialiser("convnet", init, "glorot")
     return _materialise(
-        lambda: _convnet(input_shape, blocks, num_classes, dropout), init_glorot_, gen
+        lambda: _convnet(input_shape, blocks, num_classes, dropout), initialiser, gen
     )
 
 
 def vgg(
-    cfg: Sequence[int | str], input_shape: tuple[int, ...], num_classes: int, gen: torch.Generator
+    cfg: Sequence[int | str],
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    gen: torch.Generator,
+    init: str | None = None,
 ) -> VGG:
-    """A :class:`VGG` with the given conv configuration, Kaiming init."""
+    """A :class:`VGG` with the given conv configuration. ``init`` names an
+    :data:`INITIALISERS` entry, None meaning "kaiming_fan_out" (this project's choice before
+    the initialiser became a setting)."""
     _require_image("vgg", input_shape, sum(item == POOL for item in cfg))
-    return _materialise(lambda: VGG(cfg, input_shape[0], num_classes), init_kaiming_, gen)
+    initialiser = _initialiser("vgg", init, "kaiming_fan_out")
+    return _materialise(lambda: VGG(cfg, input_shape[0], num_classes), initialiser, gen)
 
 
 def resnet(
@@ -308,17 +365,23 @@ def resnet(
     input_shape: tuple[int, ...],
     num_classes: int,
     gen: torch.Generator,
+    init: str | None = None,
 ) -> nn.Sequential:
-    """A CIFAR ResNet with the given (filters, blocks) stages, Kaiming init.
+    """A CIFAR ResNet with the given (filters, blocks) stages. ``init`` as for :func:`vgg`
+    (None: "kaiming_fan_out", He et al. 2016, Sec. 3.4).
 
-    With :data:`RESNET20_STAGES` this is ResNet-20 (He et al. 2016, Sec. 4.2), which is the
-    network Frankle & Carbin 2019 (Fig. 2) call "Resnet-18" (16/32/64 filters, 3 blocks per
-    stage, 274K weights). With :data:`RESNET18_STAGES` it is the CIFAR form of He et al.'s
-    ImageNet ResNet-18 (Table 1): the 7x7 stride-2 stem and its max pool become one 3x3
-    stride-1 conv, since CIFAR images are 32x32; about 11M parameters.
+    With :data:`RESNET20_STAGES` this is ResNet-20 (He et al. 2016, Sec. 4.2, but with 1x1
+    projection shortcuts, see :class:`BasicBlock`), which is the network Frankle & Carbin 2019
+    (Fig. 2) call "Resnet-18" (16/32/64 filters, 3 blocks per stage, 274K weights). With
+    :data:`RESNET18_STAGES` it is the CIFAR form of He et al.'s ImageNet ResNet-18 (Table 1):
+    the 7x7 stride-2 stem and its max pool become one 3x3 stride-1 conv, since CIFAR images
+    are 32x32; 11,164,352 prunable weights. This is the ResNet-18 of Tanaka et al. 2020's
+    CIFAR-10 experiments (Synaptic-Flow Models/tinyimagenet_resnet.py: 3x3 stem, no max
+    pool, 1x1 conv + BN projection shortcuts).
     """
     _require_image("resnet", input_shape, len(stages) - 1)
-    return _materialise(lambda: _resnet(input_shape[0], stages, num_classes), init_kaiming_, gen)
+    initialiser = _initialiser("resnet", init, "kaiming_fan_out")
+    return _materialise(lambda: _resnet(input_shape[0], stages, num_classes), initialiser, gen)
 
 
 def _no_dropout(name: str, dropout: float) -> None:
@@ -333,10 +396,13 @@ def build_model(
     num_classes: int,
     gen: torch.Generator,
     dropout: float,
+    init: str | None = None,
 ) -> nn.Module:
     """Build model ``name`` (one of :data:`MODEL_NAMES`) on the generator's device.
 
-    Every random value is drawn from ``gen``; the same generator state gives identical weights.
+    ``init`` names an :data:`INITIALISERS` entry; None keeps the model's own default ("glorot"
+    for the MLPs and Conv-2/4/6, "kaiming_fan_out" for VGG and ResNet). Every random value is
+    drawn from ``gen``; the same generator state gives identical weights.
     """
     if name not in MODEL_NAMES:
         raise LthError(f"model: expected one of {', '.join(MODEL_NAMES)}, got {name!r}")
@@ -347,14 +413,15 @@ def build_model(
     input_shape = tuple(input_shape)
     if name in ("lenet300_100", "speech_mlp"):
         hidden = LENET_HIDDEN if name == "lenet300_100" else SPEECH_MLP_HIDDEN
-        return mlp(hidden, input_shape, num_classes, gen, dropout)
+        return mlp(hidden, input_shape, num_classes, gen, dropout, init)
     if name in CONVNET_BLOCKS:
-        return convnet(CONVNET_BLOCKS[name], input_shape, num_classes, gen, dropout)
+        return convnet(CONVNET_BLOCKS[name], input_shape, num_classes, gen, dropout, init)
     _no_dropout(name, dropout)
     if name in ("vgg16", "vgg19"):
-        return vgg(VGG16_CFG if name == "vgg16" else VGG19_CFG, input_shape, num_classes, gen)
+        cfg = VGG16_CFG if name == "vgg16" else VGG19_CFG
+        return vgg(cfg, input_shape, num_classes, gen, init)
     stages = RESNET20_STAGES if name == "resnet20" else RESNET18_STAGES
-    return resnet(stages, input_shape, num_classes, gen)
+    return resnet(stages, input_shape, num_classes, gen, init)
 
 
 def prunable_names(model: nn.Module) -> list[str]:
@@ -374,15 +441,27 @@ def output_name(model: nn.Module) -> str:
     return f"{linear[-1]}.weight"
 
 
+SHORTCUT_SUFFIX = "shortcut.conv"
+"""Module-name ending of a residual block's 1x1 projection convolution (:class:`BasicBlock`)."""
+
+
 def layer_kinds(model: nn.Module) -> dict[str, str]:
-    """Prunable weight name -> "conv", "fc" (hidden linear) or "output" (last linear)."""
+    """Prunable weight name -> "conv", "shortcut" (a ResNet's 1x1 projection shortcut conv),
+    "fc" (hidden linear) or "output" (last linear).
+
+    Shortcuts are their own kind so that IMP can leave them unpruned, as Frankle & Carbin
+    2019, App. I.3 do ("We do not prune the 2560 parameters used to downsample residual
+    connections"), or prune them with the other convolutions, as open_lth does.
+    """
     output = output_name(model)
     modules = dict(model.named_modules())
     kinds = {}
     for name in prunable_names(model):
+        module_name = name.removesuffix(".weight")
         if name == output:
             kinds[name] = "output"
+        elif not isinstance(modules[module_name], nn.Conv2d):
+            kinds[name] = "fc"
         else:
-            is_conv = isinstance(modules[name.removesuffix(".weight")], nn.Conv2d)
-            kinds[name] = "conv" if is_conv else "fc"
+            kinds[name] = "shortcut" if module_name.endswith(SHORTCUT_SUFFIX) else "conv"
     return kinds

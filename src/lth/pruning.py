@@ -9,8 +9,10 @@ weight. HIGHER score = KEEP (the convention of lth.masks). Scores are computed w
 current mask applied to the weights (removed weights count as zero). A criterion never
 changes the mask, the model's parameters, buffers or train/eval modes: it works on detached
 copies through ``torch.func.functional_call``. Everything random comes from ``data.gen``.
-Criteria that use training data (SNIP, GraSP) run BatchNorm on batch statistics, as in
-training, with dropout off so that scores are deterministic; SynFlow uses running statistics.
+Criteria that use training data (SNIP, GraSP) run BatchNorm on batch or on running statistics
+as ``data.batchnorm_training`` says (the papers' codes differ), with dropout off so that scores
+are deterministic; SynFlow uses running statistics. Scores may be float64 (SynFlow's are):
+lth.masks ranks them in their own dtype.
 
 To add a method:
 1. write its scoring function here (a few lines; reuse ``_masked_weights``,
@@ -49,6 +51,10 @@ class ScoreData:
     num_classes, input_shape: of the task (input_shape excludes the batch dimension).
     grasp_temperature: T dividing the logits in GraSP's loss; Wang et al. 2020 use T = 200
         (their released code and configs, alecwangcq/GraSP, pruner/GraSP.py).
+    batchnorm_training: SNIP and GraSP run BatchNorm on the scoring batch's statistics (True,
+        as in training: Wang et al.'s GraSP code) or on the running statistics (False, the
+        inference mode of Lee et al.'s SNIP code and of Tanaka et al. 2020's baselines; at
+        initialisation BatchNorm is then the identity up to its eps).
     """
 
     names: list[str]
@@ -57,6 +63,7 @@ class ScoreData:
     num_classes: int
     input_shape: tuple[int, ...]
     grasp_temperature: float | None  # None where GraSP is not the criterion
+    batchnorm_training: bool | None  # None where neither SNIP nor GraSP is the criterion
 
 
 Criterion = Callable[[nn.Module, Mask, ScoreData], Scores]
@@ -90,7 +97,7 @@ def snip_scores(model: nn.Module, mask: Mask, data: ScoreData) -> Scores:
     """
     _require_batches(data, "snip")
     weights = _masked_weights(model, mask, data.names)
-    with _scoring_mode(model, batchnorm_training=True):
+    with _scoring_mode(model, _batchnorm_training(data, "snip")):
         grads = _accumulate(
             torch.autograd.grad(loss, list(weights.values()))
             for loss in _batch_losses(model, weights, data.batches, temperature=1.0)
@@ -114,10 +121,11 @@ def grasp_scores(model: nn.Module, mask: Mask, data: ScoreData) -> Scores:
     _require_batches(data, "grasp")
     if data.grasp_temperature is None or not data.grasp_temperature > 0:
         raise LthError(f"grasp_temperature must be > 0, got {data.grasp_temperature!r}")
+    batchnorm_training = _batchnorm_training(data, "grasp")
     weights = _masked_weights(model, mask, data.names)
     leaves = list(weights.values())
     temperature = data.grasp_temperature
-    with _scoring_mode(model, batchnorm_training=True):
+    with _scoring_mode(model, batchnorm_training):
         gradient = _accumulate(
             torch.autograd.grad(loss, leaves)
             for loss in _batch_losses(model, weights, data.batches, temperature)
@@ -140,8 +148,10 @@ def synflow_scores(model: nn.Module, mask: Mask, data: ScoreData) -> Scores:
     deep networks this runs on float64 copies of the parameters and buffers (the model itself
     is never touched), and the scores are divided by R, which does not change their ranking:
     each score is the fraction of the total flow through that weight (in a bias-free ReLU
-    network every layer's scores then sum to 1, Tanaka et al. 2020, Theorem 2). Use it
-    iteratively (prune_at_init with iterations > 1; the paper uses 100, Sec. 7).
+    network every layer's scores then sum to 1, Tanaka et al. 2020, Theorem 2). The scores
+    stay float64 and are ranked so: cast to float32, many distinct flows become exact ties
+    (hundreds on LeNet-300-100), which the tie-break by index would settle instead of the
+    flow. Use it iteratively (prune_at_init with iterations > 1; the paper uses 100, Sec. 7).
     """
     params = dict(model.named_parameters())
     state = {n: p.detach().double().abs() for n, p in params.items()}
@@ -156,8 +166,7 @@ def synflow_scores(model: nn.Module, mask: Mask, data: ScoreData) -> Scores:
         raise LthError("synflow: the synaptic flow R overflowed float64 for this model")
     grads = torch.autograd.grad(flow, list(weights.values()), materialize_grads=True)
     flows = {n: (w.detach() * g).abs() for (n, w), g in zip(weights.items(), grads, strict=True)}
-    scores = _divide_if_positive(flows, flow.detach())
-    return {n: s.to(params[n].dtype) for n, s in scores.items()}
+    return _divide_if_positive(flows, flow.detach())
 
 
 @torch.no_grad()
@@ -291,6 +300,13 @@ def _require_batches(data: ScoreData, name: str) -> None:
         raise LthError(
             f"pruning criterion {name!r} needs training batches; ScoreData.batches is empty"
         )
+
+
+def _batchnorm_training(data: ScoreData, name: str) -> bool:
+    if data.batchnorm_training is None:
+        raise LthError(f"pruning criterion {name!r} needs batchnorm_training (batch or running "
+                       "statistics); ScoreData.batchnorm_training is None")
+    return data.batchnorm_training
 
 
 def _randperm(n: int, gen: torch.Generator, device: torch.device) -> torch.Tensor:

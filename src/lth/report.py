@@ -8,6 +8,7 @@ over seeds; bands show the spread over seeds (``style.spread``: ±1 sample stand
 or minimum to maximum, the latter as in Frankle & Carbin 2019, Fig. 1-4 error bars).
 Every figure is written as PDF and PNG, and provenance.json records, per figure, the input
 tables with their sha256, the outputs and the code version, for ``python -m lth audit``.
+The report opens with the reproduction scorecard of lth.claims, also written as scorecard.csv.
 """
 
 from __future__ import annotations
@@ -52,13 +53,14 @@ REQUIRED_COLUMNS = {
     "summary": (
         "experiment", "method", "family", "seed", "level", "round", "density",
         "percent_remaining", "compression", "speedup", "collapsed", "final_test_accuracy",
-        "final_train_accuracy", "early_stop_iteration",
+        "final_train_accuracy", "early_stop_iteration", "early_stop_test_accuracy",
     ),
     "layers": ("method", "seed", "level", "round", "density", "layer", "layer_density"),
     "curves": ("method", "seed", "level", "round", "density", "iteration", "split", "accuracy"),
 }
 # fmt: on
 LEVEL_KEYS = ["family", "method", "level"]
+ES_ACCURACY = "early_stop_test_accuracy"
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -198,17 +200,26 @@ def level_stats(summary: pd.DataFrame, value: str, spread: str) -> pd.DataFrame:
 
 def results_table(summary: pd.DataFrame) -> pd.DataFrame:
     """Numbers behind the accuracy figures: per method and nominal level, mean percent
-    remaining, mean and sample std of final test accuracy (%), mean early-stop iteration
-    and the number of seeds."""
-    acc = level_stats(summary.assign(acc=100 * summary["final_test_accuracy"]), "acc", "std")
+    remaining, mean and sample std of test accuracy (%) at the early-stopping iteration and
+    at the end of training, mean early-stop iteration and the number of networks (seeds,
+    times reinit draws)."""
+    scaled = summary.assign(
+        es=100 * summary[ES_ACCURACY], final=100 * summary["final_test_accuracy"]
+    )
+    final = level_stats(scaled, "final", "std")
+    early = mean_and_spread(scaled, LEVEL_KEYS, "es", "std").set_index(LEVEL_KEYS)
     stop = summary.groupby(LEVEL_KEYS, sort=False)["early_stop_iteration"].mean()
-    table = acc.join(stop, on=LEVEL_KEYS)
+    table = final.join(early[["mean", "std"]].add_prefix("es_"), on=LEVEL_KEYS).join(
+        stop, on=LEVEL_KEYS
+    )
     return table.rename(
         columns={
             "percent": "percent_remaining",
-            "mean": "test_accuracy_mean",
-            "std": "test_accuracy_std",
-            "n": "n_seeds",
+            "es_mean": "early_stop_accuracy_mean",
+            "es_std": "early_stop_accuracy_std",
+            "mean": "final_accuracy_mean",
+            "std": "final_accuracy_std",
+            "n": "n_networks",
         }
     )[
         [
@@ -216,10 +227,12 @@ def results_table(summary: pd.DataFrame) -> pd.DataFrame:
             "method",
             "level",
             "percent_remaining",
-            "test_accuracy_mean",
-            "test_accuracy_std",
+            "early_stop_accuracy_mean",
+            "early_stop_accuracy_std",
+            "final_accuracy_mean",
+            "final_accuracy_std",
             "early_stop_iteration",
-            "n_seeds",
+            "n_networks",
         ]
     ]
 
@@ -355,39 +368,41 @@ def _method_line(family: str, color) -> dict:
     }
 
 
-def _metric_vs_density(
-    summary: pd.DataFrame,
+def _metrics_vs_density(
+    rows: pd.DataFrame,
     style: FigureStyle,
-    families: tuple[str, ...],
-    value: str,
+    panels: list[tuple[str, str | None]],
     scale: float,
     ylabel: str,
+    colors: dict[str, tuple],
 ) -> Figure | None:
-    """One line (mean) and band (spread) per method of the given families vs. percent
-    remaining on a reversed log axis; None if none of these methods were run."""
-    rows = summary[summary["family"].isin(families)]
+    """One panel per (value column, title) of panels, sharing the y axis: one line (mean)
+    and band (spread) per method of rows vs. percent remaining on a reversed log axis; None
+    if rows is empty."""
     if rows.empty:
         return None
-    stats = level_stats(rows.assign(y=scale * rows[value]), "y", style.spread)
-    colors = method_colors(summary, style.palette)
     with _styled(style):
-        fig, (ax,) = _new_figure(style)
-        for (family, method), s in stats.groupby(["family", "method"], sort=False):
-            _draw_mean_spread(
-                ax, s["percent"], s, label=method, **_method_line(family, colors[method])
-            )
-        _percent_axis(ax, stats["percent"])
-        ax.set_ylabel(ylabel)
-        _place_legend(ax, fig, len(stats["method"].unique()))
+        fig, axes = _new_figure(style, ncols=len(panels))
+        for ax, (value, title) in zip(axes, panels, strict=True):
+            stats = level_stats(rows.assign(y=scale * rows[value]), "y", style.spread)
+            for (family, method), s in stats.groupby(["family", "method"], sort=False):
+                _draw_mean_spread(
+                    ax, s["percent"], s, label=method, **_method_line(family, colors[method])
+                )
+            _percent_axis(ax, stats["percent"])
+            if title:
+                ax.set_title(title)
+        axes[0].set_ylabel(ylabel)
+        _place_legend(axes, fig, rows["method"].nunique())
     return fig
 
 
-def _place_legend(ax: Axes, fig: Figure, entries: int) -> None:
-    """Legend inside the axes when short, else below the plot, off the data."""
+def _place_legend(axes: list[Axes], fig: Figure, entries: int) -> None:
+    """Legend inside the first axes when short, else below the plots, off the data."""
     if entries <= 5:
-        ax.legend(loc="best")
+        axes[0].legend(loc="best")
     else:
-        _legend_below(fig, [ax], ncols=5)
+        _legend_below(fig, axes, ncols=5)
 
 
 def _legend_below(fig: Figure, axes: list[Axes], ncols: int, title: str | None = None) -> None:
@@ -427,39 +442,52 @@ def _curve_levels(curves: pd.DataFrame, style: FigureStyle) -> list[tuple[str, s
 # ----------------------------------------------------------------------------- figures
 
 
+def lottery_rows(summary: pd.DataFrame) -> pd.DataFrame:
+    """IMP and the controls on IMP's masks (the methods of Frankle & Carbin 2019, Fig. 3-4);
+    controls on fine-tuning's masks (scratch_*_finetune) belong beside finetune instead."""
+    lottery = summary["family"].isin(("lottery", "control"))
+    return summary[lottery & ~summary["method"].str.endswith("_finetune")]
+
+
 def fig_accuracy_vs_density(tables: ReportTables, style: FigureStyle) -> Figure | None:
-    """Final test accuracy vs. percent remaining for IMP and its controls (Frankle & Carbin
-    2019, Fig. 3-4)."""
-    return _metric_vs_density(
-        tables.summary,
+    """Test accuracy at the early-stopping iteration (left: Frankle & Carbin 2019, Fig. 3
+    and 4 middle) and at the end of training (right) vs. percent remaining, for IMP and the
+    controls on its masks."""
+    return _metrics_vs_density(
+        lottery_rows(tables.summary),
         style,
-        ("lottery", "control"),
-        "final_test_accuracy",
+        [(ES_ACCURACY, "At early stop"), ("final_test_accuracy", "At the end of training")],
         100,
         "Test accuracy (%)",
+        method_colors(tables.summary, style.palette),
     )
 
 
 def fig_early_stop_vs_density(tables: ReportTables, style: FigureStyle) -> Figure | None:
     """Early-stopping iteration (minimum validation loss) vs. percent remaining for IMP and
-    its controls (Frankle & Carbin 2019, Fig. 4 left)."""
-    return _metric_vs_density(
-        tables.summary,
+    the controls on its masks (Frankle & Carbin 2019, Fig. 4 left)."""
+    return _metrics_vs_density(
+        lottery_rows(tables.summary),
         style,
-        ("lottery", "control"),
-        "early_stop_iteration",
+        [("early_stop_iteration", None)],
         1,
         "Early-stop iteration",
+        method_colors(tables.summary, style.palette),
     )
 
 
 def fig_all_methods(tables: ReportTables, style: FigureStyle) -> Figure | None:
-    """Test accuracy vs. percent remaining for every method; None unless at-init or baseline
-    methods were run (else it would repeat accuracy_vs_density)."""
+    """Final test accuracy vs. percent remaining for every method; None unless at-init or
+    baseline methods were run (else it would repeat accuracy_vs_density)."""
     if not tables.summary["family"].isin(("at_init", "baseline")).any():
         return None
-    return _metric_vs_density(
-        tables.summary, style, FAMILIES, "final_test_accuracy", 100, "Test accuracy (%)"
+    return _metrics_vs_density(
+        tables.summary,
+        style,
+        [("final_test_accuracy", None)],
+        100,
+        "Final test accuracy (%)",
+        method_colors(tables.summary, style.palette),
     )
 
 
@@ -649,6 +677,14 @@ def fig_density_profiles(tables: ReportTables, style: FigureStyle) -> Figure | N
 
 
 BANDS = " Lines are means over seeds; bands show {spread} over seeds."
+CONTROLS = (
+    "reinit (the same mask, a new initialization; Frankle & Carbin 2019, Sec. 2), "
+    "random_pruning (a random mask with the imp mask's per-layer densities from the same "
+    "initialization: 'random sparsity', Frankle & Carbin 2019, App. E), scratch_e_imp and "
+    "scratch_b_imp (the same mask, a fresh initialization, trained on the dense schedule "
+    "(Scratch-E) or longer to match the dense network's training compute (Scratch-B); Liu "
+    "et al. 2019)."
+)
 
 
 class FigureSpec(NamedTuple):
@@ -663,16 +699,18 @@ class FigureSpec(NamedTuple):
 FIGURES: dict[str, FigureSpec] = {
     "accuracy_vs_density": FigureSpec(
         fig_accuracy_vs_density,
-        "Final test accuracy vs. percent of weights remaining (log scale, dense on the left) "
-        "for iterative magnitude pruning (imp: winning tickets) and its controls (reinit: "
-        "same masks, new initialization; random, random_b: random masks), as in Frankle & "
-        "Carbin (2019), Fig. 3-4." + BANDS,
+        "Test accuracy vs. percent of weights remaining (log scale, dense on the left). Left: "
+        "at the early-stopping iteration (minimum validation loss), the accuracy Frankle & "
+        "Carbin (2019) plot in Fig. 4-5; right: at the end of training. Methods: iterative "
+        "magnitude pruning (imp: winning tickets) and controls on the same masks: " + CONTROLS
+        + BANDS,
         ("summary",),
     ),
     "early_stop_vs_density": FigureSpec(
         fig_early_stop_vs_density,
         "Early-stopping iteration (minimum validation loss) vs. percent of weights remaining "
-        "for imp and its controls, as in Frankle & Carbin (2019), Fig. 4." + BANDS,
+        "for imp and the controls on its masks, as in Frankle & Carbin (2019), Fig. 4; "
+        "scratch_b_imp's iterations count on its longer, compute-matched schedule." + BANDS,
         ("summary",),
     ),
     "learning_curves": FigureSpec(
@@ -697,9 +735,11 @@ FIGURES: dict[str, FigureSpec] = {
     ),
     "all_methods": FigureSpec(
         fig_all_methods,
-        "Final test accuracy vs. percent of weights remaining for all methods; line style by "
-        "family: solid lottery (imp), dashed controls, dotted pruning at initialization, "
-        "dash-dotted baselines (pruning after training with fine-tuning)." + BANDS,
+        "Final test accuracy (at the end of training) vs. percent of weights remaining for all "
+        "methods; line style by family: solid lottery (imp), dashed controls (scratch_*_finetune: "
+        "Liu et al. 2019's Scratch-E/B on fine-tuning's masks), dotted pruning at "
+        "initialization, dash-dotted baselines (pruning after training with fine-tuning)."
+        + BANDS,
         ("summary",),
     ),
     "layer_collapse": FigureSpec(
@@ -824,6 +864,10 @@ LATEX_ESCAPES = str.maketrans(
         "–": "--",
         "—": "---",
         "≈": r"\ensuremath{\approx}",
+        "≤": r"\ensuremath{\leq}",
+        "≥": r"\ensuremath{\geq}",
+        "−": r"\ensuremath{-}",
+        "→": r"\ensuremath{\rightarrow}",
     }
 )
 
@@ -907,19 +951,26 @@ def display_tables(summary: pd.DataFrame) -> list[DisplayTable]:
     """The report's tables: results, ShrinkBench-style, and layer collapse."""
     results = _display(
         "Results behind the figures",
-        "Final test accuracy as mean ± sample standard deviation over seeds.",
+        "Test accuracy at the early-stopping iteration (minimum validation loss; the metric "
+        "of Frankle & Carbin 2019, Fig. 4-5) and at the end of training, as mean ± sample "
+        "standard deviation over the networks of a level (seeds, times reinit draws).",
         results_table(summary),
         [
             ("Method", "l", lambda r: r.method),
             ("Level", "l", lambda r: r.level),
             ("Weights left (%)", "r", lambda r: _fmt(r.percent_remaining, ".3g")),
             (
-                "Test accuracy (%)",
+                "Early-stop test acc. (%)",
                 "r",
-                lambda r: f"{r.test_accuracy_mean:.2f} ± {r.test_accuracy_std:.2f}",
+                lambda r: f"{r.early_stop_accuracy_mean:.2f} ± {r.early_stop_accuracy_std:.2f}",
+            ),
+            (
+                "Final test acc. (%)",
+                "r",
+                lambda r: f"{r.final_accuracy_mean:.2f} ± {r.final_accuracy_std:.2f}",
             ),
             ("Early-stop iteration", "r", lambda r: _fmt(r.early_stop_iteration, ".0f")),
-            ("Seeds", "r", lambda r: str(r.n_seeds)),
+            ("Networks", "r", lambda r: str(r.n_networks)),
         ],
     )
     shrink = _display(
@@ -960,6 +1011,44 @@ def display_tables(summary: pd.DataFrame) -> list[DisplayTable]:
         ],
     )
     return [results, shrink, collapse]
+
+
+SCORECARD_NOTE = (
+    "Each claim is measured on this experiment's summary.csv by the rule shown; accuracies "
+    "are means over seeds (and reinit draws) in percent, compared at the same level (IMP "
+    "round or target density) with a tolerance of {tolerance} percentage points where the "
+    "rule says so. LTH claims use test accuracy at the early-stopping iteration, the others "
+    "final test accuracy. A claim is not tested at this scale when its methods were not run "
+    "or its data cannot decide it (the 'This run' column says which). Verdicts: {counts}."
+)
+
+
+def scorecard_table(summary: pd.DataFrame) -> dict:
+    """The scorecard as both templates show it: note, and rows with each verdict's CSS
+    class (the verdict is also in the text, so nothing depends on colour)."""
+    from lth import claims  # the report's rule lists it; the figures' rule does not
+
+    css = {claims.REPRODUCED: "ok", claims.NOT_REPRODUCED: "fail", claims.NOT_TESTED: "untested"}
+    card = claims.scorecard(summary)
+    counts = card["verdict"].value_counts()
+    said = ", ".join(f"{counts.get(v, 0)} {v}" for v in css)
+    rows = [row | {"css": css[row["verdict"]]} for row in card.to_dict("records")]
+    return {"note": SCORECARD_NOTE.format(tolerance=claims.TOLERANCE_PP, counts=said),
+            "rows": rows}
+
+
+def write_scorecard(
+    summary: pd.DataFrame, summary_csv: str | os.PathLike, experiment: str,
+    out_dir: str | os.PathLike,
+) -> Path:
+    """Write out_dir/scorecard.csv (claims.scorecard of summary, read from summary_csv)
+    atomically, with its provenance record beside it."""
+    from lth import claims
+    from lth.summary import write_csv
+
+    path = Path(out_dir) / "scorecard.csv"
+    write_csv(claims.scorecard(summary), path, [Path(summary_csv)], experiment, verb="report")
+    return path
 
 
 def _captions(experiment: str, settings: dict, spread: str) -> dict[str, str]:
@@ -1022,6 +1111,7 @@ def render_report(
         "code_version": _code_version_text(provenance["code_version"]),
         "figures": _figure_entries(figure_paths, provenance, captions, out_dir),
         "tables": display_tables(tables.summary),
+        "scorecard": scorecard_table(tables.summary),
     }
     html = out_dir / "report.html"
     tex = out_dir / "report.tex"
@@ -1078,11 +1168,13 @@ def make_report(
     out_dir: str | os.PathLike,
 ) -> dict[str, Path]:
     """The whole report of one experiment under out_dir: figures/<name>.{pdf,png} with their
-    provenance records, provenance.json, report.html, report.tex and report.pdf;
-    table_paths has keys summary, layers, curves."""
+    provenance records, provenance.json, scorecard.csv, report.html, report.tex and
+    report.pdf; table_paths has keys summary, layers, curves."""
     tables = read_tables(table_paths["summary"], table_paths["layers"], table_paths["curves"])
+    scorecard = write_scorecard(tables.summary, table_paths["summary"], experiment, out_dir)
     figure_paths = write_figures(tables, style, Path(out_dir) / "figures")
     provenance = build_provenance(experiment, style, settings, table_paths, figure_paths)
     provenance_path = write_provenance(provenance, out_dir)
     html, tex = render_report(experiment, tables, figure_paths, provenance, settings, out_dir)
-    return {"html": html, "tex": tex, "pdf": compile_pdf(tex), "provenance": provenance_path}
+    return {"html": html, "tex": tex, "pdf": compile_pdf(tex), "provenance": provenance_path,
+            "scorecard": scorecard}

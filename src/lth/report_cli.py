@@ -1,5 +1,6 @@
-"""Report verbs: `figure` (one figure as PDF + PNG), `report` (HTML + LaTeX + provenance.json)
-and `pdf` (latexmk). Style and settings arrive as JSON objects of explicit values."""
+"""Report verbs: `figure` (one figure as PDF + PNG), `report` (scorecard.csv, HTML + LaTeX +
+provenance.json) and `pdf` (latexmk). Style and settings arrive as JSON objects of explicit
+values."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def add_parsers(sub) -> None:
     _add_tables(p)
     p.add_argument("--settings", type=_json_object, required=True, help="captions, JSON")
     p.add_argument("--out-dir", required=True, help="reports/<exp>/figures")
-    p = sub.add_parser("report", help="report.html, report.tex and provenance.json")
+    p = sub.add_parser("report", help="scorecard.csv, report.html, report.tex, provenance.json")
     p.add_argument("--experiment", required=True)
     _add_tables(p)
     p.add_argument("--settings", type=_json_object, required=True, help="captions, JSON")
@@ -71,11 +72,12 @@ def cmd_figure(args) -> None:
 
 
 def cmd_report(args) -> None:
-    from lth.report import build_provenance, render_report
+    from lth.report import build_provenance, render_report, write_scorecard
 
     tables, style, paths = _tables_and_style(args)
     figures = {Path(pdf).stem: (Path(pdf), Path(pdf).with_suffix(".png")) for pdf in args.figures}
     provenance = build_provenance(args.experiment, style, args.settings, paths, figures)
+    write_scorecard(tables.summary, args.summary, args.experiment, args.out_dir)
     render_report(args.experiment, tables, figures, provenance, args.settings, args.out_dir)
     write_json(Path(args.out_dir) / "provenance.json", provenance)
 

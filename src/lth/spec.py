@@ -40,6 +40,7 @@ class Training:
     warmup: int  # iterations of linear warmup from 0 to lr
     dropout: float
     augment: bool
+    init: str = dataclasses.field(default="glorot", kw_only=True)  # lth.models.INITIALISERS key
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class Rates:
     conv: float
     fc: float
     output: float
+    shortcut: float = 0.0  # ResNet 1x1 projection shortcuts (Frankle & Carbin 2019, App. I.3)
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,11 @@ class Member:
     mask: str | None = None  # None: dense
     fresh_init: str | None = None  # random-stream purpose of a fresh init (controls)
     save_at: int | None = None  # also save the weights at this iteration (late rewinding)
-    budget_cap: float | None = None  # Scratch-B: stretch by min(cap, dense/sparse MACs)
+    start_iteration: int = 0  # train iterations start..T, schedule and data order continuing
+    draw: int = 0  # which random draw of fresh_init (draw 0 is the purpose itself)
+    compute_matched: bool = False  # Scratch-B: stretch the schedule by dense/sparse MACs
+    budget_cap: float | None = None  # cap on that stretch factor (None: uncapped)
+    counted_kinds: tuple[str, ...] | None = None  # layer kinds whose weights define density
 
 
 @dataclass(frozen=True)
@@ -115,8 +121,8 @@ class TrainJob:
 
 
 SCORING_SETTINGS = {
-    "snip": ("score_batch_size",),
-    "grasp": ("score_batch_size", "samples_per_class", "grasp_temperature"),
+    "snip": ("score_batch_size", "snip_batchnorm"),
+    "grasp": ("score_batch_size", "samples_per_class", "grasp_temperature", "grasp_batchnorm"),
 }
 """The data-driven criteria and the Scoring settings each reads: a prune job carries only
 these, so a GraSP setting never reruns another method's jobs."""
@@ -129,6 +135,8 @@ class Scoring:
     score_batch_size: int  # SNIP: one batch of training data (Lee et al. 2019)
     samples_per_class: int | None = None  # GraSP: a class-balanced sample (Wang et al. 2020)
     grasp_temperature: float | None = None  # GraSP only
+    snip_batchnorm: str | None = None  # "batch" or "running" statistics while SNIP scores
+    grasp_batchnorm: str | None = None  # the same for GraSP
 
 
 @dataclass(frozen=True)

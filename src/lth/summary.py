@@ -12,21 +12,24 @@ from lth.io import LthError, atomic_write_text, read_json, write_json
 from lth.provenance import file_entry, make_record, sidecar_path
 
 SUMMARY_COLUMNS = [
-    "experiment", "dataset", "model", "method", "family", "seed", "level", "round",
+    "experiment", "dataset", "model", "method", "family", "seed", "draw", "level", "round",
     "target_density", "density", "percent_remaining", "compression", "params_kept",
     "params_total", "flops", "dense_flops", "speedup", "collapsed", "final_test_accuracy",
     "final_val_accuracy", "final_train_accuracy", "early_stop_iteration",
-    "early_stop_test_accuracy", "iterations", "wall_seconds", "latency_seconds",
+    "early_stop_test_accuracy", "iterations", "start_iteration", "budget_factor",
+    "wall_seconds", "latency_seconds",
     "dense_latency_seconds", "run_dir",
 ]
-RUN_KEYS = ["experiment", "method", "seed", "level", "round", "density"]
+RUN_KEYS = ["experiment", "method", "seed", "draw", "level", "round", "density"]
+RESULT_DEFAULTS = {"draw": 0, "start_iteration": 0, "budget_factor": 1.0}
+"""Values of result keys that run.json files written before issue 8 lack."""
 
 
 def summary_row(record: dict, run_dir: Path) -> dict:
     """The summary.csv row of one trained network."""
     res = record["result"]
     arch = record["architecture"]
-    row = {k: res[k] for k in SUMMARY_COLUMNS if k in res}
+    row = RESULT_DEFAULTS | {k: res[k] for k in SUMMARY_COLUMNS if k in res}
     row.update(
         experiment=record["params"]["experiment"], seed=record["params"]["seed"],
         dataset=arch["dataset"], model=arch["model"], percent_remaining=100 * res["density"],
@@ -55,10 +58,11 @@ def load_run(run_json: Path) -> tuple[dict, list[dict], pd.DataFrame]:
     return row, layer_rows(row, record), curves
 
 
-def write_csv(frame: pd.DataFrame, path: Path, inputs: list[Path], experiment: str) -> None:
-    """Write a table atomically, with its provenance sidecar."""
+def write_csv(frame: pd.DataFrame, path: Path, inputs: list[Path], experiment: str,
+              verb: str = "summarize") -> None:
+    """Write a table atomically, with its provenance sidecar (the record of `verb`)."""
     atomic_write_text(path, frame.to_csv(index=False, lineterminator="\n"))
-    record = make_record("summarize", {"experiment": experiment}, inputs)
+    record = make_record(verb, {"experiment": experiment}, inputs)
     record["outputs"] = [file_entry(path)]
     write_json(sidecar_path(path), record)
 
@@ -77,8 +81,8 @@ def summarize(experiment: str, run_jsons: list[Path], out_dir: Path) -> None:
     inputs = [p for run in sorted(run_jsons)
               for p in (run.parent / "final.safetensors", run.parent / "metrics.csv")]
     summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
-    summary = summary.sort_values(["method", "seed", "round", "density"],
-                                  ascending=[True, True, True, False])
+    summary = summary.sort_values(["method", "seed", "draw", "round", "density"],
+                                  ascending=[True, True, True, True, False])
     write_csv(summary, out_dir / "summary.csv", inputs, experiment)
     write_csv(pd.DataFrame(layers), out_dir / "layers.csv", inputs, experiment)
     write_csv(pd.concat(curves, ignore_index=True), out_dir / "curves.csv", inputs, experiment)

@@ -69,6 +69,14 @@ def batch_indices(n: int, s: Schedule, gen: torch.Generator, device) -> Iterator
             yield perm[b * s.batch_size : (b + 1) * s.batch_size]
 
 
+def skip_batch(idx: torch.Tensor, splits, gen: torch.Generator,
+               augment: Callable | None) -> None:
+    """Draw a batch's augmentation and discard it, as a run that trains on the batch draws it
+    (so the generator advances exactly as it does there)."""
+    if augment is not None:
+        augment(splits.train_x[idx], gen)
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int):
     """(mean cross-entropy loss, accuracy) of the model on (x, y), in eval mode."""
@@ -97,15 +105,19 @@ def early_stop(metrics: list[dict]) -> tuple[int, float]:
     return best, test[best]
 
 
-def evaluates_at(it: int, s: Schedule) -> bool:
-    """Validation and test are evaluated at 0, every s.eval_every iterations and at the end."""
-    return it % s.eval_every == 0 or it == s.iterations
+def evaluates_at(it: int, s: Schedule, start: int = 0) -> bool:
+    """Validation and test are evaluated at the first iteration trained from (`start`), every
+    s.eval_every iterations and at the end."""
+    return it == start or it % s.eval_every == 0 or it == s.iterations
 
 
-def progress_line(prefix: str, it: int, total: int, rows: list[dict], start: float) -> str:
+def progress_line(prefix: str, it: int, total: int, rows: list[dict], start: float,
+                  first: int = 0) -> str:
+    """One log line at iteration `it` of a run from iteration `first` to `total`."""
     by_split = {r["split"]: r for r in rows}
     elapsed = time.perf_counter() - start
-    eta = elapsed / it * (total - it) if it else float("nan")
+    done = it - first
+    eta = elapsed / done * (total - it) if done else float("nan")
     return (
         f"{prefix} it {it}/{total} val_loss {by_split['val']['loss']:.4f} "
         f"val_acc {by_split['val']['accuracy']:.4f} test_acc {by_split['test']['accuracy']:.4f} "
@@ -124,11 +136,18 @@ def train(
     log: Callable[[str], None] = print,
     prefix: str = "",
     evaluate_model: bool = True,
+    start: int = 0,
 ) -> TrainResult:
-    """Train `model` under `mask` on `splits` for s.iterations steps.
+    """Train `model` under `mask` on `splits` for iterations start..s.iterations.
 
-    Evaluates validation and test at iteration 0, every s.eval_every iterations and at the
-    end; train accuracy at the end. Returns the metric rows, the state dicts at
+    start > 0 continues a run from its weights at iteration `start` (late rewinding, as
+    open_lth's train(start_step)): the learning-rate schedule continues from `start` and the
+    batches (and augmentations) of iterations 0..start-1 are drawn from `gen` and discarded,
+    so the data stream is the one a run from 0 sees; the optimizer state is fresh. Dropout's
+    stream (the global generator) is not replayed.
+
+    Evaluates validation and test at `start`, every s.eval_every iterations and at the end;
+    train accuracy at the end. Returns the metric rows, the state dicts at
     `checkpoint_iterations` (for late rewinding) and the wall time. evaluate_model=False
     skips every evaluation (for throughput benchmarks only).
     """
@@ -141,7 +160,7 @@ def train(
     batches = batch_indices(len(splits.train_x), s, gen, splits.train_x.device)
     metrics: list[dict] = []
     checkpoints: dict[int, dict[str, torch.Tensor]] = {}
-    start = time.perf_counter()
+    began = time.perf_counter()
 
     def record(it: int, split: str, x: torch.Tensor, y: torch.Tensor) -> dict:
         loss, acc = evaluate(model, x, y, s.eval_batch_size)
@@ -152,14 +171,16 @@ def train(
     def checkpoint(it: int) -> None:
         if it in checkpoint_iterations:
             checkpoints[it] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        if evaluate_model and evaluates_at(it, s):
+        if evaluate_model and evaluates_at(it, s, start):
             rows = [record(it, "val", splits.val_x, splits.val_y),
                     record(it, "test", splits.test_x, splits.test_y)]
-            log(progress_line(prefix, it, s.iterations, rows, start))
+            log(progress_line(prefix, it, s.iterations, rows, began, start))
 
     model.train()
-    checkpoint(0)
-    for it in range(s.iterations):
+    for _ in range(start):
+        skip_batch(next(batches), splits, gen, augment)
+    checkpoint(start)
+    for it in range(start, s.iterations):
         idx = next(batches)
         x, y = splits.train_x[idx], splits.train_y[idx]
         if augment is not None:
@@ -174,4 +195,4 @@ def train(
         checkpoint(it + 1)
     if evaluate_model:
         record(s.iterations, "train", splits.train_x, splits.train_y)
-    return TrainResult(metrics, checkpoints, time.perf_counter() - start, opt)
+    return TrainResult(metrics, checkpoints, time.perf_counter() - began, opt)

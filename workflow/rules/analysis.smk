@@ -11,7 +11,11 @@ rule summarize:
         summary="results/{exp}/summary.csv",
         layers="results/{exp}/layers.csv",
         curves="results/{exp}/curves.csv",
+    log:
+        "results/{exp}/logs/summarize.log",
     localrule: True
+    conda:
+        "../../envs/lth.yaml"
     shell:
-        "{LTH} summarize --experiment {wildcards.exp} --out-dir results/{wildcards.exp} "
-        "{input.runs}"
+        "python -m lth summarize --experiment {wildcards.exp} --out-dir results/{wildcards.exp} "
+        "{input.runs} 2>&1 | tee {log}"

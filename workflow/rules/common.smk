@@ -4,16 +4,26 @@
 # in one process. Each stage file declares its cohort kinds as data (CohortKind); training.smk
 # turns every (experiment, kind) into one rule. A job's settings are built here, from the
 # config, into the typed specs of lth.spec and handed to the verb as one JSON param.
+import os
 import shlex
 import sys
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from types import SimpleNamespace
+from dataclasses import dataclass, field, fields
 
-sys.path.insert(0, f"{workflow.basedir}/src")
+SRC = f"{workflow.basedir}/src"
+sys.path.insert(0, SRC)
 from lth import spec  # noqa: E402  (torch-free)
 
-LTH = f"PYTHONPATH={workflow.basedir}/src python -m lth"
+# Every job runs `python -m lth` with this checkout's src/ on its PYTHONPATH, set once here
+# for all rules by the shell prefix (it runs before each rule's shell command):
+# - conda jobs: lth is not installed in the env (envs/lth.yaml) and Snakemake clears an
+#   inherited PYTHONPATH there, but the prefix runs after the env's activation;
+# - SLURM jobs: the job's own Snakemake reads this file again and sets the same prefix;
+# - not a param: a param reruns its jobs when it changes, and this path changes whenever the
+#   checkout moves (nor is the prefix part of a rule's code, which is a rerun trigger too).
+# It replaces Snakemake's default prefix, `set -euo pipefail;`, kept here so that a verb
+# that fails in `python -m lth ... 2>&1 | tee {log}` still fails its job.
+shell.prefix(f"set -euo pipefail; export PYTHONPATH={shlex.quote(SRC)}; ")
+
 EXPERIMENTS = config["experiments"]
 
 
@@ -26,11 +36,19 @@ wildcard_constraints:
     structure=r"[a-z][a-z0-9_]*",
 
 
+def checkout_path(path):
+    """A file of this checkout as a job input, named so that moving the working directory
+    changes no job's inputs (reruns nothing): relative when the file lies inside it (the
+    usual case, the checkout is the working directory: they move together), else absolute."""
+    absolute = f"{workflow.basedir}/{path}"
+    relative = os.path.relpath(absolute)
+    return absolute if relative.split(os.sep)[0] == os.pardir else relative
+
+
 def library(*modules):
     """The lth source files a verb imports: a code change reruns what it affects."""
-    base = ("__init__", "__main__", "cli", "commands", "errors", "io", "provenance", "seeding",
-            "spec")
-    return [f"{workflow.basedir}/src/lth/{m}.py" for m in (*base, *modules)]
+    base = "__init__ __main__ catalog cli commands errors io provenance seeding spec".split()
+    return [checkout_path(f"src/lth/{m}.py") for m in (*base, *modules)]
 
 
 TRAIN_CODE = library("data", "models", "masks", "pruning", "train", "cohort")
@@ -67,8 +85,8 @@ def run_levels(e):
     levels = [("imp", "round0")] + [("imp", f"round{r}") for r in rounds]
     if e["imp"]["oneshot"]:
         levels += [("imp_oneshot", f"round{r}") for r in rounds]
-    levels += [(m, f"round{r}") for m in ("reinit", "random", "random_b")
-               if e["controls"][m] for r in rounds]
+    levels += [(m, f"round{r}") for m in control_methods(e) for r in rounds]
+    levels += [(m, f"round{r}") for v in ("e", "b") for m in scratch_methods(e, v) for r in rounds]
     levels += [(m, fmt_density(d)) for m in oneshot_methods(e) for d in e["oneshot"]["densities"]]
     if e["finetune"]["enabled"]:
         levels += [("finetune", f"round{r}") for r in rounds]
@@ -81,7 +99,9 @@ def run_levels(e):
 
 def runs_of(e_name, filename="run.json"):
     e = EXPERIMENTS[e_name]
-    return [f"{run_dir(e_name, s, m, lvl)}/{filename}" for s in e["seeds"] for m, lvl in run_levels(e)]
+    return [
+        f"{run_dir(e_name, s, m, lvl)}/{filename}" for s in e["seeds"] for m, lvl in run_levels(e)
+    ]
 
 
 def report_targets():
@@ -91,7 +111,24 @@ def report_targets():
 def rates(e):
     """IMP's per-kind pruning rates as the typed spec holds them."""
     i = e["imp"]
-    return spec.Rates(conv=i["rate_conv"], fc=i["rate_fc"], output=i["rate_output"])
+    return spec.Rates(**{kind: i[f"rate_{kind}"] for kind in LAYER_KINDS})
+
+
+LAYER_KINDS = [f.name for f in fields(spec.Rates)]
+
+
+def pruned_kinds(e):
+    """The layer kinds IMP prunes (rate > 0): the weights whose kept fraction is the density
+    of an IMP-mask network (Frankle & Carbin 2019, App. I.3 count neither the shortcuts nor
+    the output layer they leave whole)."""
+    return tuple(kind for kind in LAYER_KINDS if e["imp"][f"rate_{kind}"] > 0)
+
+
+def rewind_start(e):
+    """The iteration a rewound network starts training at: k under the continuing schedule
+    (Frankle et al. 2020; open_lth), 0 when the schedule restarts."""
+    i = e["imp"]
+    return i["rewind_iteration"] if i["rewind_schedule"] == "continue" else 0
 
 
 def train_schedule(e):
@@ -101,16 +138,19 @@ def train_schedule(e):
 def finetune_schedule(e):
     """Han et al. 2015: continue from the trained weights at a reduced learning rate."""
     s = dict(e["train"])
-    s.update(lr=s["lr"] * e["finetune"]["lr_scale"], iterations=e["finetune"]["iterations"],
-             milestones=[], warmup=0)
+    s.update(
+        lr=s["lr"] * e["finetune"]["lr_scale"],
+        iterations=e["finetune"]["iterations"],
+        milestones=[],
+        warmup=0,
+    )
     return s
 
 
 def filter_finetune_schedule(e):
     """Li et al. 2017: fine-tune the smaller network at a constant, small learning rate."""
     s = dict(e["train"])
-    s.update(lr=e["filters"]["lr"], iterations=e["filters"]["iterations"], milestones=[],
-             warmup=0)
+    s.update(lr=e["filters"]["lr"], iterations=e["filters"]["iterations"], milestones=[], warmup=0)
     return s
 
 
@@ -119,11 +159,16 @@ def prune_job(e_name, e, seed, out, **how):
     and only the scoring settings it reads, so another method's setting never reruns it."""
     reads = spec.SCORING_SETTINGS.get(how["criterion"], ())
     if reads:
-        how.update(data_root=data_dir(e["dataset"]), val_size=e["val_size"],
-                   scoring=spec.Scoring(**{key: e["oneshot"][key] for key in reads}))
+        how.update(
+            data_root=data_dir(e["dataset"]),
+            val_size=e["val_size"],
+            scoring=spec.Scoring(**{key: e["oneshot"][key] for key in reads}),
+        )
     how.setdefault("iterations", 1)
-    return spec.PruneJob(experiment=e_name, seed=seed, device=config["device"], out=out,
-                         **how)
+    return spec.PruneJob(experiment=e_name, seed=seed, device=config["device"], out=out, **how)
+
+
+RUN_FILES = ("final.safetensors", "metrics.csv", "run.json", "mask.safetensors")
 
 
 @dataclass
@@ -156,8 +201,7 @@ class CohortKind:
             for method in self.methods(e):
                 for level in self.level_patterns(e):
                     d = run_dir(e_name, seed, method, level)
-                    files += [f"{d}/{f}" for f in ("final.safetensors", "metrics.csv",
-                                                   "run.json", "mask.safetensors")]
+                    files += [f"{d}/{f}" for f in RUN_FILES]
                     if self.rewind:
                         files.append(f"{d}/rewind.safetensors")
         return files
@@ -167,17 +211,23 @@ class CohortKind:
         e = EXPERIMENTS[e_name]
         prunes, members = [], []
         for seed in e["seeds"]:
-            for fields, how in self.members(e_name, e, wildcards, seed):
-                out_dir = run_dir(e_name, seed, fields["method"], fields["level"])
+            for member, how in self.members(e_name, e, wildcards, seed):
+                member = dict(member)  # "folder": the run folder, when not the method's
+                folder = member.pop("folder", member["method"])
+                out_dir = run_dir(e_name, seed, folder, member["level"])
                 if how is not None:
-                    fields = dict(fields, mask=f"{out_dir}/mask.safetensors")
-                    prunes.append(prune_job(e_name, e, seed, fields["mask"], **how))
-                members.append(spec.Member(seed=seed, out_dir=out_dir, **fields))
+                    member["mask"] = f"{out_dir}/mask.safetensors"
+                    prunes.append(prune_job(e_name, e, seed, member["mask"], **how))
+                members.append(spec.Member(seed=seed, out_dir=out_dir, **member))
         job = spec.TrainJob(
-            experiment=e_name, data_root=data_dir(e["dataset"]), val_size=e["val_size"],
-            device=config["device"], schedule=spec.schedule_from_config(self.schedule(e)),
+            experiment=e_name,
+            data_root=data_dir(e["dataset"]),
+            val_size=e["val_size"],
+            device=config["device"],
+            schedule=spec.schedule_from_config(self.schedule(e)),
             engine=spec.from_dict(spec.Engine, e["engine"], f"experiments.{e_name}.engine"),
-            members=tuple(members))
+            members=tuple(members),
+        )
         return prunes, job
 
 
@@ -190,12 +240,19 @@ def cohort_inputs(kind, e_name):
         written = {p.out for p in prunes}
         if kind.makes_init:
             written |= {init_path(e_name, s) for s in e["seeds"]}
-        read = [p.weights for p in prunes] + [p.mask for p in prunes] + [
-            p.match_counts for p in prunes] + [m.init for m in job.members] + [
-            m.mask for m in job.members]
+        read = (
+            [p.weights for p in prunes]
+            + [p.mask for p in prunes]
+            + [p.match_counts for p in prunes]
+            + [m.init for m in job.members]
+            + [m.mask for m in job.members]
+        )
         files = sorted({f for f in read if f and f not in written})
-        return {"files": files, "data": f"{data_dir(e['dataset'])}/tensors.safetensors",
-                "code": TRAIN_CODE}
+        return {
+            "files": files,
+            "data": f"{data_dir(e['dataset'])}/tensors.safetensors",
+            "code": TRAIN_CODE,
+        }
 
     return inputs
 
@@ -209,9 +266,12 @@ def cohort_command(kind, e_name):
         prunes, job = kind.steps(e_name, wildcards)
         verbs = []
         if kind.makes_init:
-            verbs += [f"init --experiment {e_name} --seed {s} --model {e['model']} "
-                      f"--data-root {data_dir(e['dataset'])} --out {init_path(e_name, s)}"
-                      for s in e["seeds"]]
+            verbs += [
+                f"init --experiment {e_name} --seed {s} --model {e['model']} "
+                f"--init {e['train']['init']} "
+                f"--data-root {data_dir(e['dataset'])} --out {init_path(e_name, s)}"
+                for s in e["seeds"]
+            ]
         verbs += [f"prune --job {shlex.quote(spec.to_json(p))}" for p in prunes]
         verbs.append(f"train --job {shlex.quote(spec.to_json(job))}")
         return " :: ".join(verbs)

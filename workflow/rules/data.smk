@@ -2,23 +2,27 @@
 
 
 rule prepare_data:
+    input:
+        code=library("data"),
     output:
         manifest="data/{dataset}/manifest.json",
         tensors="data/{dataset}/tensors.safetensors",
-    input:
-        code=library("data"),
+    log:
+        "data/{dataset}/prepare.log",
+    conda:
+        "../../envs/lth.yaml"
     params:
         source=lambda w: (
             f"--source {shlex.quote(config['datasets']['source'][w.dataset])}"
-            if config["datasets"]["source"].get(w.dataset) else ""
+            if config["datasets"]["source"].get(w.dataset)
+            else ""
         ),
         download=config["datasets"]["download"],
         speech=" ".join(
             f"--{key.replace('_', '-')} {value}"
-            for key, value in sorted(config["datasets"].items()) if key.startswith("speech_")
+            for key, value in sorted(config["datasets"].items())
+            if key.startswith("speech_")
         ),
-    log:
-        "data/{dataset}/prepare.log",
     shell:
-        "{LTH} prepare --dataset {wildcards.dataset} --root data/{wildcards.dataset} "
+        "python -m lth prepare --dataset {wildcards.dataset} --root data/{wildcards.dataset} "
         "{params.source} --download {params.download} {params.speech} 2>&1 | tee {log}"

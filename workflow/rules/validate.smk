@@ -1,18 +1,17 @@
-# Config validation with one readable line naming the offending key (Snakemake's own
-# validate, which then fills in the defaults, prints the whole schema on an error).
+# Config validation before any job, with one readable line naming the offending key: the
+# schema first (Snakemake's own validate, which then fills in the defaults, prints the whole
+# schema on an error), then the consistency of the values with each other, the model, the
+# dataset and the files they name (lth.config_checks, torch-free).
 import sys
 
-import jsonschema
-import yaml
+sys.path.insert(0, f"{workflow.basedir}/src")
+from lth.config_checks import first_problem  # noqa: E402  (torch-free)
 
 
 def check_config(cfg, schema_path):
-    """Exit with one line naming the first key that breaks the schema."""
-    with open(schema_path) as fh:
-        schema = yaml.safe_load(fh)
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(cfg),
-                    key=lambda e: list(map(str, e.absolute_path)))
-    if errors:
-        first = errors[0]
-        key = ".".join(map(str, first.absolute_path)) or "(top level)"
-        sys.exit(f"lth: config error at {key}: {first.message}")
+    """Exit with one line naming the first key that breaks the schema or disagrees with the
+    rest of the config; `cfg` itself is left as it is."""
+    problem = first_problem(cfg, schema_path)
+    if problem:
+        key, message = problem
+        sys.exit(f"lth: config error at {key}: {message}")

@@ -1,0 +1,360 @@
+"""What the study can run, as torch-free facts: the datasets, the networks' prunable layers,
+and what a training schedule must satisfy.
+
+The config checks read these in the Snakemake process on every dry run (lth.config_checks,
+no torch import); the verbs read the same facts (lth.data, lth.commands), so a setting is
+judged by one rule wherever it is checked. tests/test_config_checks.py builds every network
+with lth.models and compares its layers with `prunable_layers`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from lth.errors import LthError
+
+# ---------------------------------------------------------------- datasets
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a model needs to know about a dataset.
+
+    input_shape is None only in DATASETS["speech_commands"]: it depends on the feature
+    settings; `dataset_info(name, speech)` and `lth.data.Splits.info` give the full shape.
+    """
+
+    name: str
+    input_shape: tuple[int, ...] | None
+    num_classes: int
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "fashion_mnist": DatasetInfo("fashion_mnist", (1, 28, 28), 10),
+    "mnist": DatasetInfo("mnist", (1, 28, 28), 10),
+    "cifar10": DatasetInfo("cifar10", (3, 32, 32), 10),
+    # Warden 2018: version 0.02 has 35 words (one folder each besides _background_noise_).
+    "speech_commands": DatasetInfo("speech_commands", None, 35),
+}
+
+OFFICIAL_TRAINING_EXAMPLES = {"fashion_mnist": 60_000, "mnist": 60_000, "cifar10": 50_000}
+"""Training examples of the official releases (what the download and the Debian package
+give); speech_commands has official validation and test lists instead of a hold-out."""
+
+AUGMENTED_DATASETS = frozenset({"cifar10"})
+"""Datasets trained with crop-and-flip augmentation when a schedule asks for it."""
+
+IDX_GZ_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
+CIFAR_FILES = (
+    "data_batch_1",
+    "data_batch_2",
+    "data_batch_3",
+    "data_batch_4",
+    "data_batch_5",
+    "test_batch",
+    "batches.meta",
+)
+SPEECH_LIST_FILES = ("validation_list.txt", "testing_list.txt")
+SOURCE_FILES = {"fashion_mnist": IDX_GZ_FILES, "mnist": IDX_GZ_FILES, "cifar10": CIFAR_FILES,
+                "speech_commands": SPEECH_LIST_FILES}
+"""Files a configured source folder of each dataset must hold."""
+
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+DEBIAN_PACKAGE = "dataset-fashion-mnist"
+"""Where the Debian package of Fashion-MNIST puts its gz IDX files (a way to get them
+without a download, taken only when no source folder is configured)."""
+
+IDX_TYPE_UBYTE = 0x08
+"""IDX type code of unsigned bytes (LeCun's MNIST page: magic = 0, 0, type, dimensions)."""
+
+
+def source_folder_problem(name: str, folder: str | os.PathLike) -> str | None:
+    """What keeps `folder` from being the source folder of dataset `name` (a sentence with the
+    folder as its subject), or None if it can be."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return f"{folder} does not exist"
+    missing = [f for f in SOURCE_FILES[name] if not (folder / f).is_file()]
+    if missing:
+        return f"{folder} lacks {', '.join(missing)}"
+    return None
+
+
+def idx_shape(header: bytes, dims: int) -> tuple[int, ...] | None:
+    """The shape an IDX header announces (magic 0, 0, unsigned-byte type, `dims`, then `dims`
+    big-endian sizes), or None if `header` is not the header of such a file."""
+    size = 4 + 4 * dims
+    if len(header) < size or header[:4] != bytes((0, 0, IDX_TYPE_UBYTE, dims)):
+        return None
+    return struct.unpack(f">{dims}I", header[4:size])
+
+
+# Warden 2018 (arXiv:1804.03209): one-second clips at 16 kHz, 16-bit PCM mono WAV.
+SPEECH_SAMPLE_RATE = 16000
+SPEECH_SAMPLES = SPEECH_SAMPLE_RATE
+SPEECH_FEATURE_KINDS = ("logmel", "mfcc")
+
+
+@dataclass(frozen=True)
+class SpeechFeatures:
+    """Feature settings for Speech Commands: log-mel ("logmel") or MFCC ("mfcc") frames.
+
+    Window and hop are in samples at 16 kHz; n_mfcc is required for "mfcc" and must be None
+    for "logmel". Each clip becomes an (n_features, frames) tensor.
+    """
+
+    kind: str
+    n_fft: int
+    win_length: int
+    hop_length: int
+    n_mels: int
+    n_mfcc: int | None
+
+
+def speech_problems(features: SpeechFeatures) -> list[tuple[str, str]]:
+    """(setting, what is wrong) for every speech feature setting out of range."""
+    if features.kind not in SPEECH_FEATURE_KINDS:
+        return [("kind", f"expected one of {SPEECH_FEATURE_KINDS}, got {features.kind!r}")]
+    for key in ("n_fft", "win_length", "hop_length", "n_mels"):
+        value = getattr(features, key)
+        if not isinstance(value, int) or value < 1:
+            return [(key, f"expected a positive integer, got {value!r}")]
+    problems = []
+    if features.n_fft > SPEECH_SAMPLES:
+        problems.append(("n_fft", f"expected at most one clip ({SPEECH_SAMPLES} samples), "
+                                  f"got {features.n_fft}"))
+    if features.win_length > features.n_fft:
+        problems.append(("win_length", f"expected <= n_fft ({features.n_fft}), "
+                                       f"got {features.win_length}"))
+    if features.kind == "logmel" and features.n_mfcc is not None:
+        problems.append(("n_mfcc", f"expected null for kind 'logmel', got {features.n_mfcc!r}"))
+    if features.kind == "mfcc" and not (
+        isinstance(features.n_mfcc, int) and 1 <= features.n_mfcc <= features.n_mels
+    ):
+        problems.append(("n_mfcc", f"expected an integer in 1..n_mels ({features.n_mels}) "
+                                   f"for kind 'mfcc', got {features.n_mfcc!r}"))
+    return problems
+
+
+def check_speech_features(features: SpeechFeatures) -> None:
+    """Raise LthError naming the first speech feature setting that is out of range."""
+    for key, message in speech_problems(features):
+        raise LthError(f"speech features {key}: {message}")
+
+
+def speech_input_shape(features: SpeechFeatures) -> tuple[int, int]:
+    """(n_features, frames) of one clip: centred STFT frames over one second."""
+    check_speech_features(features)
+    n_features = features.n_mfcc if features.kind == "mfcc" else features.n_mels
+    return n_features, 1 + SPEECH_SAMPLES // features.hop_length
+
+
+def dataset_info(name: str, speech: SpeechFeatures | None) -> DatasetInfo:
+    """The full DatasetInfo of a dataset; speech needs its features, the others need None."""
+    if name not in DATASETS:
+        raise LthError(f"dataset: expected one of {sorted(DATASETS)}, got {name!r}")
+    if (name == "speech_commands") != (speech is not None):
+        need = "speech feature settings" if speech is None else "no speech feature settings"
+        raise LthError(f"dataset {name}: expected {need}")
+    if speech is None:
+        return DATASETS[name]
+    return DatasetInfo(name, speech_input_shape(speech), DATASETS[name].num_classes)
+
+
+# ---------------------------------------------------------------- networks
+
+POOL = "M"
+"""Marker of a 2x2 max pool in a VGG configuration."""
+
+MLP_HIDDEN = {"lenet300_100": (300, 100), "speech_mlp": (512, 256)}
+"""Hidden widths of the fully-connected networks (LeNet-300-100; the speech MLP)."""
+
+CONVNET_BLOCKS = {"conv2": (64,), "conv4": (64, 128), "conv6": (64, 128, 256)}
+"""Conv-2/4/6: per block, two 3x3 convs of this width and a 2x2 max pool."""
+
+CONVNET_HIDDEN = (256, 256)
+
+VGG_CFGS = {
+    "vgg16": (64, 64, POOL, 128, 128, POOL, 256, 256, 256, POOL, 512, 512, 512, POOL,
+              512, 512, 512),
+    "vgg19": (64, 64, POOL, 128, 128, POOL, 256, 256, 256, 256, POOL, 512, 512, 512, 512,
+              POOL, 512, 512, 512, 512),
+}
+"""VGG conv widths in CIFAR form (global average pool, one linear output layer)."""
+
+RESNET_STAGES = {"resnet20": ((16, 3), (32, 3), (64, 3)),
+                 "resnet18": ((64, 2), (128, 2), (256, 2), (512, 2))}
+"""CIFAR ResNets: (filters, basic blocks) per stage."""
+
+MODEL_NAMES = (*MLP_HIDDEN, *CONVNET_BLOCKS, *VGG_CFGS, *RESNET_STAGES)
+
+BATCHNORM_MODELS = frozenset({*VGG_CFGS, *RESNET_STAGES})
+"""Networks with BatchNorm, trained without dropout."""
+
+INITS = ("glorot", "kaiming_fan_in", "kaiming_fan_out")
+"""The weight initialisers (lth.models.INITIALISERS; the config's train.init)."""
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One prunable weight: its name in the model, its kind (conv, shortcut: a ResNet's 1x1
+    projection, fc, output: the last linear layer), its shape."""
+
+    name: str
+    kind: str
+    shape: tuple[int, ...]
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+
+def _linear_layers(in_features: int, hidden: tuple[int, ...], num_classes: int) -> list[Layer]:
+    layers = []
+    for index, width in enumerate(hidden, start=1):
+        layers.append(Layer(f"fc{index}.weight", "fc", (width, in_features)))
+        in_features = width
+    return [*layers, Layer("output.weight", "output", (num_classes, in_features))]
+
+
+def _conv(name: str, out_channels: int, in_channels: int, kernel: int = 3,
+          kind: str = "conv") -> Layer:
+    return Layer(f"{name}.weight", kind, (out_channels, in_channels, kernel, kernel))
+
+
+def _require_image(model: str, input_shape: tuple[int, ...], pools: int) -> None:
+    """Raise unless input_shape is (channels, height, width) surviving `pools` 2x2 pools."""
+    if len(input_shape) != 3 or min(input_shape[1:]) < 2**pools:
+        side = 2**pools
+        raise LthError(f"{model} needs images (channels, height, width) of at least "
+                       f"{side}x{side}, got inputs of shape {tuple(input_shape)}")
+
+
+def _convnet_layers(blocks, input_shape, num_classes) -> list[Layer]:
+    channels, height, width = input_shape
+    layers = []
+    for width_out in (w for w in blocks for _ in range(2)):
+        layers.append(_conv(f"conv{len(layers) + 1}", width_out, channels))
+        channels = width_out
+    side = 2 ** len(blocks)
+    flat = channels * (height // side) * (width // side)
+    return layers + _linear_layers(flat, CONVNET_HIDDEN, num_classes)
+
+
+def _vgg_layers(cfg, in_channels: int, num_classes: int) -> list[Layer]:
+    layers, channels = [], in_channels
+    for width in (item for item in cfg if item != POOL):
+        layers.append(_conv(f"conv{len(layers) + 1}", width, channels))
+        channels = width
+    return [*layers, Layer("output.weight", "output", (num_classes, channels))]
+
+
+def _resnet_layers(stages, in_channels: int, num_classes: int) -> list[Layer]:
+    channels = stages[0][0]
+    layers = [_conv("conv", channels, in_channels)]
+    for stage, (width, blocks) in enumerate(stages, start=1):
+        for block in range(1, blocks + 1):
+            prefix = f"stage{stage}.block{block}"
+            strided = stage > 1 and block == 1
+            layers += [_conv(f"{prefix}.conv1", width, channels),
+                       _conv(f"{prefix}.conv2", width, width)]
+            if strided or channels != width:
+                layers.append(_conv(f"{prefix}.shortcut.conv", width, channels, kernel=1,
+                                    kind="shortcut"))
+            channels = width
+    return [*layers, Layer("output.weight", "output", (num_classes, channels))]
+
+
+def round_half_up(x: float) -> int:
+    """Round to the nearest integer, halves up: how lth.masks counts kept weights."""
+    return math.floor(x + 0.5)
+
+
+def prunable_layers(model: str, input_shape: tuple[int, ...], num_classes: int) -> list[Layer]:
+    """The prunable weights of `model` (lth.models.build_model) on inputs of input_shape, in
+    the order of lth.models.prunable_names; LthError if the inputs do not suit the model."""
+    input_shape = tuple(input_shape)
+    if model in MLP_HIDDEN:
+        return _linear_layers(math.prod(input_shape), MLP_HIDDEN[model], num_classes)
+    if model in CONVNET_BLOCKS:
+        _require_image(model, input_shape, len(CONVNET_BLOCKS[model]))
+        return _convnet_layers(CONVNET_BLOCKS[model], input_shape, num_classes)
+    if model in VGG_CFGS:
+        _require_image(model, input_shape, VGG_CFGS[model].count(POOL))
+        return _vgg_layers(VGG_CFGS[model], input_shape[0], num_classes)
+    if model in RESNET_STAGES:
+        _require_image(model, input_shape, len(RESNET_STAGES[model]) - 1)
+        return _resnet_layers(RESNET_STAGES[model], input_shape[0], num_classes)
+    raise LthError(f"model: expected one of {', '.join(MODEL_NAMES)}, got {model!r}")
+
+
+def vgg_conv_widths(model: str) -> list[int]:
+    """Filters of conv1, conv2, ... of a VGG (what filter pruning removes)."""
+    return [item for item in VGG_CFGS[model] if item != POOL]
+
+
+# ---------------------------------------------------------------- schedules
+
+
+def schedule_problems(s) -> list[tuple[str, str]]:
+    """(setting, what is wrong) for every rule a training schedule breaks.
+
+    `s` is an lth.spec.Schedule (or anything with its fields). The first problem is the one
+    to report: later rules assume the earlier ones hold.
+    """
+    for key in ("iterations", "batch_size", "eval_every", "eval_batch_size"):
+        if getattr(s, key) < 1:
+            return [(key, f"expected a positive integer, got {getattr(s, key)}")]
+    if s.optimizer not in ("sgd", "adam"):
+        return [("optimizer", f"expected sgd or adam, got {s.optimizer!r}")]
+    ranges = {"lr": (s.lr > 0, "> 0"), "weight_decay": (s.weight_decay >= 0, ">= 0"),
+              "momentum": (0 <= s.momentum < 1, "in [0, 1)"),
+              "gamma": (0 < s.gamma <= 1, "in (0, 1]"),
+              "dropout": (0 <= s.dropout < 1, "in [0, 1)"), "warmup": (s.warmup >= 0, ">= 0")}
+    problems = [(key, f"expected {expected}, got {getattr(s, key)}")
+                for key, (ok, expected) in ranges.items() if not ok]
+    return problems + _milestone_problems(s) + _schedule_relations(s)
+
+
+def _milestone_problems(s) -> list[tuple[str, str]]:
+    """Milestones increase strictly inside the training; at gamma 1 they would do nothing."""
+    previous = 0
+    for index, milestone in enumerate(s.milestones):
+        if milestone >= s.iterations:
+            return [(f"milestones.{index}",
+                     f"{milestone} is not before the end of training ({s.iterations} "
+                     f"iterations)")]
+        if milestone <= previous:
+            return [(f"milestones.{index}", f"{milestone} does not come after {previous}")]
+        previous = milestone
+    if s.milestones and s.gamma == 1:
+        return [("gamma", f"1 makes the milestones {list(s.milestones)} change nothing")]
+    return []
+
+
+def _schedule_relations(s) -> list[tuple[str, str]]:
+    """Warmup, evaluation cadence and the optimizer's settings agree with each other."""
+    problems = []
+    if s.warmup > s.iterations:
+        problems.append(("warmup", f"{s.warmup} is beyond the {s.iterations} training "
+                                   f"iterations"))
+    if s.eval_every > s.iterations:
+        problems.append(("eval_every", f"{s.eval_every} is beyond the {s.iterations} training "
+                                       f"iterations: only the start and the end would be "
+                                       f"evaluated"))
+    if s.nesterov and not (s.optimizer == "sgd" and s.momentum > 0):
+        problems.append(("nesterov", f"true needs optimizer sgd with momentum > 0, got "
+                                     f"{s.optimizer} with momentum {s.momentum}"))
+    if s.optimizer == "adam" and s.momentum > 0:
+        problems.append(("momentum", f"{s.momentum} is an SGD setting; adam does not use it "
+                                     f"(set 0, or optimizer sgd)"))
+    return problems

@@ -1,0 +1,98 @@
+# What the figure and report jobs (report.smk) draw and are told: each experiment's figures,
+# the settings their captions name, and the figure verbs of one experiment's figures job.
+import glob
+import json
+from types import SimpleNamespace
+
+FIGURES_ALWAYS = [
+    "accuracy_vs_density",
+    "early_stop_vs_density",
+    "learning_curves",
+    "generalization_gap",
+    "layer_density",
+]
+FIGURES_COMPARISON = ["all_methods", "layer_collapse", "density_profiles"]
+REPORT_TEMPLATES = [
+    checkout_path(t) for t in sorted(glob.glob("reports/templates/*.j2", root_dir=workflow.basedir))
+]
+
+
+def figures_of(e):
+    """The figures an experiment has data for (the comparison needs more than IMP)."""
+    compared = oneshot_methods(e) or e["finetune"]["enabled"] or e["filters"]["structures"]
+    return FIGURES_ALWAYS + (FIGURES_COMPARISON if compared else [])
+
+
+def figure_pdfs(wildcards):
+    return [
+        f"reports/{wildcards.exp}/figures/{n}.pdf" for n in figures_of(EXPERIMENTS[wildcards.exp])
+    ]
+
+
+def scoring_settings(e):
+    """The scoring settings of the configured data-driven criteria, in words ("" if none)."""
+    criteria = {m["criterion"] for m in oneshot_methods(e).values()}
+    return "; ".join(
+        f"{c}: " + ", ".join(f"{key} {e['oneshot'][key]}" for key in spec.SCORING_SETTINGS[c])
+        for c in sorted(criteria & set(spec.SCORING_SETTINGS))
+    )
+
+
+def report_settings(wildcards):
+    """What captions name: the experiment's settings that matter, as JSON."""
+    e = EXPERIMENTS[wildcards.exp]
+    t, i = e["train"], e["imp"]
+    rates = (
+        f"{i['scope']}; conv {i['rate_conv']}, fc {i['rate_fc']}, output {i['rate_output']}, "
+        f"shortcut {i['rate_shortcut']} per round; rewind to iteration {i['rewind_iteration']}"
+    )
+    if i["rewind_iteration"] > 0:
+        rates += (
+            "; rewound runs train k..T, schedule continuing"
+            if i["rewind_schedule"] == "continue"
+            else "; rewound runs train T iterations, schedule restarted"
+        )
+    schedule = (
+        "{optimizer} lr {lr}, batch {batch_size}, {iterations} iterations, {init} init".format(**t)
+    )
+    settings = {
+        "model": e["model"],
+        "dataset": e["dataset"],
+        "schedule": schedule,
+        "pruning_rate": rates,
+        "seeds": ", ".join(map(str, e["seeds"])),
+        "description": e["description"].strip(),
+    }
+    if scoring_settings(e):
+        settings["scoring"] = scoring_settings(e)
+    return shlex.quote(json.dumps(settings, sort_keys=True))
+
+
+FIGURE_STYLE = shlex.quote(json.dumps(config["figures"], sort_keys=True))
+TABLES = {t: f"results/{{exp}}/{t}.csv" for t in ("summary", "layers", "curves")}
+
+
+def figure_command(e_name):
+    """Params function: every figure of the experiment drawn in one process (`::` chain)."""
+    tables = " ".join(f"--{t} results/{e_name}/{t}.csv" for t in ("summary", "layers", "curves"))
+
+    def command(wildcards):
+        return " :: ".join(
+            f"figure --experiment {e_name} --name {name} {tables} --style {FIGURE_STYLE} "
+            f"--settings {report_settings(SimpleNamespace(exp=e_name))} "
+            f"--out-dir reports/{e_name}/figures"
+            for name in figures_of(EXPERIMENTS[e_name])
+        )
+
+    return command
+
+
+def figure_output(e_name, name, ext):
+    """One figure file, shown by `snakemake --report` in the experiment's category."""
+    labels = {"figure": name, "format": ext}
+    path = f"reports/{e_name}/figures/{name}.{ext}"
+    return report(path, caption="../report/figure.rst", category=e_name, labels=labels)
+
+
+def figure_outputs(e_name, ext):
+    return [figure_output(e_name, name, ext) for name in figures_of(EXPERIMENTS[e_name])]
