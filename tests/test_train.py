@@ -8,8 +8,9 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from lth import masks as M
 from lth.data import DatasetInfo, Splits
+from lth.errors import LthError
 from lth.models import build_model, prunable_names
-from lth.train import Schedule, early_stop, lr_factor, train
+from lth.train import Schedule, batch_indices, early_stop, lr_factor, train
 
 SCHEDULE = Schedule(optimizer="adam", lr=1e-3, momentum=0.0, nesterov=False, weight_decay=0.0,
                     batch_size=32, iterations=60, milestones=(), gamma=0.1, warmup=0,
@@ -179,3 +180,10 @@ def test_a_resumed_runs_progress_line_counts_from_its_start():
           torch.Generator().manual_seed(1), log=lines.append, prefix="[t]", start=30)
     assert [line.split()[2] for line in lines] == ["30/60", "40/60", "60/60"]
     assert "ETA nans" in lines[0] and "ETA nans" not in lines[1]
+
+
+def test_a_batch_larger_than_the_training_set_is_one_error_not_an_endless_loop():
+    s = dataclasses.replace(SCHEDULE, batch_size=11)
+    batches = batch_indices(10, s, torch.Generator().manual_seed(0), "cpu")
+    with pytest.raises(LthError, match="batch_size 11 is more than the 10 training examples"):
+        next(batches)

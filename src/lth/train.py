@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from lth.errors import LthError
 from lth.masks import Mask, apply_mask_
 from lth.spec import Schedule
 
@@ -63,6 +64,9 @@ def lr_factor(iteration: int, s: Schedule) -> float:
 def batch_indices(n: int, s: Schedule, gen: torch.Generator, device) -> Iterator[torch.Tensor]:
     """Index batches over seeded per-epoch permutations; a short last batch is dropped."""
     per_epoch = n // s.batch_size
+    if per_epoch == 0:
+        raise LthError(f"batch_size {s.batch_size} is more than the {n} training examples: "
+                       "an epoch would have no batch")
     while True:
         perm = torch.randperm(n, generator=gen).to(device)
         for b in range(per_epoch):
