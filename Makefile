@@ -6,7 +6,7 @@
 #                    test, stop the cluster
 #   make lint        ruff, snakefmt --check, and snakemake --lint on the default config and on
 #                    every preset in workflow/presets; fails on any finding
-#   make clean       remove results/, reports/<exp>/ and .snakemake/; keeps data/ and .venv/
+#   make clean       remove results/, reports/ and .snakemake/; keeps data/ and .venv/
 # Setup is idempotent and quick once done: Debian packages are installed only when missing
 # (as root; otherwise one line says what to install), and the virtual environment is
 # (re)installed only when pyproject.toml changes. CUDA or CPU builds of torch: pip honours
@@ -63,7 +63,4 @@ lint: setup
 	done
 
 clean:
-	rm -rf results .snakemake
-	if [[ -d reports ]]; then \
-		find reports -mindepth 1 -maxdepth 1 -type d ! -name templates -exec rm -rf {} +; \
-	fi
+	rm -rf results reports .snakemake

@@ -40,8 +40,10 @@ rule all:
     default_target: True
     input:
         report_targets(),
+        expand("results/{exp}/similarity.csv", exp=EXPERIMENTS),
 
 
 rule report:
     input:
         report_targets(),
+        expand("results/{exp}/similarity.csv", exp=EXPERIMENTS),

@@ -1,5 +1,6 @@
-"""lth.claims: the reproduction scorecard on hand-built summaries (the columns `lth summarize`
-writes), one claim kind at a time: reproduced, not reproduced, not tested at this scale."""
+"""lth.report.claims: the reproduction scorecard on hand-built summaries (the columns
+`lth summarize` writes), one claim kind at a time: reproduced, not reproduced, not tested at
+this scale."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 import pandas as pd
 import pytest
 
-from lth import claims
+from lth.report import claims
 
 ROUNDS = 9  # 100, 80, 64, 51.2, 41, 32.8, 26.2, 21.0, 16.8 % remaining
 DENSITIES = (0.5, 0.1, 0.01, 0.001)
@@ -228,5 +229,5 @@ def test_means_over_draws_within_a_seed_then_over_seeds():
 
 
 def test_claims_import_no_torch():
-    code = "import sys, lth.claims; sys.exit('torch' in sys.modules)"
+    code = "import sys, lth.report.claims; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -9,16 +9,42 @@ import math
 import re
 import shutil
 import subprocess
+import sys
+import zipfile
 from dataclasses import asdict
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from lth import claims, report
 from lth.io import LthError, read_json, sha256_file
 from lth.provenance import find_record
+from lth.report import claims
+from lth.report.figures import (
+    FIGURES,
+    fig_accuracy_vs_density,
+    fig_all_methods,
+    fig_density_profiles,
+    fig_early_stop_vs_density,
+    fig_generalization_gap,
+    fig_layer_collapse,
+    fig_layer_density,
+    fig_learning_curves,
+)
+from lth.report.latex import compile_pdf, latex_escape
+from lth.report.render import make_report, render_report
+from lth.report.style import FigureStyle, style_from_config
+from lth.report.tables import (
+    REQUIRED_COLUMNS,
+    ReportTables,
+    collapse_table,
+    dense_accuracy,
+    read_tables,
+    results_table,
+    shrinkbench_table,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = (0, 1)
@@ -43,7 +69,7 @@ STOP_DELAY = {
     "imp": 0, "reinit": 300, "random_pruning": 600, "scratch_b_imp": 450,
     "scratch_e_finetune": 350, "snip": 200, "synflow": 150, "finetune": 100,
 }  # fmt: skip
-STYLE = report.FigureStyle(
+STYLE = FigureStyle(
     context="paper", axes_style="whitegrid", font_scale=1.0, palette="colorblind",
     cmap="viridis", dpi=60, width=6.0, height=3.8, spread="std",
     curve_percents=(100.0, 51.3, 21.1), control_curve_percent=51.3,
@@ -80,7 +106,7 @@ def runs(rounds: int, one_shot: tuple[float, ...]):
 def synthetic_tables(
     rounds: int = 6, one_shot: tuple[float, ...] = (0.5, 0.2, 0.05), seeds=SEEDS,
     iterations: int = 1000,
-) -> report.ReportTables:  # fmt: skip
+) -> ReportTables:  # fmt: skip
     """summary/layers/curves as `lth summarize` writes them; final accuracies from
     TEST_ACCURACY, test accuracy at early stop exactly 0.01 below; seed s lowers accuracy by
     0.004 s and delays early stopping by 100 s iterations."""
@@ -114,8 +140,8 @@ def synthetic_tables(
                 for split, shift in (("test", 0.0), ("val", 0.002)):
                     curves.append(key | {"iteration": t, "split": split, "loss": 1 - rise,
                                          "accuracy": rise + shift})  # fmt: skip
-    columns = report.REQUIRED_COLUMNS
-    return report.ReportTables(
+    columns = REQUIRED_COLUMNS
+    return ReportTables(
         pd.DataFrame(summary),
         pd.DataFrame(layers, columns=[*columns["layers"], "experiment", "kind", "kept", "size"]),
         pd.DataFrame(curves, columns=[*columns["curves"], "experiment", "loss"]),
@@ -123,13 +149,13 @@ def synthetic_tables(
 
 
 @pytest.fixture(scope="module")
-def tables() -> report.ReportTables:
+def tables() -> ReportTables:
     return synthetic_tables()
 
 
-def imp_only(tables: report.ReportTables) -> report.ReportTables:
+def imp_only(tables: ReportTables) -> ReportTables:
     """The tables of a config that ran only IMP, and wrote no curves."""
-    return report.ReportTables(
+    return ReportTables(
         tables.summary[tables.summary["method"] == "imp"],
         tables.layers[tables.layers["method"] == "imp"],
         tables.curves.iloc[0:0],
@@ -140,7 +166,7 @@ def imp_only(tables: report.ReportTables) -> report.ReportTables:
 
 
 def test_results_table_mean_and_std_over_seeds(tables):
-    table = report.results_table(tables.summary)
+    table = results_table(tables.summary)
     row = table[(table["method"] == "imp") & (table["level"] == "round2")].iloc[0]
     # d = 0.64: seed 0 -> 0.89 + 0.02 * 0.36 = 0.8972, seed 1 -> 0.8932
     assert row["percent_remaining"] == pytest.approx(64.0)
@@ -158,11 +184,11 @@ def test_results_table_mean_and_std_over_seeds(tables):
 
 
 def test_shrinkbench_change_vs_dense(tables):
-    table = report.shrinkbench_table(tables.summary)
+    table = shrinkbench_table(tables.summary)
     snip = table[(table["method"] == "snip") & (table["level"] == "density0.2")].iloc[0]
     dense = 100 * (0.89 + 0.886) / 2
     accuracy = 100 * (0.885 - 0.05 * 0.8**4 - 0.002)
-    assert report.dense_accuracy(tables.summary) == pytest.approx(dense)
+    assert dense_accuracy(tables.summary) == pytest.approx(dense)
     assert snip["accuracy"] == pytest.approx(accuracy)
     assert snip["accuracy_change"] == pytest.approx(accuracy - dense)
     assert snip["compression"] == pytest.approx(5.0)
@@ -173,7 +199,7 @@ def test_shrinkbench_change_vs_dense(tables):
 
 
 def test_collapse_table_largest_compression_without_collapse(tables):
-    table = report.collapse_table(tables.summary).set_index("method")
+    table = collapse_table(tables.summary).set_index("method")
     assert table.loc["snip", "max_compression_no_collapse"] == pytest.approx(5.0)
     assert table.loc["snip", "first_collapse_compression"] == pytest.approx(20.0)
     assert table.loc["synflow", "max_compression_no_collapse"] == pytest.approx(20.0)
@@ -185,7 +211,7 @@ def test_collapse_table_largest_compression_without_collapse(tables):
 def test_collapse_table_stops_at_the_first_collapse():
     summary = synthetic_tables(one_shot=(0.5, 0.2, 0.05, 0.02)).summary
     summary.loc[summary["level"] == "density0.02", "collapsed"] = False  # intact again at 50x
-    table = report.collapse_table(summary).set_index("method")
+    table = collapse_table(summary).set_index("method")
     assert table.loc["snip", "max_compression_no_collapse"] == pytest.approx(5.0)
     assert table.loc["snip", "first_collapse_compression"] == pytest.approx(20.0)
 
@@ -203,7 +229,7 @@ def lines_by_label(ax) -> dict:
 
 
 def test_accuracy_vs_density_at_early_stop_left_and_final_right(tables):
-    fig = report.fig_accuracy_vs_density(tables, STYLE)
+    fig = fig_accuracy_vs_density(tables, STYLE)
     early, final = fig.axes[:2]
     assert [early.get_title(), final.get_title()] == ["At early stop", "At the end of training"]
     for ax, column in ((early, "early_stop_test_accuracy"), (final, "final_test_accuracy")):
@@ -223,22 +249,22 @@ def test_accuracy_vs_density_at_early_stop_left_and_final_right(tables):
 
 def test_band_is_std_or_min_max_over_seeds(tables):
     for spread, half_width in (("std", 0.4 / math.sqrt(2)), ("minmax", 0.2)):
-        style = report.FigureStyle(**{**asdict(STYLE), "spread": spread})
-        ax = report.fig_accuracy_vs_density(tables, style).axes[0]
+        style = FigureStyle(**{**asdict(STYLE), "spread": spread})
+        ax = fig_accuracy_vs_density(tables, style).axes[0]
         band = ax.collections[0].get_paths()[0].vertices[:, 1]  # imp is drawn first
         mean = mean_over_seeds(tables, "imp", "early_stop_test_accuracy")
         assert band.max() == pytest.approx(mean.max() + half_width)
 
 
 def test_early_stop_vs_density_plots_mean_iterations(tables):
-    ax = report.fig_early_stop_vs_density(tables, STYLE).axes[0]
+    ax = fig_early_stop_vs_density(tables, STYLE).axes[0]
     imp = lines_by_label(ax)["imp"]
     assert imp.get_ydata() == pytest.approx([round(1000 + 2000 * 0.8**r) + 50 for r in range(6)])
     assert ax.get_xscale() == "log"
 
 
 def test_learning_curves_select_rounds_and_reinit(tables):
-    ax = report.fig_learning_curves(tables, STYLE).axes[0]
+    ax = fig_learning_curves(tables, STYLE).axes[0]
     lines = lines_by_label(ax)
     # 100 -> round 0, 51.3 -> round 3 (51.2%), 21.1 and the sparsest -> round 5 (32.8%)
     assert list(lines) == ["imp 100%", "imp 51.2%", "imp 32.8%", "reinit 51.2%"]
@@ -249,7 +275,7 @@ def test_learning_curves_select_rounds_and_reinit(tables):
 
 
 def test_generalization_gap_train_and_test(tables):
-    lines = lines_by_label(report.fig_generalization_gap(tables, STYLE).axes[0])
+    lines = lines_by_label(fig_generalization_gap(tables, STYLE).axes[0])
     assert sorted(lines) == ["imp test", "imp train", "reinit test", "reinit train"]
     assert lines["imp train"].get_ydata() == pytest.approx(
         mean_over_seeds(tables, "imp", "final_train_accuracy")
@@ -257,7 +283,7 @@ def test_generalization_gap_train_and_test(tables):
 
 
 def test_layer_density_heatmap_values(tables):
-    ax = report.fig_layer_density(tables, STYLE).axes[0]
+    ax = fig_layer_density(tables, STYLE).axes[0]
     cells = np.asarray(ax.collections[0].get_array()).reshape(3, 6)
     imp = tables.layers[tables.layers["method"] == "imp"]
     expected = 100 * imp.pivot_table(index="layer", columns="round", values="layer_density")
@@ -266,7 +292,7 @@ def test_layer_density_heatmap_values(tables):
 
 
 def test_all_methods_line_style_by_family(tables):
-    ax = report.fig_all_methods(tables, STYLE).axes[0]
+    ax = fig_all_methods(tables, STYLE).axes[0]
     lines = lines_by_label(ax)
     assert len(lines) == 8 and "scratch_e_finetune" in lines
     styles = {name: line.get_linestyle() for name, line in lines.items()}
@@ -276,7 +302,7 @@ def test_all_methods_line_style_by_family(tables):
 
 
 def test_layer_collapse_bars_and_collapse_marks(tables):
-    ax = report.fig_layer_collapse(tables, STYLE).axes[0]
+    ax = fig_layer_collapse(tables, STYLE).axes[0]
     widths = [bar.get_width() for bar in ax.patches]
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert dict(zip(labels, widths, strict=True))["snip"] == pytest.approx(5.0)
@@ -287,7 +313,7 @@ def test_layer_collapse_bars_and_collapse_marks(tables):
 
 
 def test_density_profiles_facets_match_overall_density(tables):
-    axes = report.fig_density_profiles(tables, STYLE).axes
+    axes = fig_density_profiles(tables, STYLE).axes
     assert [ax.get_title() for ax in axes] == ["50% remaining", "20% remaining", "5% remaining"]
     assert sorted(lines_by_label(axes[1])) == ["snip", "synflow"]  # IMP 32.8% is too far
     assert len(lines_by_label(axes[0])) == 8
@@ -299,7 +325,7 @@ def test_density_profiles_facets_match_overall_density(tables):
 
 def test_figures_without_data_are_skipped(tables):
     only = imp_only(tables)
-    made = {name: spec.make(only, STYLE) is not None for name, spec in report.FIGURES.items()}
+    made = {name: spec.make(only, STYLE) is not None for name, spec in FIGURES.items()}
     assert made == {
         "accuracy_vs_density": True, "early_stop_vs_density": True, "learning_curves": False,
         "generalization_gap": True, "layer_density": True, "all_methods": False,
@@ -310,7 +336,7 @@ def test_figures_without_data_are_skipped(tables):
 # ----------------------------------------------------------------------------- rendering
 
 
-def write_csvs(tables: report.ReportTables, folder) -> dict:
+def write_csvs(tables: ReportTables, folder) -> dict:
     paths = {name: folder / f"{name}.csv" for name in ("summary", "layers", "curves")}
     for name, path in paths.items():
         getattr(tables, name).to_csv(path, index=False)
@@ -323,14 +349,14 @@ def made(tables, tmp_path_factory) -> dict:
     folder = tmp_path_factory.mktemp("report")
     paths = write_csvs(tables, folder)
     out_dir = folder / "reports" / "lenet_fmnist"
-    out = report.make_report("lenet_fmnist", paths, STYLE, SETTINGS, out_dir)
+    out = make_report("lenet_fmnist", paths, STYLE, SETTINGS, out_dir)
     return out | {"csv": paths, "out_dir": out_dir}
 
 
 def test_html_is_self_contained_with_captions_and_audit(made):
     html = made["html"].read_text()
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
-    assert len(images) == len(report.FIGURES)
+    assert len(images) == len(FIGURES)
     assert all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
     assert 'href="http' not in html and "<link" not in html and "<style>" in html
     assert "Appendix: audit trail" in html
@@ -345,7 +371,7 @@ def test_html_is_self_contained_with_captions_and_audit(made):
 
 def test_tex_escapes_text_includes_pdfs_and_compiles(made):
     tex = made["tex"].read_text()
-    for name in report.FIGURES:
+    for name in FIGURES:
         assert f"keepaspectratio]{{figures/{name}.pdf}}" in tex
     assert r"lenet300\_100" in tex and r"random\_pruning" in tex
     assert r"89.52 \ensuremath{\pm} 0.28" in tex and r"Weights left (\%)" in tex
@@ -446,10 +472,10 @@ def test_report_says_not_configured_for_skipped_figures(tables, made, tmp_path):
             made["out_dir"] / "figures" / f"{name}.pdf",
             made["out_dir"] / "figures" / f"{name}.png",
         )
-        for name in report.FIGURES
+        for name in FIGURES
         if name not in ("learning_curves", "all_methods")
     }
-    html, tex = report.render_report("imp_only", tables, figures, provenance, SETTINGS, tmp_path)
+    html, tex = render_report("imp_only", tables, figures, provenance, SETTINGS, tmp_path)
     assert html.read_text().count("Not configured") == 2
     assert re.search(r"all_methods</a>\s*\(not configured\)", html.read_text())
     assert "learning_curves.pdf" not in tex.read_text()
@@ -457,29 +483,29 @@ def test_report_says_not_configured_for_skipped_figures(tables, made, tmp_path):
 
 
 def test_latex_escape_and_failed_compile_names_the_error(tmp_path):
-    assert report.latex_escape("a_b 50% & #1 ±2 {x}") == r"a\_b 50\% \& \#1 \ensuremath{\pm}2 \{x\}"
+    assert latex_escape("a_b 50% & #1 ±2 {x}") == r"a\_b 50\% \& \#1 \ensuremath{\pm}2 \{x\}"
     broken = tmp_path / "broken.tex"
     broken.write_text("\\documentclass{article}\\begin{document}\\nosuchmacro\\end{document}\n")
     with pytest.raises(LthError, match="Undefined control sequence"):
-        report.compile_pdf(broken)
+        compile_pdf(broken)
     assert not (tmp_path / "broken.pdf").exists()
 
 
 def test_bad_style_settings_and_tables_raise_one_line_errors(tables, tmp_path):
     config = asdict(STYLE)
-    assert report.style_from_config(config) == STYLE
+    assert style_from_config(config) == STYLE
     with pytest.raises(LthError, match="missing keys \\['dpi'\\]"):
-        report.style_from_config({k: v for k, v in config.items() if k != "dpi"})
+        style_from_config({k: v for k, v in config.items() if k != "dpi"})
     with pytest.raises(LthError, match="spread"):
-        report.FigureStyle(**{**config, "spread": "sem"})
+        FigureStyle(**{**config, "spread": "sem"})
     with pytest.raises(LthError, match="unknown palette 'nope'"):
-        report.FigureStyle(**{**config, "palette": "nope"})
+        FigureStyle(**{**config, "palette": "nope"})
     paths = write_csvs(tables, tmp_path)
     tables.summary.drop(columns="collapsed").to_csv(paths["summary"], index=False)
     with pytest.raises(LthError, match="summary.csv: missing columns \\['collapsed'\\]"):
-        report.read_tables(paths["summary"], paths["layers"], paths["curves"])
+        read_tables(paths["summary"], paths["layers"], paths["curves"])
     with pytest.raises(LthError, match="missing keys \\['seeds'\\]"):
-        report.render_report(
+        render_report(
             "x",
             tables,
             {},
@@ -487,3 +513,28 @@ def test_bad_style_settings_and_tables_raise_one_line_errors(tables, tmp_path):
             {k: v for k, v in SETTINGS.items() if k != "seeds"},
             tmp_path,
         )
+
+
+def test_an_installed_wheel_renders_from_its_own_templates(tmp_path):
+    """The templates are package data: a wheel built from the sources carries them, and the
+    report's template environments, imported from that wheel's install, load them."""
+    source = tmp_path / "source"
+    shutil.copytree(REPO / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, source)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", tmp_path,
+                    source], capture_output=True, check=True)
+    (wheel,) = tmp_path.glob("lth-*.whl")
+    templates = {f"lth/report/templates/{t.name}" for t in
+                 (resources.files("lth.report") / "templates").iterdir() if t.name.endswith(".j2")}
+    assert templates == {"lth/report/templates/report.html.j2",
+                         "lth/report/templates/report.tex.j2"}
+    with zipfile.ZipFile(wheel) as archive:
+        assert templates <= set(archive.namelist())
+        archive.extractall(tmp_path / "site")
+    probe = ("import lth; from lth.report.html import html_env; "
+             "from lth.report.latex import latex_env; html_env().get_template('report.html.j2'); "
+             "latex_env().get_template('report.tex.j2'); print(lth.__file__)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True, cwd=tmp_path, env={"PYTHONPATH": str(tmp_path / "site")})
+    assert out.stdout.strip() == str(tmp_path / "site" / "lth" / "__init__.py")

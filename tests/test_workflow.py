@@ -15,11 +15,11 @@ import yaml
 from safetensors.torch import load_file
 
 from generated import write_learnable_idx_folder
-from lth import claims
 from lth.cli import main
 from lth.config_checks import with_defaults
 from lth.paper import SETTINGS, paper_schedule
-from lth.report import FIGURES
+from lth.report import claims
+from lth.report.figures import FIGURES
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
@@ -152,6 +152,42 @@ def test_reports_are_complete(done):
     assert drawn == set(provenance["figures"]) == set(FIGURES)
 
 
+def test_similarity_compares_the_methods_masks_at_each_round(done):
+    """Scratch-E and reinit train IMP's masks, one-shot IMP's first round is IMP's, random
+    pruning keeps IMP's per-layer counts and is at chance; one seed: no view across seeds."""
+    table = pd.read_csv(done / "results/tiny/similarity.csv")
+    assert set(table.view) == {"mask"}
+    overall = table[table.layer == "all"]
+
+    def pair(a, b, level):
+        rows = overall[(overall.method_a == a) & (overall.method_b == b)
+                       & (overall.level_a == level) & (overall.level_b == level)]
+        assert len(rows) >= 1, (a, b, level)
+        return rows
+
+    for level in ("round1", "round2"):
+        for same in (pair("imp", "scratch_e_imp", level), pair("imp", "reinit", level)):
+            assert (same.jaccard == 1).all() and (same.excess == 1).all()
+            assert (same.hamming == 0).all()
+        assert len(pair("imp", "reinit", level)) == 2  # both draws
+        random = pair("imp", "random_pruning", level)
+        assert (random.profile_distance == 0).all()
+        assert (random.excess.abs() < 4 * random.excess_sd).all()
+        assert random.jaccard.iloc[0] == pytest.approx(random.expected_jaccard.iloc[0],
+                                                       abs=0.02)
+    assert pair("imp", "imp_oneshot", "round1").excess.iloc[0] == 1
+    assert 0 < pair("imp", "imp_oneshot", "round2").excess.iloc[0] < 1
+    assert len(pair("snip", "synflow", "density0.1")) == 1
+    first = table[(table.layer == "fc1.weight") & (table.method_a == "imp")
+                  & (table.method_b == "scratch_e_imp")]
+    assert (first.in_degree_correlation == 1).all()
+    vgg = pd.read_csv(done / "results/tiny_vgg/similarity.csv")
+    smaller = vgg.method_a.str.startswith("filter") | vgg.method_b.str.startswith("filter")
+    assert set(vgg[smaller].method_a + " " + vgg[smaller].method_b) == {
+        "filter_l1 filter_scratch"}  # a smaller network compares only with its own shape
+    assert (vgg[smaller].jaccard == 1).all()
+
+
 def test_a_jobs_output_is_kept_in_its_log(done):
     """Each job tees what it prints into its own log: a training cohort's progress lines,
     the filter pruning's sizes."""
@@ -168,7 +204,8 @@ def test_second_dry_run_has_nothing_to_do(done):
 
 COHORTS = ["dense_tiny", "imp_tiny", "imp_oneshot_tiny", "controls_tiny", "scratch_e_tiny",
            "scratch_b_tiny", "finetune_tiny", "oneshot_tiny"]
-AGGREGATES = {"summarize": 1, "figures_tiny": 1, "report_html": 1, "report_pdf": 1, "all": 1}
+AGGREGATES = {"summarize": 1, "similarity": 1, "figures_tiny": 1, "report_html": 1,
+              "report_pdf": 1, "all": 1}
 REPORTS = {"figures_tiny", "figures_tiny_vgg", "report_html", "report_pdf", "all"}
 
 
@@ -193,7 +230,7 @@ def test_moving_a_checkout_with_its_results_reruns_nothing(tmp_path):
     """Run in the checkout itself, the rules name the checkout's code files relative to it:
     a moved (or renamed) checkout keeps its jobs' inputs and params."""
     checkout = tmp_path / "checkout"
-    for part in ("workflow", "src/lth", "reports/templates", "envs"):
+    for part in ("workflow", "src/lth", "envs"):
         shutil.copytree(REPO / part, checkout / part, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy2(REPO / "Snakefile", checkout)
     write_learnable_idx_folder(checkout / "tiny_fmnist", n_train=600, n_test=200)
@@ -254,12 +291,17 @@ def test_a_methods_setting_reruns_only_that_method(done, edit, jobs, folders):
 
 
 @pytest.mark.parametrize("module,reruns", [
-    ("report.py", REPORTS),
-    ("claims.py", {"report_html", "report_pdf", "all"}),
-    ("summary.py", REPORTS | {"summarize"}),
-    ("cohort.py", REPORTS | {"summarize"} | set(COHORTS) | {
+    ("report/figures.py", REPORTS),
+    ("report/claims.py", {"report_html", "report_pdf", "all"}),
+    ("report/latex.py", {"report_html", "report_pdf", "all"}),
+    ("summary.py", REPORTS | {"summarize", "similarity"}),
+    ("similarity.py", {"similarity", "all"}),
+    ("cohort.py", REPORTS | {"summarize", "similarity"} | set(COHORTS) | {
         "dense_tiny_vgg", "imp_tiny_vgg", "filter_prune", "filter_l1_tiny_vgg",
         "filter_scratch_tiny_vgg"}),
+    ("masks.py", REPORTS | {"prepare_data", "summarize", "similarity"} | set(COHORTS) | {
+        "dense_tiny_vgg", "imp_tiny_vgg", "filter_prune", "filter_l1_tiny_vgg",
+        "filter_scratch_tiny_vgg"}),  # every verb imports it (through lth.commands)
 ])
 def test_a_code_change_reruns_only_the_jobs_that_import_it(done, module, reruns):
     """Each rule's code inputs are the modules its verb imports (editing the report never
@@ -289,6 +331,52 @@ def test_a_training_job_imports_only_its_declared_code(done, tmp_path):
     declared = {"catalog", "cli", "commands", "errors", "io", "provenance", "seeding", "spec",
                 "data", "models", "masks", "pruning", "train", "cohort"}
     assert loaded <= declared and "report" not in loaded and "report_cli" not in loaded
+
+
+def declared_code(done: Path) -> dict[str, set[str]]:
+    """Rule -> the lth modules its code inputs list (as in sys.modules, less 'lth.'), for
+    the figures and report jobs of a forced dry run."""
+    output = snakemake(done, "-n", "reports/tiny/report.pdf", "--forcerun", "figures_tiny",
+                       "report_html", "report_pdf", config=TINY)
+    blocks = re.finditer(r"^(?:local)?rule (\w+):\n\s+input: (.*)$", output, re.M)
+    return {m[1]: {name.removesuffix("/__init__").replace("/", ".")
+                   for name in re.findall(r"src/lth/([\w/]+)\.py", m[2])} for m in blocks}
+
+
+def report_verbs(done: Path, out: Path) -> dict[str, list[str]]:
+    """Rule -> the arguments of one verb it runs, writing under out."""
+    record = json.loads((done / "reports/tiny/figures/layer_density.pdf.provenance.json")
+                        .read_text())
+    tables = [a for t in ("summary", "layers", "curves") for a in (f"--{t}",
+                                                                   f"results/tiny/{t}.csv")]
+    told = ["--experiment", "tiny", *tables, "--style", json.dumps(record["params"]["style"]),
+            "--settings", json.dumps(record["params"]["settings"])]
+    figures = sorted(str(p) for p in (done / "reports/tiny/figures").glob("*.pdf"))
+    return {
+        "figures_tiny": ["figure", "--name", "layer_density", *told, "--out-dir", str(out)],
+        "report_html": ["report", *told, "--figures", *figures, "--out-dir", str(out)],
+        "report_pdf": ["pdf", "--tex", str(out / "report.tex")],
+    }
+
+
+def reporting(modules: set[str]) -> set[str]:
+    """The report-side modules among modules."""
+    return {m for m in modules if m.startswith("report") or m == "summary"}
+
+
+def test_a_report_job_imports_exactly_its_report_code(done, tmp_path):
+    """The report modules (lth.report.*, report_cli, summary) each figures/report job loads
+    are exactly those its rule lists as code: an edit reruns it if and only if it matters."""
+    declared = declared_code(done)
+    probe = ("import sys; from lth.cli import main; main(sys.argv[1:]); "
+             "print(' '.join(sorted(m for m in sys.modules if m.startswith('lth.'))))")
+    for rule, argv in report_verbs(done, tmp_path).items():  # in order: pdf needs the .tex
+        out = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True,
+                             text=True, cwd=done, check=True).stdout
+        loaded = {m.removeprefix("lth.") for m in out.split("\n")[-2].split()}
+        assert reporting(loaded) == reporting(declared[rule]), rule
+    assert "report.claims" in declared["report_html"]
+    assert "report.claims" not in declared["figures_tiny"] | declared["report_pdf"]
 
 
 def test_changing_a_figure_style_reruns_only_figures_and_reports(done):

@@ -12,10 +12,11 @@ import sys
 
 from lth.io import LthError
 
-CORE_VERBS = ("prepare", "init", "prune", "filter-prune", "train", "summarize", "audit")
-"""Verbs of lth.commands. The report verbs (lth.report_cli) are imported only for another
-first word (a report verb, --help, a typo), so editing the report code never changes what a
-training job imports."""
+CORE_VERBS = ("prepare", "init", "prune", "filter-prune", "train", "summarize", "similarity",
+              "audit")
+"""Verbs of lth.commands, and `similarity` (lth.similarity). The report verbs (lth.report_cli)
+are imported only for another first word (a report verb, --help, a typo), so editing the
+report code never changes what a training job imports."""
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -113,6 +114,25 @@ def _add_summarize(sub) -> None:
     p.add_argument("runs", nargs="+", help="run.json files")
 
 
+def _similarity(args) -> None:
+    from pathlib import Path
+
+    from lth.similarity import similarity
+
+    similarity(args.experiment, Path(args.summary), [Path(p) for p in args.masks],
+               Path(args.out))
+
+
+def _add_similarity(sub) -> None:
+    p = sub.add_parser("similarity", help="similarity.csv: every pair of an experiment's "
+                       "masks at matched density, against chance")
+    p.add_argument("--experiment", required=True)
+    p.add_argument("--summary", required=True, help="summary.csv of the experiment")
+    p.add_argument("--out", required=True, help="results/<exp>/similarity.csv")
+    p.add_argument("masks", nargs="+", help="mask.safetensors files or their run folders")
+    p.set_defaults(command=_similarity)
+
+
 def _add_audit(sub) -> None:
     p = sub.add_parser("audit", help="lineage of an artifact down to the dataset files")
     p.add_argument("artifact")
@@ -123,7 +143,7 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     parser = OneLineParser(prog="lth", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="verb", required=True, parser_class=OneLineParser)
     for add in (_add_prepare, _add_init, _add_prune, _add_filter_prune, _add_train,
-                _add_summarize, _add_audit):
+                _add_summarize, _add_similarity, _add_audit):
         add(sub)
     if verb not in CORE_VERBS:
         from lth import report_cli
@@ -162,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
 
         for seg, args in parsed:
             provenance.ARGV[:] = seg
-            commands.run(args)
+            getattr(args, "command", commands.run)(args)  # similarity: its own module
         return 0
     except LthError as err:
         print(f"lth: error: {err}", file=sys.stderr)

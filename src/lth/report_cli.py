@@ -46,7 +46,8 @@ def add_parsers(sub) -> None:
 
 
 def _tables_and_style(args):
-    from lth.report import read_tables, style_from_config
+    from lth.report.style import style_from_config
+    from lth.report.tables import read_tables
 
     style = style_from_config(args.style)
     tables = read_tables(args.summary, args.layers, args.curves)
@@ -55,7 +56,8 @@ def _tables_and_style(args):
 
 
 def cmd_figure(args) -> None:
-    from lth.report import FIGURES, build_provenance, no_data_figure, save_figure
+    from lth.report.figure_files import build_provenance, save_figure
+    from lth.report.figures import FIGURES, no_data_figure
 
     if args.name not in FIGURES:
         raise LthError(f"--name {args.name!r}: expected one of {', '.join(FIGURES)}")
@@ -72,7 +74,9 @@ def cmd_figure(args) -> None:
 
 
 def cmd_report(args) -> None:
-    from lth.report import build_provenance, render_report, write_scorecard
+    from lth.report.figure_files import build_provenance
+    from lth.report.render import render_report
+    from lth.report.scorecard import write_scorecard
 
     tables, style, paths = _tables_and_style(args)
     figures = {Path(pdf).stem: (Path(pdf), Path(pdf).with_suffix(".png")) for pdf in args.figures}
@@ -83,7 +87,7 @@ def cmd_report(args) -> None:
 
 
 def cmd_pdf(args) -> None:
-    from lth.report import compile_pdf
+    from lth.report.latex import compile_pdf
 
     if not Path(args.tex).is_file():
         raise LthError(f"{args.tex}: file not found")

@@ -1,4 +1,4 @@
-# Aggregation: one tidy table per experiment (summary.csv, layers.csv, curves.csv).
+# Aggregation: tidy tables per experiment (summary.csv, layers.csv, curves.csv, similarity.csv).
 
 
 rule summarize:
@@ -19,3 +19,20 @@ rule summarize:
     shell:
         "python -m lth summarize --experiment {wildcards.exp} --out-dir results/{wildcards.exp} "
         "{input.runs} 2>&1 | tee {log}"
+
+
+rule similarity:
+    input:
+        summary="results/{exp}/summary.csv",
+        masks=lambda w: runs_of(w.exp, "mask.safetensors"),
+        code=library("similarity", "summary"),
+    output:
+        "results/{exp}/similarity.csv",
+    log:
+        "results/{exp}/logs/similarity.log",
+    localrule: True
+    conda:
+        "../../envs/lth.yaml"
+    shell:
+        "python -m lth similarity --experiment {wildcards.exp} --summary {input.summary} "
+        "--out {output} {input.masks} 2>&1 | tee {log}"

@@ -47,11 +47,11 @@ def checkout_path(path):
 
 def library(*modules):
     """The lth source files a verb imports: a code change reruns what it affects."""
-    base = "__init__ __main__ catalog cli commands errors io provenance seeding spec".split()
+    base = "__init__ __main__ catalog cli commands errors io masks provenance seeding spec".split()
     return [checkout_path(f"src/lth/{m}.py") for m in (*base, *modules)]
 
 
-TRAIN_CODE = library("data", "models", "masks", "pruning", "train", "cohort")
+TRAIN_CODE = library("data", "models", "pruning", "train", "cohort")
 
 
 def data_dir(dataset):

@@ -13,8 +13,19 @@ FIGURES_ALWAYS = [
 ]
 FIGURES_COMPARISON = ["all_methods", "layer_collapse", "density_profiles"]
 REPORT_TEMPLATES = [
-    checkout_path(t) for t in sorted(glob.glob("reports/templates/*.j2", root_dir=workflow.basedir))
+    checkout_path(t)
+    for t in sorted(glob.glob("src/lth/report/templates/*.j2", root_dir=workflow.basedir))
 ]
+# The lth.report modules each report verb imports (figure, report, pdf), for library().
+FIGURE_MODULES = ["report_cli"] + [
+    f"report/{m}" for m in ("__init__", "tables", "style", "figures", "figure_files")
+]
+REPORT_MODULES = (
+    FIGURE_MODULES
+    + ["summary"]
+    + [f"report/{m}" for m in ("claims", "scorecard", "html", "latex", "render")]
+)
+PDF_MODULES = ["report_cli", "report/__init__", "report/latex"]
 
 
 def figures_of(e):

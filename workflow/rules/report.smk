@@ -8,7 +8,7 @@ for _e_name in EXPERIMENTS:
             f"figures_{_e_name}".replace("-", "_")
         input:
             **{t: f"results/{_e_name}/{t}.csv" for t in ("summary", "layers", "curves")},
-            code=library("report", "report_cli"),
+            code=library(*FIGURE_MODULES),
         output:
             figure_outputs(_e_name, "pdf") + figure_outputs(_e_name, "png"),
         log:
@@ -26,7 +26,7 @@ rule report_html:
     input:
         **TABLES,
         figures=figure_pdfs,
-        code=library("report", "report_cli", "claims", "summary"),
+        code=library(*REPORT_MODULES),
         templates=REPORT_TEMPLATES,
     output:
         html=report(
@@ -57,7 +57,7 @@ rule report_pdf:
     input:
         tex="reports/{exp}/report.tex",
         figures=figure_pdfs,
-        code=library("report", "report_cli"),
+        code=library(*PDF_MODULES),
     output:
         report(
             "reports/{exp}/report.pdf",

@@ -8,7 +8,7 @@ test accuracy. Values are means per level: over reinit draws within a seed (when
 has several), then over seeds. Methods are compared at the same level (IMP round r, or the
 same target density). A claim whose methods are not all in summary.csv, or whose data cannot
 decide it (e.g. no round at or below 21.1 % remaining), is "not tested at this scale", never a
-pass. Torch-free: the workflow and the report read it without loading torch.
+pass. Torch-free: the report reads it without loading torch.
 """
 
 from __future__ import annotations

@@ -1,0 +1,464 @@
+"""Figures: every figure is a function ``fig_<name>(tables, style) -> Figure | None``
+registered in FIGURES with its caption and the tables it reads; it returns None when the
+experiment has no data for it (e.g. a config with only IMP has no at-init methods). Values are
+means over seeds; bands show the spread over seeds (``style.spread``: ±1 sample standard
+deviation or minimum to maximum, the latter as in Frankle & Carbin 2019, Fig. 1-4 error bars).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.axes import Axes
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
+
+from lth.report.style import FigureStyle, method_colors, method_line, new_figure, styled
+from lth.report.tables import (
+    ES_ACCURACY,
+    ReportTables,
+    collapse_table,
+    level_stats,
+    mean_and_spread,
+)
+
+# ----------------------------------------------------------------------------- figure helpers
+
+
+def _one_two_five(lo: float, hi: float) -> list[float]:
+    """Ticks 1, 2, 5 x 10^k within [lo, hi]."""
+    ticks = [m * 10.0**k for k in range(-4, 7) for m in (1, 2, 5)]
+    return [t for t in ticks if lo <= t <= hi]
+
+
+def _log_axis(axis, lo: float, hi: float, suffix: str) -> None:
+    """1-2-5 major ticks labelled like 100, 50, 20, 0.5 (plus suffix), no minor labels."""
+    axis.set_major_locator(FixedLocator(_one_two_five(lo, hi)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}{suffix}"))
+    axis.set_minor_locator(NullLocator())
+
+
+def _percent_axis(ax: Axes, percents) -> None:
+    """Log x axis of percent of weights remaining, reversed: dense (100) on the left."""
+    lo, hi = float(np.min(percents)), float(np.max(percents))
+    ax.set_xscale("log")
+    ax.set_xlim(hi * 1.15, lo / 1.15)
+    _log_axis(ax.xaxis, lo / 1.15, hi * 1.15, "")
+    ax.set_xlabel("Weights remaining (%)")
+
+
+def _draw_mean_spread(ax: Axes, x, stats: pd.DataFrame, **line) -> None:
+    """Mean as a line, spread over seeds as a band of the same color."""
+    ax.fill_between(x, stats["lo"], stats["hi"], color=line["color"], alpha=0.2, linewidth=0)
+    ax.plot(x, stats["mean"], **line)
+
+
+def _metrics_vs_density(
+    rows: pd.DataFrame,
+    style: FigureStyle,
+    panels: list[tuple[str, str | None]],
+    scale: float,
+    ylabel: str,
+    colors: dict[str, tuple],
+) -> Figure | None:
+    """One panel per (value column, title) of panels, sharing the y axis: one line (mean)
+    and band (spread) per method of rows vs. percent remaining on a reversed log axis; None
+    if rows is empty."""
+    if rows.empty:
+        return None
+    with styled(style):
+        fig, axes = new_figure(style, ncols=len(panels))
+        for ax, (value, title) in zip(axes, panels, strict=True):
+            stats = level_stats(rows.assign(y=scale * rows[value]), "y", style.spread)
+            for (family, method), s in stats.groupby(["family", "method"], sort=False):
+                _draw_mean_spread(
+                    ax, s["percent"], s, label=method, **method_line(family, colors[method])
+                )
+            _percent_axis(ax, stats["percent"])
+            if title:
+                ax.set_title(title)
+        axes[0].set_ylabel(ylabel)
+        _place_legend(axes, fig, rows["method"].nunique())
+    return fig
+
+
+def _place_legend(axes: list[Axes], fig: Figure, entries: int) -> None:
+    """Legend inside the first axes when short, else below the plots, off the data."""
+    if entries <= 5:
+        axes[0].legend(loc="best")
+    else:
+        _legend_below(fig, axes, ncols=5)
+
+
+def _legend_below(fig: Figure, axes: list[Axes], ncols: int, title: str | None = None) -> None:
+    """One legend below all axes, in up to ncols columns, each label once."""
+    entries = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            entries.setdefault(label, handle)
+    fig.legend(
+        entries.values(),
+        entries.keys(),
+        loc="outside lower center",
+        ncols=min(len(entries), ncols),
+        fontsize="small",
+        title=title,
+        title_fontsize="small",
+    )
+
+
+def _nearest_level(levels: pd.Series, percent: float) -> str:
+    """The level (index of `levels`, values percent remaining) nearest to percent in log."""
+    return (np.log(levels) - math.log(percent)).abs().idxmin()
+
+
+def _curve_levels(curves: pd.DataFrame, style: FigureStyle) -> list[tuple[str, str]]:
+    """(method, level) pairs for learning curves: the IMP rounds nearest each of
+    style.curve_percents, the sparsest IMP round, and one reinit level."""
+    percent = 100 * curves.groupby(["method", "level"])["density"].mean()
+    imp = percent["imp"]
+    chosen = [_nearest_level(imp, p) for p in style.curve_percents] + [imp.idxmin()]
+    pairs = [("imp", level) for level in dict.fromkeys(chosen)]
+    if "reinit" in percent.index.get_level_values("method"):
+        pairs.append(("reinit", _nearest_level(percent["reinit"], style.control_curve_percent)))
+    return pairs
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+
+
+def lottery_rows(summary: pd.DataFrame) -> pd.DataFrame:
+    """IMP and the controls on IMP's masks (the methods of Frankle & Carbin 2019, Fig. 3-4);
+    controls on fine-tuning's masks (scratch_*_finetune) belong beside finetune instead."""
+    lottery = summary["family"].isin(("lottery", "control"))
+    return summary[lottery & ~summary["method"].str.endswith("_finetune")]
+
+
+def fig_accuracy_vs_density(tables: ReportTables, style: FigureStyle) -> Figure | None:
+    """Test accuracy at the early-stopping iteration (left: Frankle & Carbin 2019, Fig. 3
+    and 4 middle) and at the end of training (right) vs. percent remaining, for IMP and the
+    controls on its masks."""
+    return _metrics_vs_density(
+        lottery_rows(tables.summary),
+        style,
+        [(ES_ACCURACY, "At early stop"), ("final_test_accuracy", "At the end of training")],
+        100,
+        "Test accuracy (%)",
+        method_colors(tables.summary, style.palette),
+    )
+
+
+def fig_early_stop_vs_density(tables: ReportTables, style: FigureStyle) -> Figure | None:
+    """Early-stopping iteration (minimum validation loss) vs. percent remaining for IMP and
+    the controls on its masks (Frankle & Carbin 2019, Fig. 4 left)."""
+    return _metrics_vs_density(
+        lottery_rows(tables.summary),
+        style,
+        [("early_stop_iteration", None)],
+        1,
+        "Early-stop iteration",
+        method_colors(tables.summary, style.palette),
+    )
+
+
+def fig_all_methods(tables: ReportTables, style: FigureStyle) -> Figure | None:
+    """Final test accuracy vs. percent remaining for every method; None unless at-init or
+    baseline methods were run (else it would repeat accuracy_vs_density)."""
+    if not tables.summary["family"].isin(("at_init", "baseline")).any():
+        return None
+    return _metrics_vs_density(
+        tables.summary,
+        style,
+        [("final_test_accuracy", None)],
+        100,
+        "Final test accuracy (%)",
+        method_colors(tables.summary, style.palette),
+    )
+
+
+def fig_learning_curves(tables: ReportTables, style: FigureStyle) -> Figure | None:
+    """Test accuracy vs. training iteration for selected IMP rounds and one reinit level
+    (Frankle & Carbin 2019, Fig. 3); the y axis is zoomed to the last three quarters of
+    training, where the curves differ, as in that figure."""
+    test = tables.curves[tables.curves["split"] == "test"]
+    if not (test["method"] == "imp").any():
+        return None
+    pairs = _curve_levels(test, style)
+    colors = sns.color_palette(style.palette, n_colors=len(pairs))
+    late = []
+    with styled(style):
+        fig, (ax,) = new_figure(style)
+        for (method, level), color in zip(pairs, colors, strict=True):
+            rows = test[(test["method"] == method) & (test["level"] == level)]
+            stats = mean_and_spread(
+                rows.assign(y=100 * rows["accuracy"]), ["iteration"], "y", style.spread
+            )
+            label = f"{method} {100 * rows['density'].mean():.3g}%"
+            dash = "--" if method == "reinit" else "-"
+            _draw_mean_spread(
+                ax, stats["iteration"], stats, color=color, linestyle=dash, label=label
+            )
+            late.append(stats.loc[stats["iteration"] >= stats["iteration"].max() / 4, "mean"])
+        lo, hi = pd.concat(late).min(), pd.concat(late).max()
+        ax.set_ylim(lo - 0.15 * (hi - lo), hi + 0.1 * (hi - lo))
+        ax.set_xlabel("Training iteration")
+        ax.set_ylabel("Test accuracy (%)")
+        _legend_below(fig, [ax], ncols=3, title="method, weights remaining")
+    return fig
+
+
+def fig_generalization_gap(tables: ReportTables, style: FigureStyle) -> Figure | None:
+    """Final train and test accuracy vs. percent remaining for IMP and reinit (Frankle &
+    Carbin 2019, Sec. 2, on the gap between train and test accuracy)."""
+    rows = tables.summary[tables.summary["method"].isin(("imp", "reinit"))]
+    if rows.empty:
+        return None
+    colors = method_colors(tables.summary, style.palette)
+    with styled(style):
+        fig, (ax,) = new_figure(style)
+        for split, dash, fill in (("train", "--", "none"), ("test", "-", "full")):
+            stats = level_stats(
+                rows.assign(y=100 * rows[f"final_{split}_accuracy"]), "y", style.spread
+            )
+            for method, s in stats.groupby("method", sort=False):
+                _draw_mean_spread(
+                    ax,
+                    s["percent"],
+                    s,
+                    color=colors[method],
+                    linestyle=dash,
+                    marker="o",
+                    markersize=4,
+                    fillstyle=fill,
+                    label=f"{method} {split}",
+                )
+        _percent_axis(ax, rows["percent_remaining"])
+        ax.set_ylabel("Accuracy (%)")
+        ax.legend(loc="best")
+    return fig
+
+
+def fig_layer_density(tables: ReportTables, style: FigureStyle) -> Figure | None:
+    """Heatmap of each layer's percent of weights remaining (rows, forward order) per IMP
+    round (columns, labelled by overall percent remaining), mean over seeds; a blank cell
+    is a layer collapsed in every seed. Cells are annotated when there are few columns."""
+    imp = tables.layers[tables.layers["method"] == "imp"]
+    if imp.empty:
+        return None
+    grid = imp.assign(p=100 * imp["layer_density"]).pivot_table(
+        index="layer", columns="round", values="p", aggfunc="mean", sort=False
+    )
+    grid = grid[sorted(grid.columns)]
+    overall = 100 * imp.groupby("round")["density"].mean()
+    positive = grid.to_numpy()[grid.to_numpy() > 0]
+    with styled(style):
+        fig, (ax,) = new_figure(style)
+        sns.heatmap(
+            grid,
+            ax=ax,
+            cmap=style.cmap,
+            norm=LogNorm(positive.min(), 100),
+            annot=len(grid.columns) <= 12,
+            fmt=".3g",
+            annot_kws={"fontsize": "x-small"},
+            xticklabels=[f"{overall[r]:.3g}" for r in grid.columns],
+            cbar_kws={"label": "Layer weights remaining (%)"},
+        )
+        colorbar = ax.collections[0].colorbar
+        _log_axis(colorbar.ax.yaxis, positive.min(), 100, "")
+        ax.set_xlabel("IMP round: overall weights remaining (%)")
+        ax.set_ylabel("Layer")
+        ax.tick_params(axis="x", labelrotation=90)
+        ax.tick_params(axis="y", labelrotation=0)
+    return fig
+
+
+def fig_layer_collapse(tables: ReportTables, style: FigureStyle) -> Figure | None:
+    """Per method, the largest compression reached before any layer collapsed (bar, log
+    scale) and the first compression with a collapsed layer (cross); see collapse_table."""
+    if tables.summary.empty:
+        return None
+    table = collapse_table(tables.summary)
+    colors = method_colors(tables.summary, style.palette)
+    y = np.arange(len(table))
+    with styled(style):
+        fig, (ax,) = new_figure(style)
+        ax.barh(
+            y,
+            table["max_compression_no_collapse"].fillna(0),
+            height=0.6,
+            color=[colors[m] for m in table["method"]],
+            label="largest compression before any layer collapsed",
+        )
+        if table["first_collapse_compression"].notna().any():
+            ax.plot(
+                table["first_collapse_compression"],
+                y,
+                linestyle="none",
+                marker="X",
+                markersize=9,
+                color="black",
+                label="first compression with a collapsed layer",
+            )
+        ax.set_yticks(y, table["method"])
+        ax.invert_yaxis()
+        ax.set_xscale("log")
+        hi = 1.5 * table["max_compression_tested"].max()
+        ax.set_xlim(1, hi)
+        _log_axis(ax.xaxis, 1, hi, "×")
+        ax.set_xlabel("Compression ratio (total / remaining weights)")
+        _legend_below(fig, [ax], ncols=1)
+    return fig
+
+
+def _profile_facets(layers: pd.DataFrame, style: FigureStyle) -> list[tuple[float, list]]:
+    """Per facet percent: the (method, level) pairs whose overall percent is within
+    style.profile_match_factor of it, nearest level per method; facets without any dropped."""
+    percent = 100 * layers.groupby(["method", "level"], sort=False)["density"].mean()
+    facets = []
+    for target in style.profile_percents:
+        pairs = []
+        for method in percent.index.get_level_values("method").unique():
+            level = _nearest_level(percent[method], target)
+            if abs(math.log(percent[method][level] / target)) <= math.log(
+                style.profile_match_factor
+            ):
+                pairs.append((method, level))
+        if pairs:
+            facets.append((target, pairs))
+    return facets
+
+
+def fig_density_profiles(tables: ReportTables, style: FigureStyle) -> Figure | None:
+    """Per-layer percent remaining (x: layer index in forward order, log y) for each method,
+    one facet per overall percent in style.profile_percents; mean over seeds, so a gap is a
+    layer collapsed in every seed."""
+    layers = tables.layers
+    facets = _profile_facets(layers, style) if len(layers) else []
+    if not facets:
+        return None
+    order = {name: i + 1 for i, name in enumerate(pd.unique(layers["layer"]))}
+    family = tables.summary.drop_duplicates("method").set_index("method")["family"]
+    colors = method_colors(tables.summary, style.palette)
+    with styled(style):
+        fig, axes = new_figure(style, ncols=len(facets))
+        for ax, (target, pairs) in zip(axes, facets, strict=True):
+            for method, level in pairs:
+                rows = layers[(layers["method"] == method) & (layers["level"] == level)]
+                mean = 100 * rows.groupby("layer", sort=False)["layer_density"].mean()
+                x = mean.index.map(order)
+                y = mean.where(mean > 0)
+                ax.plot(x, y, label=method, **method_line(family[method], colors[method]))
+            ax.set_title(f"{target:g}% remaining")
+            ax.set_xlabel("Layer")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_yscale("log")
+        lo = min(np.nanmin(line.get_ydata()) for ax in axes for line in ax.get_lines())
+        axes[0].set_ylim(lo / 1.5, 150)
+        _log_axis(axes[0].yaxis, lo / 1.5, 150, "")
+        axes[0].set_ylabel("Layer weights remaining (%)")
+        _legend_below(fig, axes, ncols=5)
+    return fig
+
+
+BANDS = " Lines are means over seeds; bands show {spread} over seeds."
+CONTROLS = (
+    "reinit (the same mask, a new initialization; Frankle & Carbin 2019, Sec. 2), "
+    "random_pruning (a random mask with the imp mask's per-layer densities from the same "
+    "initialization: 'random sparsity', Frankle & Carbin 2019, App. E), scratch_e_imp and "
+    "scratch_b_imp (the same mask, a fresh initialization, trained on the dense schedule "
+    "(Scratch-E) or longer to match the dense network's training compute (Scratch-B); Liu "
+    "et al. 2019)."
+)
+
+
+class FigureSpec(NamedTuple):
+    """A registered figure: the function drawing it, its caption template (placeholders:
+    experiment, spread and the keys of render.REQUIRED_SETTINGS), and the tables it reads."""
+
+    make: Callable[[ReportTables, FigureStyle], Figure | None]
+    caption: str
+    reads: tuple[str, ...]
+
+
+FIGURES: dict[str, FigureSpec] = {
+    "accuracy_vs_density": FigureSpec(
+        fig_accuracy_vs_density,
+        "Test accuracy vs. percent of weights remaining (log scale, dense on the left). Left: "
+        "at the early-stopping iteration (minimum validation loss), the accuracy Frankle & "
+        "Carbin (2019) plot in Fig. 4-5; right: at the end of training. Methods: iterative "
+        "magnitude pruning (imp: winning tickets) and controls on the same masks: " + CONTROLS
+        + BANDS,
+        ("summary",),
+    ),
+    "early_stop_vs_density": FigureSpec(
+        fig_early_stop_vs_density,
+        "Early-stopping iteration (minimum validation loss) vs. percent of weights remaining "
+        "for imp and the controls on its masks, as in Frankle & Carbin (2019), Fig. 4; "
+        "scratch_b_imp's iterations count on its longer, compute-matched schedule." + BANDS,
+        ("summary",),
+    ),
+    "learning_curves": FigureSpec(
+        fig_learning_curves,
+        "Test accuracy during training for selected IMP rounds (solid) and one reinit level "
+        "(dashed), labelled by percent of weights remaining, as in Frankle & Carbin (2019), "
+        "Fig. 3; the y axis shows the last three quarters of training." + BANDS,
+        ("curves",),
+    ),
+    "generalization_gap": FigureSpec(
+        fig_generalization_gap,
+        "Final train (dashed, open markers) and test (solid) accuracy vs. percent of weights "
+        "remaining for imp and reinit." + BANDS,
+        ("summary",),
+    ),
+    "layer_density": FigureSpec(
+        fig_layer_density,
+        "Percent of each layer's weights remaining after each IMP round (columns labelled by "
+        "overall percent remaining; log color scale); mean over seeds, so a blank cell is a "
+        "layer collapsed in every seed.",
+        ("layers",),
+    ),
+    "all_methods": FigureSpec(
+        fig_all_methods,
+        "Final test accuracy (at the end of training) vs. percent of weights remaining for all "
+        "methods; line style by family: solid lottery (imp), dashed controls (scratch_*_finetune: "
+        "Liu et al. 2019's Scratch-E/B on fine-tuning's masks), dotted pruning at "
+        "initialization, dash-dotted baselines (pruning after training with fine-tuning)."
+        + BANDS,
+        ("summary",),
+    ),
+    "layer_collapse": FigureSpec(
+        fig_layer_collapse,
+        "Largest compression ratio each method reached before any layer was fully pruned in "
+        "any seed (bars), and the first compression at which some layer collapsed (crosses; "
+        "none: no collapse up to the largest compression tested); the question of Tanaka "
+        "et al. (2020), Fig. 1.",
+        ("summary",),
+    ),
+    "density_profiles": FigureSpec(
+        fig_density_profiles,
+        "Percent of weights remaining per layer (forward order) for each method at a few "
+        "overall percents remaining (facets); mean over seeds, so a gap is a layer collapsed "
+        "in every seed.",
+        ("summary", "layers"),
+    ),
+}
+
+
+def no_data_figure(name: str, experiment: str, style: FigureStyle) -> Figure:
+    """A figure that says `name` has no data in `experiment` (e.g. no level near the
+    configured profile_percents), so the report shows why instead of a missing image."""
+    fig, (ax,) = new_figure(style)
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, f"{name}: no data in experiment {experiment}\n"
+            "(no configured method or level matches this figure's settings)",
+            ha="center", va="center", wrap=True)
+    return fig

@@ -1,0 +1,209 @@
+"""Rendering: one experiment's report.html (self-contained) and report.tex from the
+figures, tables, scorecard and provenance; make_report runs the whole report."""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+import pandas as pd
+
+from lth.io import LthError, atomic_write_text
+from lth.report.figure_files import build_provenance, write_figures, write_provenance
+from lth.report.figures import FIGURES
+from lth.report.html import html_env
+from lth.report.latex import Latex, compile_pdf, latex_env
+from lth.report.scorecard import scorecard_table, write_scorecard
+from lth.report.style import SPREADS, FigureStyle
+from lth.report.tables import (
+    ReportTables,
+    collapse_table,
+    dense_accuracy,
+    read_tables,
+    results_table,
+    shrinkbench_table,
+)
+
+REQUIRED_SETTINGS = ("model", "dataset", "schedule", "pruning_rate", "seeds")
+COMMON_CAPTION = (
+    "Experiment {experiment}: {model} on {dataset}, schedule {schedule}, pruning rate "
+    "{pruning_rate}, seeds {seeds}."
+)
+
+
+class DisplayTable(NamedTuple):
+    """A table as formatted strings, shared by the HTML and LaTeX templates."""
+
+    title: str
+    note: str
+    headers: list[str]
+    align: str  # one of "l" / "r" per column
+    rows: list[list[str]]
+
+
+def _fmt(value: float, spec: str) -> str:
+    """value formatted by spec, or "n/a" when missing."""
+    return "n/a" if pd.isna(value) else format(value, spec)
+
+
+def _display(title: str, note: str, df: pd.DataFrame, columns: list) -> DisplayTable:
+    """Format df's rows with columns = [(header, align, row -> str)]."""
+    rows = [[fmt(row) for _, _, fmt in columns] for row in df.itertuples(index=False)]
+    return DisplayTable(title, note, [c[0] for c in columns], "".join(c[1] for c in columns), rows)
+
+
+def display_tables(summary: pd.DataFrame) -> list[DisplayTable]:
+    """The report's tables: results, ShrinkBench-style, and layer collapse."""
+    results = _display(
+        "Results behind the figures",
+        "Test accuracy at the early-stopping iteration (minimum validation loss; the metric "
+        "of Frankle & Carbin 2019, Fig. 4-5) and at the end of training, as mean ± sample "
+        "standard deviation over the networks of a level (seeds, times reinit draws).",
+        results_table(summary),
+        [
+            ("Method", "l", lambda r: r.method),
+            ("Level", "l", lambda r: r.level),
+            ("Weights left (%)", "r", lambda r: _fmt(r.percent_remaining, ".3g")),
+            (
+                "Early-stop test acc. (%)",
+                "r",
+                lambda r: f"{r.early_stop_accuracy_mean:.2f} ± {r.early_stop_accuracy_std:.2f}",
+            ),
+            (
+                "Final test acc. (%)",
+                "r",
+                lambda r: f"{r.final_accuracy_mean:.2f} ± {r.final_accuracy_std:.2f}",
+            ),
+            ("Early-stop iteration", "r", lambda r: _fmt(r.early_stop_iteration, ".0f")),
+            ("Networks", "r", lambda r: str(r.n_networks)),
+        ],
+    )
+    shrink = _display(
+        "ShrinkBench-style summary",
+        "As recommended by Blalock et al. (2020): compression ratio, theoretical speed-up "
+        "(dense / remaining multiply-accumulates), measured inference speed-up where the "
+        "network is physically smaller (filter pruning), and accuracy change vs. the dense network "
+        f"(imp round 0: {_fmt(dense_accuracy(summary), '.2f')}%), in percentage points.",
+        shrinkbench_table(summary),
+        [
+            ("Method", "l", lambda r: r.method),
+            ("Level", "l", lambda r: r.level),
+            ("Density", "r", lambda r: _fmt(r.density, ".4f")),
+            ("Compression", "r", lambda r: _fmt(r.compression, ".3g") + "×"),
+            ("Speed-up", "r", lambda r: _fmt(r.speedup, ".3g") + "×"),
+            ("Measured", "r", lambda r: _fmt(r.latency_speedup, ".3g")
+             + ("" if pd.isna(r.latency_speedup) else "×")),
+            ("Accuracy (%)", "r", lambda r: _fmt(r.accuracy, ".2f")),
+            ("Change (pp)", "r", lambda r: _fmt(r.accuracy_change, "+.2f")),
+            ("Collapsed seeds", "r", lambda r: f"{r.collapsed_seeds}/{r.n_seeds}"),
+        ],
+    )
+    collapse = _display(
+        "Layer collapse",
+        "Largest compression with no layer fully pruned in any seed, and the first "
+        "compression with a collapsed layer (Tanaka et al. 2020).",
+        collapse_table(summary),
+        [
+            ("Method", "l", lambda r: r.method),
+            ("Family", "l", lambda r: r.family),
+            (
+                "Max. compression, no collapse",
+                "r",
+                lambda r: _fmt(r.max_compression_no_collapse, ".3g"),
+            ),
+            ("First collapse at", "r", lambda r: _fmt(r.first_collapse_compression, ".3g")),
+            ("Max. tested", "r", lambda r: _fmt(r.max_compression_tested, ".3g")),
+        ],
+    )
+    return [results, shrink, collapse]
+
+
+def _captions(experiment: str, settings: dict, spread: str) -> dict[str, str]:
+    """Each figure's caption with the experiment and its settings filled in."""
+    missing = [k for k in REQUIRED_SETTINGS if k not in settings]
+    if missing:
+        raise LthError(f"report settings: missing keys {missing}")
+    values = {k: settings[k] for k in REQUIRED_SETTINGS}
+    values |= {"experiment": experiment, "spread": SPREADS[spread]}
+    return {
+        name: f"{spec.caption} {COMMON_CAPTION}".format(**values) for name, spec in FIGURES.items()
+    }
+
+
+def _figure_entries(
+    figure_paths: dict, provenance: dict, captions: dict, out_dir: Path
+) -> list[dict]:
+    """Per registered figure, what both templates need (made figures and 'not configured')."""
+    entries = []
+    for name in FIGURES:
+        entry = {"name": name, "caption": captions[name], "made": name in figure_paths}
+        if entry["made"]:
+            pdf, png = figure_paths[name]
+            entry |= {
+                "png_base64": base64.b64encode(Path(png).read_bytes()).decode("ascii"),
+                "pdf_relpath": Latex(Path(os.path.relpath(pdf, out_dir)).as_posix()),
+                "audit": provenance["figures"][name],
+                "audit_command": f"python -m lth audit {Path(pdf).as_posix()}",
+            }
+        entries.append(entry)
+    return entries
+
+
+def _code_version_text(version) -> str:
+    """A code version for display: a string as is, a dict as 'key value, ...'."""
+    if isinstance(version, dict):
+        return ", ".join(f"{key} {value}" for key, value in version.items())
+    return str(version)
+
+
+def render_report(
+    experiment: str,
+    tables: ReportTables,
+    figure_paths: dict[str, tuple[Path, Path]],
+    provenance: dict,
+    settings: dict,
+    out_dir: str | os.PathLike,
+) -> tuple[Path, Path]:
+    """Write out_dir/report.html (self-contained: PNGs inlined as base64, inline CSS) and
+    out_dir/report.tex (figures included as their PDFs by relative path) from
+    the package's templates; returns (html, tex)."""
+    out_dir = Path(out_dir)
+    for key in ("code_version", "style", "figures"):
+        if key not in provenance:
+            raise LthError(f"report provenance: missing key '{key}'")
+    captions = _captions(experiment, settings, provenance["style"]["spread"])
+    context = {
+        "experiment": experiment,
+        "settings": settings,
+        "code_version": _code_version_text(provenance["code_version"]),
+        "figures": _figure_entries(figure_paths, provenance, captions, out_dir),
+        "tables": display_tables(tables.summary),
+        "scorecard": scorecard_table(tables.summary),
+    }
+    html = out_dir / "report.html"
+    tex = out_dir / "report.tex"
+    atomic_write_text(html, html_env().get_template("report.html.j2").render(context))
+    atomic_write_text(tex, latex_env().get_template("report.tex.j2").render(context))
+    return html, tex
+
+
+def make_report(
+    experiment: str,
+    table_paths: dict[str, str | os.PathLike],
+    style: FigureStyle,
+    settings: dict,
+    out_dir: str | os.PathLike,
+) -> dict[str, Path]:
+    """The whole report of one experiment under out_dir: figures/<name>.{pdf,png} with their
+    provenance records, provenance.json, scorecard.csv, report.html, report.tex and
+    report.pdf; table_paths has keys summary, layers, curves."""
+    tables = read_tables(table_paths["summary"], table_paths["layers"], table_paths["curves"])
+    scorecard = write_scorecard(tables.summary, table_paths["summary"], experiment, out_dir)
+    figure_paths = write_figures(tables, style, Path(out_dir) / "figures")
+    provenance = build_provenance(experiment, style, settings, table_paths, figure_paths)
+    provenance_path = write_provenance(provenance, out_dir)
+    html, tex = render_report(experiment, tables, figure_paths, provenance, settings, out_dir)
+    return {"html": html, "tex": tex, "pdf": compile_pdf(tex), "provenance": provenance_path,
+            "scorecard": scorecard}
