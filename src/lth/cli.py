@@ -14,9 +14,9 @@ from lth.io import LthError
 
 CORE_VERBS = ("prepare", "init", "prune", "filter-prune", "train", "summarize", "similarity",
               "audit")
-"""Verbs of lth.commands, and `similarity` (lth.similarity). The report verbs (lth.report_cli)
-are imported only for another first word (a report verb, --help, a typo), so editing the
-report code never changes what a training job imports."""
+"""Verbs of lth.commands. The report verbs (lth.report_cli) are imported only for another
+first word (a report verb, --help, a typo), so editing the report code never changes what a
+training job imports."""
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -114,15 +114,6 @@ def _add_summarize(sub) -> None:
     p.add_argument("runs", nargs="+", help="run.json files")
 
 
-def _similarity(args) -> None:
-    from pathlib import Path
-
-    from lth.similarity import similarity
-
-    similarity(args.experiment, Path(args.summary), [Path(p) for p in args.masks],
-               Path(args.out))
-
-
 def _add_similarity(sub) -> None:
     p = sub.add_parser("similarity", help="similarity.csv: every pair of an experiment's "
                        "masks at matched density, against chance")
@@ -130,7 +121,6 @@ def _add_similarity(sub) -> None:
     p.add_argument("--summary", required=True, help="summary.csv of the experiment")
     p.add_argument("--out", required=True, help="results/<exp>/similarity.csv")
     p.add_argument("masks", nargs="+", help="mask.safetensors files or their run folders")
-    p.set_defaults(command=_similarity)
 
 
 def _add_audit(sub) -> None:
@@ -182,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
 
         for seg, args in parsed:
             provenance.ARGV[:] = seg
-            getattr(args, "command", commands.run)(args)  # similarity: its own module
+            commands.run(args)
         return 0
     except LthError as err:
         print(f"lth: error: {err}", file=sys.stderr)

@@ -555,6 +555,13 @@ def cmd_summarize(args) -> None:
     summarize(args.experiment, [Path(p) for p in args.runs], Path(args.out_dir))
 
 
+def cmd_similarity(args) -> None:
+    from lth.similarity import similarity
+
+    similarity(args.experiment, Path(args.summary), [Path(p) for p in args.masks],
+               Path(args.out))
+
+
 def cmd_audit(args) -> None:
     from lth.provenance import lineage
 
@@ -567,8 +574,8 @@ def cmd_audit(args) -> None:
 def run(args) -> int:
     """Dispatch to the verb's command."""
     verbs = {"prepare": cmd_prepare, "init": cmd_init, "prune": cmd_prune,
-             "train": cmd_train, "summarize": cmd_summarize, "audit": cmd_audit,
-             "filter-prune": cmd_filter_prune}
+             "train": cmd_train, "summarize": cmd_summarize, "similarity": cmd_similarity,
+             "audit": cmd_audit, "filter-prune": cmd_filter_prune}
     if args.verb not in verbs:
         from lth import report_cli
 

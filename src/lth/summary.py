@@ -21,15 +21,13 @@ SUMMARY_COLUMNS = [
     "dense_latency_seconds", "run_dir",
 ]
 RUN_KEYS = ["experiment", "method", "seed", "draw", "level", "round", "density"]
-RESULT_DEFAULTS = {"draw": 0, "start_iteration": 0, "budget_factor": 1.0}
-"""Values of result keys that run.json files written before issue 8 lack."""
 
 
 def summary_row(record: dict, run_dir: Path) -> dict:
     """The summary.csv row of one trained network."""
     res = record["result"]
     arch = record["architecture"]
-    row = RESULT_DEFAULTS | {k: res[k] for k in SUMMARY_COLUMNS if k in res}
+    row = {k: res[k] for k in SUMMARY_COLUMNS if k in res}
     row.update(
         experiment=record["params"]["experiment"], seed=record["params"]["seed"],
         dataset=arch["dataset"], model=arch["model"], percent_remaining=100 * res["density"],
