@@ -31,6 +31,7 @@ class TrainResult:
     checkpoints: dict[int, dict[str, torch.Tensor]]  # iteration -> state dict (cpu)
     wall_seconds: float
     optimizer: torch.optim.Optimizer  # its final state, for inspection (shared when stacked)
+    last_iteration: int | None = None  # where training ended (observe can stop it early)
 
 
 def make_optimizer(params: list[torch.Tensor], s: Schedule,
@@ -141,6 +142,9 @@ def train(
     prefix: str = "",
     evaluate_model: bool = True,
     start: int = 0,
+    after_backward: Callable[[int, nn.Module], None] | None = None,
+    observe: Callable[[int, nn.Module], bool] | None = None,
+    observe_every: int = 0,
 ) -> TrainResult:
     """Train `model` under `mask` on `splits` for iterations start..s.iterations.
 
@@ -154,6 +158,14 @@ def train(
     train accuracy at the end. Returns the metric rows, the state dicts at
     `checkpoint_iterations` (for late rewinding) and the wall time. evaluate_model=False
     skips every evaluation (for throughput benchmarks only).
+
+    Two optional hooks, for methods that watch or steer training from outside the loop:
+    after_backward(it, model) runs after each backward pass, before the gradients are masked
+    (the gradients of pruned weights are still there: Scored-pruning, network slimming);
+    observe(it, model) sees the weights after `it` iterations, at `start` and every
+    `observe_every` iterations before the end; returning True ends training there
+    (Early-Bird's search): the last evaluations and the train accuracy are then those of
+    that iteration, recorded in `last_iteration`.
     """
     params = dict(model.named_parameters())
     apply_mask_(params, mask)
@@ -180,11 +192,19 @@ def train(
                     record(it, "test", splits.test_x, splits.test_y)]
             log(progress_line(prefix, it, s.iterations, rows, began, start))
 
+    def observed(it: int) -> bool:
+        due = it == start or (observe_every > 0 and it % observe_every == 0)
+        return observe is not None and due and bool(observe(it, model))
+
     model.train()
     for _ in range(start):
         skip_batch(next(batches), splits, gen, augment)
     checkpoint(start)
+    last = s.iterations
     for it in range(start, s.iterations):
+        if observed(it):
+            last = it
+            break
         idx = next(batches)
         x, y = splits.train_x[idx], splits.train_y[idx]
         if augment is not None:
@@ -194,9 +214,14 @@ def train(
         loss = F.cross_entropy(model(x), y)
         opt.zero_grad(set_to_none=False)
         loss.backward()
+        if after_backward is not None:
+            after_backward(it, model)
         torch._foreach_mul_([p.grad for p in masked_params], masked_values)
         opt.step()
         checkpoint(it + 1)
     if evaluate_model:
-        record(s.iterations, "train", splits.train_x, splits.train_y)
-    return TrainResult(metrics, checkpoints, time.perf_counter() - began, opt)
+        if last != s.iterations and not evaluates_at(last, s, start):
+            record(last, "val", splits.val_x, splits.val_y)
+            record(last, "test", splits.test_x, splits.test_y)
+        record(last, "train", splits.train_x, splits.train_y)
+    return TrainResult(metrics, checkpoints, time.perf_counter() - began, opt, last)
