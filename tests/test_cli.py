@@ -80,7 +80,7 @@ def test_dense_run_learns_and_records_everything(lab):
     res = run["result"]
     assert res["final_test_accuracy"] > 0.8 and res["final_train_accuracy"] > 0.8
     assert res["density"] == 1.0 and res["params_total"] == 266200
-    assert res["flops"] == res["dense_flops"] == 266200
+    assert res["macs"] == res["dense_macs"] == 266200
     assert {e["path"] for e in run["inputs"]} == {"init.safetensors", "data/tensors.safetensors"}
     assert run["params"]["schedule"]["lr"] == 0.002
     assert run["packages"]["torch"].startswith("2.11")
@@ -176,7 +176,7 @@ def test_scratch_b_stretches_the_schedule_by_the_macs_ratio_up_to_an_optional_ca
     assert lth("train", "--job", train_job(member_, schedule=schedule), "--threads", 1) == 0
     run = json.loads((lab / f"scratchb{factor}/run.json").read_text())
     res = run["result"]
-    assert (res["flops"], res["dense_flops"]) == (66550, 266200)
+    assert (res["macs"], res["dense_macs"]) == (66550, 266200)
     assert res["budget_factor"] == factor and res["iterations"] == 40 * factor
     used = run["params"]["schedule_used"]
     assert used["milestones"] == [10 * factor, 30 * factor] and used["warmup"] == 5 * factor

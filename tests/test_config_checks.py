@@ -269,11 +269,11 @@ CASES = [
     Case("method-named-like-the-workflows", (at(f"{T}.oneshot.methods.imp",
                                                 criterion="magnitude"),),
          f"{T}.oneshot.methods.imp", "'imp' is a method of the workflow itself (" +
-         ", ".join(WORKFLOW_METHODS) + ", reinit_draw<D>)"),
+         ", ".join(WORKFLOW_METHODS) + ", reinit_draw<D>, elastic_<strategy>...)"),
     Case("method-named-like-a-reinit-draw", (at(f"{T}.oneshot.methods.reinit_draw2",
                                                 criterion="magnitude"),),
          f"{T}.oneshot.methods.reinit_draw2", "'reinit_draw2' is a method of the workflow "
-         "itself (" + ", ".join(WORKFLOW_METHODS) + ", reinit_draw<D>)"),
+         "itself (" + ", ".join(WORKFLOW_METHODS) + ", reinit_draw<D>, elastic_<strategy>...)"),
     Case("scratch-on-finetune-masks-without-finetuning", (at(f"{T}.finetune", enabled=False),),
          f"{T}.controls.scratch_masks", "holds finetune, but finetune.enabled is false: there "
          "are no fine-tuned masks for Scratch-E/B to train"),
@@ -556,7 +556,7 @@ IMAGE_AND_SPEECH_SHAPES = [((1, 28, 28), 10), ((3, 32, 32), 10), ((40, 101), 35)
                            ((3, 8, 8), 10)]
 
 
-@pytest.mark.parametrize("model", models.MODEL_NAMES)
+@pytest.mark.parametrize("model", (*models.MODEL_NAMES, "mlp300x2", "mlp64x5"))
 @pytest.mark.parametrize(("shape", "classes"), IMAGE_AND_SPEECH_SHAPES,
                          ids=["mnist", "cifar10", "speech", "small-images"])
 def test_prunable_layers_are_those_of_the_torch_model(model, shape, classes):

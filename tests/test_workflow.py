@@ -107,7 +107,7 @@ def test_scratch_trains_the_source_mask_from_a_fresh_init(done):
                                     tensors(done, source, "round2", "final"))
             result = run_json(done, method, "round2")["result"]
             assert result["start_iteration"] == 0
-            factor = result["dense_flops"] / result["flops"]
+            factor = result["dense_macs"] / result["macs"]
             assert result["budget_factor"] == (factor if variant == "b" else 1.0)
             assert result["iterations"] == (math.ceil(30 * factor) if variant == "b" else 30)
     job = json.loads(run_json(done, "scratch_e_finetune", "round2")["argv"][2])
@@ -475,5 +475,5 @@ def test_filter_pruning_makes_a_smaller_dense_network(done):
         row = summary.loc[method]
         assert row.params_total == dense
         assert row.params_kept == vgg_weights(half_ends, 1, 10)
-        assert row.flops < row.dense_flops and row.latency_seconds > 0
+        assert row.macs < row.dense_macs and row.latency_seconds > 0
         assert row.family == "baseline"

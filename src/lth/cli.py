@@ -12,8 +12,8 @@ import sys
 
 from lth.io import LthError
 
-CORE_VERBS = ("prepare", "init", "prune", "filter-prune", "train", "summarize", "similarity",
-              "audit")
+CORE_VERBS = ("prepare", "init", "prune", "filter-prune", "train", "mine", "eb-search",
+              "transfer-depth", "summarize", "similarity", "audit")
 """Verbs of lth.commands. The report verbs (lth.report_cli) are imported only for another
 first word (a report verb, --help, a typo), so editing the report code never changes what a
 training job imports."""
@@ -86,6 +86,29 @@ def _add_train(sub) -> None:
     p.add_argument("--threads", type=int, default=None)
 
 
+def _add_mine(sub) -> None:
+    p = sub.add_parser("mine", help="edge-popup / GEM-MINER: masks mined on frozen weights; "
+                       "per network the untrained ticket, its scores, metrics, run.json")
+    p.add_argument("--job", type=_job("MiningJob"), required=True,
+                   help="the mining job as JSON (lth.spec.MiningJob; the workflow builds it)")
+    p.add_argument("--threads", type=int, default=None)
+
+
+def _add_eb_search(sub) -> None:
+    p = sub.add_parser("eb-search", help="Early-Bird: train dense until each density's ticket "
+                       "is drawn; per density its mask and the weights it was drawn at")
+    p.add_argument("--job", type=_job("SearchJob"), required=True,
+                   help="the search as JSON (lth.spec.SearchJob; the workflow builds it)")
+    p.add_argument("--threads", type=int, default=None)
+
+
+def _add_transfer_depth(sub) -> None:
+    p = sub.add_parser("transfer-depth", help="Elastic LTH: a ticket's mask and rewound "
+                       "weights stretched or squeezed to another depth")
+    p.add_argument("--job", type=_job("TransferJob"), required=True,
+                   help="the transfer as JSON (lth.spec.TransferJob; the workflow builds it)")
+
+
 def _fractions(text: str) -> dict[str, float]:
     """'conv1=0.5,conv8=0.5' -> {'conv1.weight': 0.5, 'conv8.weight': 0.5}."""
     pairs = [item.split("=") for item in text.split(",") if item.strip()]
@@ -111,6 +134,9 @@ def _add_summarize(sub) -> None:
     p = sub.add_parser("summarize", help="summary.csv, layers.csv, curves.csv of an experiment")
     p.add_argument("--experiment", required=True)
     p.add_argument("--out-dir", required=True)
+    p.add_argument("--target-fraction", type=float, required=True,
+                   help="iterations to target: the first validation accuracy at or above "
+                   "this fraction of the same seed's dense network's best")
     p.add_argument("runs", nargs="+", help="run.json files")
 
 
@@ -132,8 +158,9 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     """The parser of every verb; the report verbs' unless `verb` is a core verb."""
     parser = OneLineParser(prog="lth", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="verb", required=True, parser_class=OneLineParser)
-    for add in (_add_prepare, _add_init, _add_prune, _add_filter_prune, _add_train,
-                _add_summarize, _add_similarity, _add_audit):
+    for add in (_add_prepare, _add_init, _add_prune, _add_filter_prune, _add_train, _add_mine,
+                _add_eb_search, _add_transfer_depth, _add_summarize, _add_similarity,
+                _add_audit):
         add(sub)
     if verb not in CORE_VERBS:
         from lth import report_cli

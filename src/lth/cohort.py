@@ -61,6 +61,7 @@ class Net:
     prefix: str
     checkpoint_iterations: tuple[int, ...] = ()
     dropout_seed: int = 0  # seeds nn.Dropout's (global) generator in the reference loop
+    after_backward: Callable | None = None  # the reference loop's hook (Scored-pruning)
     result: TrainResult | None = field(default=None, repr=False)
 
 
@@ -94,16 +95,18 @@ def train_cohort(nets: list[Net], splits, s: Schedule, data_order: Callable[[int
 
     data_order(seed) gives a fresh generator of that seed's data-order stream, so each network
     sees exactly the batches (and augmentations) of a one-network job. Every net trains
-    iterations start..s.iterations (lth.train.train). Returns whether the cohort was stacked.
+    iterations start..s.iterations (lth.train.train). A cohort with a net that has an
+    after_backward hook trains with the reference loop. Returns whether it was stacked.
     """
     device = splits.train_x.device
-    stacked = uses_stacking(engine, device, s)
+    hooked = any(net.after_backward is not None for net in nets)
+    stacked = not hooked and uses_stacking(engine, device, s)
     if not stacked:
         for net in nets:
             torch.manual_seed(net.dropout_seed)
             net.result = train(net.model, net.mask, splits, s, data_order(net.seed),
                                net.checkpoint_iterations, augment, log, net.prefix,
-                               start=start)
+                               start=start, after_backward=net.after_backward)
         return False
     for first in range(0, len(nets), engine.slots):
         chunk = nets[first : first + engine.slots]

@@ -115,9 +115,14 @@ def load_mask(path: str | None, params: dict[str, torch.Tensor]) -> M.Mask:
     if path is None:
         return M.full_mask(params)
     mask = {k: v.bool() for k, v in load_tensors(path, next(iter(params.values())).device).items()}
-    if set(mask) != set(params) or any(mask[n].shape != params[n].shape for n in params):
-        raise LthError(f"{path}: mask does not match the model's prunable weights")
+    check_mask(mask, params, path)
     return {n: mask[n] for n in params}
+
+
+def check_mask(mask: M.Mask, params: dict, where: str) -> None:
+    """One line naming `where` unless the mask covers exactly the prunable weights."""
+    if set(mask) != set(params) or any(mask[n].shape != params[n].shape for n in params):
+        raise LthError(f"{where}: mask does not match the model's prunable weights")
 
 
 def cmd_prepare(args) -> None:
@@ -255,6 +260,17 @@ def check_prune_job(job: PruneJob) -> None:
         raise LthError("a prune job needs exactly one of rates, density and match_counts")
     if job.density is not None and not 0 < job.density <= 1:
         raise LthError(f"density {job.density}: expected a fraction in (0, 1]")
+    how = job.reintroduce
+    if how is not None:
+        if job.rates is None or job.criterion != "magnitude":
+            raise LthError("reintroduce: only with an IMP step (magnitude criterion and rates)")
+        if how.kind not in ("double", "scored", "random") or not 0 <= how.ratio <= 1:
+            raise LthError(f"reintroduce: expected kind double|scored|random and a ratio in "
+                           f"[0, 1], got {how.kind!r}, {how.ratio}")
+        if (how.scores is None) != (how.kind == "random"):
+            raise LthError(f"reintroduce: kind {how.kind} "
+                           + ("takes no scores file" if how.kind == "random" else
+                              "needs a scores file"))
     for key in ("snip_batchnorm", "grasp_batchnorm"):
         value = getattr(job.scoring, key) if job.scoring else None
         if value is not None and value not in BATCHNORM_STATISTICS:
@@ -262,7 +278,7 @@ def check_prune_job(job: PruneJob) -> None:
 
 
 def cmd_prune(args) -> None:
-    from lth.pruning import CRITERIA, prune_at_init
+    from lth.pruning import CRITERIA, scored_steps, scoring_macs
 
     job = args.job
     check_prune_job(job)
@@ -273,20 +289,43 @@ def cmd_prune(args) -> None:
     reference = load_mask(job.match_counts, params) if job.match_counts else None
     data = score_data(job, model, arch, device)
     if job.density is not None:
-        new = prune_at_init(model, mask, job.criterion, job.density, job.scope, data,
-                            job.iterations)
+        *_, (scores, new) = scored_steps(model, mask, job.criterion, job.density, job.scope,
+                                         data, job.iterations)
     else:
         scores = CRITERIA[job.criterion](model, mask, data)
         new = (prune_by_rates(scores, mask, kind_rates(model, job.rates), job.scope)
                if job.rates else prune_to_counts(scores, mask, reference, job.scope))
+    if job.reintroduce is not None:
+        new = reintroduced(job, new, mask, scores, data.gen)
     inputs = [p for p in (job.weights, job.mask, job.match_counts) if p]
+    if job.reintroduce is not None and job.reintroduce.scores:
+        inputs.append(job.reintroduce.scores)
     if job.criterion in DATA_CRITERIA:
         inputs.append(Path(job.data_root) / "tensors.safetensors")
     params = dataclasses.asdict(job)
     del params["out"]
     record = make_record("prune", params, inputs, str(device))
     record["architecture"] = arch
+    examples = sum(len(x) for x, _ in data.batches)
+    work = scoring_macs(job.criterion, M.macs(model, tuple(arch["input_shape"])), examples,
+                        job.iterations)
+    record["macs"] = {"sparse": work, "dense": work}
     save_tensors(job.out, new, record)
+    if job.save_scores:
+        save_tensors(Path(job.out).with_name("scores.safetensors"),
+                     {n: v.float().cpu() for n, v in scores.items()}, record)
+
+
+def reintroduced(job: PruneJob, imp_mask: M.Mask, previous: M.Mask, alive_scores: M.Scores,
+                 gen: torch.Generator) -> M.Mask:
+    """Double-/Scored-pruning (or the random control): IMP's new mask with a share of the
+    removed weights swapped for pruned weights ranked by the job's regrowth scores."""
+    from lth.reintroduce import regrow_scores_of, reintroduce
+
+    how = job.reintroduce
+    stored = load_tensors(how.scores) if how.scores else None
+    ranking = regrow_scores_of(how.kind, previous, stored, gen, how.scores or "reintroduce")
+    return reintroduce(imp_mask, previous, alive_scores, ranking, how.ratio, how.positive_only)
 
 
 def cmd_filter_prune(args) -> None:
@@ -308,7 +347,7 @@ def cmd_filter_prune(args) -> None:
     dense_params = sum(p.numel() for p in prunable_params(model).values())
     record = make_record("filter-prune", call_params(args, "out"), [args.weights], str(device))
     record["architecture"] = dict(arch, cfg=list(small.cfg), unpruned={
-        "params_total": dense_params, "dense_flops": M.macs(model, shape), **latency})
+        "params_total": dense_params, "dense_macs": M.macs(model, shape), **latency})
     print(f"filter pruning: {dense_params} -> "
           f"{sum(p.numel() for p in prunable_params(small).values())} weights, latency "
           f"{latency['dense_latency_seconds'] * 1e3:.2f} -> {latency['latency_seconds'] * 1e3:.2f}"
@@ -349,7 +388,7 @@ def network_facts(model, arch: dict, mask: M.Mask,
     facts = {
         "params_kept": kept, "params_total": total,
         "params_kept_all": kept_all, "params_total_all": total_all,
-        "flops": M.macs(model, shape, mask), "dense_flops": M.macs(model, shape),
+        "macs": M.macs(model, shape, mask), "dense_macs": M.macs(model, shape),
         "collapsed": not input_reaches_output(model, mask, list(mask), shape),
         "layers": [{"layer": n, "kind": kinds[n], "kept": int(m.sum()), "size": m.numel()}
                    for n, m in mask.items()],
@@ -425,6 +464,7 @@ class Prepared:
     facts: dict
     schedule: Schedule
     budget_factor: float
+    start: int  # the iteration training starts at
 
 
 def fresh_init_purpose(m: Member) -> str:
@@ -438,7 +478,7 @@ def budget_factor(m: Member, facts: dict) -> float:
     at budget_cap when one is set; 1 for every member not compute_matched."""
     if not m.compute_matched:
         return 1.0
-    ratio = facts["dense_flops"] / facts["flops"]
+    ratio = facts["dense_macs"] / facts["macs"]
     return min(ratio, m.budget_cap) if m.budget_cap is not None else ratio
 
 
@@ -452,11 +492,38 @@ def prepare_member(job: TrainJob, m: Member, device: torch.device) -> Prepared:
         fresh = build(arch, generator(job.experiment, m.seed, fresh_init_purpose(m)), dropout,
                       job.schedule.init)
         model.load_state_dict(fresh.state_dict())
-    mask = load_mask(m.mask, prunable_params(model))
+    params = prunable_params(model)
+    if m.complement_of is not None:
+        from lth.reintroduce import complement
+
+        mask = complement(load_mask(m.complement_of, params))
+    else:
+        mask = load_mask(m.mask, params)
     facts = network_facts(model, arch, mask, m.counted_kinds)
     factor = budget_factor(m, facts)
     schedule = job.schedule.scaled(factor) if factor != 1 else job.schedule
-    return Prepared(m, model, arch, mask, facts, schedule, factor)
+    start = recorded_iteration(m.init, schedule.iterations) if m.resume else m.start_iteration
+    return Prepared(m, model, arch, mask, facts, schedule, factor, start)
+
+
+def recorded_iteration(weights_path: str, iterations: int) -> int:
+    """The training iteration a weights file was saved at (Early-Bird's ticket weights), for
+    a member that resumes from it."""
+    iteration = read_metadata(weights_path).get("iteration")
+    if not isinstance(iteration, int) or not 0 <= iteration < iterations:
+        raise LthError(f"{weights_path}: records no training iteration before {iterations} "
+                       f"to resume from (got {iteration!r})")
+    return iteration
+
+
+def alignment_hook(p: Prepared, device: torch.device):
+    """Scored-pruning's accumulator of a member with alignment_from, else None."""
+    if p.member.alignment_from is None:
+        return None
+    from lth.reintroduce import AlignmentScores
+
+    reset = load_tensors(p.member.alignment_from, device)
+    return AlignmentScores(reset, p.mask)
 
 
 def cmd_train(args) -> None:
@@ -477,23 +544,26 @@ def cmd_train(args) -> None:
     load_seconds = time.perf_counter() - started
     groups: dict[tuple[Schedule, int], list[Prepared]] = {}
     for p in prepared:
-        groups.setdefault((p.schedule, p.member.start_iteration), []).append(p)
+        groups.setdefault((p.schedule, p.start), []).append(p)
     for (schedule, start), group in groups.items():
+        hooks = [alignment_hook(p, device) for p in group]
         nets = [Net(p.model, p.mask, p.member.seed,
                     f"[{job.experiment} seed{p.member.seed} {p.member.method}/{p.member.level}]",
                     (p.member.save_at,) if p.member.save_at is not None else (),
-                    derive_seed(job.experiment, p.member.seed, "dropout"))
-                for p in group]
+                    derive_seed(job.experiment, p.member.seed, "dropout"), after_backward=hook)
+                for p, hook in zip(group, hooks, strict=True)]
         stacked = train_cohort(nets, splits, schedule,
                                lambda seed: generator(job.experiment, seed, "data-order"),
                                job.engine, augment_batch if schedule.augment else None,
                                start=start)
-        for position, (p, net) in enumerate(zip(group, nets, strict=True)):
+        for position, (p, net, hook) in enumerate(zip(group, nets, hooks, strict=True)):
             cohort = {"size": len(group), "position": position, "stacked": stacked,
                       "slots": job.engine.slots if stacked else 1, "device": str(device),
                       "threads": torch.get_num_threads(), "tf32": tf32}
+            extra = {"regrow_scores.safetensors": hook.scores()} if hook else {}
             write_training_outputs(job, p, net.result, device, cohort,
-                                   {"load": load_seconds, "train": net.result.wall_seconds})
+                                   {"load": load_seconds, "train": net.result.wall_seconds},
+                                   extra)
 
 
 def train_record(job: TrainJob, p: Prepared, device) -> dict:
@@ -504,44 +574,71 @@ def train_record(job: TrainJob, p: Prepared, device) -> dict:
 
     own = dataclasses.replace(job, members=(p.member,))
     provenance.ARGV[:] = ["train", "--job", to_json(own)]
-    inputs = [x for x in (p.member.init, p.member.mask) if x]
+    m = p.member
+    inputs = [x for x in (m.init, m.mask, m.complement_of, m.alignment_from) if x]
     inputs.append(Path(job.data_root) / "tensors.safetensors")
     params = dataclasses.asdict(own)
-    params.update(seed=p.member.seed, schedule_used=dataclasses.asdict(p.schedule))
+    params.update(seed=m.seed, schedule_used=dataclasses.asdict(p.schedule))
     record = make_record("train", params, inputs, str(device))
     record["architecture"] = p.arch
+    record["macs"] = training_macs(p.schedule.iterations - p.start, p.schedule.batch_size,
+                                   p.facts)
     return record
 
 
+def training_macs(iterations: int, batch_size: int, facts: dict) -> dict:
+    """Multiply-accumulates of training a network: forward, backward to the inputs and to
+    the weights, about 3 forwards per example (Evci et al. 2020, App.), counted on the kept
+    weights (sparse) and as a dense network would (dense)."""
+    return {view: 3 * iterations * batch_size * facts[key]
+            for view, key in (("sparse", "macs"), ("dense", "dense_macs"))}
+
+
 def write_training_outputs(job: TrainJob, p: Prepared, result, device, cohort: dict,
-                           timings: dict) -> None:
-    """final/mask/rewind safetensors, metrics.csv, then run.json (written last)."""
+                           timings: dict, extra: dict | None = None) -> None:
+    """final/mask/rewind (and `extra`) safetensors, metrics.csv, then run.json (last)."""
+    m = p.member
+    record = train_record(job, p, device)
+    tensors = {"final.safetensors": p.model.state_dict()}
+    if m.mask is None or Path(m.mask).resolve() != (Path(m.out_dir) / "mask.safetensors").resolve():
+        tensors["mask.safetensors"] = p.mask
+    if m.save_at is not None:
+        tensors["rewind.safetensors"] = result.checkpoints[m.save_at]
+    tensors.update(extra or {})
+    _, target = parse_level(m.level)
+    result_fields = dict(
+        p.facts, method=m.method, family=m.family, level=m.level,
+        target_density=p.facts["density"] if target is None else target,
+        iterations=p.schedule.iterations, start_iteration=p.start, draw=m.draw,
+        budget_factor=p.budget_factor, weights_trained=True,
+    )
+    write_run(Path(m.out_dir), record, tensors, result, result_fields,
+              {**timings, "cohort": cohort})
+
+
+def write_run(out: Path, record: dict, tensors: dict, result, fields: dict,
+              timings: dict) -> None:
+    """A network's run folder: its safetensors files and metrics.csv, then run.json (written
+    last) with the record, the outputs' hashes and the results (early stop, accuracies)."""
     from lth.train import early_stop
 
-    m, schedule = p.member, p.schedule
-    out = Path(m.out_dir)
-    record = train_record(job, p, device)
-    outputs = [out / "final.safetensors", out / "metrics.csv"]
-    save_tensors(outputs[0], p.model.state_dict(), record)
-    if m.mask is None or Path(m.mask).resolve() != (out / "mask.safetensors").resolve():
-        outputs.append(out / "mask.safetensors")
-        save_tensors(outputs[-1], p.mask, record)
-    if m.save_at is not None:
-        outputs.append(out / "rewind.safetensors")
-        save_tensors(outputs[-1], result.checkpoints[m.save_at], record)
-    atomic_write_text(outputs[1], metrics_csv(result.metrics))
+    timings = dict(timings)
+    cohort = timings.pop("cohort", None)
+    outputs = []
+    for name, values in tensors.items():
+        outputs.append(out / name)
+        save_tensors(outputs[-1], values, record)
+    outputs.append(out / "metrics.csv")
+    atomic_write_text(outputs[-1], metrics_csv(result.metrics))
     es_iter, es_acc = early_stop(result.metrics)
-    final = {r["split"]: r["accuracy"] for r in result.metrics
-             if r["iteration"] == schedule.iterations}
-    round_, target = parse_level(m.level)
+    last = max(r["iteration"] for r in result.metrics)
+    final = {r["split"]: r["accuracy"] for r in result.metrics if r["iteration"] == last}
     record["outputs"] = [file_entry(x) for x in outputs]
     record["timings"] = timings
-    record["cohort"] = cohort
+    if cohort is not None:
+        record["cohort"] = cohort
     record["result"] = dict(
-        p.facts, method=m.method, family=m.family, level=m.level, round=round_,
-        target_density=p.facts["density"] if target is None else target,
-        iterations=schedule.iterations, start_iteration=m.start_iteration, draw=m.draw,
-        budget_factor=p.budget_factor, early_stop_iteration=es_iter,
+        fields, round=parse_level(fields["level"])[0], early_stop_iteration=es_iter,
         early_stop_test_accuracy=es_acc, final_test_accuracy=final["test"],
         final_val_accuracy=final["val"], final_train_accuracy=final["train"],
         wall_seconds=result.wall_seconds,
@@ -549,10 +646,111 @@ def write_training_outputs(job: TrainJob, p: Prepared, result, device, cohort: d
     write_json(out / "run.json", record)
 
 
+def own_job(job, member) -> dict:
+    """The params of one member's record: the job with this member only (its files do not
+    change when other members join or leave the job)."""
+    return dataclasses.asdict(dataclasses.replace(job, members=(member,)))
+
+
+def cmd_mine(args) -> None:
+    """edge-popup / GEM-MINER: mine a mask of frozen weights per member; each member's run
+    folder gets the untrained ticket (final = frozen weights under the mask), its mask, the
+    final scores, metrics.csv and run.json."""
+    from lth import provenance
+    from lth.supermask import frozen_start_, mine
+
+    job = args.job
+    device = resolve_device(job.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    splits = splits_of(job.data_root, job.val_size, device)
+    for m in job.members:
+        model, arch = load_model(m.init, 0.0, device)
+        frozen_start_(model, list(prunable_params(model)), job.mining.weights)
+        mined = mine(model, splits, job.mining, m.density,
+                     generator(job.experiment, m.seed, f"{m.method}/{m.level}"),
+                     generator(job.experiment, m.seed, "data-order"),
+                     prefix=f"[{job.experiment} seed{m.seed} {m.method}/{m.level}]")
+        facts = network_facts(model, arch, mined.mask)
+        provenance.ARGV[:] = ["mine", "--job", to_json(dataclasses.replace(job, members=(m,)))]
+        record = make_record("mine", dict(own_job(job, m), seed=m.seed),
+                             [m.init, Path(job.data_root) / "tensors.safetensors"], str(device))
+        record["architecture"] = arch
+        record["macs"] = mined.macs
+        fields = dict(facts, method=m.method, family="supermask", level=m.level,
+                      target_density=m.density, iterations=job.mining.iterations,
+                      start_iteration=0, draw=0, budget_factor=1.0, weights_trained=False,
+                      mining=mined.extra)
+        tensors = {"final.safetensors": model.state_dict(), "mask.safetensors": mined.mask,
+                   "scores.safetensors": mined.scores}
+        write_run(Path(m.out_dir), record, tensors, mined, fields,
+                  {"train": mined.wall_seconds})
+
+
+def cmd_eb_search(args) -> None:
+    """Early-Bird's search of one seed: each density's ticket mask and the weights it was
+    drawn at (EB Train continues from them), and eb.json with the detection history."""
+    from lth.earlybird import search
+
+    job = args.job
+    device = resolve_device(job.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    splits = splits_of(job.data_root, job.val_size, device)
+    model, arch = load_model(job.init, 0.0, device)
+    names = list(prunable_params(model))
+    found = search(model, splits, job.schedule, generator(job.experiment, job.seed, "data-order"),
+                   job.earlybird, names, prefix=f"[{job.experiment} seed{job.seed} eb search]")
+    dense = M.macs(model, tuple(arch["input_shape"]))
+    inputs = [job.init, Path(job.data_root) / "tensors.safetensors"]
+    summary = {"last_iteration": found.last_iteration, "wall_seconds": found.wall_seconds,
+               "metrics": found.metrics, "tickets": []}
+    for density, out_dir, ticket in zip(job.earlybird.densities, job.out_dirs, found.tickets,
+                                        strict=True):
+        params = dict(dataclasses.asdict(job), density=density, out_dir=out_dir)
+        del params["out_dirs"]
+        record = make_record("eb-search", params, inputs, str(device))
+        record["architecture"] = arch
+        record["iteration"] = ticket.iteration
+        work = 3 * ticket.iteration * job.schedule.batch_size * dense
+        record["macs"] = {"sparse": work, "dense": work}
+        record["earlybird"] = {"fired": ticket.fired, "iteration": ticket.iteration}
+        save_tensors(Path(out_dir) / "weights_at_eb.safetensors", ticket.weights, record)
+        save_tensors(Path(out_dir) / "mask.safetensors", ticket.mask, record)
+        summary["tickets"].append({"density": density, "fired": ticket.fired,
+                                   "iteration": ticket.iteration, "history": ticket.history})
+    record = make_record("eb-search", dataclasses.asdict(job), inputs, str(device))
+    write_json(job.record, dict(record, search=summary))
+
+
+def cmd_transfer_depth(args) -> None:
+    """Elastic ticket transformation: the source ticket's mask and rewound weights copied
+    block-wise into a deeper or shallower network of the same family."""
+    from lth.elastic import transfer
+
+    job = args.job
+    source_arch = architecture_of(job.source_weights)
+    target_arch = dict(source_arch, model=job.target_model)
+    weights = load_tensors(job.source_weights)
+    mask = {k: v.bool() for k, v in load_tensors(job.source_mask).items()}
+    gen = generator(job.experiment, job.seed, job.purpose) if job.permute_copies else None
+    state, new_mask = transfer(weights, mask, source_arch["model"], job.target_model,
+                               job.strategy, gen)
+    target = build(target_arch, torch.Generator().manual_seed(0), 0.0, target_arch.get("init"))
+    target.load_state_dict(state)
+    check_mask(new_mask, prunable_params(target), job.out_mask)
+    params = dataclasses.asdict(job)
+    record = make_record("transfer-depth", params, [job.source_weights, job.source_mask])
+    record["architecture"] = target_arch
+    save_tensors(job.out_weights, target.state_dict(), record)
+    save_tensors(job.out_mask, new_mask, record)
+
+
 def cmd_summarize(args) -> None:
     from lth.summary import summarize
 
-    summarize(args.experiment, [Path(p) for p in args.runs], Path(args.out_dir))
+    summarize(args.experiment, [Path(p) for p in args.runs], Path(args.out_dir),
+              args.target_fraction)
 
 
 def cmd_similarity(args) -> None:
@@ -574,8 +772,10 @@ def cmd_audit(args) -> None:
 def run(args) -> int:
     """Dispatch to the verb's command."""
     verbs = {"prepare": cmd_prepare, "init": cmd_init, "prune": cmd_prune,
-             "train": cmd_train, "summarize": cmd_summarize, "similarity": cmd_similarity,
-             "audit": cmd_audit, "filter-prune": cmd_filter_prune}
+             "train": cmd_train, "mine": cmd_mine, "eb-search": cmd_eb_search,
+             "transfer-depth": cmd_transfer_depth, "summarize": cmd_summarize,
+             "similarity": cmd_similarity, "audit": cmd_audit,
+             "filter-prune": cmd_filter_prune}
     if args.verb not in verbs:
         from lth import report_cli
 

@@ -33,18 +33,22 @@ DATA_DIR = "data/{dataset}"
 """Where the workflow prepares a dataset (workflow/rules/common.smk, data_dir)."""
 
 RULE_KINDS = ("dense", "imp", "imp_oneshot", "finetune", "controls", "scratch_e", "scratch_b",
-              "oneshot", "filter_l1", "filter_scratch", "figures")
+              "oneshot", "filter_l1", "filter_scratch", "earlybird", "edge_popup", "gem_miner",
+              "reintroduce", "elastic", "figures")
 """Snakemake gets one rule `<kind>_<experiment>` ('-' written '_') per experiment and kind:
 the cohort kinds of workflow/rules/*.smk and the figures rule."""
 
 WORKFLOW_METHODS = ("imp", "imp_oneshot", "reinit", "random_pruning", "scratch_e_imp",
                     "scratch_e_finetune", "scratch_b_imp", "scratch_b_finetune", "finetune",
-                    "filter_l1", "filter_scratch")
+                    "filter_l1", "filter_scratch", "eb", "eb_continue", "edge_popup",
+                    "gem_miner_gem", "gem_miner", "double", "double_complement", "scored",
+                    "regrow_random")
 """The methods the workflow itself names (results/<exp>/seed<S>/<method>/...); a one-shot
 method of the config must be called otherwise."""
 
-REINIT_DRAW_FOLDER = re.compile(r"reinit_draw\d+")
-"""Run folders of the reinit draws after the first (workflow/rules/controls.smk)."""
+REINIT_DRAW_FOLDER = re.compile(r"reinit_draw\d+|elastic_.*")
+"""Run folders named by pattern: the reinit draws after the first (workflow/rules/controls.smk)
+and the elastic transfers (elastic.smk)."""
 
 LEVEL_NUMBER = re.compile(r"[0-9.]+")
 """What lth reads back after `density` in a level name (lth.commands.LEVEL_PATTERN)."""
@@ -465,32 +469,89 @@ def _oneshot(e: Experiment) -> Iterator[Problem]:
         if method in WORKFLOW_METHODS or REINIT_DRAW_FOLDER.fullmatch(method):
             yield e.key("oneshot.methods", method), (
                 f"{method!r} is a method of the workflow itself ({', '.join(WORKFLOW_METHODS)}, "
-                f"reinit_draw<D>)")
-    if not methods:
-        return
+                f"reinit_draw<D>, elastic_<strategy>...)")
+    if methods:
+        layerwise = [m for m, how in methods.items() if how["scope"] == "layerwise"]
+        yield from _density_levels(e, "oneshot", densities,
+                                   f"method {layerwise[0]}" if layerwise else None)
+
+
+def _density_levels(e: Experiment, block: str, densities: list,
+                    layerwise: str | None) -> Iterator[Problem]:
+    """Each density of `block` names a level lth can read, once; under a layerwise method
+    (named by `layerwise`) it keeps round(density x size) >= 1 weights of every layer.
+    (Global scopes keep round(density x total) >= 1 of any model at a density lth can name.)"""
     levels: dict[str, float] = {}
     for index, density in enumerate(densities):
         level = f"{float(density):g}"
-        key = e.key("oneshot.densities", index)
+        key = e.key(block, "densities", index)
         if not LEVEL_NUMBER.fullmatch(level):
             yield key, (f"{density} would name its level density{level}, which lth cannot "
                         f"read back (densities from 0.0001 name levels in plain digits)")
         elif level in levels:
             yield key, f"{density} and {levels[level]} both name the level density{level}"
         levels.setdefault(level, density)
-        if e.layers is not None:
-            yield from _density_keeps_weights(e, key, density, methods)
+        if e.layers is None or layerwise is None:
+            continue
+        empty = [layer for layer in e.layers if round_half_up(density * layer.size) == 0]
+        if empty:
+            yield key, (f"{density} keeps no weight of {empty[0].name} ({empty[0].size} "
+                        f"weights) under {layerwise}'s layerwise scope")
 
 
-def _density_keeps_weights(e: Experiment, key: str, density: float,
-                           methods: dict) -> Iterator[Problem]:
-    """A layerwise method keeps round(density x size) weights of every layer: at least one.
-    (Global scopes keep round(density x total) >= 1 of any model at a density lth can name.)"""
-    layerwise = [method for method, how in methods.items() if how["scope"] == "layerwise"]
-    empty = [layer for layer in e.layers if round_half_up(density * layer.size) == 0]
-    if layerwise and empty:
-        yield key, (f"{density} keeps no weight of {empty[0].name} ({empty[0].size} weights) "
-                    f"under method {layerwise[0]}'s layerwise scope")
+def _earlybird(e: Experiment) -> Iterator[Problem]:
+    """Early-Bird checks within the training, and its distance can tell masks apart."""
+    b = e.cfg["earlybird"]
+    if not b["densities"]:
+        return
+    yield from _density_levels(e, "earlybird", b["densities"],
+                               "earlybird" if b["scope"] == "layerwise" else None)
+    iterations = e.cfg["train"]["iterations"]
+    if b["check_every"] >= iterations:
+        yield e.key("earlybird.check_every"), (
+            f"{b['check_every']} is not below train.iterations ({iterations}): the search "
+            f"would check only the initial weights")
+    if b["distance"] == "hamming":
+        for index, d in enumerate(b["densities"]):
+            if 2 * min(d, 1 - d) <= b["epsilon"]:
+                yield e.key("earlybird.densities", index), (
+                    f"{d}: the Early-Bird threshold is vacuous at this density (a Hamming "
+                    f"distance of two masks keeping {d} is at most {2 * min(d, 1 - d):g} <= "
+                    f"epsilon {b['epsilon']}); use distance changed_fraction")
+
+
+def _supermask(e: Experiment) -> Iterator[Problem]:
+    """Mining has densities and a method; GEM-MINER freezes within the mining; batches fit."""
+    m = e.cfg["supermask"]
+    enabled = [algo for algo in ("edge_popup", "gem_miner") if m[algo]["enabled"]]
+    if m["densities"] and not enabled:
+        yield e.key("supermask.densities"), ("set, but neither edge_popup nor gem_miner is "
+                                             "enabled")
+    if enabled and not m["densities"]:
+        yield e.key("supermask", enabled[0], "enabled"), ("true, but supermask.densities is "
+                                                          "empty: no level to mine")
+    if not (enabled and m["densities"]):
+        return
+    yield from _density_levels(e, "supermask", m["densities"],
+                               "edge_popup" if "edge_popup" in enabled else None)
+    iterations = m["iterations"] or e.cfg["train"]["iterations"]
+    freeze = m["gem_miner"]["freeze_every"]
+    if "gem_miner" in enabled and freeze >= iterations:
+        yield e.key("supermask.gem_miner.freeze_every"), (
+            f"{freeze} is not below the {iterations} mining iterations: GEM-MINER would "
+            f"never freeze its way to the target density")
+    left = e.kept_for_training()
+    batch = m["batch_size"]
+    if batch is not None and left is not None and 0 < left < batch:
+        yield e.key("supermask.batch_size"), (f"{batch} is more than the {left} training "
+                                              f"examples: an epoch would have no batch")
+
+
+def _reintroduce(e: Experiment) -> Iterator[Problem]:
+    """Re-introduction chains need IMP's rounds."""
+    if e.cfg["reintroduce"]["methods"] and e.cfg["imp"]["rounds"] == 0:
+        yield e.key("reintroduce.methods"), ("set, but imp.rounds is 0: there is no IMP "
+                                             "round to re-introduce weights into")
 
 
 def _filters(e: Experiment) -> Iterator[Problem]:
@@ -532,5 +593,6 @@ def _scratch(e: Experiment) -> Iterator[Problem]:
 
 
 EXPERIMENT_CHECKS = (_model_takes_the_inputs, _hold_out, _batches_fit, _schedules,
-                     _training_options, _imp, _scratch, _oneshot, _filters)
+                     _training_options, _imp, _scratch, _oneshot, _filters, _earlybird,
+                     _supermask, _reintroduce)
 """Every check of one experiment, in the order of its keys in the config."""

@@ -230,11 +230,36 @@ def pruning_steps(
     exponential_densities. Each mask keeps exactly round-half-up(d_k * size) weights, per
     layer ('layerwise') or pooled over data.names ('global'), and lies inside the previous.
     """
+    for _, step in scored_steps(model, mask, criterion_name, density, scope, data, iterations):
+        yield step
+
+
+def scored_steps(
+    model: nn.Module,
+    mask: Mask,
+    criterion_name: str,
+    density: float,
+    scope: str,
+    data: ScoreData,
+    iterations: int,
+) -> Iterator[tuple[Scores, Mask]]:
+    """pruning_steps with each step's scores: (scores, the mask they made)."""
     criterion = _criterion(criterion_name)
     _check_schedule(density, scope, iterations)
     for step_density in exponential_densities(density, iterations):
-        mask = prune_to_density(criterion(model, mask, data), mask, step_density, scope, data.names)
-        yield mask
+        scores = criterion(model, mask, data)
+        mask = prune_to_density(scores, mask, step_density, scope, data.names)
+        yield scores, mask
+
+
+def scoring_macs(criterion_name: str, dense_macs: int, examples: int, iterations: int) -> int:
+    """Multiply-accumulates a criterion spends scoring (forward + backward = 3 forwards):
+    magnitude and random none; SNIP one forward-backward of its batch (Lee et al. 2019);
+    GraSP two forward-backward passes over its sample and a Hessian-vector product, about
+    5 forwards (Wang et al. 2020); SynFlow a forward-backward of one all-ones input per
+    iteration (Tanaka et al. 2020)."""
+    per_pass = {"snip": 3 * examples, "grasp": 5 * examples, "synflow": 3}
+    return per_pass.get(criterion_name, 0) * dense_macs * iterations
 
 
 def prune_at_init(

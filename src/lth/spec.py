@@ -19,9 +19,12 @@ from dataclasses import dataclass, replace
 
 from lth.errors import LthError
 
-FAMILIES = ("lottery", "control", "at_init", "baseline")
-"""What a trained network is, for the report: a ticket, a control, pruned at initialisation,
-or a baseline."""
+FAMILIES = ("lottery", "control", "at_init", "baseline", "early", "supermask", "transfer",
+            "reintroduce")
+"""What a network is, for the report: a ticket, a control, pruned at initialisation, a
+baseline, a ticket drawn early in training (Early-Bird), a mask mined on frozen weights
+(edge-popup, GEM-MINER), a ticket transferred from another network (Elastic LTH), or IMP
+with pruned weights re-introduced (Double-, Scored-pruning)."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,10 @@ class Member:
     compute_matched: bool = False  # Scratch-B: stretch the schedule by dense/sparse MACs
     budget_cap: float | None = None  # cap on that stretch factor (None: uncapped)
     counted_kinds: tuple[str, ...] | None = None  # layer kinds whose weights define density
+    resume: bool = False  # start at the iteration recorded in `init` (Early-Bird's EB Train)
+    complement_of: str | None = None  # train the pruned weights of this mask (Double-pruning)
+    alignment_from: str | None = None  # Scored-pruning: accumulate alignment scores of the
+    # pruned weights against these reset weights, written to regrow_scores.safetensors
 
 
 @dataclass(frozen=True)
@@ -118,6 +125,108 @@ class TrainJob:
     schedule: Schedule
     engine: Engine
     members: tuple[Member, ...]
+
+
+@dataclass(frozen=True)
+class Reintroduce:
+    """How a round of Double- or Scored-pruning re-introduces pruned weights (METHODS §5):
+    `ratio` of the weights IMP removes this round are replaced by pruned weights ranked by
+    `scores` (the complement network's trained weights for double, the alignment scores for
+    scored, none for random); `positive_only` keeps only scores above 0 (scored)."""
+
+    kind: str  # double | scored | random
+    ratio: float
+    scores: str | None = None  # weights or scores file ranking the pruned weights
+    positive_only: bool = False
+
+
+@dataclass(frozen=True)
+class TransferJob:
+    """Elastic ticket transformation (Chen et al. 2021): an IMP ticket of one depth (its mask
+    and rewound weights) stretched or squeezed to another depth of the same family."""
+
+    experiment: str
+    seed: int
+    source_weights: str
+    source_mask: str
+    target_model: str
+    strategy: str  # interleave | tail
+    permute_copies: bool  # the random-mask control: copies get a shuffled mask
+    purpose: str  # random stream of the permutations
+    out_weights: str
+    out_mask: str
+
+
+@dataclass(frozen=True)
+class Mining:
+    """How edge-popup (Ramanujan et al. 2020) or GEM-MINER (Sreenivasan et al. 2022) trains
+    a score per weight of frozen weights, with a cosine learning rate over `iterations`."""
+
+    algo: str  # edge_popup | gem_miner
+    weights: str  # signed_constant (sigma_l * sign(theta_0)) | theta0
+    optimizer: str  # sgd | adam
+    lr: float
+    momentum: float
+    weight_decay: float  # on the scores
+    batch_size: int
+    iterations: int
+    eval_every: int
+    eval_batch_size: int
+    regularization: float = 0.0  # GEM-MINER: lambda of the L2 penalty on the scores
+    freeze_every: int = 0  # GEM-MINER: iterations between freezing steps
+
+
+@dataclass(frozen=True)
+class MiningMember:
+    """One mask to mine: a seed's theta_0 and the kept fraction."""
+
+    seed: int
+    method: str
+    level: str
+    density: float
+    init: str
+    out_dir: str
+
+
+@dataclass(frozen=True)
+class MiningJob:
+    experiment: str
+    data_root: str
+    val_size: int | None
+    device: str
+    mining: Mining
+    members: tuple[MiningMember, ...]
+
+
+@dataclass(frozen=True)
+class EarlyBird:
+    """Early-Bird's detector (You et al. 2020): a mask at each density every `check_every`
+    iterations of dense training; a ticket is drawn when the newest mask is within `epsilon`
+    of each of the `queue - 1` before it."""
+
+    densities: tuple[float, ...]
+    scope: str  # layerwise | global
+    check_every: int
+    epsilon: float
+    queue: int
+    distance: str  # changed_fraction | hamming
+
+
+@dataclass(frozen=True)
+class SearchJob:
+    """Early-Bird's search of one seed: dense training from theta_0 until every density's
+    ticket is drawn; writes <out_dirs[i]>/mask.safetensors and weights_at_eb.safetensors."""
+
+    experiment: str
+    seed: int
+    data_root: str
+    val_size: int | None
+    device: str
+    init: str
+    schedule: Schedule
+    earlybird: EarlyBird
+    out_dirs: tuple[str, ...]  # one per density
+    record: str  # eb.json: detection iterations and distance history
 
 
 SCORING_SETTINGS = {
@@ -160,6 +269,8 @@ class PruneJob:
     data_root: str | None = None
     val_size: int | None = None
     scoring: Scoring | None = None
+    reintroduce: Reintroduce | None = None  # with rates: Double-/Scored-pruning's regrowth
+    save_scores: bool = False  # also write the scores, <out folder>/scores.safetensors
 
 
 def to_json(spec) -> str:

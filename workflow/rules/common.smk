@@ -94,6 +94,22 @@ def run_levels(e):
     levels += [("filter_l1", s) for s in structures]
     if e["filters"]["scratch"]:
         levels += [("filter_scratch", s) for s in structures]
+    return levels + later_method_levels(e, rounds)
+
+
+def later_method_levels(e, rounds):
+    """(method, level) of Early-Bird, the mined masks, re-introduction and elastic transfer,
+    from their rule files (double_complement networks only serve double: not listed)."""
+    levels = []
+    if e["earlybird"]["densities"]:
+        levels += [(m, lvl) for m in eb_methods(e) for lvl in eb_levels(e)]
+    mined = [("edge_popup", ("edge_popup",)), ("gem_miner", ("gem_miner_gem", "gem_miner"))]
+    for algo, methods in mined:
+        if supermask_enabled(algo)(e):
+            levels += [(m, lvl) for m in methods for lvl in supermask_levels(e)]
+    levels += [(m, f"round{r}") for m in reintroduce_methods(e) for r in rounds]
+    if e["elastic"]["source_experiment"] is not None:
+        levels += [(m, lvl) for m in elastic_methods(e) for lvl in elastic_levels(e)]
     return levels
 
 
@@ -175,7 +191,10 @@ RUN_FILES = ("final.safetensors", "metrics.csv", "run.json", "mask.safetensors")
 class CohortKind:
     """One kind of training job. members(e_name, e, w, seed) gives, for one seed, a list of
     (member fields, prune how or None): a member whose `mask` is None and who has a prune
-    step gets the mask that step writes into its run directory."""
+    step gets the mask that step writes into its run directory. searches(e_name, e, w) gives
+    the (verb, job spec) steps that run first (Early-Bird's search, mining, transfer), whose
+    files beyond the run files are extra_outputs(e_name, e); code names the library modules
+    they import beyond training's."""
 
     name: str
     methods: object  # e -> method names (output paths; may hold {wildcards})
@@ -189,6 +208,9 @@ class CohortKind:
     constraints: object = field(default_factory=lambda: (lambda e: {}))
     log_tag: str = ""  # names the job's log (holds every wildcard); default: the level
     priority: int = 0  # Snakemake runs higher first: the sequential chains (IMP, fine-tuning)
+    searches: object = None
+    extra_outputs: object = None
+    code: tuple = ()
 
     def level_patterns(self, e):
         return self.levels(e) if self.levels else [self.level]
@@ -204,11 +226,12 @@ class CohortKind:
                     files += [f"{d}/{f}" for f in RUN_FILES]
                     if self.rewind:
                         files.append(f"{d}/rewind.safetensors")
-        return files
+        return files + (self.extra_outputs(e_name, e) if self.extra_outputs else [])
 
     def steps(self, e_name, wildcards):
-        """(prune jobs, train job) of one job of this kind."""
+        """(search steps, prune jobs, train job or None) of one job of this kind."""
         e = EXPERIMENTS[e_name]
+        searches = self.searches(e_name, e, wildcards) if self.searches else []
         prunes, members = [], []
         for seed in e["seeds"]:
             for member, how in self.members(e_name, e, wildcards, seed):
@@ -219,16 +242,32 @@ class CohortKind:
                     member["mask"] = f"{out_dir}/mask.safetensors"
                     prunes.append(prune_job(e_name, e, seed, member["mask"], **how))
                 members.append(spec.Member(seed=seed, out_dir=out_dir, **member))
-        job = spec.TrainJob(
-            experiment=e_name,
-            data_root=data_dir(e["dataset"]),
-            val_size=e["val_size"],
-            device=config["device"],
-            schedule=spec.schedule_from_config(self.schedule(e)),
-            engine=spec.from_dict(spec.Engine, e["engine"], f"experiments.{e_name}.engine"),
-            members=tuple(members),
-        )
-        return prunes, job
+        job = None
+        if members:
+            job = spec.TrainJob(
+                experiment=e_name,
+                data_root=data_dir(e["dataset"]),
+                val_size=e["val_size"],
+                device=config["device"],
+                schedule=spec.schedule_from_config(self.schedule(e)),
+                engine=spec.from_dict(spec.Engine, e["engine"], f"experiments.{e_name}.engine"),
+                members=tuple(members),
+            )
+        return searches, prunes, job
+
+
+def step_reads(step):
+    """The files a search, prune or train step reads."""
+    if isinstance(step, spec.MiningJob):
+        return [m.init for m in step.members]
+    if isinstance(step, spec.SearchJob):
+        return [step.init]
+    if isinstance(step, spec.TransferJob):
+        return [step.source_weights, step.source_mask]
+    if isinstance(step, spec.PruneJob):
+        scores = step.reintroduce.scores if step.reintroduce else None
+        return [step.weights, step.mask, step.match_counts, scores]
+    return [f for m in step.members for f in (m.init, m.mask, m.complement_of, m.alignment_from)]
 
 
 def cohort_inputs(kind, e_name):
@@ -236,22 +275,14 @@ def cohort_inputs(kind, e_name):
 
     def inputs(wildcards):
         e = EXPERIMENTS[e_name]
-        prunes, job = kind.steps(e_name, wildcards)
-        written = {p.out for p in prunes}
-        if kind.makes_init:
-            written |= {init_path(e_name, s) for s in e["seeds"]}
-        read = (
-            [p.weights for p in prunes]
-            + [p.mask for p in prunes]
-            + [p.match_counts for p in prunes]
-            + [m.init for m in job.members]
-            + [m.mask for m in job.members]
-        )
-        files = sorted({f for f in read if f and f not in written})
+        searches, prunes, job = kind.steps(e_name, wildcards)
+        written = {f.format(**wildcards) for f in kind.outputs(e_name, e)}
+        steps = [s for _, s in searches] + prunes + ([job] if job else [])
+        read = [f for step in steps for f in step_reads(step)]
         return {
-            "files": files,
+            "files": sorted({f for f in read if f and f not in written}),
             "data": f"{data_dir(e['dataset'])}/tensors.safetensors",
-            "code": TRAIN_CODE,
+            "code": list(dict.fromkeys(TRAIN_CODE + library(*kind.code))),
         }
 
     return inputs
@@ -259,11 +290,11 @@ def cohort_inputs(kind, e_name):
 
 def cohort_command(kind, e_name):
     """Params function: the `lth` verbs of one job, chained with `::` in one process:
-    init (dense only), one prune per produced mask, then train of the whole cohort."""
+    init (dense only), the searches, one prune per produced mask, then train of the cohort."""
 
     def command(wildcards):
         e = EXPERIMENTS[e_name]
-        prunes, job = kind.steps(e_name, wildcards)
+        searches, prunes, job = kind.steps(e_name, wildcards)
         verbs = []
         if kind.makes_init:
             verbs += [
@@ -272,8 +303,8 @@ def cohort_command(kind, e_name):
                 f"--data-root {data_dir(e['dataset'])} --out {init_path(e_name, s)}"
                 for s in e["seeds"]
             ]
-        verbs += [f"prune --job {shlex.quote(spec.to_json(p))}" for p in prunes]
-        verbs.append(f"train --job {shlex.quote(spec.to_json(job))}")
+        steps = searches + [("prune", p) for p in prunes] + ([("train", job)] if job else [])
+        verbs += [f"{verb} --job {shlex.quote(spec.to_json(step))}" for verb, step in steps]
         return " :: ".join(verbs)
 
     return command

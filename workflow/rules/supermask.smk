@@ -1,0 +1,108 @@
+# Masks mined on frozen random weights (`lth mine`): edge-popup (Ramanujan et al., CVPR 2020)
+# never trains a weight; GEM-MINER (Sreenivasan et al., NeurIPS 2022) mines its mask
+# (gem_miner_gem, untrained) and then trains the weights it keeps from the same frozen start
+# with the experiment's schedule (gem_miner). One job per method and experiment.
+
+
+def supermask_levels(e):
+    return [fmt_density(d) for d in e["supermask"]["densities"]]
+
+
+def mining(e, algo):
+    m, t = e["supermask"], e["train"]
+    own = m[algo]
+    gem = ("regularization", "freeze_every") if algo == "gem_miner" else ()
+    return spec.Mining(
+        algo=algo,
+        weights=m["weights"],
+        optimizer=own["optimizer"],
+        lr=own["lr"],
+        momentum=own["momentum"],
+        weight_decay=own["weight_decay"],
+        batch_size=m["batch_size"] or t["batch_size"],
+        iterations=m["iterations"] or t["iterations"],
+        eval_every=t["eval_every"],
+        eval_batch_size=t["eval_batch_size"],
+        **{key: own[key] for key in gem},
+    )
+
+
+def mining_job(e_name, e, algo, method):
+    members = tuple(
+        spec.MiningMember(
+            seed=s,
+            method=method,
+            level=fmt_density(d),
+            density=float(d),
+            init=init_path(e_name, s),
+            out_dir=run_dir(e_name, s, method, fmt_density(d)),
+        )
+        for s in e["seeds"]
+        for d in e["supermask"]["densities"]
+    )
+    return spec.MiningJob(
+        experiment=e_name,
+        data_root=data_dir(e["dataset"]),
+        val_size=e["val_size"],
+        device=config["device"],
+        mining=mining(e, algo),
+        members=members,
+    )
+
+
+def mined_scores(method):
+    return lambda e_name, e: [
+        f"{run_dir(e_name, s, method, lvl)}/scores.safetensors"
+        for s in e["seeds"]
+        for lvl in supermask_levels(e)
+    ]
+
+
+def gem_miner_members(e_name, e, w, seed):
+    """The gem's kept weights trained from the frozen start it was mined on."""
+    members = []
+    for level in supermask_levels(e):
+        gem = run_dir(e_name, seed, "gem_miner_gem", level)
+        member = dict(
+            method="gem_miner",
+            family="supermask",
+            level=level,
+            init=f"{gem}/final.safetensors",
+            mask=f"{gem}/mask.safetensors",
+        )
+        members.append((member, None))
+    return members
+
+
+def supermask_enabled(algo):
+    return lambda e: bool(e["supermask"]["densities"]) and e["supermask"][algo]["enabled"]
+
+
+COHORT_KINDS += [
+    CohortKind(
+        "edge_popup",
+        lambda e: ["edge_popup"],
+        "",
+        supermask_enabled("edge_popup"),
+        lambda e_name, e, w, seed: [],
+        levels=supermask_levels,
+        log_tag="edge_popup",
+        searches=lambda e_name, e, w: [("mine", mining_job(e_name, e, "edge_popup", "edge_popup"))],
+        extra_outputs=mined_scores("edge_popup"),
+        code=("supermask",),
+    ),
+    CohortKind(
+        "gem_miner",
+        lambda e: ["gem_miner_gem", "gem_miner"],
+        "",
+        supermask_enabled("gem_miner"),
+        gem_miner_members,
+        levels=supermask_levels,
+        log_tag="gem_miner",
+        searches=lambda e_name, e, w: [
+            ("mine", mining_job(e_name, e, "gem_miner", "gem_miner_gem"))
+        ],
+        extra_outputs=mined_scores("gem_miner_gem"),
+        code=("supermask",),
+    ),
+]
