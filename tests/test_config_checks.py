@@ -470,8 +470,8 @@ def test_snakemake_stops_before_any_job_with_one_line(case, dry_runs, tiny_sourc
 
 
 def kind_of(rule: str) -> str | None:
-    """The kind of a rule named <kind>_tiny or <kind>_tiny_vgg, else None."""
-    for suffix in ("_tiny_vgg", "_tiny"):
+    """The kind of a rule named <kind>_<a tiny experiment>, else None."""
+    for suffix in ("_tiny_vgg", "_tiny_mlp_src", "_tiny_mlp", "_tiny"):
         if rule.endswith(suffix):
             return rule.removesuffix(suffix)
     return None
@@ -479,8 +479,8 @@ def kind_of(rule: str) -> str | None:
 
 def test_rule_kinds_and_method_names_are_the_workflows(dry_runs):
     """RULE_KINDS and WORKFLOW_METHODS are what the workflow makes of the tiny config, which
-    has every kind of job (its experiments tiny and tiny_vgg, its one-shot methods snip,
-    grasp and synflow, two reinit draws)."""
+    has every kind of job (its experiments tiny, tiny_vgg and the elastic pair, its one-shot
+    methods snip, grasp and synflow, two reinit draws)."""
     result, _ = dry_runs["tiny"]
     assert result.returncode == 0, result.stderr[-3000:]
     rules = {line.split()[1].rstrip(":") for line in result.stdout.splitlines()
@@ -491,7 +491,8 @@ def test_rule_kinds_and_method_names_are_the_workflows(dry_runs):
     methods = {Path(p).parts[3] for p in outputs if p.startswith("results/") and "/seed" in p
                and len(Path(p).parts) > 4}
     draws = {m for m in methods if REINIT_DRAW_FOLDER.fullmatch(m)}
-    assert draws == {"reinit_draw1"}
+    assert draws == {"reinit_draw1", "elastic_interleave", "elastic_interleave_randmask",
+                     "elastic_tail", "elastic_tail_randmask"}
     assert methods - draws - {"snip", "grasp", "synflow"} == set(WORKFLOW_METHODS)
 
 
@@ -576,8 +577,9 @@ def test_prunable_layers_are_those_of_the_torch_model(model, shape, classes):
 
 def test_the_catalog_knows_the_models_and_datasets_the_schema_allows():
     experiment = SCHEMA_BLOCKS["experiment"]["properties"]
-    assert set(catalog.MODEL_NAMES) == set(models.MODEL_NAMES) == set(
-        experiment["model"]["enum"])
+    names, family = experiment["model"]["anyOf"]
+    assert set(catalog.MODEL_NAMES) == set(models.MODEL_NAMES) == set(names["enum"])
+    assert family["pattern"] == catalog.MLP_FAMILY_PATTERN
     assert set(catalog.DATASETS) == set(experiment["dataset"]["enum"])
     init = SCHEMA_BLOCKS["schedule"]["properties"]["init"]
     assert set(catalog.INITS) == set(models.INITIALISERS) == set(init["enum"])

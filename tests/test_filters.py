@@ -9,6 +9,7 @@ from lth.filters import (
     VGG16_PRUNED_A,
     build_pruned_architecture,
     filter_l1_norms,
+    keep_filters,
     measure_latency,
     prune_filters,
     pruned_cfg,
@@ -178,6 +179,39 @@ def test_scratch_baseline_has_the_pruned_architecture_and_fresh_weights(vgg16):
     assert all(torch.equal(v, again.state_dict()[k]) for k, v in scratch.state_dict().items())
     assert not torch.equal(scratch.conv1.weight, pruned.conv1.weight)
     assert torch.equal(scratch.bn1.running_var, torch.ones(32))
+
+
+def test_keep_filters_keeps_the_given_filters_and_the_matching_inputs():
+    model = vgg((4, POOL, 3), (3, 8, 8), 5, gen(0))
+    randomise_batchnorm_(model, gen(1))
+    first, second = [0, 2], [1]
+    pruned = keep_filters(model, {"conv1.weight": torch.tensor(first),
+                                  "conv2.weight": torch.tensor(second)})
+    assert pruned.cfg == (2, POOL, 1)
+    assert torch.equal(pruned.conv1.weight, model.conv1.weight[first])
+    assert torch.equal(pruned.conv2.weight, model.conv2.weight[second][:, first])
+    for key in ("weight", "bias", "running_mean", "running_var"):
+        assert torch.equal(getattr(pruned.bn1, key), getattr(model.bn1, key)[first])
+        assert torch.equal(getattr(pruned.bn2, key), getattr(model.bn2, key)[second])
+    assert torch.equal(pruned.output.weight, model.output.weight[:, second])
+
+
+LONG = torch.long
+
+
+@pytest.mark.parametrize(("conv1", "conv2", "message"), [
+    (torch.tensor([0, 2]), None, "expected kept filters for conv1.weight, conv2.weight"),
+    (torch.tensor([], dtype=LONG), torch.tensor([0]), "conv1.weight needs at least one"),
+    (torch.tensor([2, 0]), torch.tensor([0]), r"conv1.weight .* ascending, distinct"),
+    (torch.tensor([1, 1]), torch.tensor([0]), r"conv1.weight .* ascending, distinct"),
+    (torch.tensor([0, 4]), torch.tensor([0]), r"conv1.weight .* in \[0, 4\)"),
+    (torch.tensor([0]), torch.tensor([0.0]), "conv2.weight .* integer"),
+])
+def test_bad_kept_filters_raise(conv1, conv2, message):
+    model = vgg((4, POOL, 3), (3, 8, 8), 5, gen(0))
+    kept = {"conv1.weight": conv1} | ({} if conv2 is None else {"conv2.weight": conv2})
+    with pytest.raises(LthError, match=f"^keep_filters: {message}"):
+        keep_filters(model, kept)
 
 
 @pytest.mark.parametrize(

@@ -82,3 +82,21 @@ def test_macs_count_conv_positions_and_kept_weights():
             "2.weight": torch.ones(10, 256, dtype=torch.bool)}
     mask["0.weight"][0] = True  # one filter of four kept
     assert M.macs(model, (1, 8, 8), mask) == 9 * 64 + 2560
+
+
+def test_top_k_keeps_what_a_stable_descending_sort_keeps_ties_included():
+    """The topk-threshold selection equals ranking by a stable sort (ties: lower index kept),
+    on continuous scores and on scores with many ties, for every count up to the alive ones."""
+    gen = torch.Generator().manual_seed(0)
+    for trial in range(100):
+        n = int(torch.randint(1, 300, (1,), generator=gen))
+        scores = (torch.randint(0, 4, (n,), generator=gen).float() if trial % 2
+                  else torch.rand(n, generator=gen))
+        alive = torch.rand(n, generator=gen) < 0.7
+        alive_idx = alive.nonzero().squeeze(1)
+        order = torch.sort(scores[alive_idx], descending=True, stable=True).indices
+        for keep in {0, 1, len(alive_idx) // 2, len(alive_idx)}:
+            kept = M.keep_top_layerwise({"w": scores}, {"w": alive}, {"w": keep})["w"]
+            expected = torch.zeros(n, dtype=torch.bool)
+            expected[alive_idx[order[:keep]]] = True
+            assert torch.equal(kept, expected)

@@ -4,8 +4,10 @@ import pytest
 import torch
 from torch import nn
 
+from lth import catalog
 from lth.io import LthError
 from lth.models import (
+    CIFAR_RESNET_BLOCKS,
     INITIALISERS,
     MODEL_NAMES,
     POOL,
@@ -21,6 +23,9 @@ CIFAR = (3, 32, 32)
 MNIST = (1, 28, 28)
 SPEECH = (1, 40, 101)
 INPUTS = {"lenet300_100": (MNIST, 10), "speech_mlp": (SPEECH, 35)}
+MLP_FAMILY = ("mlp300x2", "mlp300x4", "mlp64x1")
+"""Members of the mlp<W>x<D> family, built on CIFAR-shaped inputs here."""
+BUILDABLE = (*MODEL_NAMES, *MLP_FAMILY)
 
 
 def build(name, seed=0, dropout=0.0, init=None):
@@ -52,16 +57,26 @@ def weight_counts(model):
 # ResNet-20 conv 432 + 6*2,304 + (4,608 + 5*9,216) + (18,432 + 5*36,864) + 1x1 projections
 #           16*32 + 32*64 = 270,256; output 64*10
 # VGG-19 conv 20,018,880; output 512*10
+# ResNet-(6n+2) conv 432 + 2n*2,304 + (4,608 + (2n-1)*9,216) + (18,432 + (2n-1)*36,864) + 2,560
+#           = 96,768 n - 20,048 (n = 3: 270,256); output 640
+# mlp<W>x<D> on CIFAR-10: 3,072*W + (D-1)*W*W + W*10
 EXACT = {
     "lenet300_100": (266_200, 0),
     "conv2": (4_300_992, 38_592),
     "conv4": (2_425_024, 259_776),
     "conv6": (2_261_184, 1_144_512),
+    "resnet14": (174_128, 173_488),
     "resnet20": (270_896, 270_256),
+    "resnet32": (464_432, 463_792),
+    "resnet44": (657_968, 657_328),
+    "resnet56": (851_504, 850_864),
     "vgg19": (20_024_000, 20_018_880),
     "vgg16": (14_715_584, 14_710_464),
     "resnet18": (11_164_352, 11_159_232),
     "speech_mlp": (4040 * 512 + 512 * 256 + 256 * 35, 0),
+    "mlp300x2": (3072 * 300 + 300 * 300 + 3000, 0),
+    "mlp300x4": (3072 * 300 + 3 * 300 * 300 + 3000, 0),
+    "mlp64x1": (3072 * 64 + 640, 0),
 }
 
 # The paper's figures (Frankle & Carbin 2019, Fig. 2, "Weights" and "Conv" rows) as
@@ -87,12 +102,62 @@ def test_weight_counts_match_the_lth_paper_within_its_last_digit(name):
             assert abs(ours - paper) < unit
 
 
+# He et al. 2016, Table 6, "# params" of the CIFAR-10 ResNets (option A shortcuts, so without
+# our 2,560 projection weights and their BatchNorm): 0.27M, 0.46M, 0.66M, 0.85M
+HE_TABLE6_PARAMS = {"resnet20": 0.27e6, "resnet32": 0.46e6, "resnet44": 0.66e6,
+                    "resnet56": 0.85e6}
+
+
+@pytest.mark.parametrize("name", sorted(HE_TABLE6_PARAMS))
+def test_cifar_resnet_parameters_match_he_et_al_within_their_last_digit(name):
+    total = sum(p.numel() for p in build(name).parameters())
+    assert abs(total - HE_TABLE6_PARAMS[name]) < 0.01e6
+
+
+@pytest.mark.parametrize("name", sorted(CIFAR_RESNET_BLOCKS))
+def test_cifar_resnets_have_n_blocks_a_stage_and_projections_only_in_block_1(name):
+    n = CIFAR_RESNET_BLOCKS[name]
+    model = build(name)
+    assert [len(model.get_submodule(f"stage{s}")) for s in (1, 2, 3)] == [n, n, n]
+    assert [model.get_submodule(f"stage{s}.block{n}").conv2.out_channels
+            for s in (1, 2, 3)] == [16, 32, 64]
+    kinds = layer_kinds(model)
+    assert [k for k, kind in kinds.items() if kind == "shortcut"] == [
+        "stage2.block1.shortcut.conv.weight", "stage3.block1.shortcut.conv.weight"]
+    assert list(kinds.values()).count("conv") == 1 + 6 * n  # 6n+2 layers: stem, convs, output
+    assert catalog.depth_family(name) == ("cifar_resnet", n)
+
+
+def test_the_catalog_names_the_same_resnets_and_mlp_family():
+    assert catalog.CIFAR_RESNET_BLOCKS == CIFAR_RESNET_BLOCKS
+    for name in MLP_FAMILY:
+        assert catalog.is_model(name)
+        width, depth = (int(x) for x in name.removeprefix("mlp").split("x"))
+        assert catalog.mlp_family_hidden(name) == (width,) * depth
+        assert catalog.depth_family(name) == (f"mlp{width}", depth)
+    for name in ("mlp0x2", "mlp300x0", "mlp300", "mlpx2", "mlp300x2x2", "resnet26"):
+        assert not catalog.is_model(name)
+        assert catalog.mlp_family_hidden(name) is None
+
+
+def test_mlp_family_is_equal_width_hidden_fc_layers_and_an_output():
+    model = build("mlp300x4")
+    params = dict(model.named_parameters())
+    assert layer_kinds(model) == {"fc1.weight": "fc", "fc2.weight": "fc", "fc3.weight": "fc",
+                                  "fc4.weight": "fc", "output.weight": "output"}
+    assert [tuple(params[n].shape) for n in prunable_names(model)] == [
+        (300, 3072), (300, 300), (300, 300), (300, 300), (10, 300)]
+    lenet_like = build_model("mlp300x2", MNIST, 10, torch.Generator().manual_seed(0), 0.5)
+    assert tuple(lenet_like.fc1.weight.shape) == (300, 784)
+    assert any(isinstance(m, nn.Dropout) for m in lenet_like.modules())
+
+
 def test_resnet18_is_the_11m_parameter_cifar_resnet():
     model = build("resnet18")
     assert sum(p.numel() for p in model.parameters()) == 11_173_962
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", BUILDABLE)
 def test_output_shape(name):
     input_shape, num_classes = INPUTS.get(name, (CIFAR, 10))
     model = build(name).eval()
@@ -102,7 +167,7 @@ def test_output_shape(name):
     assert torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", BUILDABLE)
 def test_same_seed_same_weights_other_seed_other_weights(name):
     first, again, other = build(name, 3).state_dict(), build(name, 3).state_dict(), build(name, 4)
     assert first.keys() == again.keys()
@@ -121,7 +186,7 @@ def test_build_draws_only_from_the_given_generator():
     assert torch.equal(gen.get_state(), after_once)
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", BUILDABLE)
 def test_exact_weight_counts(name):
     assert weight_counts(build(name)) == EXACT[name]
 
@@ -241,6 +306,10 @@ def test_dropout_is_active_only_in_train_mode():
     ("name", "input_shape", "dropout"),
     [
         ("vgg17", CIFAR, 0.0),
+        ("resnet26", CIFAR, 0.0),
+        ("mlp300x0", CIFAR, 0.0),
+        ("mlp0300x2", CIFAR, 0.0),
+        ("resnet56", CIFAR, 0.1),
         ("resnet20", CIFAR, 0.5),
         ("lenet300_100", MNIST, 1.0),
         ("conv6", (3, 4, 4), 0.0),

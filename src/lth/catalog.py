@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,11 +192,22 @@ VGG_CFGS = {
 }
 """VGG conv widths in CIFAR form (global average pool, one linear output layer)."""
 
-RESNET_STAGES = {"resnet20": ((16, 3), (32, 3), (64, 3)),
+CIFAR_RESNET_BLOCKS = {"resnet14": 2, "resnet20": 3, "resnet32": 5, "resnet44": 7,
+                       "resnet56": 9}
+"""The CIFAR ResNets of depth 6n+2 (He et al. 2016, Sec. 4.2): name -> n, the basic blocks of
+each of the three stages (16, 32, 64 filters)."""
+
+RESNET_STAGES = {**{name: ((16, n), (32, n), (64, n)) for name, n in CIFAR_RESNET_BLOCKS.items()},
                  "resnet18": ((64, 2), (128, 2), (256, 2), (512, 2))}
 """CIFAR ResNets: (filters, basic blocks) per stage."""
 
 MODEL_NAMES = (*MLP_HIDDEN, *CONVNET_BLOCKS, *VGG_CFGS, *RESNET_STAGES)
+"""The networks with a fixed name; besides them, every name MLP_FAMILY_PATTERN matches."""
+
+MLP_FAMILY_PATTERN = r"^mlp([1-9][0-9]*)x([1-9][0-9]*)$"
+"""mlp<W>x<D>: D hidden fully-connected layers of equal width W (inputs -> W, (D-1) x W -> W,
+W -> classes), the MLPs whose depth the Elastic LTH can change (Chen et al. 2021; their
+mnist_lenet_300_300_300). A regular expression for the config schema as well."""
 
 BATCHNORM_MODELS = frozenset({*VGG_CFGS, *RESNET_STAGES})
 """Networks with BatchNorm, trained without dropout."""
@@ -274,6 +286,46 @@ def _resnet_layers(stages, in_channels: int, num_classes: int) -> list[Layer]:
     return [*layers, Layer("output.weight", "output", (num_classes, channels))]
 
 
+def mlp_family_hidden(model: str) -> tuple[int, ...] | None:
+    """The hidden widths (W,) * D of an mlp<W>x<D>; None for any other name."""
+    match = re.fullmatch(MLP_FAMILY_PATTERN, model)
+    return (int(match[1]),) * int(match[2]) if match else None
+
+
+def is_model(model: str) -> bool:
+    """Whether lth.models.build_model knows `model`."""
+    return model in MODEL_NAMES or mlp_family_hidden(model) is not None
+
+
+def depth_family(model: str) -> tuple[str, int] | None:
+    """(family, blocks per stage) of a network whose depth the Elastic LTH changes, None for
+    the others. A CIFAR ResNet's blocks are its basic blocks (block 1 of a stage holds the
+    stride and the projection); an mlp<W>x<D>'s are its D hidden layers (block 1, the layer
+    reading the input, has another shape than the W -> W layers). Networks of one family
+    differ only in the number of blocks."""
+    if model in CIFAR_RESNET_BLOCKS:
+        return "cifar_resnet", CIFAR_RESNET_BLOCKS[model]
+    hidden = mlp_family_hidden(model)
+    return (f"mlp{hidden[0]}", len(hidden)) if hidden else None
+
+
+def elastic_problem(source: str, target: str) -> str | None:
+    """Why the Elastic LTH cannot turn a ticket of `source` into one of `target` (a sentence
+    naming both), or None if it can."""
+    for model in (source, target):
+        if depth_family(model) is None:
+            return (f"{model} has no depth family: elastic transfer needs "
+                    f"{', '.join(CIFAR_RESNET_BLOCKS)} or mlp<W>x<D> networks")
+    (source_family, source_blocks), (target_family, target_blocks) = (
+        depth_family(source), depth_family(target))
+    if source_family != target_family:
+        return f"{source} and {target} are not of one depth family"
+    if source_blocks == 1 < target_blocks:
+        return (f"{source} has 1 block per stage, which is never replicated, so it cannot "
+                f"grow into {target}")
+    return None
+
+
 def round_half_up(x: float) -> int:
     """Round to the nearest integer, halves up: how lth.masks counts kept weights."""
     return math.floor(x + 0.5)
@@ -283,8 +335,9 @@ def prunable_layers(model: str, input_shape: tuple[int, ...], num_classes: int) 
     """The prunable weights of `model` (lth.models.build_model) on inputs of input_shape, in
     the order of lth.models.prunable_names; LthError if the inputs do not suit the model."""
     input_shape = tuple(input_shape)
-    if model in MLP_HIDDEN:
-        return _linear_layers(math.prod(input_shape), MLP_HIDDEN[model], num_classes)
+    hidden = MLP_HIDDEN.get(model) or mlp_family_hidden(model)
+    if hidden:
+        return _linear_layers(math.prod(input_shape), hidden, num_classes)
     if model in CONVNET_BLOCKS:
         _require_image(model, input_shape, len(CONVNET_BLOCKS[model]))
         return _convnet_layers(CONVNET_BLOCKS[model], input_shape, num_classes)
@@ -294,7 +347,8 @@ def prunable_layers(model: str, input_shape: tuple[int, ...], num_classes: int) 
     if model in RESNET_STAGES:
         _require_image(model, input_shape, len(RESNET_STAGES[model]) - 1)
         return _resnet_layers(RESNET_STAGES[model], input_shape[0], num_classes)
-    raise LthError(f"model: expected one of {', '.join(MODEL_NAMES)}, got {model!r}")
+    raise LthError(f"model: expected one of {', '.join(MODEL_NAMES)} or mlp<W>x<D>, "
+                   f"got {model!r}")
 
 
 def vgg_conv_widths(model: str) -> list[int]:

@@ -78,7 +78,11 @@ def _first_schema_error(cfg: dict, schema_path) -> Problem | None:
                     key=lambda e: list(map(str, e.absolute_path)))
     if not errors:
         return None
-    return ".".join(map(str, errors[0].absolute_path)) or "(top level)", errors[0].message
+    first = errors[0]
+    message = first.message
+    if first.validator == "anyOf" and "description" in first.schema:
+        message += f": expected {first.schema['description']}"
+    return ".".join(map(str, first.absolute_path)) or "(top level)", message
 
 
 def with_defaults(cfg: dict, schema_path: str | os.PathLike) -> dict:
@@ -111,6 +115,39 @@ def _problems(cfg: dict, written: dict) -> Iterator[Problem]:
                             sizes[e["dataset"]])
         for check in EXPERIMENT_CHECKS:
             yield from check(exp)
+        yield from _elastic(name, e, cfg["experiments"])
+
+
+def _elastic(name: str, e: dict, experiments: dict) -> Iterator[Problem]:
+    """An elastic transfer's source is another experiment on the same dataset and seeds,
+    rewinding to the same iteration, whose model has this one's depth family, and which runs
+    the IMP rounds transferred."""
+    x = e["elastic"]
+    source_name = x["source_experiment"]
+    if source_name is None:
+        return
+    key = f"experiments.{name}.elastic"
+    source = experiments.get(source_name)
+    if source is None or source_name == name:
+        yield f"{key}.source_experiment", (f"{source_name!r} is not another experiment of this "
+                                           f"config ({', '.join(sorted(experiments))})")
+        return
+    for setting in ("dataset", "seeds"):
+        if source[setting] != e[setting]:
+            yield f"{key}.source_experiment", (f"{source_name}'s {setting} {source[setting]} "
+                                               f"differs from this experiment's {e[setting]}")
+    if source["imp"]["rewind_iteration"] != e["imp"]["rewind_iteration"]:
+        yield f"{key}.source_experiment", (
+            f"{source_name} rewinds to iteration {source['imp']['rewind_iteration']}, this "
+            f"experiment to {e['imp']['rewind_iteration']}: the transferred weights are the "
+            f"source's and train on from the target's rewind point")
+    problem = catalog.elastic_problem(source["model"], e["model"])
+    if problem:
+        yield f"{key}.source_experiment", problem
+    for index, r in enumerate(x["rounds"]):
+        if r > source["imp"]["rounds"]:
+            yield f"{key}.rounds.{index}", (f"{r} is beyond {source_name}'s "
+                                            f"{source['imp']['rounds']} IMP rounds")
 
 
 # ---------------------------------------------------------------- names

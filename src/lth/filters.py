@@ -83,7 +83,7 @@ def _strongest_filters(norms: torch.Tensor, keep: int) -> torch.Tensor:
     return order[:keep].sort().values
 
 
-def _pruned_state(model: VGG, kept: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def _pruned_state(model: VGG, kept: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """State dict of ``model`` restricted to the kept filters of each conv (and the matching
     BatchNorm entries and input channels of the following conv or linear layer)."""
     state: dict[str, torch.Tensor] = {}
@@ -106,18 +106,48 @@ def prune_filters(model: VGG, fractions: FilterFractions) -> VGG:
     """A new, smaller VGG keeping in each conv the filters with the largest L1 norms.
 
     ``fractions`` (see :data:`FilterFractions`) gives the share of filters removed per conv
-    (round half up). Surviving weights, BatchNorm parameters and running statistics are copied
-    exactly; layer order and the train/eval mode are kept. The input model is not changed.
+    (round half up); :func:`keep_filters` removes them.
     """
     if not isinstance(model, VGG):
         raise LthError(f"prune_filters: expected a lth.models.VGG, got {type(model).__name__}")
-    cfg = pruned_cfg(model.cfg, fractions)
-    widths = [item for item in cfg if item != POOL]
+    widths = [item for item in pruned_cfg(model.cfg, fractions) if item != POOL]
     norms = filter_l1_norms(model)
     kept = {
         name: _strongest_filters(norm, width)
         for (name, norm), width in zip(norms.items(), widths, strict=True)
     }
+    return keep_filters(model, kept)
+
+
+def _check_kept(model: VGG, kept: Mapping[str, torch.Tensor]) -> None:
+    """One clear error unless ``kept`` names every conv of ``model`` with ascending, distinct,
+    in-range indices, at least one per conv."""
+    convs = {f"{name}.weight": m for name, m in model.named_children() if isinstance(m, nn.Conv2d)}
+    if set(kept) != set(convs):
+        raise LthError(f"keep_filters: expected kept filters for {', '.join(convs)}, got "
+                       f"{', '.join(kept) or 'none'}")
+    for name, idx in kept.items():
+        width = convs[name].out_channels
+        ok = idx.dtype == torch.long and idx.dim() == 1 and idx.numel() > 0
+        if not ok or bool((idx.diff() <= 0).any()) or idx[0] < 0 or idx[-1] >= width:
+            raise LthError(f"keep_filters: {name} needs at least one filter index, ascending, "
+                           f"distinct, integer and in [0, {width})")
+
+
+def keep_filters(model: VGG, kept: Mapping[str, torch.Tensor]) -> VGG:
+    """A new, smaller VGG keeping, for each conv weight name, the filters at the ascending
+    indices ``kept[name]`` (with their BatchNorm entries and the next layer's matching input
+    channels). The one removal step of :func:`prune_filters` (L1 norms) and of Early-Bird's
+    channel tickets (lth.earlybird.prune_channels, BatchNorm scales).
+
+    Surviving weights, BatchNorm parameters and running statistics are copied exactly; layer
+    order and the train/eval mode are kept. The input model is not changed.
+    """
+    if not isinstance(model, VGG):
+        raise LthError(f"keep_filters: expected a lth.models.VGG, got {type(model).__name__}")
+    _check_kept(model, kept)
+    widths = iter(len(kept[f"{VGG.conv_name(i)}.weight"]) for i in range(1, len(kept) + 1))
+    cfg = tuple(item if item == POOL else next(widths) for item in model.cfg)
     in_channels = model.get_submodule(VGG.conv_name(1)).in_channels
     with torch.device("meta"):
         pruned = VGG(cfg, in_channels, model.output.out_features)

@@ -29,15 +29,23 @@ def full_mask(params: dict[str, torch.Tensor]) -> Mask:
 
 
 def _top_alive(score: torch.Tensor, alive: torch.Tensor, keep: int) -> torch.Tensor:
-    """Flat indices of the `keep` highest-scoring alive entries (ties: lower index first)."""
+    """Flat indices of the `keep` highest-scoring alive entries (ties: lower index first).
+
+    The k-th highest score is found with topk (no full sort: edge-popup ranks every layer at
+    every step); every entry above it is kept, and the entries equal to it fill the rest in
+    index order, which is what a stable descending sort would keep."""
     alive_idx = alive.flatten().nonzero().squeeze(1)
     if keep > alive_idx.numel():
         raise ValueError(f"cannot keep {keep} weights: only {alive_idx.numel()} are alive")
     values = score.detach().flatten()[alive_idx]
     if torch.isnan(values).any():
         raise ValueError("pruning scores contain NaN")
-    order = torch.sort(values, descending=True, stable=True).indices
-    return alive_idx[order[:keep]]
+    if keep == 0:
+        return alive_idx[:0]
+    kth = torch.topk(values, keep, sorted=False).values.min()
+    above = (values > kth).nonzero().squeeze(1)
+    tied = (values == kth).nonzero().squeeze(1)
+    return alive_idx[torch.cat([above, tied[: keep - above.numel()]])]
 
 
 def _mask_from_indices(like: torch.Tensor, flat_idx: torch.Tensor) -> torch.Tensor:

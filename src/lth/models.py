@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from lth.catalog import mlp_family_hidden
 from lth.io import LthError
 
 MODEL_NAMES = (
@@ -28,10 +29,16 @@ MODEL_NAMES = (
     "conv6",
     "vgg16",
     "vgg19",
+    "resnet14",
     "resnet20",
+    "resnet32",
+    "resnet44",
+    "resnet56",
     "resnet18",
     "speech_mlp",
 )
+"""The networks with a fixed name. Besides them, build_model builds every mlp<W>x<D>
+(lth.catalog.MLP_FAMILY_PATTERN): D hidden layers of width W."""
 
 POOL = "M"
 """Marker of a 2x2 max pool in a VGG configuration."""
@@ -68,7 +75,19 @@ VGG19_CFG = (
 """VGG-19 as in Frankle & Carbin 2019, Fig. 2: "2x64 pool 2x128 pool 4x256 pool 4x512 pool
 4x512 avg-pool 10" (Simonyan & Zisserman 2015, Table 1 column E)."""
 
-RESNET20_STAGES = ((16, 3), (32, 3), (64, 3))
+CIFAR_RESNET_BLOCKS = {"resnet14": 2, "resnet20": 3, "resnet32": 5, "resnet44": 7, "resnet56": 9}
+"""He et al. 2016, Sec. 4.2: CIFAR ResNets of 6n+2 layers, n basic blocks in each of three
+stages of 16, 32 and 64 filters; name -> n. ResNet-20/32/44/56 are the paper's (Table 6);
+ResNet-14 (n=2) is the shallowest one with a block beside block 1 of each stage, which the
+Elastic LTH (Chen et al. 2021) keeps as it is, to replicate or drop."""
+
+
+def cifar_resnet_stages(blocks: int) -> tuple[tuple[int, int], ...]:
+    """(filters, blocks) of the three stages of the CIFAR ResNet with `blocks` per stage."""
+    return ((16, blocks), (32, blocks), (64, blocks))
+
+
+RESNET20_STAGES = cifar_resnet_stages(3)
 """ResNet-20 (He et al. 2016, Sec. 4.2, 6n+2 layers with n=3): (filters, blocks) per stage."""
 
 RESNET18_STAGES = ((64, 2), (128, 2), (256, 2), (512, 2))
@@ -398,21 +417,25 @@ def build_model(
     dropout: float,
     init: str | None = None,
 ) -> nn.Module:
-    """Build model ``name`` (one of :data:`MODEL_NAMES`) on the generator's device.
+    """Build model ``name`` (one of :data:`MODEL_NAMES`, or ``mlp<W>x<D>``: D hidden layers
+    of width W) on the generator's device.
 
     ``init`` names an :data:`INITIALISERS` entry; None keeps the model's own default ("glorot"
     for the MLPs and Conv-2/4/6, "kaiming_fan_out" for VGG and ResNet). Every random value is
     drawn from ``gen``; the same generator state gives identical weights.
     """
-    if name not in MODEL_NAMES:
-        raise LthError(f"model: expected one of {', '.join(MODEL_NAMES)}, got {name!r}")
+    hidden = {"lenet300_100": LENET_HIDDEN, "speech_mlp": SPEECH_MLP_HIDDEN}.get(name)
+    hidden = hidden or mlp_family_hidden(name)
+    if name not in MODEL_NAMES and hidden is None:
+        raise LthError(
+            f"model: expected one of {', '.join(MODEL_NAMES)} or mlp<W>x<D>, got {name!r}"
+        )
     if not 0 <= dropout < 1:
         raise LthError(f"model {name}: dropout must be in [0, 1), got {dropout}")
     if num_classes < 1:
         raise LthError(f"model {name}: num_classes must be >= 1, got {num_classes}")
     input_shape = tuple(input_shape)
-    if name in ("lenet300_100", "speech_mlp"):
-        hidden = LENET_HIDDEN if name == "lenet300_100" else SPEECH_MLP_HIDDEN
+    if hidden:
         return mlp(hidden, input_shape, num_classes, gen, dropout, init)
     if name in CONVNET_BLOCKS:
         return convnet(CONVNET_BLOCKS[name], input_shape, num_classes, gen, dropout, init)
@@ -420,7 +443,8 @@ def build_model(
     if name in ("vgg16", "vgg19"):
         cfg = VGG16_CFG if name == "vgg16" else VGG19_CFG
         return vgg(cfg, input_shape, num_classes, gen, init)
-    stages = RESNET20_STAGES if name == "resnet20" else RESNET18_STAGES
+    blocks = CIFAR_RESNET_BLOCKS.get(name)
+    stages = cifar_resnet_stages(blocks) if blocks else RESNET18_STAGES
     return resnet(stages, input_shape, num_classes, gen, init)
 
 

@@ -1,8 +1,8 @@
 # Elastic ticket transfer (Chen et al., NeurIPS 2021): the IMP tickets of a source experiment
 # (its round-R masks and rewound weights) stretched or squeezed to this experiment's depth
 # (`lth transfer-depth`), then trained like this experiment's own IMP tickets. One job per
-# experiment trains every strategy, round and seed; the random-mask control shuffles the
-# masks of the copied blocks.
+# source round trains every strategy and seed; the random-mask control shuffles the masks
+# of the copied blocks.
 
 
 def elastic_methods(e):
@@ -15,37 +15,35 @@ def elastic_levels(e):
     return [f"round{r}" for r in e["elastic"]["rounds"]]
 
 
-def elastic_steps(e_name, e, seed):
-    """(transfer job, member) of every method and round of one seed."""
-    x = e["elastic"]
-    source = x["source_experiment"]
+def elastic_steps(e_name, e, seed, r):
+    """(transfer job, member) of every method of one seed at source round r."""
+    source = e["elastic"]["source_experiment"]
     steps = []
     for method in elastic_methods(e):
         strategy = method.split("_")[1]
-        for r in x["rounds"]:
-            out = run_dir(e_name, seed, method, f"round{r}")
-            job = spec.TransferJob(
-                experiment=e_name,
-                seed=seed,
-                source_weights=rewind_path(source, seed),
-                source_mask=f"{run_dir(source, seed, 'imp', f'round{r}')}/mask.safetensors",
-                target_model=e["model"],
-                strategy=strategy,
-                permute_copies=method.endswith("_randmask"),
-                purpose=f"elastic/permute/round{r}",
-                out_weights=f"{out}/start.safetensors",
-                out_mask=f"{out}/mask.safetensors",
-            )
-            member = dict(
-                method=method,
-                family="control" if job.permute_copies else "transfer",
-                level=f"round{r}",
-                init=job.out_weights,
-                mask=job.out_mask,
-                start_iteration=rewind_start(e),
-                counted_kinds=pruned_kinds(e),
-            )
-            steps.append((job, member))
+        out = run_dir(e_name, seed, method, f"round{r}")
+        job = spec.TransferJob(
+            experiment=e_name,
+            seed=seed,
+            source_weights=rewind_path(source, seed),
+            source_mask=f"{run_dir(source, seed, 'imp', f'round{r}')}/mask.safetensors",
+            target_model=e["model"],
+            strategy=strategy,
+            permute_copies=method.endswith("_randmask"),
+            purpose=f"elastic/permute/round{r}",
+            out_weights=f"{out}/start.safetensors",
+            out_mask=f"{out}/mask.safetensors",
+        )
+        member = dict(
+            method=method,
+            family="control" if job.permute_copies else "transfer",
+            level=f"round{r}",
+            init=job.out_weights,
+            mask=job.out_mask,
+            start_iteration=rewind_start(e),
+            counted_kinds=pruned_kinds(e),
+        )
+        steps.append((job, member))
     return steps
 
 
@@ -53,19 +51,19 @@ COHORT_KINDS.append(
     CohortKind(
         "elastic",
         elastic_methods,
-        "",
+        "round{r}",
         lambda e: e["elastic"]["source_experiment"] is not None and bool(e["elastic"]["rounds"]),
-        lambda e_name, e, w, seed: [(m, None) for _, m in elastic_steps(e_name, e, seed)],
-        levels=elastic_levels,
-        log_tag="elastic",
+        lambda e_name, e, w, seed: [(m, None) for _, m in elastic_steps(e_name, e, seed, w.r)],
+        constraints=lambda e: {"r": "|".join(map(str, e["elastic"]["rounds"]))},
         searches=lambda e_name, e, w: [
-            ("transfer-depth", job) for s in e["seeds"] for job, _ in elastic_steps(e_name, e, s)
+            ("transfer-depth", job)
+            for s in e["seeds"]
+            for job, _ in elastic_steps(e_name, e, s, w.r)
         ],
         extra_outputs=lambda e_name, e: [
-            f"{run_dir(e_name, s, m, lvl)}/start.safetensors"
+            f"{run_dir(e_name, s, m, 'round{r}')}/start.safetensors"
             for s in e["seeds"]
             for m in elastic_methods(e)
-            for lvl in elastic_levels(e)
         ],
         code=("elastic",),
     )

@@ -1,0 +1,291 @@
+"""Early-Bird tickets (You et al., ICLR 2020, "Drawing Early-Bird Tickets").
+
+While a dense network trains, a ticket is drawn at every check; once the newest ticket is
+within `epsilon` of each of the `queue - 1` tickets before it, the masks have settled and the
+ticket is taken from the weights of that check (t_EB), long before training ends.
+
+This follows the authors' code (RICE-EIC/Early-Bird-Tickets, main.py, class EarlyBird): a FIFO
+of the last 5 masks; the distance of the NEWEST mask to EACH older one (not of consecutive
+pairs); the ticket is drawn when none exceeds epsilon = 0.1; one detector per pruning ratio in
+one training run; the check at epoch 0 sees the initial weights. lth checks every
+`check_every` iterations instead of every epoch.
+
+Two variants:
+* magnitude (lth's default, any model): the ticket is one-shot global or layerwise magnitude
+  pruning of the current weights to an exact density (lth.masks.prune_to_density).
+* channel (the paper's, VGG): network slimming (`slimming_hook`, Liu et al. 2017) during the
+  search, a global |BatchNorm scale| threshold for the ticket (`channel_ticket`), physical
+  removal of the pruned channels (`prune_channels`).
+
+Distances. The paper's is the normalised Hamming distance. Two masks keeping K of N weights
+differ in at most 2 min(K, N - K) positions, so at density <= epsilon / 2 it can never exceed
+epsilon and the detector fires at the first full queue whatever training does
+(`vacuous_hamming`). lth's default `changed_fraction` divides by that bound: the fraction of
+kept weights that moved.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from lth.errors import LthError
+from lth.filters import keep_filters
+from lth.masks import Mask, counts, full_mask, keep_top_global, prune_to_density, round_half_up
+from lth.models import VGG
+from lth.pruning import ScoreData, magnitude_scores
+from lth.spec import EarlyBird, Schedule
+from lth.train import train
+
+TicketFn = Callable[[nn.Module, float], Mask]
+"""(model, density) -> the ticket of the model's current weights at that density."""
+
+
+def _differing(a: Mask, b: Mask) -> int:
+    """Positions where two masks of the same layout disagree, over all layers."""
+    if a.keys() != b.keys():
+        raise ValueError(f"masks over different layers: {sorted(a)} vs {sorted(b)}")
+    return sum(int((a[n] ^ b[n]).sum()) for n in a)
+
+
+def hamming(a: Mask, b: Mask) -> float:
+    """#(a xor b) / N over all positions of all layers (You et al.'s mask distance)."""
+    return _differing(a, b) / counts(a)[1]
+
+
+def changed_fraction(a: Mask, b: Mask) -> float:
+    """hamming(a, b) / (2 min(d, 1 - d)), d the density of `a`: for masks with a's count,
+    the fraction of kept weights that moved (1 - |a and b| / K when d <= 1/2); in [0, 1]."""
+    kept, total = counts(a)
+    bound = 2 * min(kept, total - kept)
+    if bound == 0:
+        raise ValueError(f"changed_fraction: the mask keeps {kept} of {total} weights; "
+                         "it needs a density strictly between 0 and 1")
+    return _differing(a, b) / bound
+
+
+DISTANCES: dict[str, Callable[[Mask, Mask], float]] = {
+    "changed_fraction": changed_fraction,
+    "hamming": hamming,
+}
+
+
+def vacuous_hamming(density: float, epsilon: float) -> bool:
+    """True when the Hamming detector fires at `density` whatever training does: two masks
+    of one count never differ by more than 2 min(d, 1 - d) (equality included, up to float
+    rounding: 2 * (1 - 0.95) exceeds 0.1 by 1e-16)."""
+    bound = 2 * min(density, 1 - density)
+    return bound <= epsilon or math.isclose(bound, epsilon)
+
+
+def _check_queue_and_distance(queue: int, distance: str) -> None:
+    if distance not in DISTANCES:
+        raise LthError(f"eb.distance must be one of {', '.join(DISTANCES)}, got {distance!r}")
+    if queue < 2:
+        raise LthError(f"eb.queue must be >= 2 (a mask and one to compare with), got {queue}")
+
+
+class Detector:
+    """The Early-Bird test of one density: a FIFO of the last `queue` masks; when full, the
+    distances of the newest mask to each older one (oldest first); fires when all are
+    <= epsilon (main.py, EarlyBird.early_bird_emerge).
+
+    history: one row per push, [label, distances to the older masks held, oldest first];
+    rows before the queue is full are shorter (the first is just [label]).
+    """
+
+    def __init__(self, epsilon: float, queue: int = 5, distance: str = "changed_fraction"):
+        _check_queue_and_distance(queue, distance)
+        self.epsilon = epsilon
+        self.distance = DISTANCES[distance]
+        self.masks: deque[Mask] = deque(maxlen=queue)
+        self.history: list[list[float]] = []
+
+    def push(self, mask: Mask, at: int | None = None) -> bool:
+        """Add the mask of the newest check, labelled `at` in the history (default: the check
+        index, from 0); True when the detector fires at this check."""
+        self.masks.append(mask)
+        older = list(self.masks)[:-1]
+        dists = [self.distance(mask, m) for m in older]
+        self.history.append([len(self.history) if at is None else at, *dists])
+        return len(self.masks) == self.masks.maxlen and all(d <= self.epsilon for d in dists)
+
+
+def check_earlybird(eb: EarlyBird, iterations: int) -> None:
+    """One clear error for settings under which the search cannot mean anything: the config
+    check of eb_search (also run by `search` before training)."""
+    if not eb.densities or not all(0 < d < 1 for d in eb.densities):
+        raise LthError(f"eb.densities must be in (0, 1), got {list(eb.densities)}")
+    if len(set(eb.densities)) < len(eb.densities):
+        raise LthError(f"eb.densities must be distinct, got {list(eb.densities)}")
+    if eb.scope not in ("layerwise", "global"):
+        raise LthError(f"eb.scope must be 'layerwise' or 'global', got {eb.scope!r}")
+    if eb.check_every < 1:
+        raise LthError(f"eb.check_every must be >= 1, got {eb.check_every}")
+    if not 0 <= eb.epsilon < 1:
+        raise LthError(f"eb.epsilon must be in [0, 1), got {eb.epsilon}")
+    _check_queue_and_distance(eb.queue, eb.distance)
+    needed = (eb.queue - 1) * eb.check_every
+    if needed > iterations:
+        raise LthError(f"eb: a queue of {eb.queue} checks every {eb.check_every} iterations "
+                       f"first fills at iteration {needed}, but training has {iterations}")
+    for d in eb.densities:
+        if eb.distance == "hamming" and vacuous_hamming(d, eb.epsilon):
+            raise LthError(f"eb: the hamming threshold is vacuous at density {d}: two masks "
+                           f"differ by at most 2*min(d, 1-d) = {2 * min(d, 1 - d):g} <= "
+                           f"epsilon {eb.epsilon}; use distance changed_fraction")
+
+
+def magnitude_ticket(model: nn.Module, density: float, scope: str, names: list[str]) -> Mask:
+    """One-shot magnitude pruning of the model's current weights to exactly
+    round(density * size) weights (lth.masks.prune_to_density; ties keep the lower index)."""
+    params = dict(model.named_parameters())
+    dense = full_mask({n: params[n] for n in names})
+    # magnitude reads only the names of the ScoreData
+    data = ScoreData(names=list(names), batches=[], gen=torch.Generator(), num_classes=0,
+                     input_shape=(), grasp_temperature=None, batchnorm_training=None)
+    return prune_to_density(magnitude_scores(model, dense, data), dense, density, scope, names)
+
+
+def _batchnorms(model: nn.Module) -> dict[str, _BatchNorm]:
+    """Module name -> every BatchNorm layer with a scale, in registration order."""
+    return {name: m for name, m in model.named_modules()
+            if isinstance(m, _BatchNorm) and m.weight is not None}
+
+
+def slimming_hook(strength: float) -> Callable[[int, nn.Module], None]:
+    """Network slimming's L1 subgradient on BatchNorm scales, as lth.train.train's
+    after_backward: gamma.grad += strength * sign(gamma) (main.py updateBN, s = 1e-4)."""
+
+    def add_l1_subgradient(_it: int, model: nn.Module) -> None:
+        for bn in _batchnorms(model).values():
+            bn.weight.grad.add_(torch.sign(bn.weight.detach()), alpha=strength)
+
+    return add_l1_subgradient
+
+
+def channel_ticket(model: nn.Module, ratio: float) -> Mask:
+    """BatchNorm name -> kept channels: the round_half_up((1 - ratio) * C) channels with the
+    largest |gamma| over all C channels of all BatchNorm layers (one global ranking, ties keep
+    the lower index in registration order).
+
+    The reference (EarlyBird.pruning) keeps |gamma| > sorted[int(C * ratio)] strictly, which
+    removes int(C * ratio) + 1 channels, more on ties; lth keeps an exact count.
+    """
+    scales = {name: bn.weight.detach().abs() for name, bn in _batchnorms(model).items()}
+    if not scales:
+        raise LthError(f"channel_ticket: {type(model).__name__} has no BatchNorm layer")
+    if not 0 <= ratio < 1:
+        raise LthError(f"channel_ticket: ratio must be in [0, 1), got {ratio}")
+    total = sum(s.numel() for s in scales.values())
+    keep = round_half_up((1 - ratio) * total)
+    return keep_top_global(scales, full_mask(scales), keep, list(scales))
+
+
+def prune_channels(model: VGG, kept: Mask) -> VGG:
+    """A new, smaller VGG without the channels `kept` (a channel_ticket) drops: each conv's
+    filters, its BatchNorm entries and the next layer's inputs (lth.filters.keep_filters;
+    the reference's vggprune.py). The input model is not changed."""
+    if not isinstance(model, VGG):
+        raise LthError(f"prune_channels: expected a lth.models.VGG, got {type(model).__name__}")
+    conv_of, conv = {}, None  # BatchNorm name -> the conv weight it normalises
+    for name, module in model.named_children():
+        if isinstance(module, nn.Conv2d):
+            conv = f"{name}.weight"
+        elif isinstance(module, nn.BatchNorm2d):
+            conv_of[name] = conv
+    if set(kept) != set(conv_of):
+        raise LthError(f"prune_channels: expected channel masks for {', '.join(conv_of)}, got "
+                       f"{', '.join(kept) or 'none'}")
+    empty = [name for name, m in kept.items() if not bool(m.any())]
+    if empty:
+        raise LthError(f"prune_channels: {', '.join(empty)} would keep no channel")
+    return keep_filters(model, {conv_of[n]: m.flatten().nonzero().squeeze(1).cpu()
+                                for n, m in kept.items()})
+
+
+@dataclass
+class Ticket:
+    """The Early-Bird ticket of one density."""
+
+    density: float
+    fired: bool  # False: never settled; the ticket is that of the final weights
+    iteration: int  # t_EB: the iteration of the weights the ticket is drawn from
+    mask: Mask  # on the cpu
+    weights: dict[str, torch.Tensor]  # the model's cpu state dict at t_EB (EB Train's start)
+    history: list[list[float]]  # [iteration, distances to the older masks, oldest first]
+
+
+@dataclass
+class SearchResult:
+    tickets: list[Ticket]  # in the order of eb.densities
+    last_iteration: int  # where training stopped (the last t_EB, or s.iterations)
+    metrics: list[dict]  # lth.train.train's rows
+    wall_seconds: float
+
+
+def _cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in tensors.items()}
+
+
+def search(
+    model: nn.Module,
+    splits,
+    s: Schedule,
+    gen: torch.Generator,
+    eb: EarlyBird,
+    names: list[str],
+    log: Callable[[str], None] = print,
+    prefix: str = "",
+    ticket: TicketFn | None = None,
+    after_backward: Callable[[int, nn.Module], None] | None = None,
+) -> SearchResult:
+    """Train the dense `model` with lth.train.train, drawing a ticket per density at
+    iteration 0 and every eb.check_every iterations (and at the end, when it falls on a
+    check), until every density's detector has fired or s.iterations.
+
+    ticket: how a ticket is drawn (default: magnitude_ticket with eb.scope over `names`; the
+    channel variant passes lambda m, d: channel_ticket(m, 1 - d) and
+    after_backward=slimming_hook(s)). A density that never fires gets the ticket of the final
+    weights with fired False. The model ends holding the weights of the last iteration.
+    """
+    check_earlybird(eb, s.iterations)
+    draw = ticket or (lambda m, d: magnitude_ticket(m, d, eb.scope, names))
+    detectors = [Detector(eb.epsilon, eb.queue, eb.distance) for _ in eb.densities]
+    found: dict[int, Ticket] = {}
+    began = time.perf_counter()
+
+    def check(it: int, current: nn.Module) -> bool:
+        weights = None
+        for i, (density, detector) in enumerate(zip(eb.densities, detectors, strict=True)):
+            if i in found:
+                continue
+            mask = draw(current, density)
+            if detector.push(mask, at=it):
+                weights = weights if weights is not None else _cpu(current.state_dict())
+                found[i] = Ticket(density, True, it, _cpu(mask), weights, detector.history)
+                log(f"{prefix} eb density {density}: ticket drawn at iteration {it} "
+                    f"(distances {', '.join(f'{d:.4f}' for d in detector.history[-1][1:])})")
+        return len(found) == len(detectors)
+
+    params = dict(model.named_parameters())
+    dense = full_mask({n: params[n] for n in names})
+    result = train(model, dense, splits, s, gen, log=log, prefix=prefix,
+                   after_backward=after_backward, observe=check, observe_every=eb.check_every)
+    last = result.last_iteration
+    if len(found) < len(detectors) and last % eb.check_every == 0:
+        check(last, model)
+    final = None if len(found) == len(detectors) else _cpu(model.state_dict())
+    tickets = [
+        found[i] if i in found
+        else Ticket(d, False, last, _cpu(draw(model, d)), final, detectors[i].history)
+        for i, d in enumerate(eb.densities)
+    ]
+    return SearchResult(tickets, last, result.metrics, time.perf_counter() - began)
