@@ -1,16 +1,19 @@
 """lth.report: tables, figures, the scorecard and the rendered report, on synthetic but
 realistic results of LeNet-300-100 (IMP, its controls, SNIP/SynFlow at init, fine-tuning and
-Scratch-E on its masks; 2 seeds)."""
+Scratch-E on its masks, Early-Bird, edge-popup's untrained supermasks; 2 seeds), with their
+cost columns, mask similarity and first-layer in-degree."""
 
 from __future__ import annotations
 
 import base64
+import json
 import math
 import re
 import shutil
 import subprocess
 import sys
 import zipfile
+import zlib
 from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
@@ -19,9 +22,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from lth import similarity as S
+from lth.cost import pareto_front
 from lth.io import LthError, read_json, sha256_file
 from lth.provenance import find_record
 from lth.report import claims
+from lth.report.cost_figures import (
+    cost_points,
+    cost_table,
+    fig_cost_vs_accuracy,
+    fig_iterations_to_target,
+    target_stats,
+)
+from lth.report.figure_files import check_tables_given
 from lth.report.figures import (
     FIGURES,
     fig_accuracy_vs_density,
@@ -34,7 +47,15 @@ from lth.report.figures import (
     fig_learning_curves,
 )
 from lth.report.latex import compile_pdf, latex_escape
-from lth.report.render import make_report, render_report
+from lth.report.overlap_figures import (
+    degree_map,
+    degree_maps,
+    fig_input_degree_maps,
+    fig_mask_overlap_heatmap,
+    fig_mask_overlap_layers,
+    fig_score_rank_correlation,
+)
+from lth.report.render import display_tables, make_report, render_report
 from lth.report.style import FigureStyle, style_from_config
 from lth.report.tables import (
     REQUIRED_COLUMNS,
@@ -53,8 +74,11 @@ TOTAL = sum(size for _, _, size in LAYERS)
 FAMILY = {
     "imp": "lottery", "reinit": "control", "random_pruning": "control",
     "scratch_b_imp": "control", "scratch_e_finetune": "control", "snip": "at_init",
-    "synflow": "at_init", "finetune": "baseline",
+    "synflow": "at_init", "finetune": "baseline", "eb": "early", "edge_popup": "supermask",
 }  # fmt: skip
+CONTROLS = ("reinit", "random_pruning", "scratch_b_imp", "scratch_e_finetune")
+ONE_SHOT = ("snip", "synflow", "eb", "edge_popup")
+ITERATION_MACS = 3 * 60 * TOTAL  # training MACs of one dense iteration at batch 60
 TEST_ACCURACY = {
     "imp": lambda d: 0.89 + 0.02 * (1 - d) - 3 * max(0.0, 0.03 - d),
     "reinit": lambda d: 0.89 - 0.08 * (1 - d) ** 3,
@@ -64,10 +88,13 @@ TEST_ACCURACY = {
     "snip": lambda d: 0.885 - 0.05 * (1 - d) ** 4,
     "synflow": lambda d: 0.885 - 0.04 * (1 - d) ** 4,
     "finetune": lambda d: 0.892 - 0.01 * (1 - d),
+    "eb": lambda d: 0.888 - 0.02 * (1 - d) ** 3,
+    "edge_popup": lambda d: 0.80 - 0.1 * (1 - d) ** 2,
 }
 STOP_DELAY = {
     "imp": 0, "reinit": 300, "random_pruning": 600, "scratch_b_imp": 450,
-    "scratch_e_finetune": 350, "snip": 200, "synflow": 150, "finetune": 100,
+    "scratch_e_finetune": 350, "snip": 200, "synflow": 150, "finetune": 100, "eb": 120,
+    "edge_popup": 50,
 }  # fmt: skip
 STYLE = FigureStyle(
     context="paper", axes_style="whitegrid", font_scale=1.0, palette="colorblind",
@@ -98,9 +125,37 @@ def runs(rounds: int, one_shot: tuple[float, ...]):
         first = 0 if method == "imp" else 1
         for r in range(first, rounds):
             yield method, f"round{r}", r, 0.8**r
-    for method in ("snip", "synflow"):
+    for method in ONE_SHOT:
         for d in one_shot:
             yield method, f"density{d:g}", -1, d
+
+
+def costs(method: str, rnd: int, d: float, iterations: int) -> dict:
+    """Cost columns (sparse, dense) as `lth summarize` computes them: IMP's relatives find
+    their masks with IMP's earlier rounds, Early-Bird with a fifth of a dense training, the
+    at-init criteria with one dense batch; edge-popup's own record is its mining (its
+    weights are never trained)."""
+    if rnd >= 0:
+        find = (iterations * ITERATION_MACS * sum(0.8**j for j in range(rnd)),
+                rnd * iterations * ITERATION_MACS)
+    else:
+        find = {"eb": (0.2 * iterations * ITERATION_MACS,) * 2,
+                "edge_popup": (0, 0)}.get(method, (ITERATION_MACS / 60,) * 2)
+    train = (iterations * ITERATION_MACS * (2 * d + 1) / 3 if method == "edge_popup"
+             else iterations * ITERATION_MACS * d, iterations * ITERATION_MACS)
+    return {"find_macs": find[0], "find_macs_dense": find[1], "train_macs": train[0],
+            "train_macs_dense": train[1], "total_macs": find[0] + train[0],
+            "total_macs_dense": find[1] + train[1],
+            "dense_trainings": (find[1] + train[1]) / (iterations * ITERATION_MACS)}
+
+
+def iterations_to_target(method: str, d: float, seed: int) -> float:
+    """SNIP at 5 % and edge-popup never reach the target; SynFlow at 5 % only in seed 0."""
+    if method == "edge_popup" or (method == "snip" and d == 0.05):
+        return math.nan
+    if method == "synflow" and d == 0.05 and seed == 1:
+        return math.nan
+    return 200 + 400 * (1 - d) + 50 * seed
 
 
 def synthetic_tables(
@@ -123,14 +178,16 @@ def synthetic_tables(
                     "dataset": "fashion_mnist", "model": "lenet300_100",
                     "family": FAMILY[method], "target_density": d, "percent_remaining": 100 * d,
                     "compression": 1 / d, "params_kept": round(d * TOTAL), "params_total": TOTAL,
-                    "flops": d * TOTAL, "dense_flops": TOTAL, "speedup": 1 / d,
+                    "macs": d * TOTAL, "dense_macs": TOTAL, "speedup": 1 / d,
+                    "control": method in CONTROLS, "weights_trained": method != "edge_popup",
+                    "iterations_to_target": iterations_to_target(method, d, seed),
                     "collapsed": 0.0 in densities, "final_test_accuracy": acc,
                     "final_val_accuracy": acc + 0.001,
                     "final_train_accuracy": acc + 0.02 + 0.05 * d,
                     "early_stop_iteration": stop,
                     "early_stop_test_accuracy": acc - 0.01, "iterations": iterations,
                     "wall_seconds": 1.0, "run_dir": f"results/x/seed{seed}/{method}/{level}",
-                }
+                } | costs(method, rnd, d, iterations)
             )  # fmt: skip
             for (name, kind, size), ld in zip(LAYERS, densities, strict=True):
                 layers.append(key | {"layer": name, "kind": kind, "kept": round(ld * size),
@@ -141,11 +198,77 @@ def synthetic_tables(
                     curves.append(key | {"iteration": t, "split": split, "loss": 1 - rise,
                                          "accuracy": rise + shift})  # fmt: skip
     columns = REQUIRED_COLUMNS
+    summary = pd.DataFrame(summary)
     return ReportTables(
-        pd.DataFrame(summary),
+        summary,
         pd.DataFrame(layers, columns=[*columns["layers"], "experiment", "kind", "kept", "size"]),
         pd.DataFrame(curves, columns=[*columns["curves"], "experiment", "loss"]),
+        synthetic_similarity(summary),
+        synthetic_indegree(summary),
     )
+
+
+SCORED = ("edge_popup", "snip", "synflow")  # methods that save their scores
+
+
+def pair_values(a: str, b: str, seed: int, layer: int) -> dict:
+    """Similarity measures of one pair: a fixed value per pair of methods, shifted by seed
+    and layer; rank correlation only between methods with scores."""
+    base = 1.0 if (a, b) == ("imp", "reinit") else ((3 * len(a) + len(b)) % 9) / 10 - 0.2
+    scored = a in SCORED and b in SCORED
+    return {"excess": base + 0.02 * seed - 0.01 * layer, "excess_sd": 0.01 * (1 + layer),
+            "jaccard": 0.2 + 0.05 * seed + 0.01 * layer, "expected_jaccard": 0.1,
+            "score_spearman": 0.3 + 0.1 * seed - 0.05 * layer if scored else math.nan}
+
+
+def synthetic_similarity(summary: pd.DataFrame) -> pd.DataFrame:
+    """similarity.csv as the verb writes it: within each seed, every pair of methods at the
+    same level or densities within 10 % (method_a < method_b), per layer and "all"; across
+    seeds, imp with itself at each level (order-free views only)."""
+    levels = summary[["method", "level", "density"]].drop_duplicates().sort_values(
+        ["method", "density"], ascending=[True, False]).to_dict("records")
+    layers = [*(name for name, _, _ in LAYERS), "all"]
+    rows = []
+    for seed in SEEDS:
+        for i, x in enumerate(levels):
+            for y in levels[i + 1:]:
+                near = abs(x["density"] - y["density"]) <= 0.1 * max(x["density"], y["density"])
+                if x["method"] == y["method"] or not (x["level"] == y["level"] or near):
+                    continue
+                pair = {"view": "mask", "seed_a": seed, "seed_b": seed}
+                for side, net in (("a", x), ("b", y)):
+                    pair |= {f"{key}_{side}": net[key] for key in ("method", "level", "density")}
+                rows += [pair | {"layer": layer} | pair_values(x["method"], y["method"], seed, j)
+                         for j, layer in enumerate(layers)]
+    for x in levels:
+        if x["method"] == "imp":
+            pair = {"view": "in_degree_across_seeds", "seed_a": 0, "seed_b": 1}
+            pair |= {f"{key}_{side}": x[key] for key in ("method", "level", "density")
+                     for side in ("a", "b")}
+            rows += [pair | {"layer": layer, "excess": math.nan} for layer in layers]
+    return pd.DataFrame(rows)
+
+
+def fc1_mask(method: str, level: str, seed: int, density: float) -> np.ndarray:
+    """A first-layer mask of LeNet (30 hidden units for speed) at density, its own per
+    network; IMP keeps the centre of the image far more often."""
+    rng = np.random.default_rng(zlib.crc32(f"{method}/{level}/{seed}".encode()))
+    keep = np.full((28, 28), density)
+    if method == "imp":
+        keep[7:21, 7:21] *= 3
+    return rng.random((30, 784)) < keep.ravel()
+
+
+def synthetic_indegree(summary: pd.DataFrame) -> pd.DataFrame:
+    """indegree.csv as the verb writes it (lth.similarity.in_degree_table), for IMP and the
+    one-shot methods."""
+    nets = summary[summary["method"].isin(("imp", *ONE_SHOT))]
+    return pd.concat([
+        S.in_degree_table("lenet_fmnist", S.Network(r.method, 0, r.seed, r.level, r.density,
+                                                    "unused"),
+                          {"fc1.weight": fc1_mask(r.method, r.level, r.seed, r.density)},
+                          (1, 28, 28))
+        for r in nets.itertuples()], ignore_index=True)
 
 
 @pytest.fixture(scope="module")
@@ -155,10 +278,13 @@ def tables() -> ReportTables:
 
 def imp_only(tables: ReportTables) -> ReportTables:
     """The tables of a config that ran only IMP, and wrote no curves."""
+    sim = tables.similarity
     return ReportTables(
         tables.summary[tables.summary["method"] == "imp"],
         tables.layers[tables.layers["method"] == "imp"],
         tables.curves.iloc[0:0],
+        sim[(sim["method_a"] == "imp") & (sim["method_b"] == "imp")],
+        tables.indegree[tables.indegree["method"] == "imp"],
     )
 
 
@@ -180,7 +306,7 @@ def test_results_table_mean_and_std_over_seeds(tables):
     assert table["percent_remaining"].tolist()[:6] == pytest.approx(
         [100 * 0.8**r for r in range(6)]
     )
-    assert len(table) == 6 + 5 * 5 + 2 * 3
+    assert len(table) == 6 + 5 * 5 + 4 * 3
 
 
 def test_shrinkbench_change_vs_dense(tables):
@@ -294,10 +420,13 @@ def test_layer_density_heatmap_values(tables):
 def test_all_methods_line_style_by_family(tables):
     ax = fig_all_methods(tables, STYLE).axes[0]
     lines = lines_by_label(ax)
-    assert len(lines) == 8 and "scratch_e_finetune" in lines
+    assert len(lines) == 10 and "scratch_e_finetune" in lines
     styles = {name: line.get_linestyle() for name, line in lines.items()}
     assert styles["imp"] == "-" and styles["reinit"] == "--"
     assert styles["snip"] == ":" and styles["finetune"] == "-."
+    assert lines["eb"].get_marker() == "v" and lines["edge_popup (untrained)"].get_marker() == "P"
+    assert lines["edge_popup (untrained)"].get_ydata() == pytest.approx(
+        mean_over_seeds(tables, "edge_popup", "final_test_accuracy"))
     assert ax.get_xscale() == "log"
 
 
@@ -315,8 +444,9 @@ def test_layer_collapse_bars_and_collapse_marks(tables):
 def test_density_profiles_facets_match_overall_density(tables):
     axes = fig_density_profiles(tables, STYLE).axes
     assert [ax.get_title() for ax in axes] == ["50% remaining", "20% remaining", "5% remaining"]
-    assert sorted(lines_by_label(axes[1])) == ["snip", "synflow"]  # IMP 32.8% is too far
-    assert len(lines_by_label(axes[0])) == 8
+    assert sorted(lines_by_label(axes[1])) == [  # IMP 32.8% is too far
+        "eb", "edge_popup (untrained)", "snip", "synflow"]
+    assert len(lines_by_label(axes[0])) == 10
     synflow = lines_by_label(axes[2])["synflow"]
     assert synflow.get_xdata().tolist() == [1, 2, 3]
     assert synflow.get_ydata() == pytest.approx([100 * 0.95 * 0.05, 5.0, 50.0])
@@ -329,15 +459,190 @@ def test_figures_without_data_are_skipped(tables):
     assert made == {
         "accuracy_vs_density": True, "early_stop_vs_density": True, "learning_curves": False,
         "generalization_gap": True, "layer_density": True, "all_methods": False,
-        "layer_collapse": True, "density_profiles": True,
+        "layer_collapse": True, "density_profiles": True, "mask_overlap_heatmap": False,
+        "mask_overlap_layers": False, "input_degree_maps": True,
+        "score_rank_correlation": False, "cost_vs_accuracy": True,
+        "iterations_to_target": True,
     }  # fmt: skip
+    without = ReportTables(only.summary, only.layers, only.curves)  # no similarity verb
+    assert fig_mask_overlap_heatmap(without, STYLE) is None
+    assert fig_input_degree_maps(without, STYLE) is None
+
+
+# ----------------------------------------------------------------------------- similarity
+
+
+def panels_by_title(fig) -> dict:
+    """The titled axes of a figure (colorbars have no title) by title."""
+    return {ax.get_title(): ax for ax in fig.axes if ax.get_title()}
+
+
+def heatmap_grid(ax) -> pd.DataFrame:
+    """The values of a seaborn heatmap as a labelled square grid (NaN: blank cell)."""
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    values = np.ma.filled(np.ma.asarray(ax.collections[0].get_array(), dtype=float), np.nan)
+    return pd.DataFrame(values.reshape(len(labels), -1), index=labels,
+                        columns=[t.get_text() for t in ax.get_xticklabels()])
+
+
+def mask_pair_rows(sim, a, level_a, b, level_b, layer="all") -> pd.DataFrame:
+    return sim[(sim["view"] == "mask") & (sim["layer"] == layer) & (sim["method_a"] == a)
+               & (sim["level_a"] == level_a) & (sim["method_b"] == b)
+               & (sim["level_b"] == level_b)]
+
+
+def test_mask_overlap_heatmap_cells_are_the_mean_excess_of_their_rows(tables):
+    panels = panels_by_title(fig_mask_overlap_heatmap(tables, STYLE))
+    assert list(panels) == ["≈50% remaining", "≈20% remaining", "≈5% remaining"]
+    grid = heatmap_grid(panels["≈50% remaining"])
+    sim = tables.similarity
+    # at 50 %: imp's round 3 (51.2 %), nearer than round 4 (41.0 %, also within 1.25x)
+    for a, level_a, b, level_b in (("imp", "round3", "reinit", "round3"),
+                                   ("imp", "round3", "snip", "density0.5"),
+                                   ("eb", "density0.5", "edge_popup", "density0.5")):
+        rows = mask_pair_rows(sim, a, level_a, b, level_b)
+        assert len(rows) == 2  # one per seed
+        label_b = "edge_popup (untrained)" if b == "edge_popup" else b
+        assert grid.loc[a, label_b] == pytest.approx(rows["excess"].mean())
+        assert grid.loc[label_b, a] == pytest.approx(rows["excess"].mean())
+    assert grid.loc["imp", "reinit"] == pytest.approx(1.0 + 0.01 - 0.03)
+    assert np.isnan(grid.loc["imp", "imp"])  # no pair of a method with itself
+    texts = {t.get_text() for t in panels["≈50% remaining"].texts}
+    rows = mask_pair_rows(sim, "imp", "round3", "reinit", "round3")
+    assert f"{rows['jaccard'].mean():.2f}/0.10".replace("0.", ".") in texts
+    # at 5 %: only the one-shot methods, IMP's sparsest round is 32.8 %
+    assert set(heatmap_grid(panels["≈5% remaining"]).index) == {
+        "snip", "synflow", "eb", "edge_popup (untrained)"}
+
+
+def test_mask_overlap_layers_per_layer_with_the_chance_band(tables):
+    panels = panels_by_title(fig_mask_overlap_layers(tables, STYLE))
+    assert list(panels) == ["all layers", "fc1.weight", "fc2.weight", "fc3.weight"]
+    ax = panels["fc2.weight"]
+    reinit = lines_by_label(ax)["reinit"]
+    sim = tables.similarity
+    rows = sim[(sim["view"] == "mask") & (sim["layer"] == "fc2.weight")
+               & (sim["method_a"] == "imp") & (sim["method_b"] == "reinit")]
+    expected = rows.groupby("density_a")["excess"].mean().sort_index()
+    assert reinit.get_xdata() == pytest.approx(100 * expected.index.to_numpy())
+    assert reinit.get_ydata() == pytest.approx(expected.to_numpy())
+    assert "edge_popup (untrained)" in lines_by_label(ax)  # compared with imp at 51.2 %
+    band = ax.collections[0].get_paths()[0].vertices[:, 1]
+    assert band.max() == pytest.approx(1.6448536 * 0.02)  # excess_sd of fc2 is 0.02
+    assert band.min() == pytest.approx(-1.6448536 * 0.02)
+
+
+def test_input_degree_map_is_the_column_sums_reshaped_28_by_28(tables):
+    deg = tables.indegree
+    one = deg[(deg["method"] == "imp") & (deg["level"] == "round5") & (deg["seed"] == 0)]
+    by_seed = [fc1_mask("imp", "round5", seed, 0.8**5) for seed in SEEDS]
+    assert degree_map(one) == pytest.approx(by_seed[0].sum(axis=0).reshape(28, 28))
+    both = deg[(deg["method"] == "imp") & (deg["level"] == "round5")]
+    mean = (by_seed[0].sum(axis=0) + by_seed[1].sum(axis=0)).reshape(28, 28) / 2
+    assert degree_map(both) == pytest.approx(mean)
+    maps = degree_maps(deg, tables.summary, STYLE.degree_map_percent)
+    assert [(m, round(p, 1)) for m, p, _ in maps] == [
+        ("imp", 32.8), ("snip", 5.0), ("synflow", 5.0), ("eb", 5.0), ("edge_popup", 5.0)]
+    panels = panels_by_title(fig_input_degree_maps(tables, STYLE))
+    assert list(panels) == ["imp\n32.8%", "snip\n5%", "synflow\n5%", "eb\n5%",
+                            "edge_popup\n(untrained)\n5%"]
+    image = np.asarray(panels["imp\n32.8%"].images[0].get_array())
+    assert image == pytest.approx(mean / mean.mean())
+    assert image[7:21, 7:21].mean() > 2 * np.delete(image.ravel(), np.ravel_multi_index(
+        np.mgrid[7:21, 7:21].reshape(2, -1), (28, 28))).mean()  # IMP keeps the centre
+    # reinit trains imp's masks: its map is imp's, counted under it, not drawn again
+    imp_rows = deg[deg["method"] == "imp"]
+    shared = ReportTables(tables.summary, tables.layers, tables.curves, tables.similarity,
+                          pd.concat([deg, imp_rows.assign(method="reinit")]))
+    panels = panels_by_title(fig_input_degree_maps(shared, STYLE))
+    assert "imp\n32.8%, +1 same" in panels and len(panels) == 5
+
+
+def test_score_rank_correlation_means_over_seeds_and_levels(tables):
+    panels = panels_by_title(fig_score_rank_correlation(tables, STYLE))
+    assert list(panels) == ["all layers", "fc1.weight", "fc2.weight", "fc3.weight"]
+    grid = heatmap_grid(panels["fc1.weight"])
+    assert set(grid.index) == {"snip", "synflow", "edge_popup (untrained)"}
+    sim = tables.similarity
+    rows = sim[(sim["view"] == "mask") & (sim["layer"] == "fc1.weight")
+               & (sim["method_a"] == "snip") & (sim["method_b"] == "synflow")]
+    assert len(rows) == 2 * 3  # two seeds, three levels
+    assert grid.loc["synflow", "snip"] == pytest.approx(rows["score_spearman"].mean())
+    assert grid.loc["synflow", "snip"] == pytest.approx(0.35)
+
+
+# ----------------------------------------------------------------------------- cost
+
+
+def test_cost_vs_accuracy_front_is_lth_cost_pareto_front(tables):
+    fig = fig_cost_vs_accuracy(tables, STYLE)
+    points = cost_points(tables.summary, STYLE.spread)
+    imp = points[points["method"] == "imp"].set_index("level")
+    assert imp.loc["round2", "sparse_trainings"] == pytest.approx(1 + 0.8 + 0.64)
+    assert imp.loc["round2", "dense_trainings"] == pytest.approx(3.0)
+    for ax, cost in zip(fig.axes[:2], ("sparse_trainings", "dense_trainings"), strict=True):
+        assert ax.get_xscale() == "log"
+        candidates = points[~points["control"]]
+        front = candidates[pareto_front(candidates[[cost, "mean"]].to_numpy())]
+        front = front.sort_values(cost)
+        line = lines_by_label(ax)["Pareto front"]
+        assert line.get_xdata() == pytest.approx(front[cost].to_numpy())
+        assert line.get_ydata() == pytest.approx(front["mean"].to_numpy())
+        assert len(front) >= 2
+        markers = {c.get_label(): c.lines[0] for c in ax.containers}
+        assert markers["reinit (control)"].get_color() == "0.6"
+        assert markers["imp"].get_xdata() == pytest.approx(imp[cost].to_numpy())
+        assert "edge_popup (untrained)" in markers
+    assert "multiply-accumulates (MACs)" in fig.axes[0].get_xlabel()
+
+
+def test_iterations_to_target_marks_never_reached_levels_apart_from_zero(tables):
+    ax = fig_iterations_to_target(tables, STYLE).axes[0]
+    ceiling = 1.1 * 1000
+    never = sorted((x, y) for line in ax.get_lines() if line.get_marker() == "x"
+                   for x, y in zip(line.get_xdata(), line.get_ydata(), strict=True))
+    # edge-popup at every density, SNIP at 5 %
+    assert np.array(never) == pytest.approx(np.array(
+        [(5.0, ceiling), (5.0, ceiling), (20.0, ceiling), (50.0, ceiling)]))
+    assert ax.get_yticklabels()[-1].get_text() == "not reached"
+    snip = lines_by_label(ax)["snip"]
+    assert np.isnan(snip.get_ydata()[-1]) and snip.get_xdata()[-1] == pytest.approx(5.0)
+    synflow = target_stats(tables.summary).set_index(["method", "level"]).loc[
+        ("synflow", "density0.05")]
+    assert (synflow["iterations"], synflow["reached"], synflow["n"]) == (580.0, 1, 2)
+    open_markers = [line for line in ax.get_lines() if line.get_markerfacecolor() == "white"
+                    and len(line.get_xdata())]
+    assert [(line.get_xdata().tolist(), line.get_ydata().tolist())
+            for line in open_markers] == [([5.0], [580.0])]
+
+
+def test_cost_table_says_not_reached_and_labels_untrained_methods(tables):
+    numbers = cost_table(tables.summary).set_index(["method", "level"])
+    assert numbers.loc[("imp", "round2"), "sparse_trainings"] == pytest.approx(2.44)
+    assert numbers.loc[("imp", "round2"), "total_macs"] == pytest.approx(
+        2.44 * 1000 * ITERATION_MACS)
+    table = display_tables(tables.summary)[-1]
+    assert table.title == "Search cost vs. accuracy"
+    cells = {(row[0], row[1]): dict(zip(table.headers, row, strict=True))
+             for row in table.rows}
+    assert cells["snip", "density0.05"]["Iter. to target"] == "not reached"
+    assert cells["edge_popup (untrained)", "density0.5"]["Iter. to target"] == (
+        "not reached")
+    assert cells["synflow", "density0.05"]["Iter. to target"] == "580 (1/2)"
+    assert cells["imp", "round1"]["Iter. to target"] == "305"  # 200 + 400 * 0.2 + 25
+    assert cells["imp", "round2"]["Dense tr. (MACs)"] == "2.44"
+    assert cells["imp", "round2"]["Dense tr. (epochs)"] == "3"
+    assert cells["imp", "round2"]["Total MACs"] == f"{2.44 * 1000 * ITERATION_MACS:.3g}"
 
 
 # ----------------------------------------------------------------------------- rendering
 
 
+TABLE_NAMES = ("summary", "layers", "curves", "similarity", "indegree")
+
+
 def write_csvs(tables: ReportTables, folder) -> dict:
-    paths = {name: folder / f"{name}.csv" for name in ("summary", "layers", "curves")}
+    paths = {name: folder / f"{name}.csv" for name in TABLE_NAMES}
     for name, path in paths.items():
         getattr(tables, name).to_csv(path, index=False)
     return paths
@@ -360,8 +665,11 @@ def test_html_is_self_contained_with_captions_and_audit(made):
     assert all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
     assert 'href="http' not in html and "<link" not in html and "<style>" in html
     assert "Appendix: audit trail" in html
-    for name in ("summary", "layers", "curves"):
+    for name in TABLE_NAMES:
         assert sha256_file(made["csv"][name]) in html
+    assert "edge_popup (untrained)" in html and "Search cost vs. accuracy" in html
+    assert re.search(r'<td class="l">snip</td><td class="l">density0.05</td>.*?'
+                     r'<td class="r">not reached</td>', html, flags=re.S)
     pdf = made["out_dir"] / "figures" / "layer_collapse.pdf"
     assert f"python -m lth audit {pdf.as_posix()}" in html
     assert "Experiment lenet_fmnist: lenet300_100 on fashion_mnist" in html
@@ -463,6 +771,10 @@ def test_provenance_records_inputs_and_outputs_of_each_figure(made):
     assert figure["outputs"][0] == {"path": str(pdf), "sha256": sha256_file(pdf)}
     assert figure["verb"] == "report" and figure["params"]["settings"] == SETTINGS
     assert find_record(pdf) == figure  # what `python -m lth audit <figure>` reads
+    assert provenance["figures"]["mask_overlap_heatmap"]["inputs"] == [
+        {"path": str(made["csv"][t]), "sha256": sha256_file(made["csv"][t])}
+        for t in ("summary", "similarity")
+    ]
 
 
 def test_report_says_not_configured_for_skipped_figures(tables, made, tmp_path):
@@ -503,7 +815,15 @@ def test_bad_style_settings_and_tables_raise_one_line_errors(tables, tmp_path):
     paths = write_csvs(tables, tmp_path)
     tables.summary.drop(columns="collapsed").to_csv(paths["summary"], index=False)
     with pytest.raises(LthError, match="summary.csv: missing columns \\['collapsed'\\]"):
-        read_tables(paths["summary"], paths["layers"], paths["curves"])
+        read_tables(paths)
+    tables.summary.to_csv(paths["summary"], index=False)
+    tables.similarity.drop(columns="excess").to_csv(paths["similarity"], index=False)
+    with pytest.raises(LthError, match="similarity.csv: missing columns \\['excess'\\]"):
+        read_tables(paths)
+    with pytest.raises(LthError, match="figure input_degree_maps reads the indegree table: "
+                       "give --indegree"):
+        check_tables_given(["accuracy_vs_density", "input_degree_maps"],
+                           {k: v for k, v in paths.items() if k != "indegree"})
     with pytest.raises(LthError, match="missing keys \\['seeds'\\]"):
         render_report(
             "x",
@@ -513,6 +833,25 @@ def test_bad_style_settings_and_tables_raise_one_line_errors(tables, tmp_path):
             {k: v for k, v in SETTINGS.items() if k != "seeds"},
             tmp_path,
         )
+
+
+def test_figure_verb_reads_the_similarity_table_only_when_given(tables, tmp_path, capsys):
+    from lth.cli import main
+
+    paths = write_csvs(tables, tmp_path)
+    told = ["figure", "--experiment", "lenet_fmnist", "--name", "mask_overlap_heatmap",
+            "--style", json.dumps(asdict(STYLE)), "--settings", json.dumps(SETTINGS),
+            "--out-dir", str(tmp_path / "figures"),
+            *(a for t in ("summary", "layers", "curves") for a in (f"--{t}", str(paths[t])))]
+    assert main(told) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["lth: error: figure mask_overlap_heatmap reads the similarity table: "
+                   "give --similarity"]
+    assert not (tmp_path / "figures").exists()
+    assert main([*told, "--similarity", str(paths["similarity"])]) == 0
+    record = find_record(tmp_path / "figures" / "mask_overlap_heatmap.png")
+    assert [i["path"] for i in record["inputs"]] == [str(paths["summary"]),
+                                                     str(paths["similarity"])]
 
 
 def test_an_installed_wheel_renders_from_its_own_templates(tmp_path):

@@ -242,3 +242,44 @@ def test_verb_rejects_a_mask_that_summary_does_not_list(experiment, tmp_path, ca
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no row of summary.csv" in err[0]
     assert (tmp_path / "results/e/similarity.csv").read_bytes() == before
+
+
+def test_verb_writes_the_first_layers_in_degree_of_every_network(experiment):
+    assert run_similarity(experiment) == 0
+    table = pd.read_csv("results/e/indegree.csv")
+    assert len(table) == 14 * 784  # 7 networks a seed, one row per input pixel
+    assert set(table.layer) == {"fc1.weight"} and set(table.kind) == {"linear"}
+    rows = table[(table.seed == 1) & (table.method == "snip") & (table.level == "density0.24")]
+    mask = S.load_masks("results/e/seed1/snip/density0.24/mask.safetensors")["fc1.weight"]
+    grid = rows.pivot(index="row", columns="col", values="in_degree").to_numpy()
+    assert np.array_equal(grid, mask.sum(axis=0).reshape(28, 28))  # column sums, 28 x 28
+    assert (rows.channel == 0).all() and (rows.fan_out == 30).all()
+    assert rows.density.iloc[0] == pytest.approx(mask.sum() / mask.size, rel=0.05)
+    record = read_json("results/e/indegree.csv.provenance.json")
+    assert record["verb"] == "similarity"
+    assert record["outputs"][0]["path"].endswith("results/e/indegree.csv")
+
+
+def test_in_degree_table_of_a_convolution_is_per_channel_and_kernel_position():
+    rng = np.random.default_rng(5)
+    conv = {"conv1.weight": random_mask((8, 3, 3, 3), 100, rng),
+            "fc.weight": random_mask((10, 8), 40, rng)}
+    net = S.Network("snip", 0, 0, "density0.5", 0.5, "unused")
+    table = S.in_degree_table("e", net, conv, (3, 32, 32))
+    assert len(table) == 27 and set(table.kind) == {"conv"}
+    one = table[(table.channel == 2) & (table.row == 1) & (table.col == 0)]
+    assert one.in_degree.item() == conv["conv1.weight"][:, 2, 1, 0].sum()
+    assert table.in_degree.sum() == 100
+    assert S.in_degree_table("e", net, conv, None) is None  # no input shape recorded
+
+
+def test_score_correlation_uses_the_layers_both_criteria_scored():
+    rng = np.random.default_rng(6)
+    a = {"fc1": rng.random((4, 5)), "fc2": rng.random((3, 4)), "fc1.bias": rng.random(4)}
+    b = {"fc1": -a["fc1"], "fc2": rng.random((3, 4))}
+    rho = S.score_correlations(a, b, ["fc1", "fc2", "out"])
+    assert set(rho) == {"fc1", "fc2", "all"} and rho["fc1"] == pytest.approx(-1.0)
+    pooled = S.spearman(np.concatenate([a["fc1"].ravel(), a["fc2"].ravel()]),
+                        np.concatenate([b["fc1"].ravel(), b["fc2"].ravel()]))
+    assert rho["all"] == pytest.approx(pooled)
+    assert S.score_correlations(a, None, ["fc1"]) == {}

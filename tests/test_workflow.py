@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 from safetensors.torch import load_file
 
@@ -70,7 +71,9 @@ def test_summary_has_a_row_per_method_level_and_seed(done):
     assert counts == {"imp": 3, "imp_oneshot": 2, "reinit": 4, "random_pruning": 2,
                       "scratch_e_imp": 2, "scratch_e_finetune": 2, "scratch_b_imp": 2,
                       "scratch_b_finetune": 2, "finetune": 2, "snip": 1, "grasp": 1,
-                      "synflow": 1}
+                      "synflow": 1, "eb": 1, "eb_continue": 1, "edge_popup": 1,
+                      "gem_miner_gem": 1, "gem_miner": 1, "double": 2, "scored": 2,
+                      "regrow_random": 2}
     imp = summary[summary.method == "imp"].sort_values("round")
     assert imp.density.is_monotonic_decreasing and imp.density.iloc[0] == 1.0
     # imp_oneshot keeps exactly the per-layer counts of the IMP round it matches
@@ -188,6 +191,83 @@ def test_similarity_compares_the_methods_masks_at_each_round(done):
     assert (vgg[smaller].jaccard == 1).all()
 
 
+def test_tickets_found_early_or_without_weight_training(done):
+    """Early-Bird draws its ticket within the search and eb_continue trains on from there;
+    edge-popup and the GEM-MINER gem never train a weight (final = frozen start x mask);
+    gem_miner trains the gem's weights; each hits its density exactly."""
+    search = json.loads((done / "results/tiny/seed0/eb/search.json").read_text())["search"]
+    (ticket,) = search["tickets"]
+    assert 0 < ticket["iteration"] <= 30 and ticket["iteration"] % 5 == 0
+    assert run_json(done, "eb_continue", "density0.1")["result"]["start_iteration"] == (
+        ticket["iteration"])
+    assert run_json(done, "eb", "density0.1")["result"]["start_iteration"] == 0
+    init = load_file(done / "results/tiny/seed0/init.safetensors")
+    for method in ("eb", "eb_continue", "edge_popup", "gem_miner_gem", "gem_miner"):
+        result = run_json(done, method, "density0.1")["result"]
+        assert result["params_kept"] == round(0.1 * 266200), method
+    for method in ("edge_popup", "gem_miner_gem"):
+        result = run_json(done, method, "density0.1")["result"]
+        assert result["weights_trained"] is False
+        final, mask = tensors(done, method, "density0.1", "final"), tensors(done, method,
+                                                                           "density0.1", "mask")
+        for name, kept in mask.items():
+            sigma = (2 / init[name][0].numel()) ** 0.5
+            expected = torch.where(init[name] >= 0, sigma, -sigma) * kept
+            assert torch.allclose(final[name], expected), (method, name)
+        assert final["fc1.bias"].equal(init["fc1.bias"])
+    gem = tensors(done, "gem_miner", "density0.1", "final")
+    assert not gem["fc1.weight"].equal(tensors(done, "gem_miner_gem", "density0.1", "final")[
+        "fc1.weight"])
+
+
+def test_reintroduction_keeps_imps_counts_and_round_one(done):
+    """Round 1 of Double-/Scored-pruning and the random control is IMP's round 1 (nothing
+    was pruned before it); later rounds keep IMP's per-layer counts with other weights."""
+    imp1 = tensors(done, "imp", "round1", "mask")
+    for method in ("double", "scored", "regrow_random"):
+        assert same_tensors(tensors(done, method, "round1", "mask"), imp1)
+        mask = tensors(done, method, "round2", "mask")
+        imp2 = tensors(done, "imp", "round2", "mask")
+        assert {n: int(m.sum()) for n, m in mask.items()} == {
+            n: int(m.sum()) for n, m in imp2.items()}
+        assert not same_tensors(mask, imp2), method
+    complement = tensors(done, "double_complement", "round1", "mask")
+    assert all(complement[n].equal(~imp1[n].bool()) for n in imp1)
+    assert (done / "results/tiny/seed0/scored/round1/regrow_scores.safetensors").is_file()
+
+
+def test_cost_columns_count_each_tickets_lineage(done):
+    """IMP round r costs the trainings of rounds 0..r-1 to find; a control costs what its
+    mask cost; edge-popup's cost is its mining; iterations to target are never 0 by default."""
+    summary = pd.read_csv(done / "results/tiny/summary.csv").set_index(["method", "level"])
+    imp = summary.loc["imp"]
+    assert imp.loc["round2", "find_macs"] == (imp.loc["round0", "train_macs"]
+                                              + imp.loc["round1", "train_macs"])
+    assert summary.loc[("reinit", "round2"), "find_macs"].tolist() == [
+        imp.loc["round2", "find_macs"]] * 2
+    assert bool(summary.loc[("reinit", "round2"), "control"].all())
+    popup = summary.loc[("edge_popup", "density0.1")]
+    assert popup.find_macs == 0 and popup.train_macs > 0 and not popup.weights_trained
+
+
+def test_elastic_transfer_trains_the_stretched_ticket(done):
+    """mlp32x2's round-1 ticket stretched to mlp32x3: the copied layer's mask is the
+    source's (interleave) or shuffled with the same count (the random-mask control)."""
+    def mask(exp, method):
+        return load_file(done / f"results/{exp}/seed0/{method}/round1/mask.safetensors")
+
+    source = mask("tiny_mlp_src", "imp")
+    stretched = mask("tiny_mlp", "elastic_interleave")
+    assert stretched["fc1.weight"].equal(source["fc1.weight"])
+    copies = [n for n in stretched if n.startswith("fc") and n != "fc1.weight"]
+    assert all(stretched[n].equal(source["fc2.weight"]) for n in copies)
+    shuffled = mask("tiny_mlp", "elastic_interleave_randmask")
+    assert [int(shuffled[n].sum()) for n in copies] == [int(source["fc2.weight"].sum())] * 2
+    summary = pd.read_csv(done / "results/tiny_mlp/summary.csv")
+    assert set(summary.method) == {"imp", "elastic_interleave", "elastic_interleave_randmask",
+                                   "elastic_tail", "elastic_tail_randmask"}
+
+
 def test_a_jobs_output_is_kept_in_its_log(done):
     """Each job tees what it prints into its own log: a training cohort's progress lines,
     the filter pruning's sizes."""
@@ -203,10 +283,17 @@ def test_second_dry_run_has_nothing_to_do(done):
 
 
 COHORTS = ["dense_tiny", "imp_tiny", "imp_oneshot_tiny", "controls_tiny", "scratch_e_tiny",
-           "scratch_b_tiny", "finetune_tiny", "oneshot_tiny"]
+           "scratch_b_tiny", "finetune_tiny", "oneshot_tiny", "earlybird_tiny",
+           "edge_popup_tiny", "gem_miner_tiny", "reintroduce_tiny"]
+ONE_JOB = {"dense_tiny": 1, "oneshot_tiny": 3, "earlybird_tiny": 1, "edge_popup_tiny": 1,
+           "gem_miner_tiny": 1}  # the kinds that are not one job per IMP round
+OTHER_TRAINING = {"dense_tiny_vgg", "imp_tiny_vgg", "filter_prune", "filter_l1_tiny_vgg",
+                  "filter_scratch_tiny_vgg", "dense_tiny_mlp_src", "imp_tiny_mlp_src",
+                  "dense_tiny_mlp", "imp_tiny_mlp", "elastic_tiny_mlp"}
 AGGREGATES = {"summarize": 1, "similarity": 1, "figures_tiny": 1, "report_html": 1,
               "report_pdf": 1, "all": 1}
-REPORTS = {"figures_tiny", "figures_tiny_vgg", "report_html", "report_pdf", "all"}
+REPORTS = {"figures_tiny", "figures_tiny_vgg", "figures_tiny_mlp", "figures_tiny_mlp_src",
+           "report_html", "report_pdf", "all"}
 
 
 def test_adding_a_seed_reruns_its_cohorts_and_keeps_the_old_seeds_bytes(done, tmp_path):
@@ -216,8 +303,8 @@ def test_adding_a_seed_reruns_its_cohorts_and_keeps_the_old_seeds_bytes(done, tm
     shutil.copytree(done, copy, symlinks=True)
     config = variant(copy, lambda c: c["experiments"]["tiny"].update(seeds=[0, 1]))
     jobs = planned_jobs(snakemake(copy, "-n", "all", config=config))
-    assert jobs == AGGREGATES | {"dense_tiny": 1, "oneshot_tiny": 3} | {
-        rule: 2 for rule in COHORTS if rule not in ("dense_tiny", "oneshot_tiny")}
+    assert jobs == AGGREGATES | ONE_JOB | {
+        rule: 2 for rule in COHORTS if rule not in ONE_JOB}
     before = {p: p.read_bytes() for p in (copy / "results/tiny/seed0").rglob("*")
               if p.suffix in (".safetensors", ".csv")}
     snakemake(copy, "all", config=config)
@@ -295,13 +382,12 @@ def test_a_methods_setting_reruns_only_that_method(done, edit, jobs, folders):
     ("report/claims.py", {"report_html", "report_pdf", "all"}),
     ("report/latex.py", {"report_html", "report_pdf", "all"}),
     ("summary.py", REPORTS | {"summarize", "similarity"}),
-    ("similarity.py", {"similarity", "all"}),
-    ("cohort.py", REPORTS | {"summarize", "similarity"} | set(COHORTS) | {
-        "dense_tiny_vgg", "imp_tiny_vgg", "filter_prune", "filter_l1_tiny_vgg",
-        "filter_scratch_tiny_vgg"}),
-    ("masks.py", REPORTS | {"prepare_data", "summarize", "similarity"} | set(COHORTS) | {
-        "dense_tiny_vgg", "imp_tiny_vgg", "filter_prune", "filter_l1_tiny_vgg",
-        "filter_scratch_tiny_vgg"}),  # every verb imports it (through lth.commands)
+    ("similarity.py", REPORTS | {"similarity"}),  # the figures read similarity.csv
+    ("cost.py", REPORTS | {"summarize", "similarity"}),
+    ("supermask.py", set(AGGREGATES) | {"edge_popup_tiny", "gem_miner_tiny"}),
+    ("cohort.py", REPORTS | {"summarize", "similarity"} | set(COHORTS) | OTHER_TRAINING),
+    ("masks.py", REPORTS | {"prepare_data", "summarize", "similarity"} | set(COHORTS)
+     | OTHER_TRAINING),  # every verb imports it (through lth.commands)
 ])
 def test_a_code_change_reruns_only_the_jobs_that_import_it(done, module, reruns):
     """Each rule's code inputs are the modules its verb imports (editing the report never
@@ -347,8 +433,8 @@ def report_verbs(done: Path, out: Path) -> dict[str, list[str]]:
     """Rule -> the arguments of one verb it runs, writing under out."""
     record = json.loads((done / "reports/tiny/figures/layer_density.pdf.provenance.json")
                         .read_text())
-    tables = [a for t in ("summary", "layers", "curves") for a in (f"--{t}",
-                                                                   f"results/tiny/{t}.csv")]
+    tables = [a for t in ("summary", "layers", "curves", "similarity", "indegree")
+              for a in (f"--{t}", f"results/tiny/{t}.csv")]
     told = ["--experiment", "tiny", *tables, "--style", json.dumps(record["params"]["style"]),
             "--settings", json.dumps(record["params"]["settings"])]
     figures = sorted(str(p) for p in (done / "reports/tiny/figures").glob("*.pdf"))
@@ -368,8 +454,9 @@ def test_a_report_job_imports_exactly_its_report_code(done, tmp_path):
     """The report modules (lth.report.*, report_cli, summary) each figures/report job loads
     are exactly those its rule lists as code: an edit reruns it if and only if it matters."""
     declared = declared_code(done)
-    probe = ("import sys; from lth.cli import main; main(sys.argv[1:]); "
-             "print(' '.join(sorted(m for m in sys.modules if m.startswith('lth.'))))")
+    probe = ("import sys; from lth.cli import main; rc = main(sys.argv[1:]); "
+             "print(' '.join(sorted(m for m in sys.modules if m.startswith('lth.')))); "
+             "sys.exit(rc)")
     for rule, argv in report_verbs(done, tmp_path).items():  # in order: pdf needs the .tex
         out = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True,
                              text=True, cwd=done, check=True).stdout

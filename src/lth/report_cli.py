@@ -21,9 +21,16 @@ def _json_object(text: str) -> dict:
     return value
 
 
+TABLES = ("summary", "layers", "curves")
+SIMILARITY_TABLES = ("similarity", "indegree")
+
+
 def _add_tables(p) -> None:
-    for table in ("summary", "layers", "curves"):
+    for table in TABLES:
         p.add_argument(f"--{table}", required=True, help=f"{table}.csv of the experiment")
+    for table in SIMILARITY_TABLES:
+        p.add_argument(f"--{table}", help=f"{table}.csv of the experiment (lth similarity), "
+                       "for the figures that read it")
     p.add_argument("--style", type=_json_object, required=True, help="figure style, JSON")
 
 
@@ -45,14 +52,20 @@ def add_parsers(sub) -> None:
     p.add_argument("--tex", required=True)
 
 
-def _tables_and_style(args):
+def _tables_and_style(args, figures):
+    """The tables the figures read (after checking that they were given), the style, and
+    the tables' paths."""
+    from lth.report.figure_files import check_tables_given
+    from lth.report.figures import FIGURES
     from lth.report.style import style_from_config
     from lth.report.tables import read_tables
 
+    read = set(TABLES) | {t for name in figures for t in FIGURES[name].reads}
+    paths = {t: getattr(args, t) for t in TABLES + SIMILARITY_TABLES
+             if getattr(args, t) and t in read}
+    check_tables_given(figures, paths)
     style = style_from_config(args.style)
-    tables = read_tables(args.summary, args.layers, args.curves)
-    paths = {"summary": args.summary, "layers": args.layers, "curves": args.curves}
-    return tables, style, paths
+    return read_tables(paths), style, paths
 
 
 def cmd_figure(args) -> None:
@@ -61,7 +74,7 @@ def cmd_figure(args) -> None:
 
     if args.name not in FIGURES:
         raise LthError(f"--name {args.name!r}: expected one of {', '.join(FIGURES)}")
-    tables, style, paths = _tables_and_style(args)
+    tables, style, paths = _tables_and_style(args, [args.name])
     fig = FIGURES[args.name].make(tables, style)
     if fig is None:
         print(f"lth figure: {args.name} has no data in experiment {args.experiment}")
@@ -75,11 +88,15 @@ def cmd_figure(args) -> None:
 
 def cmd_report(args) -> None:
     from lth.report.figure_files import build_provenance
+    from lth.report.figures import FIGURES
     from lth.report.render import render_report
     from lth.report.scorecard import write_scorecard
 
-    tables, style, paths = _tables_and_style(args)
     figures = {Path(pdf).stem: (Path(pdf), Path(pdf).with_suffix(".png")) for pdf in args.figures}
+    unknown = [name for name in figures if name not in FIGURES]
+    if unknown:
+        raise LthError(f"--figures {unknown[0]}: not a registered figure")
+    tables, style, paths = _tables_and_style(args, figures)
     provenance = build_provenance(args.experiment, style, args.settings, paths, figures)
     write_scorecard(tables.summary, args.summary, args.experiment, args.out_dir)
     render_report(args.experiment, tables, figures, provenance, args.settings, args.out_dir)

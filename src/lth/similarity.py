@@ -28,6 +28,10 @@ Across seeds, hidden units are exchangeable, so only views that do not depend on
 order are compared: the layer profile and the in-degree of every input of the layer that
 reads the input (per pixel for a linear first layer; per input channel and kernel position
 for a convolution).
+
+The similarity verb writes two tidy tables: similarity.csv (every pair of networks at
+matched density, per layer and "all") and indegree.csv beside it (every network's in-degree
+per input of its first layer, for the report's in-degree maps).
 """
 
 from __future__ import annotations
@@ -289,13 +293,17 @@ def scores_of(net: Network) -> dict[str, np.ndarray] | None:
     return read_arrays(str(path)) if path.is_file() else None
 
 
-def score_correlations(a: dict[str, np.ndarray] | None,
-                       b: dict[str, np.ndarray] | None) -> dict[str, float]:
-    """Spearman correlation of two criteria's scores, per layer and over all layers."""
+def score_correlations(a: dict[str, np.ndarray] | None, b: dict[str, np.ndarray] | None,
+                       layers) -> dict[str, float]:
+    """Spearman correlation of two criteria's scores, per layer of `layers` that both
+    scored (same shape) and over those layers pooled."""
     if a is None or b is None:
         return {}
-    per_layer = {n: spearman(a[n], b[n]) for n in a}
-    pooled = spearman(*(np.concatenate([s[n].ravel() for n in a]) for s in (a, b)))
+    shared = [n for n in layers if n in a and n in b and a[n].shape == b[n].shape]
+    if not shared:
+        return {}
+    per_layer = {n: spearman(a[n], b[n]) for n in shared}
+    pooled = spearman(*(np.concatenate([s[n].ravel() for n in shared]) for s in (a, b)))
     return per_layer | {"all": pooled}
 
 
@@ -309,7 +317,7 @@ def pair_rows(experiment: str, x: Network, y: Network, load) -> list[dict]:
     shape = input_shape_of(x.mask_path)
     first = input_layer(a, shape) if shape else None
     degree = pearson(in_degree(a[first]), in_degree(b[first])) if first else math.nan
-    ranks = score_correlations(scores_of(x), scores_of(y)) if view == "mask" else {}
+    ranks = score_correlations(scores_of(x), scores_of(y), a) if view == "mask" else {}
     base = {"experiment": experiment, "view": view}
     for side, net in (("a", x), ("b", y)):
         base |= {f"{key}_{side}": getattr(net, key)
@@ -329,6 +337,32 @@ def pair_rows(experiment: str, x: Network, y: Network, load) -> list[dict]:
     return rows
 
 
+INDEGREE_COLUMNS = ["experiment", "seed", "method", "draw", "level", "density", "layer",
+                    "kind", "channel", "row", "col", "in_degree", "fan_out"]
+INDEGREE_FILE = "indegree.csv"
+
+
+def in_degree_table(experiment: str, net: Network, mask: Masks,
+                    shape: tuple[int, ...] | None) -> pd.DataFrame | None:
+    """The in-degree of every input of the network's first layer (input_layer, for a model
+    input of this shape), one row per input: channel, row, col of an input pixel (linear
+    layer; the input shape padded to channels x rows x cols) or of a kernel position
+    (convolution); None without a shape or when no single layer reads the input."""
+    first = input_layer(mask, shape) if shape else None
+    if first is None:
+        return None
+    layer = mask[first]
+    positions = shape if layer.ndim == 2 else layer.shape[1:]
+    positions = (1,) * (3 - len(positions)) + tuple(positions)
+    degree = in_degree(layer)
+    channel, row, col = np.unravel_index(np.arange(degree.size), positions)
+    return pd.DataFrame({
+        "experiment": experiment, "seed": net.seed, "method": net.method, "draw": net.draw,
+        "level": net.level, "density": net.density, "layer": first,
+        "kind": "linear" if layer.ndim == 2 else "conv", "channel": channel, "row": row,
+        "col": col, "in_degree": degree, "fan_out": layer.shape[0]}, columns=INDEGREE_COLUMNS)
+
+
 def mask_files(paths: list[Path]) -> list[Path]:
     """Mask files given directly or as their run folders."""
     return [p / "mask.safetensors" if p.is_dir() else p for p in paths]
@@ -336,7 +370,8 @@ def mask_files(paths: list[Path]) -> list[Path]:
 
 def similarity(experiment: str, summary_csv: Path, paths: list[Path], out: Path,
                tolerance: float = DENSITY_TOLERANCE) -> None:
-    """Write the similarity.csv of an experiment (with its provenance sidecar)."""
+    """Write the similarity.csv of an experiment to `out` and its indegree.csv beside it,
+    each with its provenance sidecar."""
     from lth.summary import write_csv  # imports torch (lth.io); the measures above do not
 
     if not summary_csv.is_file():
@@ -353,5 +388,11 @@ def similarity(experiment: str, summary_csv: Path, paths: list[Path], out: Path,
             for row in pair_rows(experiment, x, y, load)]
     used_scores = [p for n in nets
                    if (p := Path(n.mask_path).with_name(SCORES_FILE)).is_file()]
-    inputs = [summary_csv, *(Path(n.mask_path) for n in nets), *used_scores]
-    write_csv(pd.DataFrame(rows, columns=COLUMNS), out, inputs, experiment, verb="similarity")
+    degrees = [t for n in nets if (t := in_degree_table(
+        experiment, n, load(n.mask_path), input_shape_of(n.mask_path))) is not None]
+    masks = [Path(n.mask_path) for n in nets]
+    write_csv(pd.DataFrame(rows, columns=COLUMNS), out, [summary_csv, *masks, *used_scores],
+              experiment, verb="similarity")
+    write_csv(pd.concat(degrees, ignore_index=True) if degrees else
+              pd.DataFrame(columns=INDEGREE_COLUMNS), out.with_name(INDEGREE_FILE),
+              [summary_csv, *masks], experiment, verb="similarity")

@@ -1,4 +1,5 @@
-# Aggregation: tidy tables per experiment (summary.csv, layers.csv, curves.csv, similarity.csv).
+# Aggregation: tidy tables per experiment (summary.csv, layers.csv, curves.csv; similarity.csv
+# and indegree.csv).
 
 
 rule summarize:
@@ -6,7 +7,7 @@ rule summarize:
         runs=lambda w: runs_of(w.exp),
         metrics=lambda w: runs_of(w.exp, "metrics.csv"),
         finals=lambda w: runs_of(w.exp, "final.safetensors"),
-        code=library("summary"),
+        code=library("summary", "cost"),
     output:
         summary="results/{exp}/summary.csv",
         layers="results/{exp}/layers.csv",
@@ -16,18 +17,21 @@ rule summarize:
     localrule: True
     conda:
         "../../envs/lth.yaml"
+    params:
+        target=lambda w: EXPERIMENTS[w.exp]["cost"]["target_fraction"],
     shell:
         "python -m lth summarize --experiment {wildcards.exp} --out-dir results/{wildcards.exp} "
-        "{input.runs} 2>&1 | tee {log}"
+        "--target-fraction {params.target} {input.runs} 2>&1 | tee {log}"
 
 
 rule similarity:
     input:
         summary="results/{exp}/summary.csv",
         masks=lambda w: runs_of(w.exp, "mask.safetensors"),
-        code=library("similarity", "summary"),
+        code=library("similarity", "summary", "cost"),
     output:
-        "results/{exp}/similarity.csv",
+        similarity="results/{exp}/similarity.csv",
+        indegree="results/{exp}/indegree.csv",  # written beside similarity.csv
     log:
         "results/{exp}/logs/similarity.log",
     localrule: True
@@ -35,4 +39,4 @@ rule similarity:
         "../../envs/lth.yaml"
     shell:
         "python -m lth similarity --experiment {wildcards.exp} --summary {input.summary} "
-        "--out {output} {input.masks} 2>&1 | tee {log}"
+        "--out {output.similarity} {input.masks} 2>&1 | tee {log}"

@@ -10,15 +10,35 @@ FIGURES_ALWAYS = [
     "learning_curves",
     "generalization_gap",
     "layer_density",
+    "cost_vs_accuracy",
+    "iterations_to_target",
 ]
-FIGURES_COMPARISON = ["all_methods", "layer_collapse", "density_profiles"]
+FIGURES_COMPARISON = [
+    "all_methods",
+    "layer_collapse",
+    "density_profiles",
+    "mask_overlap_heatmap",
+    "mask_overlap_layers",
+    "input_degree_maps",
+    "score_rank_correlation",
+]
 REPORT_TEMPLATES = [
     checkout_path(t)
     for t in sorted(glob.glob("src/lth/report/templates/*.j2", root_dir=workflow.basedir))
 ]
 # The lth.report modules each report verb imports (figure, report, pdf), for library().
-FIGURE_MODULES = ["report_cli"] + [
-    f"report/{m}" for m in ("__init__", "tables", "style", "figures", "figure_files")
+FIGURE_MODULES = ["report_cli", "cost"] + [
+    f"report/{m}"
+    for m in (
+        "__init__",
+        "tables",
+        "style",
+        "plotting",
+        "overlap_figures",
+        "cost_figures",
+        "figures",
+        "figure_files",
+    )
 ]
 REPORT_MODULES = (
     FIGURE_MODULES
@@ -28,10 +48,16 @@ REPORT_MODULES = (
 PDF_MODULES = ["report_cli", "report/__init__", "report/latex"]
 
 
+def compared_methods(e):
+    """The methods of an experiment beyond IMP and the controls on its masks."""
+    lottery = {"imp", "imp_oneshot", *control_methods(e)}
+    lottery |= {m for v in ("e", "b") for m in scratch_methods(e, v) if m.endswith("_imp")}
+    return {m for m, _ in run_levels(e)} - lottery
+
+
 def figures_of(e):
     """The figures an experiment has data for (the comparison needs more than IMP)."""
-    compared = oneshot_methods(e) or e["finetune"]["enabled"] or e["filters"]["structures"]
-    return FIGURES_ALWAYS + (FIGURES_COMPARISON if compared else [])
+    return FIGURES_ALWAYS + (FIGURES_COMPARISON if compared_methods(e) else [])
 
 
 def figure_pdfs(wildcards):
@@ -80,12 +106,19 @@ def report_settings(wildcards):
 
 
 FIGURE_STYLE = shlex.quote(json.dumps(config["figures"], sort_keys=True))
-TABLES = {t: f"results/{{exp}}/{t}.csv" for t in ("summary", "layers", "curves")}
+# The experiment's tables the figures read: summarize's and the similarity verb's.
+TABLE_NAMES = ("summary", "layers", "curves", "similarity", "indegree")
+TABLES = {t: f"results/{{exp}}/{t}.csv" for t in TABLE_NAMES}
+
+
+def table_args(e_name):
+    """--<table> <path> of every table, for the figure and report verbs."""
+    return " ".join(f"--{t} results/{e_name}/{t}.csv" for t in TABLE_NAMES)
 
 
 def figure_command(e_name):
     """Params function: every figure of the experiment drawn in one process (`::` chain)."""
-    tables = " ".join(f"--{t} results/{e_name}/{t}.csv" for t in ("summary", "layers", "curves"))
+    tables = table_args(e_name)
 
     def command(wildcards):
         return " :: ".join(

@@ -17,6 +17,7 @@ def oneshot_members(e_name, e, w, seed):
             density=float(d),
             purpose=f"{w.method}/{level}",
             iterations=method["iterations"],
+            save_scores=True,
         )
         member = dict(method=w.method, family="at_init", level=level, init=init_path(e_name, seed))
         members.append((member, how))

@@ -7,7 +7,7 @@ for _e_name in EXPERIMENTS:
         name:
             f"figures_{_e_name}".replace("-", "_")
         input:
-            **{t: f"results/{_e_name}/{t}.csv" for t in ("summary", "layers", "curves")},
+            **{t: f"results/{_e_name}/{t}.csv" for t in TABLE_NAMES},
             code=library(*FIGURE_MODULES),
         output:
             figure_outputs(_e_name, "pdf") + figure_outputs(_e_name, "png"),
@@ -46,11 +46,11 @@ rule report_html:
     params:
         style=FIGURE_STYLE,
         settings=report_settings,
+        tables=lambda w: table_args(w.exp),
     shell:
-        "python -m lth report --experiment {wildcards.exp} --summary {input.summary} "
-        "--layers {input.layers} --curves {input.curves} --style {params.style} "
-        "--settings {params.settings} --figures {input.figures} --out-dir reports/{wildcards.exp} "
-        "2>&1 | tee {log}"
+        "python -m lth report --experiment {wildcards.exp} {params.tables} "
+        "--style {params.style} --settings {params.settings} --figures {input.figures} "
+        "--out-dir reports/{wildcards.exp} 2>&1 | tee {log}"
 
 
 rule report_pdf:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from lth.io import atomic_write_bytes, write_json
+from lth.io import LthError, atomic_write_bytes, write_json
 from lth.provenance import code_version, file_entry, make_record, sidecar_path
 from lth.report.figures import FIGURES
 from lth.report.style import FigureStyle, styled
@@ -49,6 +49,14 @@ def write_figures(
     return written
 
 
+def check_tables_given(names, table_paths: dict) -> None:
+    """One clear error when a figure of names reads a table that table_paths lacks."""
+    for name in names:
+        missing = [t for t in FIGURES[name].reads if t not in table_paths]
+        if missing:
+            raise LthError(f"figure {name} reads the {missing[0]} table: give --{missing[0]}")
+
+
 def build_provenance(
     experiment: str,
     style: FigureStyle,
@@ -59,6 +67,7 @@ def build_provenance(
     """{"code_version", "style", "figures": {name: record}}, where record is the
     lth.provenance record of the figure (verb "report", params, code version, packages) with
     "inputs" (the tables it read) and "outputs" (its PDF and PNG), each as {"path","sha256"}."""
+    check_tables_given(figure_paths, table_paths)
     params = {"experiment": experiment, "style": asdict(style), "settings": settings}
     figures = {
         name: make_record("report", params, [table_paths[t] for t in FIGURES[name].reads])

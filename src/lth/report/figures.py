@@ -14,11 +14,25 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from matplotlib.axes import Axes
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
-from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
+from matplotlib.ticker import MaxNLocator
 
+from lth.report.cost_figures import fig_cost_vs_accuracy, fig_iterations_to_target
+from lth.report.overlap_figures import (
+    fig_input_degree_maps,
+    fig_mask_overlap_heatmap,
+    fig_mask_overlap_layers,
+    fig_score_rank_correlation,
+)
+from lth.report.plotting import (
+    draw_mean_spread,
+    legend_below,
+    log_axis,
+    nearest_level,
+    percent_axis,
+    place_legend,
+)
 from lth.report.style import FigureStyle, method_colors, method_line, new_figure, styled
 from lth.report.tables import (
     ES_ACCURACY,
@@ -26,37 +40,10 @@ from lth.report.tables import (
     collapse_table,
     level_stats,
     mean_and_spread,
+    method_labels,
 )
 
-# ----------------------------------------------------------------------------- figure helpers
-
-
-def _one_two_five(lo: float, hi: float) -> list[float]:
-    """Ticks 1, 2, 5 x 10^k within [lo, hi]."""
-    ticks = [m * 10.0**k for k in range(-4, 7) for m in (1, 2, 5)]
-    return [t for t in ticks if lo <= t <= hi]
-
-
-def _log_axis(axis, lo: float, hi: float, suffix: str) -> None:
-    """1-2-5 major ticks labelled like 100, 50, 20, 0.5 (plus suffix), no minor labels."""
-    axis.set_major_locator(FixedLocator(_one_two_five(lo, hi)))
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}{suffix}"))
-    axis.set_minor_locator(NullLocator())
-
-
-def _percent_axis(ax: Axes, percents) -> None:
-    """Log x axis of percent of weights remaining, reversed: dense (100) on the left."""
-    lo, hi = float(np.min(percents)), float(np.max(percents))
-    ax.set_xscale("log")
-    ax.set_xlim(hi * 1.15, lo / 1.15)
-    _log_axis(ax.xaxis, lo / 1.15, hi * 1.15, "")
-    ax.set_xlabel("Weights remaining (%)")
-
-
-def _draw_mean_spread(ax: Axes, x, stats: pd.DataFrame, **line) -> None:
-    """Mean as a line, spread over seeds as a band of the same color."""
-    ax.fill_between(x, stats["lo"], stats["hi"], color=line["color"], alpha=0.2, linewidth=0)
-    ax.plot(x, stats["mean"], **line)
+# ----------------------------------------------------------------------------- helpers
 
 
 def _metrics_vs_density(
@@ -72,50 +59,22 @@ def _metrics_vs_density(
     if rows is empty."""
     if rows.empty:
         return None
+    labels = method_labels(rows)
     with styled(style):
         fig, axes = new_figure(style, ncols=len(panels))
         for ax, (value, title) in zip(axes, panels, strict=True):
             stats = level_stats(rows.assign(y=scale * rows[value]), "y", style.spread)
             for (family, method), s in stats.groupby(["family", "method"], sort=False):
-                _draw_mean_spread(
-                    ax, s["percent"], s, label=method, **method_line(family, colors[method])
+                draw_mean_spread(
+                    ax, s["percent"], s, label=labels[method],
+                    **method_line(family, colors[method])
                 )
-            _percent_axis(ax, stats["percent"])
+            percent_axis(ax, stats["percent"])
             if title:
                 ax.set_title(title)
         axes[0].set_ylabel(ylabel)
-        _place_legend(axes, fig, rows["method"].nunique())
+        place_legend(axes, fig, rows["method"].nunique())
     return fig
-
-
-def _place_legend(axes: list[Axes], fig: Figure, entries: int) -> None:
-    """Legend inside the first axes when short, else below the plots, off the data."""
-    if entries <= 5:
-        axes[0].legend(loc="best")
-    else:
-        _legend_below(fig, axes, ncols=5)
-
-
-def _legend_below(fig: Figure, axes: list[Axes], ncols: int, title: str | None = None) -> None:
-    """One legend below all axes, in up to ncols columns, each label once."""
-    entries = {}
-    for ax in axes:
-        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
-            entries.setdefault(label, handle)
-    fig.legend(
-        entries.values(),
-        entries.keys(),
-        loc="outside lower center",
-        ncols=min(len(entries), ncols),
-        fontsize="small",
-        title=title,
-        title_fontsize="small",
-    )
-
-
-def _nearest_level(levels: pd.Series, percent: float) -> str:
-    """The level (index of `levels`, values percent remaining) nearest to percent in log."""
-    return (np.log(levels) - math.log(percent)).abs().idxmin()
 
 
 def _curve_levels(curves: pd.DataFrame, style: FigureStyle) -> list[tuple[str, str]]:
@@ -123,16 +82,14 @@ def _curve_levels(curves: pd.DataFrame, style: FigureStyle) -> list[tuple[str, s
     style.curve_percents, the sparsest IMP round, and one reinit level."""
     percent = 100 * curves.groupby(["method", "level"])["density"].mean()
     imp = percent["imp"]
-    chosen = [_nearest_level(imp, p) for p in style.curve_percents] + [imp.idxmin()]
+    chosen = [nearest_level(imp, p) for p in style.curve_percents] + [imp.idxmin()]
     pairs = [("imp", level) for level in dict.fromkeys(chosen)]
     if "reinit" in percent.index.get_level_values("method"):
-        pairs.append(("reinit", _nearest_level(percent["reinit"], style.control_curve_percent)))
+        pairs.append(("reinit", nearest_level(percent["reinit"], style.control_curve_percent)))
     return pairs
 
 
 # ----------------------------------------------------------------------------- figures
-
-
 
 
 def lottery_rows(summary: pd.DataFrame) -> pd.DataFrame:
@@ -170,9 +127,9 @@ def fig_early_stop_vs_density(tables: ReportTables, style: FigureStyle) -> Figur
 
 
 def fig_all_methods(tables: ReportTables, style: FigureStyle) -> Figure | None:
-    """Final test accuracy vs. percent remaining for every method; None unless at-init or
-    baseline methods were run (else it would repeat accuracy_vs_density)."""
-    if not tables.summary["family"].isin(("at_init", "baseline")).any():
+    """Final test accuracy vs. percent remaining for every method; None unless methods
+    other than IMP and its controls were run (else it would repeat accuracy_vs_density)."""
+    if tables.summary["family"].isin(("lottery", "control")).all():
         return None
     return _metrics_vs_density(
         tables.summary,
@@ -203,7 +160,7 @@ def fig_learning_curves(tables: ReportTables, style: FigureStyle) -> Figure | No
             )
             label = f"{method} {100 * rows['density'].mean():.3g}%"
             dash = "--" if method == "reinit" else "-"
-            _draw_mean_spread(
+            draw_mean_spread(
                 ax, stats["iteration"], stats, color=color, linestyle=dash, label=label
             )
             late.append(stats.loc[stats["iteration"] >= stats["iteration"].max() / 4, "mean"])
@@ -211,7 +168,7 @@ def fig_learning_curves(tables: ReportTables, style: FigureStyle) -> Figure | No
         ax.set_ylim(lo - 0.15 * (hi - lo), hi + 0.1 * (hi - lo))
         ax.set_xlabel("Training iteration")
         ax.set_ylabel("Test accuracy (%)")
-        _legend_below(fig, [ax], ncols=3, title="method, weights remaining")
+        legend_below(fig, [ax], ncols=3, title="method, weights remaining")
     return fig
 
 
@@ -229,7 +186,7 @@ def fig_generalization_gap(tables: ReportTables, style: FigureStyle) -> Figure |
                 rows.assign(y=100 * rows[f"final_{split}_accuracy"]), "y", style.spread
             )
             for method, s in stats.groupby("method", sort=False):
-                _draw_mean_spread(
+                draw_mean_spread(
                     ax,
                     s["percent"],
                     s,
@@ -240,7 +197,7 @@ def fig_generalization_gap(tables: ReportTables, style: FigureStyle) -> Figure |
                     fillstyle=fill,
                     label=f"{method} {split}",
                 )
-        _percent_axis(ax, rows["percent_remaining"])
+        percent_axis(ax, rows["percent_remaining"])
         ax.set_ylabel("Accuracy (%)")
         ax.legend(loc="best")
     return fig
@@ -273,7 +230,7 @@ def fig_layer_density(tables: ReportTables, style: FigureStyle) -> Figure | None
             cbar_kws={"label": "Layer weights remaining (%)"},
         )
         colorbar = ax.collections[0].colorbar
-        _log_axis(colorbar.ax.yaxis, positive.min(), 100, "")
+        log_axis(colorbar.ax.yaxis, positive.min(), 100, "")
         ax.set_xlabel("IMP round: overall weights remaining (%)")
         ax.set_ylabel("Layer")
         ax.tick_params(axis="x", labelrotation=90)
@@ -308,14 +265,14 @@ def fig_layer_collapse(tables: ReportTables, style: FigureStyle) -> Figure | Non
                 color="black",
                 label="first compression with a collapsed layer",
             )
-        ax.set_yticks(y, table["method"])
+        ax.set_yticks(y, table["method"].map(method_labels(tables.summary)))
         ax.invert_yaxis()
         ax.set_xscale("log")
         hi = 1.5 * table["max_compression_tested"].max()
         ax.set_xlim(1, hi)
-        _log_axis(ax.xaxis, 1, hi, "×")
+        log_axis(ax.xaxis, 1, hi, "×")
         ax.set_xlabel("Compression ratio (total / remaining weights)")
-        _legend_below(fig, [ax], ncols=1)
+        legend_below(fig, [ax], ncols=1)
     return fig
 
 
@@ -327,7 +284,7 @@ def _profile_facets(layers: pd.DataFrame, style: FigureStyle) -> list[tuple[floa
     for target in style.profile_percents:
         pairs = []
         for method in percent.index.get_level_values("method").unique():
-            level = _nearest_level(percent[method], target)
+            level = nearest_level(percent[method], target)
             if abs(math.log(percent[method][level] / target)) <= math.log(
                 style.profile_match_factor
             ):
@@ -348,6 +305,7 @@ def fig_density_profiles(tables: ReportTables, style: FigureStyle) -> Figure | N
     order = {name: i + 1 for i, name in enumerate(pd.unique(layers["layer"]))}
     family = tables.summary.drop_duplicates("method").set_index("method")["family"]
     colors = method_colors(tables.summary, style.palette)
+    labels = method_labels(tables.summary)
     with styled(style):
         fig, axes = new_figure(style, ncols=len(facets))
         for ax, (target, pairs) in zip(axes, facets, strict=True):
@@ -356,16 +314,17 @@ def fig_density_profiles(tables: ReportTables, style: FigureStyle) -> Figure | N
                 mean = 100 * rows.groupby("layer", sort=False)["layer_density"].mean()
                 x = mean.index.map(order)
                 y = mean.where(mean > 0)
-                ax.plot(x, y, label=method, **method_line(family[method], colors[method]))
+                ax.plot(x, y, label=labels[method],
+                        **method_line(family[method], colors[method]))
             ax.set_title(f"{target:g}% remaining")
             ax.set_xlabel("Layer")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_yscale("log")
         lo = min(np.nanmin(line.get_ydata()) for ax in axes for line in ax.get_lines())
         axes[0].set_ylim(lo / 1.5, 150)
-        _log_axis(axes[0].yaxis, lo / 1.5, 150, "")
+        log_axis(axes[0].yaxis, lo / 1.5, 150, "")
         axes[0].set_ylabel("Layer weights remaining (%)")
-        _legend_below(fig, axes, ncols=5)
+        legend_below(fig, axes, ncols=5)
     return fig
 
 
@@ -429,9 +388,15 @@ FIGURES: dict[str, FigureSpec] = {
     "all_methods": FigureSpec(
         fig_all_methods,
         "Final test accuracy (at the end of training) vs. percent of weights remaining for all "
-        "methods; line style by family: solid lottery (imp), dashed controls (scratch_*_finetune: "
-        "Liu et al. 2019's Scratch-E/B on fine-tuning's masks), dotted pruning at "
-        "initialization, dash-dotted baselines (pruning after training with fine-tuning)."
+        "methods; line style and marker by family: solid lottery (imp), dashed controls "
+        "(scratch_*_finetune: Liu et al. 2019's Scratch-E/B on fine-tuning's masks), dotted "
+        "pruning at initialization, dash-dotted baselines (pruning after training with "
+        "fine-tuning), short dashes Early-Bird tickets (eb, eb_continue; You et al. 2020), "
+        "fine dots supermasks mined on frozen weights (edge_popup, Ramanujan et al. 2020; "
+        "gem_miner_gem and gem_miner, Sreenivasan et al. 2022), dash-dot-dot tickets "
+        "transferred from another network (elastic_*, Chen et al. 2021), long dashes IMP "
+        "with pruned weights re-introduced (double, scored, regrow_random). Methods marked "
+        "(untrained) keep their initial weights: the accuracy is that of the mask alone."
         + BANDS,
         ("summary",),
     ),
@@ -449,6 +414,69 @@ FIGURES: dict[str, FigureSpec] = {
         "overall percents remaining (facets); mean over seeds, so a gap is a layer collapsed "
         "in every seed.",
         ("summary", "layers"),
+    ),
+    "mask_overlap_heatmap": FigureSpec(
+        fig_mask_overlap_heatmap,
+        "Which weights the methods' masks share beyond chance: per density band (the overall "
+        "percents of the density profiles; each pair of methods at its pair of matched levels "
+        "nearest the band), the mean over seeds of the excess overlap X = (I - E[I]) / "
+        "(I_max - E[I]) of two masks of the same seed (same initialization), where I is the "
+        "number of weights both keep, E[I] its expectation for random masks with the same "
+        "per-layer counts and I_max the largest overlap those counts allow: 0 is chance, 1 "
+        "nested masks. Cells read 'J/J_chance': mean Jaccard index and the Jaccard index at "
+        "the chance overlap. Blank: no matched pair (or an overlap the counts force).",
+        ("summary", "similarity"),
+    ),
+    "mask_overlap_layers": FigureSpec(
+        fig_mask_overlap_layers,
+        "Excess overlap (see mask_overlap_heatmap) of imp's mask with each other method's at "
+        "matched density, per layer and over all layers, vs. imp's percent of weights "
+        "remaining; means over seeds. Grey: the 5-95% band of the excess of two independent "
+        "random masks with the same per-layer counts, computed, not simulated: the excess of "
+        "such masks has mean 0 and the standard deviation of the hypergeometric overlap "
+        "(per layer, summed), and the band is ±1.645 of it (normal approximation), the "
+        "widest over the methods at each round.",
+        ("summary", "similarity"),
+    ),
+    "input_degree_maps": FigureSpec(
+        fig_input_degree_maps,
+        "Where each method's first layer reads the input: for every input pixel, the number "
+        "of first-layer weights kept from it (its in-degree, summed over channels), relative "
+        "to the mean over pixels (1: average), mean over seeds at each method's level nearest "
+        "the percent of weights remaining shown (valid across seeds: it does not depend on "
+        "the order of hidden units). A method with the same map as the one before it (a "
+        "control training that method's mask) is counted under it ('+k same'). Networks "
+        "whose first layer is a convolution have none.",
+        ("summary", "indegree"),
+    ),
+    "score_rank_correlation": FigureSpec(
+        fig_score_rank_correlation,
+        "Spearman rank correlation between the scores the methods gave the weights at "
+        "initialization (the scores that made their masks, saved beside them), over all "
+        "layers and per layer; mean over seeds and matched levels. Only methods that save "
+        "scores (pruning at initialization, mined supermasks) appear.",
+        ("summary", "similarity"),
+    ),
+    "cost_vs_accuracy": FigureSpec(
+        fig_cost_vs_accuracy,
+        "Test accuracy at the early-stopping iteration vs. total compute to find and train "
+        "each network, in units of one training of the dense network (log scale): left, "
+        "theoretical multiply-accumulates (MACs) of the kept weights (training counted as 3 "
+        "forward passes per example; dense hardware runs masked networks at dense speed); "
+        "right, the epoch view, every training or search counted as if dense. One marker per "
+        "method and level (mean over seeds, bars: {spread} over seeds); the line joins the "
+        "Pareto front (lth.cost.pareto_front) of the methods that are not controls; controls "
+        "(grey) need a ticket's mask and are kept off the front.",
+        ("summary",),
+    ),
+    "iterations_to_target": FigureSpec(
+        fig_iterations_to_target,
+        "Training iterations until the validation accuracy first reaches 99% of the best "
+        "validation accuracy of the same seed's dense network, vs. percent of weights "
+        "remaining, as evaluated every eval_every iterations; mean over the seeds that "
+        "reached it (open marker: only some did); crosses on the 'not reached' line: no seed "
+        "reached it within its training.",
+        ("summary",),
     ),
 }
 

@@ -11,6 +11,7 @@ from typing import NamedTuple
 import pandas as pd
 
 from lth.io import LthError, atomic_write_text
+from lth.report.cost_figures import cost_table, iterations_text
 from lth.report.figure_files import build_provenance, write_figures, write_provenance
 from lth.report.figures import FIGURES
 from lth.report.html import html_env
@@ -21,6 +22,7 @@ from lth.report.tables import (
     ReportTables,
     collapse_table,
     dense_accuracy,
+    method_labels,
     read_tables,
     results_table,
     shrinkbench_table,
@@ -55,7 +57,8 @@ def _display(title: str, note: str, df: pd.DataFrame, columns: list) -> DisplayT
 
 
 def display_tables(summary: pd.DataFrame) -> list[DisplayTable]:
-    """The report's tables: results, ShrinkBench-style, and layer collapse."""
+    """The report's tables: results, ShrinkBench-style, layer collapse, and search cost."""
+    label = method_labels(summary)
     results = _display(
         "Results behind the figures",
         "Test accuracy at the early-stopping iteration (minimum validation loss; the metric "
@@ -63,7 +66,7 @@ def display_tables(summary: pd.DataFrame) -> list[DisplayTable]:
         "standard deviation over the networks of a level (seeds, times reinit draws).",
         results_table(summary),
         [
-            ("Method", "l", lambda r: r.method),
+            ("Method", "l", lambda r: label[r.method]),
             ("Level", "l", lambda r: r.level),
             ("Weights left (%)", "r", lambda r: _fmt(r.percent_remaining, ".3g")),
             (
@@ -83,12 +86,12 @@ def display_tables(summary: pd.DataFrame) -> list[DisplayTable]:
     shrink = _display(
         "ShrinkBench-style summary",
         "As recommended by Blalock et al. (2020): compression ratio, theoretical speed-up "
-        "(dense / remaining multiply-accumulates), measured inference speed-up where the "
+        "(dense / remaining multiply-accumulates, MACs), measured inference speed-up where the "
         "network is physically smaller (filter pruning), and accuracy change vs. the dense network "
         f"(imp round 0: {_fmt(dense_accuracy(summary), '.2f')}%), in percentage points.",
         shrinkbench_table(summary),
         [
-            ("Method", "l", lambda r: r.method),
+            ("Method", "l", lambda r: label[r.method]),
             ("Level", "l", lambda r: r.level),
             ("Density", "r", lambda r: _fmt(r.density, ".4f")),
             ("Compression", "r", lambda r: _fmt(r.compression, ".3g") + "×"),
@@ -106,7 +109,7 @@ def display_tables(summary: pd.DataFrame) -> list[DisplayTable]:
         "compression with a collapsed layer (Tanaka et al. 2020).",
         collapse_table(summary),
         [
-            ("Method", "l", lambda r: r.method),
+            ("Method", "l", lambda r: label[r.method]),
             ("Family", "l", lambda r: r.family),
             (
                 "Max. compression, no collapse",
@@ -117,7 +120,36 @@ def display_tables(summary: pd.DataFrame) -> list[DisplayTable]:
             ("Max. tested", "r", lambda r: _fmt(r.max_compression_tested, ".3g")),
         ],
     )
-    return [results, shrink, collapse]
+    return [results, shrink, collapse, _cost_display(summary, label)]
+
+
+def _cost_display(summary: pd.DataFrame, label: dict[str, str]) -> DisplayTable:
+    """Search cost vs. accuracy: what finding and training each ticket cost (Early-Bird,
+    edge-popup, GEM-MINER and the others against IMP) and what it reached."""
+    return _display(
+        "Search cost vs. accuracy",
+        "Per method and level, means over seeds: multiply-accumulates (MACs; 1 MAC = 2 FLOPs, "
+        "theoretical, of the kept weights) to find the mask and starting weights (every "
+        "training and search the network needed, IMP's earlier rounds included), to train "
+        "it, and in total; the total in trainings of the dense network (dense tr.), counted "
+        "in these MACs and counted as if every run were dense (the epoch view); iterations "
+        "until the validation accuracy first reaches 99% of the same seed's dense network's "
+        "best (not reached: no seed did; k/n: the mean over the k of n seeds that did); "
+        "test accuracy at the early-stopping iteration (ES acc.).",
+        cost_table(summary),
+        [
+            ("Method", "l", lambda r: label[r.method]),
+            ("Level", "l", lambda r: r.level),
+            ("Left (%)", "r", lambda r: _fmt(r.percent, ".3g")),
+            ("Find MACs", "r", lambda r: _fmt(r.find_macs, ".3g")),
+            ("Train MACs", "r", lambda r: _fmt(r.train_macs, ".3g")),
+            ("Total MACs", "r", lambda r: _fmt(r.total_macs, ".3g")),
+            ("Dense tr. (MACs)", "r", lambda r: _fmt(r.sparse_trainings, ".3g")),
+            ("Dense tr. (epochs)", "r", lambda r: _fmt(r.dense_trainings, ".3g")),
+            ("Iter. to target", "r", lambda r: iterations_text(r.iterations, r.reached, r.n)),
+            ("ES acc. (%)", "r", lambda r: _fmt(r.acc, ".2f")),
+        ],
+    )
 
 
 def _captions(experiment: str, settings: dict, spread: str) -> dict[str, str]:
@@ -198,8 +230,9 @@ def make_report(
 ) -> dict[str, Path]:
     """The whole report of one experiment under out_dir: figures/<name>.{pdf,png} with their
     provenance records, provenance.json, scorecard.csv, report.html, report.tex and
-    report.pdf; table_paths has keys summary, layers, curves."""
-    tables = read_tables(table_paths["summary"], table_paths["layers"], table_paths["curves"])
+    report.pdf; table_paths has keys summary, layers, curves, and similarity and indegree
+    (the figures that read them have no data without them)."""
+    tables = read_tables(table_paths)
     scorecard = write_scorecard(tables.summary, table_paths["summary"], experiment, out_dir)
     figure_paths = write_figures(tables, style, Path(out_dir) / "figures")
     provenance = build_provenance(experiment, style, settings, table_paths, figure_paths)

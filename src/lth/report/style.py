@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 
 import matplotlib
 import pandas as pd
@@ -16,8 +16,17 @@ from matplotlib.figure import Figure
 from lth.io import LthError
 from lth.report.tables import sorted_by_family
 
-FAMILY_LINESTYLE = {"lottery": "-", "control": "--", "at_init": ":", "baseline": "-."}
-FAMILY_MARKER = {"lottery": "o", "control": "s", "at_init": "^", "baseline": "D"}
+FAMILY_LINESTYLE = {
+    "lottery": "-", "control": "--", "at_init": ":", "baseline": "-.",
+    "early": (0, (5, 1)), "supermask": (0, (1, 1)), "transfer": (0, (3, 1, 1, 1, 1, 1)),
+    "reintroduce": (0, (8, 2)),
+}  # fmt: skip
+FAMILY_MARKER = {
+    "lottery": "o", "control": "s", "at_init": "^", "baseline": "D", "early": "v",
+    "supermask": "P", "transfer": "*", "reintroduce": "h",
+}  # fmt: skip
+CONTROL_COLOR = "0.6"
+"""Grey of the controls where a figure sets them apart (the cost Pareto figure)."""
 SPREADS = {"std": "±1 sample standard deviation", "minmax": "the minimum to maximum"}
 CONTEXTS = ("paper", "notebook", "talk", "poster")
 AXES_STYLES = ("white", "whitegrid", "ticks", "dark", "darkgrid")
@@ -34,9 +43,13 @@ class FigureStyle:
     curve_percents: percents remaining whose nearest IMP rounds get learning curves (Frankle
     & Carbin 2019, Fig. 3 shows 100, 51.3, 21.1, 7.0, 3.6, 1.9); the sparsest round is added;
     control_curve_percent: percent remaining whose nearest reinit level gets a curve;
-    profile_percents: overall percents remaining faceted in density_profiles;
+    profile_percents: overall percents remaining faceted in density_profiles and in the
+    similarity heatmaps (mask_overlap_heatmap's density bands);
     profile_match_factor: a method's level joins a facet if its percent is within this
-    factor of the facet's.
+    factor of the facet's;
+    diverging_cmap: colormap of the heatmaps centred at 0 (excess overlap, rank correlation);
+    degree_map_percent: percent remaining whose nearest level per method input_degree_maps
+    shows. The last two have defaults (style keys added after configs were written).
     """
 
     context: str
@@ -52,6 +65,8 @@ class FigureStyle:
     control_curve_percent: float
     profile_percents: tuple[float, ...]
     profile_match_factor: float
+    diverging_cmap: str = "vlag"
+    degree_map_percent: float = 5.0
 
     def __post_init__(self):
         checks = {
@@ -65,6 +80,7 @@ class FigureStyle:
             "curve_percents": len(self.curve_percents) > 0,
             "profile_percents": len(self.profile_percents) > 0,
             "profile_match_factor": self.profile_match_factor >= 1,
+            "degree_map_percent": 0 < self.degree_map_percent <= 100,
         }
         for key, ok in checks.items():
             if not ok:
@@ -72,21 +88,26 @@ class FigureStyle:
         try:
             sns.color_palette(self.palette)
             matplotlib.colormaps[self.cmap]
+            sns.color_palette(self.diverging_cmap, as_cmap=True)
         except (ValueError, KeyError):
             raise LthError(
-                f"report style: unknown palette {self.palette!r} or cmap {self.cmap!r}"
+                f"report style: unknown palette {self.palette!r} or cmap {self.cmap!r} "
+                f"or diverging_cmap {self.diverging_cmap!r}"
             ) from None
 
 
 def style_from_config(cfg: dict) -> FigureStyle:
-    """FigureStyle from the workflow config's report style mapping (every key required)."""
+    """FigureStyle from the workflow config's report style mapping (every key without a
+    default required)."""
     names = [f.name for f in fields(FigureStyle)]
-    missing = [n for n in names if n not in cfg]
+    required = [f.name for f in fields(FigureStyle) if f.default is MISSING]
+    missing = [n for n in required if n not in cfg]
     unknown = [k for k in cfg if k not in names]
     if missing or unknown:
         raise LthError(f"report style: missing keys {missing}, unknown keys {unknown}")
     listed = ("curve_percents", "profile_percents")
-    return FigureStyle(**{n: tuple(cfg[n]) if n in listed else cfg[n] for n in names})
+    return FigureStyle(**{n: tuple(v) if n in listed else v for n, v in cfg.items()})
+
 
 @contextmanager
 def styled(style: FigureStyle) -> Iterator[None]:

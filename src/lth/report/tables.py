@@ -1,6 +1,7 @@
-"""Tables: the three aggregate CSVs of one experiment, read and checked, and the numbers the
-figures and the report's tables show (means and spread over seeds, results, ShrinkBench-style
-summary, layer collapse)."""
+"""Tables: the aggregate CSVs of one experiment, read and checked (summary, layers, curves;
+similarity and indegree when a figure needs them), and the numbers the figures and the
+report's tables show (means and spread over seeds, results, ShrinkBench-style summary, layer
+collapse, method labels)."""
 
 from __future__ import annotations
 
@@ -12,17 +13,29 @@ import numpy as np
 import pandas as pd
 
 from lth.io import LthError
+from lth.spec import FAMILIES
 
-FAMILIES = ("lottery", "control", "at_init", "baseline")
 # fmt: off
 REQUIRED_COLUMNS = {
     "summary": (
-        "experiment", "method", "family", "seed", "level", "round", "density",
-        "percent_remaining", "compression", "speedup", "collapsed", "final_test_accuracy",
-        "final_train_accuracy", "early_stop_iteration", "early_stop_test_accuracy",
+        "experiment", "method", "family", "control", "seed", "level", "round", "density",
+        "percent_remaining", "compression", "macs", "dense_macs", "speedup", "collapsed",
+        "final_test_accuracy", "final_train_accuracy", "early_stop_iteration",
+        "early_stop_test_accuracy", "iterations", "weights_trained", "train_macs",
+        "train_macs_dense", "find_macs", "total_macs", "total_macs_dense", "dense_trainings",
+        "iterations_to_target",
     ),
     "layers": ("method", "seed", "level", "round", "density", "layer", "layer_density"),
     "curves": ("method", "seed", "level", "round", "density", "iteration", "split", "accuracy"),
+    "similarity": (
+        "view", "seed_a", "method_a", "level_a", "density_a", "method_b", "level_b",
+        "density_b", "layer", "jaccard", "expected_jaccard", "excess", "excess_sd",
+        "score_spearman",
+    ),
+    "indegree": (
+        "seed", "method", "level", "density", "layer", "kind", "channel", "row", "col",
+        "in_degree",
+    ),
 }
 # fmt: on
 LEVEL_KEYS = ["family", "method", "level"]
@@ -31,11 +44,14 @@ ES_ACCURACY = "early_stop_test_accuracy"
 
 @dataclass(frozen=True)
 class ReportTables:
-    """The three aggregate tables of one experiment (see SPEC: summary, layers, curves)."""
+    """The aggregate tables of one experiment (see DESIGN: summary, layers, curves, and the
+    similarity verb's similarity and indegree; None when not given)."""
 
     summary: pd.DataFrame
     layers: pd.DataFrame
     curves: pd.DataFrame
+    similarity: pd.DataFrame | None = None
+    indegree: pd.DataFrame | None = None
 
 
 def _read_csv(name: str, path: str | os.PathLike) -> pd.DataFrame:
@@ -52,13 +68,13 @@ def _read_csv(name: str, path: str | os.PathLike) -> pd.DataFrame:
     return df
 
 
-def read_tables(summary_csv, layers_csv, curves_csv) -> ReportTables:
-    """Read and check summary.csv, layers.csv and curves.csv."""
-    return ReportTables(
-        summary=_read_csv("summary", summary_csv),
-        layers=_read_csv("layers", layers_csv),
-        curves=_read_csv("curves", curves_csv),
-    )
+def read_tables(paths: dict[str, str | os.PathLike]) -> ReportTables:
+    """Read and check the tables of paths (keys: summary, layers, curves, and optionally
+    similarity, indegree)."""
+    missing = [t for t in ("summary", "layers", "curves") if t not in paths]
+    if missing:
+        raise LthError(f"report tables: missing {missing}")
+    return ReportTables(**{name: _read_csv(name, path) for name, path in paths.items()})
 
 
 # ----------------------------------------------------------------------------- aggregation
@@ -142,7 +158,7 @@ def dense_accuracy(summary: pd.DataFrame) -> float:
 
 def shrinkbench_table(summary: pd.DataFrame) -> pd.DataFrame:
     """Per method and level, as Blalock et al. (2020, Sec. 4) recommend reporting: density,
-    compression ratio, theoretical speed-up (dense_flops/flops), accuracy (%) and its change
+    compression ratio, theoretical speed-up (dense_macs/macs), accuracy (%) and its change
     vs. the dense network in percentage points, and how many seeds had a collapsed layer.
     Structured methods (a physically smaller network) also have a measured latency speed-up
     (dense / pruned seconds per inference batch, measured side by side); others have NaN."""
@@ -201,4 +217,14 @@ def collapse_table(summary: pd.DataFrame) -> pd.DataFrame:
     return sorted_by_family(table, ["method"], [True])
 
 
-# ----------------------------------------------------------------------------- figure helpers
+def methods_in_order(summary: pd.DataFrame, methods) -> list[str]:
+    """The given methods in the report's order: by family (FAMILIES), then name."""
+    pairs = summary.loc[summary["method"].isin(set(methods)), ["family", "method"]]
+    return sorted_by_family(pairs.drop_duplicates("method"), ["method"], [True])["method"].tolist()
+
+
+def method_labels(summary: pd.DataFrame) -> dict[str, str]:
+    """How figures and tables name each method: its name, with "(untrained)" for a method
+    whose weights are never trained (edge-popup's and GEM-MINER's mined masks)."""
+    trained = summary.groupby("method")["weights_trained"].any()
+    return {m: m if t else f"{m} (untrained)" for m, t in trained.items()}

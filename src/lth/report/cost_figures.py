@@ -1,0 +1,180 @@
+"""Cost figures and table (METHODS §7.4) from summary.csv's cost columns: what each ticket
+cost to find and train against the accuracy it reaches (with the Pareto front of
+lth.cost.pareto_front), and how many iterations it needs to reach the target accuracy.
+
+Two views of the cost, both in units of one training of the dense network: the sparse view
+counts the theoretical multiply-accumulates (MACs) of the kept weights (total_macs over the
+same seed's dense training), the epoch view counts every training as if it were dense
+(dense_trainings, as papers count epochs)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from lth.cost import pareto_front
+from lth.report.plotting import legend_below, log_axis, percent_axis
+from lth.report.style import (
+    CONTROL_COLOR,
+    FAMILY_MARKER,
+    FigureStyle,
+    method_colors,
+    method_line,
+    new_figure,
+    styled,
+)
+from lth.report.tables import (
+    ES_ACCURACY,
+    LEVEL_KEYS,
+    ReportTables,
+    level_stats,
+    method_labels,
+    sorted_by_family,
+)
+
+DENSE_RUN = ("imp", "round0")
+VIEWS = (
+    ("sparse_trainings", "Total multiply-accumulates (MACs),\nin dense trainings"),
+    ("dense_trainings", "Trainings, epoch view\n(every run counted as dense)"),
+)
+
+
+def with_sparse_trainings(summary: pd.DataFrame) -> pd.DataFrame:
+    """summary with sparse_trainings: total_macs over the train_macs_dense of the same
+    seed's dense run (NaN without one)."""
+    dense = summary[(summary["method"] == DENSE_RUN[0]) & (summary["level"] == DENSE_RUN[1])]
+    per_seed = dense.groupby("seed")["train_macs_dense"].first()
+    per_seed = per_seed.where(per_seed > 0)
+    return summary.assign(sparse_trainings=summary["total_macs"] / summary["seed"].map(per_seed))
+
+
+def cost_points(summary: pd.DataFrame, spread: str) -> pd.DataFrame:
+    """Per (method, level): early-stop test accuracy (%) mean and spread over seeds (mean,
+    lo, hi), percent remaining, mean sparse_trainings and dense_trainings, and control."""
+    costed = with_sparse_trainings(summary)
+    stats = level_stats(costed.assign(y=100 * costed[ES_ACCURACY]), "y", spread)
+    means = costed.groupby(LEVEL_KEYS, sort=False).agg(
+        sparse_trainings=("sparse_trainings", "mean"),
+        dense_trainings=("dense_trainings", "mean"),
+        control=("control", "any"),
+    )
+    return stats.join(means, on=LEVEL_KEYS)
+
+
+def front_of(points: pd.DataFrame, cost: str) -> pd.DataFrame:
+    """The points of the Pareto front (lth.cost.pareto_front: lower cost, higher mean
+    accuracy) among the points that are not controls, by increasing cost."""
+    candidates = points[~points["control"]]
+    on_front = pareto_front(candidates[[cost, "mean"]].to_numpy())
+    return candidates[on_front].sort_values([cost, "mean"])
+
+
+def _draw_cost_panel(ax: Axes, points: pd.DataFrame, cost: str, colors: dict,
+                     labels: dict) -> None:
+    """One marker per (method, level) with its accuracy spread, controls grey, and the
+    Pareto front connected."""
+    for (family, method), rows in points.groupby(["family", "method"], sort=False):
+        control = bool(rows["control"].any())
+        ax.errorbar(
+            rows[cost], rows["mean"], yerr=[rows["mean"] - rows["lo"], rows["hi"] - rows["mean"]],
+            linestyle="none", marker=FAMILY_MARKER[family], markersize=4, elinewidth=0.6,
+            color=CONTROL_COLOR if control else colors[method], alpha=0.6 if control else 1.0,
+            label=labels[method] + (" (control)" if control else ""),
+        )
+    front = front_of(points, cost)
+    ax.plot(front[cost], front["mean"], color="black", linewidth=1, zorder=0,
+            label="Pareto front")
+    ax.set_xscale("log")
+    lo, hi = points[cost].min(), points[cost].max()
+    log_axis(ax.xaxis, lo / 1.3, hi * 1.3, "")
+    ax.set_xlim(lo / 1.3, hi * 1.3)
+
+
+def fig_cost_vs_accuracy(tables: ReportTables, style: FigureStyle) -> Figure | None:
+    """Early-stop test accuracy vs. total cost (finding plus training) in dense trainings,
+    sparse-MAC view (left) and epoch view (right), with each view's Pareto front."""
+    points = cost_points(tables.summary, style.spread)
+    points = points.dropna(subset=[cost for cost, _ in VIEWS])
+    points = points[(points[[cost for cost, _ in VIEWS]] > 0).all(axis=1)]
+    if points.empty:
+        return None
+    colors = method_colors(tables.summary, style.palette)
+    labels = method_labels(tables.summary)
+    with styled(style):
+        fig, axes = new_figure(style, ncols=2)
+        for ax, (cost, xlabel) in zip(axes, VIEWS, strict=True):
+            _draw_cost_panel(ax, points, cost, colors, labels)
+            ax.set_xlabel(xlabel)
+        axes[0].set_ylabel("Early-stop test accuracy (%)")
+        legend_below(fig, axes, ncols=4)
+    return fig
+
+
+def target_stats(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per (method, level): percent remaining, the mean iterations to target over the seeds
+    that reached it (NaN if none did), how many did (reached) and of how many (n)."""
+    grouped = summary.groupby(LEVEL_KEYS, sort=False)
+    table = grouped.agg(
+        percent=("percent_remaining", "mean"),
+        iterations=("iterations_to_target", "mean"),
+        reached=("iterations_to_target", "count"),
+        n=("seed", "count"),
+    ).reset_index()
+    return sorted_by_family(table, ["method", "percent"], [True, False])
+
+
+NOT_REACHED = "not reached"
+
+
+def fig_iterations_to_target(tables: ReportTables, style: FigureStyle) -> Figure | None:
+    """Iterations until the validation accuracy first reaches the target vs. percent
+    remaining per method; a level no seed reached is marked on the 'not reached' line above
+    the longest training, a level only some seeds reached has an open marker."""
+    summary = tables.summary
+    stats = target_stats(summary)
+    if stats.empty:
+        return None
+    ceiling = 1.1 * float(summary["iterations"].max())
+    colors = method_colors(summary, style.palette)
+    labels = method_labels(summary)
+    with styled(style):
+        fig, (ax,) = new_figure(style)
+        for (family, method), rows in stats.groupby(["family", "method"], sort=False):
+            line = method_line(family, colors[method])
+            partial = rows["reached"].between(1, rows["n"] - 1)
+            ax.plot(rows["percent"], rows["iterations"], label=labels[method], **line)
+            ax.plot(rows["percent"][partial], rows["iterations"][partial],
+                    **(line | {"linestyle": "none", "markerfacecolor": "white"}))
+            never = rows[rows["reached"] == 0]
+            if len(never):
+                ax.plot(never["percent"], np.full(len(never), ceiling),
+                        **(line | {"linestyle": "none", "marker": "x", "markersize": 6}))
+        ax.axhline(ceiling, color="0.5", linestyle=":", linewidth=0.8)
+        ticks = [t for t in ax.get_yticks() if 0 <= t <= ceiling / 1.1]
+        ax.set_yticks([*ticks, ceiling], [f"{t:g}" for t in ticks] + [NOT_REACHED])
+        ax.set_ylim(0, ceiling * 1.05)
+        percent_axis(ax, stats["percent"])
+        ax.set_ylabel("Iterations to target")
+        legend_below(fig, [ax], ncols=4)
+    return fig
+
+
+def cost_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per method and level (report order): percent remaining, mean find_macs, train_macs,
+    total_macs, sparse_trainings and dense_trainings, the iterations to target (target_stats)
+    and the mean early-stop test accuracy (%)."""
+    costed = with_sparse_trainings(summary).assign(acc=100 * summary[ES_ACCURACY])
+    means = costed.groupby(LEVEL_KEYS, sort=False)[
+        ["find_macs", "train_macs", "total_macs", "sparse_trainings", "dense_trainings", "acc"]
+    ].mean()
+    return target_stats(summary).join(means, on=LEVEL_KEYS)
+
+
+def iterations_text(iterations: float, reached: int, n: int) -> str:
+    """Iterations to target as the cost table shows it: 'not reached' when no seed did,
+    the mean with '(k/n)' when only k of n seeds did."""
+    if reached == 0:
+        return NOT_REACHED
+    return f"{iterations:.0f}" + ("" if reached == n else f" ({reached}/{n})")

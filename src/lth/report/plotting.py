@@ -1,0 +1,123 @@
+"""Drawing helpers shared by the figure modules: log axes with 1-2-5 ticks, the percent-
+remaining axis, mean lines with spread bands, legends, grids of panels, and method-by-method
+heatmaps."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.axes import Axes
+from matplotlib.collections import QuadMesh
+from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+from lth.report.style import FigureStyle
+
+
+def one_two_five(lo: float, hi: float) -> list[float]:
+    """Ticks 1, 2, 5 x 10^k within [lo, hi]."""
+    ticks = [m * 10.0**k for k in range(-4, 7) for m in (1, 2, 5)]
+    return [t for t in ticks if lo <= t <= hi]
+
+
+def log_axis(axis, lo: float, hi: float, suffix: str) -> None:
+    """1-2-5 major ticks labelled like 100, 50, 20, 0.5 (plus suffix), no minor labels."""
+    axis.set_major_locator(FixedLocator(one_two_five(lo, hi)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}{suffix}"))
+    axis.set_minor_locator(NullLocator())
+
+
+def percent_axis(ax: Axes, percents) -> None:
+    """Log x axis of percent of weights remaining, reversed: dense (100) on the left."""
+    lo, hi = float(np.min(percents)), float(np.max(percents))
+    ax.set_xscale("log")
+    ax.set_xlim(hi * 1.15, lo / 1.15)
+    log_axis(ax.xaxis, lo / 1.15, hi * 1.15, "")
+    ax.set_xlabel("Weights remaining (%)")
+
+
+def draw_mean_spread(ax: Axes, x, stats: pd.DataFrame, **line) -> None:
+    """Mean as a line, spread over seeds as a band of the same color."""
+    ax.fill_between(x, stats["lo"], stats["hi"], color=line["color"], alpha=0.2, linewidth=0)
+    ax.plot(x, stats["mean"], **line)
+
+
+def place_legend(axes: list[Axes], fig: Figure, entries: int) -> None:
+    """Legend inside the first axes when short, else below the plots, off the data."""
+    if entries <= 5:
+        axes[0].legend(loc="best")
+    else:
+        legend_below(fig, axes, ncols=5)
+
+
+def legend_below(fig: Figure, axes: list[Axes], ncols: int, title: str | None = None) -> None:
+    """One legend below all axes, in up to ncols columns, each label once."""
+    entries = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            entries.setdefault(label, handle)
+    fig.legend(
+        entries.values(),
+        entries.keys(),
+        loc="outside lower center",
+        ncols=min(len(entries), ncols),
+        fontsize="small",
+        title=title,
+        title_fontsize="small",
+    )
+
+
+def nearest_level(levels: pd.Series, percent: float) -> str:
+    """The level (index of `levels`, values percent remaining) nearest to percent in log."""
+    return (np.log(levels) - math.log(percent)).abs().idxmin()
+
+
+def panel_grid(
+    style: FigureStyle, panels: int, ncols: int, sharey: bool = False,
+    row_heights: list[float] | None = None,
+) -> tuple[Figure, list[Axes]]:
+    """A grid of `panels` axes, at most ncols a row, style.width wide; row i is
+    row_heights[i] inches tall (default: style.height / 1.5 each, and style.height for a
+    single row); unused cells of the last row are removed."""
+    ncols = min(panels, ncols)
+    nrows = math.ceil(panels / ncols)
+    if row_heights is None:
+        row_heights = [style.height if nrows == 1 else style.height / 1.5] * nrows
+    fig = Figure(figsize=(style.width, sum(row_heights)), dpi=style.dpi, layout="constrained")
+    axes = list(fig.subplots(nrows, ncols, sharey=sharey, squeeze=False,
+                             height_ratios=row_heights).ravel())
+    for ax in axes[panels:]:
+        ax.remove()
+    return fig, axes[:panels]
+
+
+def method_heatmap(
+    ax: Axes, grid: pd.DataFrame, annot: pd.DataFrame | None, cmap: str, limit: float
+) -> QuadMesh:
+    """A square methods x methods grid (index and columns: method labels) as a heatmap on a
+    diverging colormap centred at 0 from -limit to limit, without a colorbar (the returned
+    mesh makes one); blank cells are NaN; annot (same shape, strings) is written in the
+    cells when given."""
+    sns.heatmap(
+        grid,
+        ax=ax,
+        cmap=cmap,
+        center=0,
+        vmin=-limit,
+        vmax=limit,
+        annot=annot.to_numpy() if annot is not None else False,
+        fmt="",
+        annot_kws={"fontsize": "xx-small"},
+        cbar=False,
+        linewidths=0.5,
+        linecolor="white",
+    )
+    ax.grid(False)
+    ax.set_xlabel("")
+    ax.set_ylabel("")
+    ax.tick_params(axis="x", labelrotation=90, labelsize="x-small")
+    ax.tick_params(axis="y", labelrotation=0, labelsize="x-small")
+    return ax.collections[0]
