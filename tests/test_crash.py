@@ -82,7 +82,7 @@ def content(path: Path):
     files (timings included), are left out: the files they hash are compared."""
     if path.name.endswith(".provenance.json"):
         return None
-    if path.name == "run.json":
+    if path.suffix == ".json":  # run.json, Early-Bird's search.json
         return without_timings(json.loads(path.read_text()))
     if path.name == "summary.csv":
         return pd.read_csv(path).drop(columns=list(TIMINGS & set(pd.read_csv(path, nrows=0))))

@@ -703,8 +703,7 @@ def cmd_eb_search(args) -> None:
                    job.earlybird, names, prefix=f"[{job.experiment} seed{job.seed} eb search]")
     dense = M.macs(model, tuple(arch["input_shape"]))
     inputs = [job.init, Path(job.data_root) / "tensors.safetensors"]
-    summary = {"last_iteration": found.last_iteration, "wall_seconds": found.wall_seconds,
-               "metrics": found.metrics, "tickets": []}
+    summary = {"last_iteration": found.last_iteration, "metrics": found.metrics, "tickets": []}
     for density, out_dir, ticket in zip(job.earlybird.densities, job.out_dirs, found.tickets,
                                         strict=True):
         params = dict(dataclasses.asdict(job), density=density, out_dir=out_dir)
@@ -720,7 +719,7 @@ def cmd_eb_search(args) -> None:
         summary["tickets"].append({"density": density, "fired": ticket.fired,
                                    "iteration": ticket.iteration, "history": ticket.history})
     record = make_record("eb-search", dataclasses.asdict(job), inputs, str(device))
-    write_json(job.record, dict(record, search=summary))
+    write_json(job.record, dict(record, search=summary, timings={"search": found.wall_seconds}))
 
 
 def cmd_transfer_depth(args) -> None:
