@@ -99,7 +99,7 @@ def run_levels(e):
 
 def later_method_levels(e, rounds):
     """(method, level) of Early-Bird, the mined masks, re-introduction and elastic transfer,
-    from their rule files (double_complement networks only serve double: not listed)."""
+    from their rule files (not double_complement, whose networks only serve double)."""
     levels = []
     if e["earlybird"]["densities"]:
         levels += [(m, lvl) for m in eb_methods(e) for lvl in eb_levels(e)]
