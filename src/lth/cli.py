@@ -72,41 +72,26 @@ def _job(cls):
     return parse
 
 
-def _add_prune(sub) -> None:
-    p = sub.add_parser("prune", help="a mask from scores of weights")
-    p.add_argument("--job", type=_job("PruneJob"), required=True,
-                   help="the prune job as JSON (lth.spec.PruneJob; the workflow builds it)")
+def _add_job_verb(sub, verb: str, cls: str, summary: str, what: str, threads: bool) -> None:
+    """A verb that takes its whole job as one JSON object of lth.spec.<cls>."""
+    p = sub.add_parser(verb, help=summary)
+    p.add_argument("--job", type=_job(cls), required=True,
+                   help=f"{what} as JSON (lth.spec.{cls}; the workflow builds it)")
+    if threads:
+        p.add_argument("--threads", type=int, default=None)
 
 
-def _add_train(sub) -> None:
-    p = sub.add_parser("train", help="train a cohort of masked networks; per network final "
-                       "weights, metrics, run.json")
-    p.add_argument("--job", type=_job("TrainJob"), required=True,
-                   help="the cohort as JSON (lth.spec.TrainJob; the workflow builds it)")
-    p.add_argument("--threads", type=int, default=None)
-
-
-def _add_mine(sub) -> None:
-    p = sub.add_parser("mine", help="edge-popup / GEM-MINER: masks mined on frozen weights; "
-                       "per network the untrained ticket, its scores, metrics, run.json")
-    p.add_argument("--job", type=_job("MiningJob"), required=True,
-                   help="the mining job as JSON (lth.spec.MiningJob; the workflow builds it)")
-    p.add_argument("--threads", type=int, default=None)
-
-
-def _add_eb_search(sub) -> None:
-    p = sub.add_parser("eb-search", help="Early-Bird: train dense until each density's ticket "
-                       "is drawn; per density its mask and the weights it was drawn at")
-    p.add_argument("--job", type=_job("SearchJob"), required=True,
-                   help="the search as JSON (lth.spec.SearchJob; the workflow builds it)")
-    p.add_argument("--threads", type=int, default=None)
-
-
-def _add_transfer_depth(sub) -> None:
-    p = sub.add_parser("transfer-depth", help="Elastic LTH: a ticket's mask and rewound "
-                       "weights stretched or squeezed to another depth")
-    p.add_argument("--job", type=_job("TransferJob"), required=True,
-                   help="the transfer as JSON (lth.spec.TransferJob; the workflow builds it)")
+JOB_VERBS = (
+    ("prune", "PruneJob", "a mask from scores of weights", "the prune job", False),
+    ("train", "TrainJob", "train a cohort of masked networks; per network final weights, "
+     "metrics, run.json", "the cohort", True),
+    ("mine", "MiningJob", "edge-popup / GEM-MINER: masks mined on frozen weights; per network "
+     "the untrained ticket, its scores, metrics, run.json", "the mining job", True),
+    ("eb-search", "SearchJob", "Early-Bird: train dense until each density's ticket is drawn; "
+     "per density its mask and the weights it was drawn at", "the search", True),
+    ("transfer-depth", "TransferJob", "Elastic LTH: a ticket's mask and rewound weights "
+     "stretched or squeezed to another depth", "the transfer", False),
+)
 
 
 def _fractions(text: str) -> dict[str, float]:
@@ -158,10 +143,11 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     """The parser of every verb; the report verbs' unless `verb` is a core verb."""
     parser = OneLineParser(prog="lth", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="verb", required=True, parser_class=OneLineParser)
-    for add in (_add_prepare, _add_init, _add_prune, _add_filter_prune, _add_train, _add_mine,
-                _add_eb_search, _add_transfer_depth, _add_summarize, _add_similarity,
+    for add in (_add_prepare, _add_init, _add_filter_prune, _add_summarize, _add_similarity,
                 _add_audit):
         add(sub)
+    for verb in JOB_VERBS:
+        _add_job_verb(sub, *verb)
     if verb not in CORE_VERBS:
         from lth import report_cli
 
