@@ -146,8 +146,8 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     for add in (_add_prepare, _add_init, _add_filter_prune, _add_summarize, _add_similarity,
                 _add_audit):
         add(sub)
-    for verb in JOB_VERBS:
-        _add_job_verb(sub, *verb)
+    for declaration in JOB_VERBS:
+        _add_job_verb(sub, *declaration)
     if verb not in CORE_VERBS:
         from lth import report_cli
 
