@@ -187,3 +187,18 @@ def test_a_batch_larger_than_the_training_set_is_one_error_not_an_endless_loop()
     batches = batch_indices(10, s, torch.Generator().manual_seed(0), "cpu")
     with pytest.raises(LthError, match="batch_size 11 is more than the 10 training examples"):
         next(batches)
+
+
+def test_a_run_resumed_at_its_last_iteration_trains_nothing_and_is_evaluated_once():
+    """Early-Bird's ticket drawn at the end (the detector never fired): EB Train resumes at
+    T, so the weights stay as drawn and val, test and train are evaluated at T."""
+    model = lenet()
+    mask = sparse_mask(model)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    result = train(model, mask, cluster_splits(), SCHEDULE, torch.Generator().manual_seed(1),
+                   log=lambda _: None, start=SCHEDULE.iterations)
+    assert [(r["iteration"], r["split"]) for r in result.metrics] == [
+        (60, "val"), (60, "test"), (60, "train")]
+    after = model.state_dict()
+    assert all(torch.equal(after[k], before[k] * mask[k] if k in mask else before[k])
+               for k in before)
