@@ -209,6 +209,9 @@ def test_tickets_found_early_or_without_weight_training(done):
     for method in ("edge_popup", "gem_miner_gem"):
         result = run_json(done, method, "density0.1")["result"]
         assert result["weights_trained"] is False
+        # only the final mask is kept: its accuracy is the early-stop one
+        assert (result["early_stop_iteration"], result["early_stop_test_accuracy"]) == (
+            30, result["final_test_accuracy"])
         final, mask = tensors(done, method, "density0.1", "final"), tensors(done, method,
                                                                            "density0.1", "mask")
         for name, kept in mask.items():

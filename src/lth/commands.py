@@ -618,9 +618,11 @@ def write_training_outputs(job: TrainJob, p: Prepared, result, device, cohort: d
 
 
 def write_run(out: Path, record: dict, tensors: dict, result, fields: dict,
-              timings: dict) -> None:
+              timings: dict, stops_early: bool = True) -> None:
     """A network's run folder: its safetensors files and metrics.csv, then run.json (written
-    last) with the record, the outputs' hashes and the results (early stop, accuracies)."""
+    last) with the record, the outputs' hashes and the results (early stop, accuracies).
+    stops_early False (a mined mask): the early-stop figures are the final ones, since only
+    the final mask is saved (GEM-MINER's earlier masks are not even at the target density)."""
     from lth.train import early_stop
 
     timings = dict(timings)
@@ -631,9 +633,9 @@ def write_run(out: Path, record: dict, tensors: dict, result, fields: dict,
         save_tensors(outputs[-1], values, record)
     outputs.append(out / "metrics.csv")
     atomic_write_text(outputs[-1], metrics_csv(result.metrics))
-    es_iter, es_acc = early_stop(result.metrics)
     last = max(r["iteration"] for r in result.metrics)
     final = {r["split"]: r["accuracy"] for r in result.metrics if r["iteration"] == last}
+    es_iter, es_acc = early_stop(result.metrics) if stops_early else (last, final["test"])
     record["outputs"] = [file_entry(x) for x in outputs]
     record["timings"] = timings
     if cohort is not None:
@@ -685,7 +687,7 @@ def cmd_mine(args) -> None:
         tensors = {"final.safetensors": model.state_dict(), "mask.safetensors": mined.mask,
                    "scores.safetensors": mined.scores}
         write_run(Path(m.out_dir), record, tensors, mined, fields,
-                  {"train": mined.wall_seconds})
+                  {"train": mined.wall_seconds}, stops_early=False)
 
 
 def cmd_eb_search(args) -> None:
