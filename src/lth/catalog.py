@@ -326,6 +326,14 @@ def elastic_problem(source: str, target: str) -> str | None:
     return None
 
 
+def vacuous_hamming(density: float, epsilon: float) -> bool:
+    """True when the Hamming detector fires at `density` whatever training does: two masks
+    of one count never differ by more than 2 min(d, 1 - d) (equality included, up to float
+    rounding: 2 * (1 - 0.95) exceeds 0.1 by 1e-16)."""
+    bound = 2 * min(density, 1 - density)
+    return bound <= epsilon or math.isclose(bound, epsilon)
+
+
 def round_half_up(x: float) -> int:
     """Round to the nearest integer, halves up: how lth.masks counts kept weights."""
     return math.floor(x + 0.5)

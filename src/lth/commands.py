@@ -262,10 +262,12 @@ def check_prune_job(job: PruneJob) -> None:
         raise LthError(f"density {job.density}: expected a fraction in (0, 1]")
     how = job.reintroduce
     if how is not None:
+        from lth.reintroduce import KINDS
+
         if job.rates is None or job.criterion != "magnitude":
             raise LthError("reintroduce: only with an IMP step (magnitude criterion and rates)")
-        if how.kind not in ("double", "scored", "random") or not 0 <= how.ratio <= 1:
-            raise LthError(f"reintroduce: expected kind double|scored|random and a ratio in "
+        if how.kind not in KINDS or not 0 <= how.ratio <= 1:
+            raise LthError(f"reintroduce: expected kind {'|'.join(KINDS)} and a ratio in "
                            f"[0, 1], got {how.kind!r}, {how.ratio}")
         if (how.scores is None) != (how.kind == "random"):
             raise LthError(f"reintroduce: kind {how.kind} "
@@ -567,13 +569,19 @@ def cmd_train(args) -> None:
                                    extra)
 
 
+def one_member(job, member):
+    """The job with this member only: what one network's record holds and its argv reruns
+    (its files do not change when other members join or leave the job)."""
+    return dataclasses.replace(job, members=(member,))
+
+
 def train_record(job: TrainJob, p: Prepared, device) -> dict:
     """The provenance of one network: its own member and the shared settings only, so a
     network's files do not change when other networks join or leave its cohort. argv is a
     one-member job that retrains exactly this network."""
     from lth import provenance
 
-    own = dataclasses.replace(job, members=(p.member,))
+    own = one_member(job, p.member)
     provenance.ARGV[:] = ["train", "--job", to_json(own)]
     m = p.member
     inputs = [x for x in (m.init, m.mask, m.complement_of, m.alignment_from) if x]
@@ -613,20 +621,17 @@ def write_training_outputs(job: TrainJob, p: Prepared, result, device, cohort: d
         iterations=p.schedule.iterations, start_iteration=p.start, draw=m.draw,
         budget_factor=p.budget_factor, weights_trained=True,
     )
-    write_run(Path(m.out_dir), record, tensors, result, result_fields,
-              {**timings, "cohort": cohort})
+    write_run(Path(m.out_dir), record, tensors, result, result_fields, timings, cohort=cohort)
 
 
 def write_run(out: Path, record: dict, tensors: dict, result, fields: dict,
-              timings: dict, stops_early: bool = True) -> None:
+              timings: dict, stops_early: bool = True, cohort: dict | None = None) -> None:
     """A network's run folder: its safetensors files and metrics.csv, then run.json (written
     last) with the record, the outputs' hashes and the results (early stop, accuracies).
     stops_early False (a mined mask): the early-stop figures are the final ones, since only
     the final mask is saved (GEM-MINER's earlier masks are not even at the target density)."""
     from lth.train import early_stop
 
-    timings = dict(timings)
-    cohort = timings.pop("cohort", None)
     outputs = []
     for name, values in tensors.items():
         outputs.append(out / name)
@@ -649,12 +654,6 @@ def write_run(out: Path, record: dict, tensors: dict, result, fields: dict,
     write_json(out / "run.json", record)
 
 
-def own_job(job, member) -> dict:
-    """The params of one member's record: the job with this member only (its files do not
-    change when other members join or leave the job)."""
-    return dataclasses.asdict(dataclasses.replace(job, members=(member,)))
-
-
 def cmd_mine(args) -> None:
     """edge-popup / GEM-MINER: mine a mask of frozen weights per member; each member's run
     folder gets the untrained ticket (final = frozen weights under the mask), its mask, the
@@ -675,8 +674,9 @@ def cmd_mine(args) -> None:
                      generator(job.experiment, m.seed, "data-order"),
                      prefix=f"[{job.experiment} seed{m.seed} {m.method}/{m.level}]")
         facts = network_facts(model, arch, mined.mask)
-        provenance.ARGV[:] = ["mine", "--job", to_json(dataclasses.replace(job, members=(m,)))]
-        record = make_record("mine", dict(own_job(job, m), seed=m.seed),
+        own = one_member(job, m)
+        provenance.ARGV[:] = ["mine", "--job", to_json(own)]
+        record = make_record("mine", dict(dataclasses.asdict(own), seed=m.seed),
                              [m.init, Path(job.data_root) / "tensors.safetensors"], str(device))
         record["architecture"] = arch
         record["macs"] = mined.macs
@@ -692,7 +692,7 @@ def cmd_mine(args) -> None:
 
 def cmd_eb_search(args) -> None:
     """Early-Bird's search of one seed: each density's ticket mask and the weights it was
-    drawn at (EB Train continues from them), and eb.json with the detection history."""
+    drawn at (EB Train continues from them), and search.json with the detection history."""
     from lth.earlybird import search
 
     job = args.job
@@ -714,8 +714,8 @@ def cmd_eb_search(args) -> None:
         record = make_record("eb-search", params, inputs, str(device))
         record["architecture"] = arch
         record["iteration"] = ticket.iteration
-        work = 3 * ticket.iteration * job.schedule.batch_size * dense
-        record["macs"] = {"sparse": work, "dense": work}
+        record["macs"] = training_macs(ticket.iteration, job.schedule.batch_size,
+                                       {"macs": dense, "dense_macs": dense})  # dense search
         record["earlybird"] = {"fired": ticket.fired, "iteration": ticket.iteration}
         save_tensors(Path(out_dir) / "weights_at_eb.safetensors", ticket.weights, record)
         save_tensors(Path(out_dir) / "mask.safetensors", ticket.mask, record)

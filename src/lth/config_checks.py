@@ -550,7 +550,7 @@ def _earlybird(e: Experiment) -> Iterator[Problem]:
             f"would check only the initial weights")
     if b["distance"] == "hamming":
         for index, d in enumerate(b["densities"]):
-            if 2 * min(d, 1 - d) <= b["epsilon"]:
+            if catalog.vacuous_hamming(d, b["epsilon"]):
                 yield e.key("earlybird.densities", index), (
                     f"{d}: the Early-Bird threshold is vacuous at this density (a Hamming "
                     f"distance of two masks keeping {d} is at most {2 * min(d, 1 - d):g} <= "

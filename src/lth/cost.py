@@ -76,9 +76,14 @@ def lineage_records(paths: Iterable[str | Path], cache: Lineages | None = None) 
 
 
 def run_costs(run_json: str | Path, cache: Lineages | None = None) -> dict:
-    """train_macs(_dense) of a run (its own record), find_macs(_dense) (the unique records in
-    the lineage of its inputs, its own excluded) and total_macs(_dense)."""
-    record = read_json(run_json)
+    """record_costs of the run whose run.json this is."""
+    return record_costs(read_json(run_json), run_json, cache)
+
+
+def record_costs(record: dict, run_json: str | Path, cache: Lineages | None = None) -> dict:
+    """train_macs(_dense) of a run (its own record, read from `run_json`), find_macs(_dense)
+    (the unique records in the lineage of its inputs, its own excluded) and
+    total_macs(_dense)."""
     try:
         ancestors = lineage_records([e["path"] for e in record.get("inputs", [])], cache)
     except LthError as err:

@@ -26,7 +26,6 @@ kept weights that moved.
 
 from __future__ import annotations
 
-import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -36,6 +35,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from lth.catalog import vacuous_hamming
 from lth.errors import LthError
 from lth.filters import keep_filters
 from lth.masks import Mask, counts, full_mask, keep_top_global, prune_to_density, round_half_up
@@ -75,14 +75,6 @@ DISTANCES: dict[str, Callable[[Mask, Mask], float]] = {
     "changed_fraction": changed_fraction,
     "hamming": hamming,
 }
-
-
-def vacuous_hamming(density: float, epsilon: float) -> bool:
-    """True when the Hamming detector fires at `density` whatever training does: two masks
-    of one count never differ by more than 2 min(d, 1 - d) (equality included, up to float
-    rounding: 2 * (1 - 0.95) exceeds 0.1 by 1e-16)."""
-    bound = 2 * min(density, 1 - density)
-    return bound <= epsilon or math.isclose(bound, epsilon)
 
 
 def _check_queue_and_distance(queue: int, distance: str) -> None:

@@ -226,7 +226,7 @@ class SearchJob:
     schedule: Schedule
     earlybird: EarlyBird
     out_dirs: tuple[str, ...]  # one per density
-    record: str  # eb.json: detection iterations and distance history
+    record: str  # search.json: detection iterations and distance history
 
 
 SCORING_SETTINGS = {

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lth.cost import Lineages, is_control, iterations_to_target, macs_to_target, run_costs
+from lth.cost import Lineages, is_control, iterations_to_target, macs_to_target, record_costs
 from lth.io import LthError, atomic_write_text, read_json, write_json
 from lth.provenance import file_entry, make_record, sidecar_path
 
@@ -63,7 +63,7 @@ def load_run(run_json: Path, experiment: str,
     if row["experiment"] != experiment:
         raise LthError(f"{run_json}: belongs to experiment {row['experiment']!r}, "
                        f"not {experiment!r}")
-    row.update(run_costs(run_json, lineages))
+    row.update(record_costs(record, run_json, lineages))
     curves = pd.read_csv(run_json.parent / "metrics.csv")
     for k in RUN_KEYS:
         curves.insert(len(curves.columns) - 4, k, row[k])
