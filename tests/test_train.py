@@ -10,7 +10,7 @@ from lth import masks as M
 from lth.data import DatasetInfo, Splits
 from lth.errors import LthError
 from lth.models import build_model, prunable_names
-from lth.train import Schedule, batch_indices, early_stop, lr_factor, train
+from lth.train import Schedule, batch_indices, early_stop, evaluate, lr_factor, train
 
 SCHEDULE = Schedule(optimizer="adam", lr=1e-3, momentum=0.0, nesterov=False, weight_decay=0.0,
                     batch_size=32, iterations=60, milestones=(), gamma=0.1, warmup=0,
@@ -68,6 +68,22 @@ def test_short_training_learns_far_above_chance():
     first = {r["split"]: r["accuracy"] for r in result.metrics if r["iteration"] == 0}
     assert first["test"] < 0.4
     assert final["test"] > 0.9 and final["train"] > 0.9
+
+
+def test_train_accuracy_is_measured_on_the_first_train_eval_size_examples():
+    """A subset whose accuracy differs from the whole split's: its first 100 examples are
+    relabelled, so only an evaluation of exactly those 100 gives the recorded value."""
+    splits = cluster_splits()
+    splits.train_y[:100] = (splits.train_y[:100] + 1) % 10
+    s = dataclasses.replace(SCHEDULE, train_eval_size=100)
+    model = lenet()
+    result = train(model, sparse_mask(model, 0.3), splits, s, torch.Generator().manual_seed(1),
+                   log=lambda _: None)
+    train_row = next(r for r in result.metrics if r["split"] == "train")
+    expected = evaluate(model, splits.train_x[:100], splits.train_y[:100], 256)
+    whole = evaluate(model, splits.train_x, splits.train_y, 256)
+    assert (train_row["loss"], train_row["accuracy"]) == expected
+    assert abs(expected[1] - whole[1]) > 0.3
 
 
 def test_training_is_byte_identical_for_the_same_seed():

@@ -43,6 +43,7 @@ from lth.train import (
     progress_line,
     skip_batch,
     train,
+    train_eval_split,
 )
 
 CAPTURE_WARMUP = 3
@@ -349,7 +350,8 @@ def train_stacked(models: list[nn.Module], masks: list[Mask], seeds: list[int], 
         step(it)
         after(it + 1)
     if evaluate_model:
-        for i, (loss, acc) in enumerate(evaluate_stacked(net, splits.train_x, splits.train_y,
+        train_x, train_y = train_eval_split(splits, s.train_eval_size)
+        for i, (loss, acc) in enumerate(evaluate_stacked(net, train_x, train_y,
                                                          s.eval_batch_size)):
             metrics[i].append({"iteration": s.iterations, "split": "train", "loss": loss,
                                "accuracy": acc})

@@ -531,7 +531,7 @@ def _train_and_validation(
 
 
 def _as_float(x: torch.Tensor) -> torch.Tensor:
-    return x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
 
 
 def _channel_stats(path: Path, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

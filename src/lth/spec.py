@@ -52,6 +52,7 @@ class Schedule(Training):
 
     eval_every: int
     eval_batch_size: int
+    train_eval_size: int | None = None  # train accuracy on the first N examples; None: all
 
     def scaled(self, factor: float) -> Schedule:
         """The same schedule stretched by `factor` (Scratch-B budgets, Liu et al. 2019)."""
@@ -172,6 +173,7 @@ class Mining:
     iterations: int
     eval_every: int
     eval_batch_size: int
+    train_eval_size: int | None = None  # as Schedule's
     regularization: float = 0.0  # GEM-MINER: lambda of the L2 penalty on the scores
     freeze_every: int = 0  # GEM-MINER: iterations between freezing steps
 

@@ -47,7 +47,14 @@ from lth.masks import (
 )
 from lth.models import prunable_names
 from lth.spec import Mining, Schedule
-from lth.train import batch_indices, evaluate, evaluates_at, make_optimizer, progress_line
+from lth.train import (
+    batch_indices,
+    evaluate,
+    evaluates_at,
+    make_optimizer,
+    progress_line,
+    train_eval_split,
+)
 
 WEIGHTS = ("signed_constant", "theta0")
 GEM_THRESHOLD = 0.5
@@ -242,7 +249,8 @@ def _schedule(m: Mining) -> Schedule:
     return Schedule(optimizer=m.optimizer, lr=m.lr, momentum=m.momentum, nesterov=False,
                     weight_decay=m.weight_decay, batch_size=m.batch_size,
                     iterations=m.iterations, milestones=(), gamma=1.0, warmup=0, dropout=0.0,
-                    augment=False, eval_every=m.eval_every, eval_batch_size=m.eval_batch_size)
+                    augment=False, eval_every=m.eval_every, eval_batch_size=m.eval_batch_size,
+                    train_eval_size=m.train_eval_size)
 
 
 class _Masked(nn.Module):
@@ -292,7 +300,8 @@ def mine(model: nn.Module, splits, m: Mining, density: float, score_gen: torch.G
         return _Masked(model, {**frozen, **{n: frozen[n] * mask[n] for n in names}})
 
     def record(net: nn.Module, it: int, split: str, rows: list[dict]) -> dict:
-        x, y = getattr(splits, f"{split}_x"), getattr(splits, f"{split}_y")
+        x, y = (train_eval_split(splits, m.train_eval_size) if split == "train"
+                else (getattr(splits, f"{split}_x"), getattr(splits, f"{split}_y")))
         loss, acc = evaluate(net, x, y, m.eval_batch_size)
         row = {"iteration": it, "split": split, "loss": loss, "accuracy": acc}
         rows.append(row)

@@ -97,6 +97,14 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     return loss_sum / len(x), correct / len(x)
 
 
+def train_eval_split(splits, size: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training examples whose accuracy is recorded at the end of training: the first
+    `size` of the training split (a fixed subset, the same for every network), or all."""
+    if size is None:
+        return splits.train_x, splits.train_y
+    return splits.train_x[:size], splits.train_y[:size]
+
+
 def early_stop(metrics: list[dict]) -> tuple[int, float]:
     """(iteration of minimum validation loss, test accuracy at that iteration).
 
@@ -155,8 +163,9 @@ def train(
     stream (the global generator) is not replayed.
 
     Evaluates validation and test at `start`, every s.eval_every iterations and at the end;
-    train accuracy at the end. Returns the metric rows, the state dicts at
-    `checkpoint_iterations` (for late rewinding) and the wall time. evaluate_model=False
+    train accuracy at the end (on s.train_eval_size examples: train_eval_split). Returns the
+    metric rows, the state dicts at `checkpoint_iterations` (for late rewinding) and the wall
+    time. evaluate_model=False
     skips every evaluation (for throughput benchmarks only).
 
     Two optional hooks, for methods that watch or steer training from outside the loop:
@@ -223,5 +232,5 @@ def train(
         if last != s.iterations and not evaluates_at(last, s, start):
             record(last, "val", splits.val_x, splits.val_y)
             record(last, "test", splits.test_x, splits.test_y)
-        record(last, "train", splits.train_x, splits.train_y)
+        record(last, "train", *train_eval_split(splits, s.train_eval_size))
     return TrainResult(metrics, checkpoints, time.perf_counter() - began, opt, last)

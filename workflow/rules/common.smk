@@ -85,8 +85,9 @@ def run_levels(e):
     levels = [("imp", "round0")] + [("imp", f"round{r}") for r in rounds]
     if e["imp"]["oneshot"]:
         levels += [("imp_oneshot", f"round{r}") for r in rounds]
-    levels += [(m, f"round{r}") for m in control_methods(e) for r in rounds]
-    levels += [(m, f"round{r}") for v in ("e", "b") for m in scratch_methods(e, v) for r in rounds]
+    controlled = control_rounds(e)
+    levels += [(m, f"round{r}") for m in control_methods(e) for r in controlled]
+    levels += [(m, f"round{r}") for v in ("e", "b") for m in scratch_methods(e, v) for r in controlled]
     levels += [(m, fmt_density(d)) for m in oneshot_methods(e) for d in e["oneshot"]["densities"]]
     if e["finetune"]["enabled"]:
         levels += [("finetune", f"round{r}") for r in rounds]

@@ -55,6 +55,17 @@ def control_members(e_name, e, w, seed):
     return members
 
 
+def control_rounds(e):
+    """The IMP rounds the controls train at: every `controls.every`-th, counted back from
+    the last (which always has them)."""
+    last, every = e["imp"]["rounds"], e["controls"]["every"]
+    return [r for r in range(1, last + 1) if (last - r) % every == 0]
+
+
+def control_rounds_constraint(e):
+    return {"r": "|".join(map(str, control_rounds(e))) or "_none_"}
+
+
 def control_methods(e):
     """Run folders of the `controls` job."""
     c = e["controls"]
@@ -115,6 +126,7 @@ COHORT_KINDS += [
         lambda e: e["imp"]["rounds"] > 0 and bool(control_methods(e)),
         control_members,
         priority=1,
+        constraints=control_rounds_constraint,
     ),
     *(
         CohortKind(
@@ -124,6 +136,7 @@ COHORT_KINDS += [
             lambda e, variant=variant: e["imp"]["rounds"] > 0 and bool(scratch_methods(e, variant)),
             scratch_members(variant),
             priority=1,
+            constraints=control_rounds_constraint,
         )
         for variant in ("e", "b")
     ),

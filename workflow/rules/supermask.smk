@@ -23,6 +23,7 @@ def mining(e, algo):
         iterations=m["iterations"] or t["iterations"],
         eval_every=t["eval_every"],
         eval_batch_size=t["eval_batch_size"],
+        train_eval_size=t["train_eval_size"],
         **{key: own[key] for key in gem},
     )
 
