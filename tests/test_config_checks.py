@@ -148,6 +148,19 @@ CASES = [
          f"{T}.filters.structures",
          "lenet300_100 has no filters to prune: filter pruning (Li et al. 2017) is for vgg16 "
          "and vgg19", dry_run=True),
+    Case("eb-channel-on-an-mlp", (at(f"{T}.earlybird", variant="channel"),),
+         f"{T}.earlybird.variant", "channel removes BatchNorm channels physically, which lth "
+         "does for VGGs only, not lenet300_100"),
+    Case("eb-channel-fraction-not-a-whole-percent",
+         (at(f"{V}.earlybird", variant="channel", densities=[0.5, 0.255]),),
+         f"{V}.earlybird.densities.1", "0.255: the channel variant's fractions of channels kept "
+         "are whole percents (they name the levels channels<percent>)"),
+    Case("eb-slimming-negative", (at(f"{V}.earlybird", variant="channel", slimming=-1e-4),),
+         f"{V}.earlybird.slimming", "-0.0001 is less than the minimum of 0"),
+    Case("eb-hamming-vacuous", (at(f"{T}.earlybird", distance="hamming", densities=[0.05]),),
+         f"{T}.earlybird.densities.0", "0.05: the Early-Bird threshold is vacuous at this "
+         "density (a Hamming distance of two masks keeping 0.05 is at most 0.1 <= epsilon 0.1); "
+         "use distance changed_fraction"),
     Case("source-does-not-exist", (at("datasets.source", fashion_mnist="nowhere"),),
          "datasets.source.fashion_mnist", "folder nowhere does not exist (relative to {cwd})",
          dry_run=True),

@@ -313,6 +313,8 @@ def test_iterations_to_target_is_the_first_val_evaluation_reaching_it(target, ex
 def test_macs_to_target_counts_the_finding_and_the_training_done_by_then():
     assert macs_to_target(100, 600, iterations=40, start_iteration=10, reached_at=20) == 300
     assert math.isnan(macs_to_target(100, 600, 40, 10, math.nan))
+    # nothing left to train (resumed at the end): the target is reached at the finding's cost
+    assert macs_to_target(100, 0, iterations=40, start_iteration=40, reached_at=40) == 100
 
 
 def test_pareto_front_drops_dominated_points_and_keeps_ties():

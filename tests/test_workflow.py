@@ -568,3 +568,26 @@ def test_filter_pruning_makes_a_smaller_dense_network(done):
         assert row.params_kept == vgg_weights(half_ends, 1, 10)
         assert row.macs < row.dense_macs and row.latency_seconds > 0
         assert row.family == "baseline"
+
+
+def test_early_birds_channel_tickets_are_smaller_vggs(done):
+    """The channel variant keeps round(0.7 x 4,224) BatchNorm channels over all layers; eb
+    starts from theta_0's surviving weights, eb_continue from the draw's, at t_EB."""
+    out = done / "results/tiny_vgg/seed0"
+    channels = load_file(out / "eb/channels70/channels.safetensors")
+    kept = [int(channels[f"bn{i}"].sum()) for i in range(1, 14)]  # forward order
+    assert sum(kept) == 2957 and min(kept) > 0
+    (ticket,) = json.loads((out / "eb/search.json").read_text())["search"]["tickets"]
+    init = load_file(out / "init.safetensors")
+    at_init = load_file(out / "eb/channels70/weights_at_init.safetensors")
+    first = channels["bn1"].nonzero().squeeze(1)
+    assert at_init["conv1.weight"].equal(init["conv1.weight"][first])
+    summary = pd.read_csv(done / "results/tiny_vgg/summary.csv").set_index("method")
+    vgg16 = [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]
+    for method, start in (("eb", 0), ("eb_continue", ticket["iteration"])):
+        row = summary.loc[method]
+        assert row.level == "channels70" and row.family == "early"
+        assert row.params_total == vgg_weights(vgg16, 1, 10)
+        assert row.params_kept == vgg_weights(kept, 1, 10)
+        result = json.loads((out / method / "channels70/run.json").read_text())["result"]
+        assert result["start_iteration"] == start

@@ -348,13 +348,22 @@ def cmd_filter_prune(args) -> None:
                                  ("latency_seconds", small))}
     dense_params = sum(p.numel() for p in prunable_params(model).values())
     record = make_record("filter-prune", call_params(args, "out"), [args.weights], str(device))
-    record["architecture"] = dict(arch, cfg=list(small.cfg), unpruned={
-        "params_total": dense_params, "dense_macs": M.macs(model, shape), **latency})
+    record["architecture"] = smaller_architecture(arch, model, small, **latency)
     print(f"filter pruning: {dense_params} -> "
           f"{sum(p.numel() for p in prunable_params(small).values())} weights, latency "
           f"{latency['dense_latency_seconds'] * 1e3:.2f} -> {latency['latency_seconds'] * 1e3:.2f}"
           f" ms per batch of {args.latency_batch_size}")
     save_tensors(args.out, small.state_dict(), record)
+
+
+def smaller_architecture(arch: dict, dense, small, **facts) -> dict:
+    """The recorded architecture of a VGG with channels removed from the dense one (filter
+    pruning, Early-Bird's channel tickets): its conv widths, and the dense network's weights
+    and MACs that its density and cost count against (with any further `facts`)."""
+    dense_params = sum(p.numel() for p in prunable_params(dense).values())
+    macs = M.macs(dense, tuple(arch["input_shape"]))
+    return dict(arch, cfg=list(small.cfg),
+                unpruned={"params_total": dense_params, "dense_macs": macs, **facts})
 
 
 def parse_level(level: str) -> tuple[int, float | None]:
@@ -691,8 +700,10 @@ def cmd_mine(args) -> None:
 
 
 def cmd_eb_search(args) -> None:
-    """Early-Bird's search of one seed: each density's ticket mask and the weights it was
-    drawn at (EB Train continues from them), and search.json with the detection history."""
+    """Early-Bird's search of one seed, and search.json with the detection history. Per
+    density, the magnitude variant writes the ticket's mask and the weights it was drawn at
+    (EB Train continues from them); the channel variant writes the kept channels and the
+    smaller VGG twice: with the weights at the draw and with theta_0's."""
     from lth.earlybird import search
 
     job = args.job
@@ -717,12 +728,32 @@ def cmd_eb_search(args) -> None:
         record["macs"] = training_macs(ticket.iteration, job.schedule.batch_size,
                                        {"macs": dense, "dense_macs": dense})  # dense search
         record["earlybird"] = {"fired": ticket.fired, "iteration": ticket.iteration}
-        save_tensors(Path(out_dir) / "weights_at_eb.safetensors", ticket.weights, record)
-        save_tensors(Path(out_dir) / "mask.safetensors", ticket.mask, record)
+        if job.earlybird.variant == "channel":
+            save_channel_ticket(Path(out_dir), ticket, job.init, record, device)
+        else:
+            save_tensors(Path(out_dir) / "weights_at_eb.safetensors", ticket.weights, record)
+            save_tensors(Path(out_dir) / "mask.safetensors", ticket.mask, record)
         summary["tickets"].append({"density": density, "fired": ticket.fired,
                                    "iteration": ticket.iteration, "history": ticket.history})
     record = make_record("eb-search", dataclasses.asdict(job), inputs, str(device))
     write_json(job.record, dict(record, search=summary, timings={"search": found.wall_seconds}))
+
+
+def save_channel_ticket(out: Path, ticket, init: str, record: dict, device) -> None:
+    """channels.safetensors (BatchNorm name -> kept channels) and the smaller VGG without the
+    others: weights_at_eb.safetensors (EB Train continues from it, at ticket.iteration) and
+    weights_at_init.safetensors (theta_0's surviving weights, at iteration 0)."""
+    from lth.earlybird import prune_channels
+
+    dense, arch = load_model(init, 0.0, device)
+    at_init = prune_channels(dense, ticket.mask)
+    record = dict(record, architecture=smaller_architecture(arch, dense, at_init))
+    dense.load_state_dict(ticket.weights)
+    save_tensors(out / "channels.safetensors", ticket.mask, record)
+    save_tensors(out / "weights_at_eb.safetensors", prune_channels(dense, ticket.mask).state_dict(),
+                 record)
+    save_tensors(out / "weights_at_init.safetensors", at_init.state_dict(),
+                 dict(record, iteration=0))
 
 
 def cmd_transfer_depth(args) -> None:

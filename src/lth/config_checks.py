@@ -536,13 +536,34 @@ def _density_levels(e: Experiment, block: str, densities: list,
                         f"weights) under {layerwise}'s layerwise scope")
 
 
+def _channel_levels(e: Experiment, densities: list) -> Iterator[Problem]:
+    """The channel variant removes VGG channels; each kept fraction names a level
+    channels<P>, P a whole percent, once."""
+    if not e.cfg["model"].startswith("vgg"):
+        yield e.key("earlybird.variant"), (f"channel removes BatchNorm channels physically, "
+                                           f"which lth does for VGGs only, not {e.cfg['model']}")
+    levels: dict[int, float] = {}
+    for index, density in enumerate(densities):
+        percent = round(100 * density)
+        key = e.key("earlybird.densities", index)
+        if abs(100 * density - percent) > 1e-9 or percent == 0:
+            yield key, (f"{density}: the channel variant's fractions of channels kept are whole "
+                        f"percents (they name the levels channels<percent>)")
+        elif percent in levels:
+            yield key, f"{density} and {levels[percent]} both name the level channels{percent}"
+        levels.setdefault(percent, density)
+
+
 def _earlybird(e: Experiment) -> Iterator[Problem]:
     """Early-Bird checks within the training, and its distance can tell masks apart."""
     b = e.cfg["earlybird"]
     if not b["densities"]:
         return
-    yield from _density_levels(e, "earlybird", b["densities"],
-                               "earlybird" if b["scope"] == "layerwise" else None)
+    if b["variant"] == "channel":
+        yield from _channel_levels(e, b["densities"])
+    else:
+        yield from _density_levels(e, "earlybird", b["densities"],
+                                   "earlybird" if b["scope"] == "layerwise" else None)
     iterations = e.cfg["train"]["iterations"]
     if b["check_every"] >= iterations:
         yield e.key("earlybird.check_every"), (

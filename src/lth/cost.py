@@ -109,9 +109,12 @@ def iterations_to_target(curve_rows, target: float) -> float:
 def macs_to_target(find_macs: float, train_macs: float, iterations: int, start_iteration: int,
                    reached_at: float) -> float:
     """The MACs spent until the target is reached at iteration `reached_at`: the finding plus
-    the share of the training done by then; NaN when it never is."""
+    the share of the training done by then; NaN when it never is. A network with nothing
+    left to train (an Early-Bird ticket drawn at the end, resumed there) costs its finding."""
     if math.isnan(reached_at):
         return math.nan
+    if iterations == start_iteration:
+        return find_macs
     share = (reached_at - start_iteration) / (iterations - start_iteration)
     return find_macs + share * train_macs
 

@@ -47,6 +47,8 @@ from lth.train import train
 TicketFn = Callable[[nn.Module, float], Mask]
 """(model, density) -> the ticket of the model's current weights at that density."""
 
+VARIANTS = ("magnitude", "channel")
+
 
 def _differing(a: Mask, b: Mask) -> int:
     """Positions where two masks of the same layout disagree, over all layers."""
@@ -124,6 +126,11 @@ def check_earlybird(eb: EarlyBird, iterations: int) -> None:
     if not 0 <= eb.epsilon < 1:
         raise LthError(f"eb.epsilon must be in [0, 1), got {eb.epsilon}")
     _check_queue_and_distance(eb.queue, eb.distance)
+    if eb.variant not in VARIANTS:
+        raise LthError(f"eb.variant must be one of {', '.join(VARIANTS)}, got {eb.variant!r}")
+    if eb.slimming < 0 or (eb.slimming > 0 and eb.variant != "channel"):
+        raise LthError(f"eb.slimming must be >= 0 and is the channel variant's, got "
+                       f"{eb.slimming} with variant {eb.variant}")
     needed = (eb.queue - 1) * eb.check_every
     if needed > iterations:
         raise LthError(f"eb: a queue of {eb.queue} checks every {eb.check_every} iterations "
@@ -179,6 +186,19 @@ def channel_ticket(model: nn.Module, ratio: float) -> Mask:
     total = sum(s.numel() for s in scales.values())
     keep = round_half_up((1 - ratio) * total)
     return keep_top_global(scales, full_mask(scales), keep, list(scales))
+
+
+def ticket_drawer(eb: EarlyBird, names: list[str]) -> TicketFn:
+    """How the search draws a ticket at density d: magnitude masks of `names` at density d,
+    or (channel variant) the channel ticket keeping the fraction d of all BatchNorm channels."""
+    if eb.variant == "channel":
+        return lambda m, d: channel_ticket(m, 1 - d)
+    return lambda m, d: magnitude_ticket(m, d, eb.scope, names)
+
+
+def search_hook(eb: EarlyBird) -> Callable[[int, nn.Module], None] | None:
+    """The after_backward hook of the search: network slimming in the channel variant."""
+    return slimming_hook(eb.slimming) if eb.slimming > 0 else None
 
 
 def prune_channels(model: VGG, kept: Mask) -> VGG:
@@ -243,13 +263,14 @@ def search(
     iteration 0 and every eb.check_every iterations (and at the end, when it falls on a
     check), until every density's detector has fired or s.iterations.
 
-    ticket: how a ticket is drawn (default: magnitude_ticket with eb.scope over `names`; the
-    channel variant passes lambda m, d: channel_ticket(m, 1 - d) and
-    after_backward=slimming_hook(s)). A density that never fires gets the ticket of the final
-    weights with fired False. The model ends holding the weights of the last iteration.
+    ticket, after_backward: how a ticket is drawn and what runs after each backward pass
+    (default: eb's variant, ticket_drawer and search_hook). A density that never fires gets
+    the ticket of the final weights with fired False. The model ends holding the weights of
+    the last iteration.
     """
     check_earlybird(eb, s.iterations)
-    draw = ticket or (lambda m, d: magnitude_ticket(m, d, eb.scope, names))
+    draw = ticket or ticket_drawer(eb, names)
+    after_backward = after_backward or search_hook(eb)
     detectors = [Detector(eb.epsilon, eb.queue, eb.distance) for _ in eb.densities]
     found: dict[int, Ticket] = {}
     began = time.perf_counter()

@@ -212,6 +212,8 @@ class EarlyBird:
     epsilon: float
     queue: int
     distance: str  # changed_fraction | hamming
+    variant: str = "magnitude"  # magnitude (weight masks) | channel (VGG BatchNorm channels)
+    slimming: float = 0.0  # channel: network slimming's L1 strength s on the BatchNorm scales
 
 
 @dataclass(frozen=True)
