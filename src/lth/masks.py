@@ -29,23 +29,30 @@ def full_mask(params: dict[str, torch.Tensor]) -> Mask:
 
 
 def _top_alive(score: torch.Tensor, alive: torch.Tensor, keep: int) -> torch.Tensor:
-    """Flat indices of the `keep` highest-scoring alive entries (ties: lower index first).
+    """Bool mask shaped like `score` of the `keep` highest-scoring alive entries (ties: lower
+    index first).
 
     The k-th highest score is found with topk (no full sort: edge-popup ranks every layer at
     every step); every entry above it is kept, and the entries equal to it fill the rest in
-    index order, which is what a stable descending sort would keep."""
-    alive_idx = alive.flatten().nonzero().squeeze(1)
-    if keep > alive_idx.numel():
-        raise ValueError(f"cannot keep {keep} weights: only {alive_idx.numel()} are alive")
-    values = score.detach().flatten()[alive_idx]
+    index order, which is what a stable descending sort would keep. When every entry is
+    alive (edge-popup's case) nothing is gathered or scattered."""
+    flat, flat_alive = score.detach().flatten(), alive.flatten()
+    every = bool(flat_alive.all())
+    alive_idx = None if every else flat_alive.nonzero().squeeze(1)
+    values = flat if every else flat[alive_idx]
+    if keep > values.numel():
+        raise ValueError(f"cannot keep {keep} weights: only {values.numel()} are alive")
     if torch.isnan(values).any():
         raise ValueError("pruning scores contain NaN")
-    if keep == 0:
-        return alive_idx[:0]
-    kth = torch.topk(values, keep, sorted=False).values.min()
-    above = (values > kth).nonzero().squeeze(1)
-    tied = (values == kth).nonzero().squeeze(1)
-    return alive_idx[torch.cat([above, tied[: keep - above.numel()]])]
+    chosen = torch.zeros_like(values, dtype=torch.bool)
+    if keep > 0:
+        kth = torch.topk(values, keep, sorted=False).values.min()
+        torch.gt(values, kth, out=chosen)
+        tied = (values == kth).nonzero().squeeze(1)
+        chosen[tied[: keep - int(chosen.sum())]] = True
+    if every:
+        return chosen.view_as(alive)
+    return _mask_from_indices(alive, alive_idx[chosen])
 
 
 def _mask_from_indices(like: torch.Tensor, flat_idx: torch.Tensor) -> torch.Tensor:
@@ -58,7 +65,7 @@ def keep_top_layerwise(scores: Scores, mask: Mask, keep: dict[str, int]) -> Mask
     """Per layer, keep exactly keep[name] alive weights with the highest scores."""
     out = dict(mask)
     for name, k in keep.items():
-        out[name] = _mask_from_indices(mask[name], _top_alive(scores[name], mask[name], k))
+        out[name] = _top_alive(scores[name], mask[name], k)
     return out
 
 
@@ -67,7 +74,7 @@ def keep_top_global(scores: Scores, mask: Mask, keep: int, names: list[str]) -> 
     device = scores[names[0]].device
     flat_scores = torch.cat([scores[n].detach().flatten().to(device) for n in names])
     flat_alive = torch.cat([mask[n].flatten().to(device) for n in names])
-    chosen = _mask_from_indices(flat_alive, _top_alive(flat_scores, flat_alive, keep))
+    chosen = _top_alive(flat_scores, flat_alive, keep)
     out = dict(mask)
     start = 0
     for n in names:

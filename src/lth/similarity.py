@@ -288,26 +288,43 @@ def input_shape_of(path: str) -> tuple[int, ...] | None:
     return tuple(shape) if shape else None
 
 
-def scores_of(net: Network) -> dict[str, np.ndarray] | None:
-    path = Path(net.mask_path).with_name(SCORES_FILE)
-    return read_arrays(str(path)) if path.is_file() else None
+class ScoreRanks:
+    """The scores behind each network's mask (its scores.safetensors, if any) and their
+    average ranks per layer and pooled over layers, each computed once per experiment: a
+    network's scores meet those of every other network at its density."""
+
+    def __init__(self) -> None:
+        self._scores: dict[str, dict[str, np.ndarray] | None] = {}
+        self._ranks: dict[tuple[str, tuple[str, ...]], np.ndarray] = {}
+
+    def scores(self, net: Network) -> dict[str, np.ndarray] | None:
+        path = str(Path(net.mask_path).with_name(SCORES_FILE))
+        if path not in self._scores:
+            self._scores[path] = read_arrays(path) if Path(path).is_file() else None
+        return self._scores[path]
+
+    def ranks(self, net: Network, layers: tuple[str, ...]) -> np.ndarray:
+        """average_ranks of the scores of `layers`, concatenated in that order."""
+        key = (net.mask_path, layers)
+        if key not in self._ranks:
+            scores = self.scores(net)
+            self._ranks[key] = average_ranks(np.concatenate([scores[n].ravel() for n in layers]))
+        return self._ranks[key]
+
+    def correlations(self, x: Network, y: Network, layers) -> dict[str, float]:
+        """Spearman correlation of two networks' scores, per layer of `layers` that both
+        scored (same shape) and over those layers pooled."""
+        a, b = self.scores(x), self.scores(y)
+        if a is None or b is None:
+            return {}
+        shared = tuple(n for n in layers if n in a and n in b and a[n].shape == b[n].shape)
+        if not shared:
+            return {}
+        per_layer = {n: pearson(self.ranks(x, (n,)), self.ranks(y, (n,))) for n in shared}
+        return per_layer | {"all": pearson(self.ranks(x, shared), self.ranks(y, shared))}
 
 
-def score_correlations(a: dict[str, np.ndarray] | None, b: dict[str, np.ndarray] | None,
-                       layers) -> dict[str, float]:
-    """Spearman correlation of two criteria's scores, per layer of `layers` that both
-    scored (same shape) and over those layers pooled."""
-    if a is None or b is None:
-        return {}
-    shared = [n for n in layers if n in a and n in b and a[n].shape == b[n].shape]
-    if not shared:
-        return {}
-    per_layer = {n: spearman(a[n], b[n]) for n in shared}
-    pooled = spearman(*(np.concatenate([s[n].ravel() for n in shared]) for s in (a, b)))
-    return per_layer | {"all": pooled}
-
-
-def pair_rows(experiment: str, x: Network, y: Network, load) -> list[dict]:
+def pair_rows(experiment: str, x: Network, y: Network, load, ranks: ScoreRanks) -> list[dict]:
     """The rows of one pair: per layer and "all". Within a seed every measure; across seeds
     only the views that do not depend on the order of hidden units."""
     a, b = load(x.mask_path), load(y.mask_path)
@@ -317,7 +334,7 @@ def pair_rows(experiment: str, x: Network, y: Network, load) -> list[dict]:
     shape = input_shape_of(x.mask_path)
     first = input_layer(a, shape) if shape else None
     degree = pearson(in_degree(a[first]), in_degree(b[first])) if first else math.nan
-    ranks = score_correlations(scores_of(x), scores_of(y), a) if view == "mask" else {}
+    correlations = ranks.correlations(x, y, a) if view == "mask" else {}
     base = {"experiment": experiment, "view": view}
     for side, net in (("a", x), ("b", y)):
         base |= {f"{key}_{side}": getattr(net, key)
@@ -327,7 +344,7 @@ def pair_rows(experiment: str, x: Network, y: Network, load) -> list[dict]:
         row = base | {"layer": layer, "n": ov.n, "k_a": ov.k_a, "k_b": ov.k_b,
                       "profile_distance": ov.profile_distance,
                       "in_degree_correlation": degree if layer == first else math.nan,
-                      "score_spearman": ranks.get(layer, math.nan)}
+                      "score_spearman": correlations.get(layer, math.nan)}
         if view == "mask":
             row |= {"intersection": ov.intersection, "expected_intersection": ov.expected,
                     "var_intersection": ov.variance, "jaccard": ov.jaccard,
@@ -384,8 +401,9 @@ def similarity(experiment: str, summary_csv: Path, paths: list[Path], out: Path,
             cache[path] = load_masks(path)
         return cache[path]
 
+    ranks = ScoreRanks()
     rows = [row for x, y in matched_pairs(nets, tolerance)
-            for row in pair_rows(experiment, x, y, load)]
+            for row in pair_rows(experiment, x, y, load, ranks)]
     used_scores = [p for n in nets
                    if (p := Path(n.mask_path).with_name(SCORES_FILE)).is_file()]
     degrees = [t for n in nets if (t := in_degree_table(
