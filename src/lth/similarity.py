@@ -288,10 +288,30 @@ def input_shape_of(path: str) -> tuple[int, ...] | None:
     return tuple(shape) if shape else None
 
 
+def _ranker(scores: dict[str, np.ndarray]):
+    """layers -> average_ranks of those layers' scores, concatenated in that order."""
+    return lambda layers: average_ranks(np.concatenate([scores[n].ravel() for n in layers]))
+
+
+def score_correlations(a: dict[str, np.ndarray] | None, b: dict[str, np.ndarray] | None,
+                       layers, ranks_a=None, ranks_b=None) -> dict[str, float]:
+    """Spearman correlation of two criteria's scores, per layer of `layers` that both
+    scored (same shape) and over those layers pooled. ranks_a / ranks_b: each side's
+    _ranker (ScoreRanks passes memoised ones); made here when not given."""
+    if a is None or b is None:
+        return {}
+    shared = tuple(n for n in layers if n in a and n in b and a[n].shape == b[n].shape)
+    if not shared:
+        return {}
+    ranks_a, ranks_b = ranks_a or _ranker(a), ranks_b or _ranker(b)
+    per_layer = {n: pearson(ranks_a((n,)), ranks_b((n,))) for n in shared}
+    return per_layer | {"all": pearson(ranks_a(shared), ranks_b(shared))}
+
+
 class ScoreRanks:
     """The scores behind each network's mask (its scores.safetensors, if any) and their
-    average ranks per layer and pooled over layers, each computed once per experiment: a
-    network's scores meet those of every other network at its density."""
+    ranks, each read or computed once per experiment: a network's scores meet those of
+    every other network at its density."""
 
     def __init__(self) -> None:
         self._scores: dict[str, dict[str, np.ndarray] | None] = {}
@@ -303,25 +323,19 @@ class ScoreRanks:
             self._scores[path] = read_arrays(path) if Path(path).is_file() else None
         return self._scores[path]
 
-    def ranks(self, net: Network, layers: tuple[str, ...]) -> np.ndarray:
-        """average_ranks of the scores of `layers`, concatenated in that order."""
-        key = (net.mask_path, layers)
-        if key not in self._ranks:
-            scores = self.scores(net)
-            self._ranks[key] = average_ranks(np.concatenate([scores[n].ravel() for n in layers]))
-        return self._ranks[key]
+    def ranker(self, net: Network):
+        """The network's _ranker, memoised."""
+        def ranks(layers: tuple[str, ...]) -> np.ndarray:
+            key = (net.mask_path, layers)
+            if key not in self._ranks:
+                self._ranks[key] = _ranker(self.scores(net))(layers)
+            return self._ranks[key]
+
+        return ranks
 
     def correlations(self, x: Network, y: Network, layers) -> dict[str, float]:
-        """Spearman correlation of two networks' scores, per layer of `layers` that both
-        scored (same shape) and over those layers pooled."""
-        a, b = self.scores(x), self.scores(y)
-        if a is None or b is None:
-            return {}
-        shared = tuple(n for n in layers if n in a and n in b and a[n].shape == b[n].shape)
-        if not shared:
-            return {}
-        per_layer = {n: pearson(self.ranks(x, (n,)), self.ranks(y, (n,))) for n in shared}
-        return per_layer | {"all": pearson(self.ranks(x, shared), self.ranks(y, shared))}
+        return score_correlations(self.scores(x), self.scores(y), layers,
+                                  self.ranker(x), self.ranker(y))
 
 
 def pair_rows(experiment: str, x: Network, y: Network, load, ranks: ScoreRanks) -> list[dict]:
