@@ -292,8 +292,8 @@ COHORTS = ["dense_tiny", "imp_tiny", "imp_oneshot_tiny", "controls_tiny", "scrat
 ONE_JOB = {"dense_tiny": 1, "oneshot_tiny": 3, "earlybird_tiny": 1, "edge_popup_tiny": 1,
            "gem_miner_tiny": 1}  # the kinds that are not one job per IMP round
 OTHER_TRAINING = {"dense_tiny_vgg", "imp_tiny_vgg", "filter_prune", "filter_l1_tiny_vgg",
-                  "filter_scratch_tiny_vgg", "dense_tiny_mlp_src", "imp_tiny_mlp_src",
-                  "dense_tiny_mlp", "imp_tiny_mlp", "elastic_tiny_mlp"}
+                  "filter_scratch_tiny_vgg", "earlybird_tiny_vgg", "dense_tiny_mlp_src",
+                  "imp_tiny_mlp_src", "dense_tiny_mlp", "imp_tiny_mlp", "elastic_tiny_mlp"}
 AGGREGATES = {"summarize": 1, "similarity": 1, "figures_tiny": 1, "report_html": 1,
               "report_pdf": 1, "all": 1}
 REPORTS = {"figures_tiny", "figures_tiny_vgg", "figures_tiny_mlp", "figures_tiny_mlp_src",

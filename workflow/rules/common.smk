@@ -87,7 +87,9 @@ def run_levels(e):
         levels += [("imp_oneshot", f"round{r}") for r in rounds]
     controlled = control_rounds(e)
     levels += [(m, f"round{r}") for m in control_methods(e) for r in controlled]
-    levels += [(m, f"round{r}") for v in ("e", "b") for m in scratch_methods(e, v) for r in controlled]
+    levels += [
+        (m, f"round{r}") for v in ("e", "b") for m in scratch_methods(e, v) for r in controlled
+    ]
     levels += [(m, fmt_density(d)) for m in oneshot_methods(e) for d in e["oneshot"]["densities"]]
     if e["finetune"]["enabled"]:
         levels += [("finetune", f"round{r}") for r in rounds]
