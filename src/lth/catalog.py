@@ -334,6 +334,13 @@ def vacuous_hamming(density: float, epsilon: float) -> bool:
     return bound <= epsilon or math.isclose(bound, epsilon)
 
 
+def channel_level(kept: float) -> str:
+    """The level of an Early-Bird channel ticket keeping the fraction `kept` of the BatchNorm
+    channels: channels<P>, P the nearest whole percent (the config check requires it to be
+    exact)."""
+    return f"channels{round(100 * kept)}"
+
+
 def round_half_up(x: float) -> int:
     """Round to the nearest integer, halves up: how lth.masks counts kept weights."""
     return math.floor(x + 0.5)

@@ -542,16 +542,16 @@ def _channel_levels(e: Experiment, densities: list) -> Iterator[Problem]:
     if not e.cfg["model"].startswith("vgg"):
         yield e.key("earlybird.variant"), (f"channel removes BatchNorm channels physically, "
                                            f"which lth does for VGGs only, not {e.cfg['model']}")
-    levels: dict[int, float] = {}
+    levels: dict[str, float] = {}
     for index, density in enumerate(densities):
-        percent = round(100 * density)
+        level = catalog.channel_level(density)
         key = e.key("earlybird.densities", index)
-        if abs(100 * density - percent) > 1e-9 or percent == 0:
+        if abs(100 * density - round(100 * density)) > 1e-9 or level == "channels0":
             yield key, (f"{density}: the channel variant's fractions of channels kept are whole "
                         f"percents (they name the levels channels<percent>)")
-        elif percent in levels:
-            yield key, f"{density} and {levels[percent]} both name the level channels{percent}"
-        levels.setdefault(percent, density)
+        elif level in levels:
+            yield key, f"{density} and {levels[level]} both name the level {level}"
+        levels.setdefault(level, density)
 
 
 def _earlybird(e: Experiment) -> Iterator[Problem]:
