@@ -345,23 +345,34 @@ def test_the_regulariser_alone_shrinks_scores_by_two_lr_lambda():
     factor = (1 - 2 * 0.5 * 0.1) * (1 - 2 * 0.5 * 0.5 * 0.1)  # lr factors 1, then 0.5
     for name, p in result.scores.items():
         torch.testing.assert_close(p, p0[name].detach() * factor, rtol=1e-6, atol=1e-7)
+    # the shrunk scores leave flagged weights below 0.5: the gem keeps fewer than the flags
+    assert M.counts(result.flags)[0] == M.round_half_up(0.5 * 266200)
+    assert all(torch.equal(result.mask[n], (p > 0.5) & result.flags[n])
+               for n, p in result.scores.items())
+    assert M.counts(result.mask)[0] < 0.45 * 266200
 
 
-def test_gem_miner_ends_at_the_exact_count_with_a_gem_above_chance(gem_run):
+def test_gem_miner_flags_end_at_the_exact_count_and_the_rounded_gem_is_above_chance(gem_run):
+    """The flags (what gem_miner trains) keep exactly the target count; the returned mask is
+    the rare gem, the rounded mask of the last forward, nested in them, and every evaluation
+    (the final ones too) is of the network the forward uses."""
     result, total = gem_run.result, 266200
     target = M.round_half_up(0.1 * total)
-    assert M.counts(result.mask) == (target, total)
+    assert M.counts(result.flags) == (target, total)
+    assert result.extra["flags"] == {"kept": target, "density": target / total}
     assert result.extra["freeze_iterations"] == [4, 8, 12, 16]
     assert result.extra["flagged_after_freeze"] == list(freeze_schedule(total, 0.1, 20, 4)
                                                         .values())
     assert result.extra["flagged_after_freeze"][-1] == target
     assert all(bool(((s >= 0) & (s <= 1)).all()) for s in result.scores.values())
+    gem = {n: (p > 0.5) & result.flags[n] for n, p in result.scores.items()}
+    assert all(torch.equal(result.mask[n], gem[n]) for n in gem)
+    assert M.is_nested(result.mask, result.flags)
+    kept = M.counts(result.mask)[0]
+    assert sum(gem_run.forwards[-1].values()) == kept  # the last forward's mask
+    assert [sum(c.values()) for c in gem_run.eval_counts[-3:]] == [kept] * 3  # val, test, train
     final = {r["split"]: r["accuracy"] for r in result.metrics if r["iteration"] == 20}
     assert final["test"] > 0.8 and final["train"] > 0.8
-    rounded = result.extra["rounded"]
-    assert rounded["kept"] <= target and rounded["density"] == rounded["kept"] / total
-    assert sum(gem_run.forwards[-1].values()) == rounded["kept"]  # the last forward's mask
-    assert sum(gem_run.eval_counts[-1].values()) == rounded["kept"]
 
 
 def test_gem_miner_forwards_only_flagged_weights_and_counts_their_macs(gem_run):

@@ -16,6 +16,7 @@ import yaml
 from safetensors.torch import load_file
 
 from generated import write_learnable_idx_folder
+from lth import masks as M
 from lth.cli import main
 from lth.config_checks import with_defaults
 from lth.paper import SETTINGS, paper_schedule
@@ -195,7 +196,8 @@ def test_similarity_compares_the_methods_masks_at_each_round(done):
 def test_tickets_found_early_or_without_weight_training(done):
     """Early-Bird draws its ticket within the search and eb_continue trains on from there;
     edge-popup and the GEM-MINER gem never train a weight (final = frozen start x mask);
-    gem_miner trains the gem's weights; each hits its density exactly."""
+    gem_miner trains the weights of the gem's flags from that start; every ticket but the gem
+    hits its density exactly, the gem (the rounded mask) keeps at most that, inside the flags."""
     search = json.loads((done / "results/tiny/seed0/eb/search.json").read_text())["search"]
     (ticket,) = search["tickets"]
     assert 0 < ticket["iteration"] <= 30 and ticket["iteration"] % 5 == 0
@@ -203,25 +205,33 @@ def test_tickets_found_early_or_without_weight_training(done):
         ticket["iteration"])
     assert run_json(done, "eb", "density0.1")["result"]["start_iteration"] == 0
     init = load_file(done / "results/tiny/seed0/init.safetensors")
-    for method in ("eb", "eb_continue", "edge_popup", "gem_miner_gem", "gem_miner"):
+    target = round(0.1 * 266200)
+    for method in ("eb", "eb_continue", "edge_popup", "gem_miner"):
         result = run_json(done, method, "density0.1")["result"]
-        assert result["params_kept"] == round(0.1 * 266200), method
-    for method in ("edge_popup", "gem_miner_gem"):
+        assert result["params_kept"] == target, method
+    gem = run_json(done, "gem_miner_gem", "density0.1")["result"]
+    assert 0 < gem["params_kept"] <= target
+    assert gem["mining"]["flags"] == {"kept": target, "density": target / 266200}
+    flags = tensors(done, "gem_miner_gem", "density0.1", "flags")
+    assert M.is_nested(tensors(done, "gem_miner_gem", "density0.1", "mask"), flags)
+    assert same_tensors(tensors(done, "gem_miner", "density0.1", "mask"), flags)
+    for method, name in (("edge_popup", "final"), ("gem_miner_gem", "final"),
+                         ("gem_miner_gem", "start")):
         result = run_json(done, method, "density0.1")["result"]
         assert result["weights_trained"] is False
         # only the final mask is kept: its accuracy is the early-stop one
         assert (result["early_stop_iteration"], result["early_stop_test_accuracy"]) == (
             30, result["final_test_accuracy"])
-        final, mask = tensors(done, method, "density0.1", "final"), tensors(done, method,
-                                                                           "density0.1", "mask")
-        for name, kept in mask.items():
-            sigma = (2 / init[name][0].numel()) ** 0.5
-            expected = torch.where(init[name] >= 0, sigma, -sigma) * kept
-            assert torch.allclose(final[name], expected), (method, name)
-        assert final["fc1.bias"].equal(init["fc1.bias"])
-    gem = tensors(done, "gem_miner", "density0.1", "final")
-    assert not gem["fc1.weight"].equal(tensors(done, "gem_miner_gem", "density0.1", "final")[
-        "fc1.weight"])
+        values = tensors(done, method, "density0.1", name)
+        mask = flags if name == "start" else tensors(done, method, "density0.1", "mask")
+        for layer, kept in mask.items():
+            sigma = (2 / init[layer][0].numel()) ** 0.5
+            expected = torch.where(init[layer] >= 0, sigma, -sigma) * kept
+            assert torch.allclose(values[layer], expected), (method, name, layer)
+        assert values["fc1.bias"].equal(init["fc1.bias"])
+    trained = tensors(done, "gem_miner", "density0.1", "final")
+    assert not trained["fc1.weight"].equal(
+        tensors(done, "gem_miner_gem", "density0.1", "start")["fc1.weight"])
 
 
 def test_reintroduction_keeps_imps_counts_and_round_one(done):

@@ -666,7 +666,9 @@ def write_run(out: Path, record: dict, tensors: dict, result, fields: dict,
 def cmd_mine(args) -> None:
     """edge-popup / GEM-MINER: mine a mask of frozen weights per member; each member's run
     folder gets the untrained ticket (final = frozen weights under the mask), its mask, the
-    final scores, metrics.csv and run.json."""
+    final scores, metrics.csv and run.json; GEM-MINER's also its final flags
+    (flags.safetensors) and the frozen weights under them (start.safetensors), the ticket
+    gem_miner trains."""
     from lth import provenance
     from lth.supermask import frozen_start_, mine
 
@@ -678,6 +680,7 @@ def cmd_mine(args) -> None:
     for m in job.members:
         model, arch = load_model(m.init, 0.0, device)
         frozen_start_(model, list(prunable_params(model)), job.mining.weights)
+        start = {k: v.clone() for k, v in model.state_dict().items()}
         mined = mine(model, splits, job.mining, m.density,
                      generator(job.experiment, m.seed, f"{m.method}/{m.level}"),
                      generator(job.experiment, m.seed, "data-order"),
@@ -695,6 +698,9 @@ def cmd_mine(args) -> None:
                       mining=mined.extra)
         tensors = {"final.safetensors": model.state_dict(), "mask.safetensors": mined.mask,
                    "scores.safetensors": mined.scores}
+        if mined.flags is not None:
+            M.apply_mask_(start, mined.flags)
+            tensors |= {"flags.safetensors": mined.flags, "start.safetensors": start}
         write_run(Path(m.out_dir), record, tensors, mined, fields,
                   {"train": mined.wall_seconds}, stops_early=False)
 

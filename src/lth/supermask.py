@@ -9,8 +9,12 @@ Two methods share one loop (`mine`); only the scores change, never the weights:
 * GEM-MINER (Sreenivasan et al., NeurIPS 2022; ksreenivasan/pruning_is_enough, `hc_iter`):
   scores p ~ U[0, 1], projected to [0, 1] after every step; every forward uses 1{p > 0.5} * flag,
   straight-through where flag = 1; the loss adds lambda * sum ||p||^2; at F evenly spaced
-  iterations the lowest-scored flagged weights are frozen out (flag <- 0) globally; the final
-  flags are the mask.
+  iterations the lowest-scored flagged weights are frozen out (flag <- 0) globally. Two masks
+  come out, as in the reference: the "rare gem", the rounded mask 1{p > 0.5} * flag of the last
+  forward, evaluated untrained (the paper's accuracy "after rounding"; it can keep fewer
+  weights than the target when the L2 pull leaves flagged scores below 0.5), and the final
+  flags, exactly the target count, whose weights GEM-MINER then trains
+  (`unflag_before_finetune`).
 
 Freezing counts (our change): the reference removes ceil(r * #flagged) at each freeze with
 r = 1 - d^(1/F), so it ends up to F weights below the target count. Here freeze j of F keeps
@@ -40,6 +44,7 @@ from lth.masks import (
     Mask,
     Scores,
     apply_mask_,
+    counts,
     keep_top_global,
     keep_top_layerwise,
     layer_macs,
@@ -63,7 +68,8 @@ GEM_THRESHOLD = 0.5
 
 @dataclass
 class MiningResult:
-    mask: Mask  # the mined mask (edge-popup: top-k |S| per layer; GEM-MINER: the final flags)
+    mask: Mask  # the mined mask (edge-popup: top-k |S| per layer; GEM-MINER: the rare gem)
+    flags: Mask | None  # GEM-MINER's final flags (the target count): the mask it trains
     scores: Scores  # the final scores
     metrics: list[dict]  # rows: iteration, split, loss, accuracy (of W * mask, untrained)
     wall_seconds: float
@@ -178,9 +184,6 @@ class EdgePopup:
         full = {n: torch.ones_like(s, dtype=torch.bool) for n, s in self.scores.items()}
         return keep_top_layerwise({n: s.abs() for n, s in self.scores.items()}, full, self.keep)
 
-    def final_mask(self) -> Mask:
-        return self.current_mask()
-
     def facts(self) -> dict:
         return {"kept_per_layer": dict(self.keep)}
 
@@ -219,9 +222,6 @@ class GemMiner:
     def current_mask(self) -> Mask:
         """The mask of the forward: flagged weights whose score exceeds the threshold."""
         return {n: (p.detach() > GEM_THRESHOLD) & self.flag[n] for n, p in self.scores.items()}
-
-    def final_mask(self) -> Mask:
-        return dict(self.flag)
 
     def facts(self) -> dict:
         return {"freeze_iterations": list(self.freezes),
@@ -276,9 +276,9 @@ def mine(model: nn.Module, splits, m: Mining, density: float, score_gen: torch.G
     Scores are drawn from score_gen; batches follow lth.train's data order from data_gen. The
     learning rate is m.lr * cosine_factor(it, m.iterations). Validation and test are evaluated
     at 0, every m.eval_every iterations and at the end, train at the end, always of the
-    untrained network W * mask: the forward mask while mining, the returned mask at the end
-    (for GEM-MINER the final flags; `extra` adds the accuracies of its rounded mask
-    1{p > 0.5} * flags, the network the last forward used).
+    untrained network W * mask of the forward (top-k |S|, or GEM-MINER's rounded mask
+    1{p > 0.5} * flags), which is also the returned mask; GEM-MINER also returns its final
+    flags, and `extra` their count and density.
 
     On return the prunable weights are W * mask, every other parameter unchanged.
     """
@@ -309,8 +309,7 @@ def mine(model: nn.Module, splits, m: Mining, density: float, score_gen: torch.G
 
     def checkpoint(it: int) -> None:
         if evaluates_at(it, s):
-            mask = state.final_mask() if it == m.iterations else state.current_mask()
-            net = network(mask)
+            net = network(state.current_mask())
             rows = [record(net, it, "val", metrics), record(net, it, "test", metrics)]
             log(progress_line(prefix, it, m.iterations, rows, began))
 
@@ -333,32 +332,23 @@ def mine(model: nn.Module, splits, m: Mining, density: float, score_gen: torch.G
         state.after_step(it + 1)
         checkpoint(it + 1)
 
-    mask = state.final_mask()
+    mask = state.current_mask()
     record(network(mask), m.iterations, "train", metrics)
     extra = {"algo": m.algo, "weights": m.weights, **state.facts()}
-    if isinstance(state, GemMiner):
-        rounded = state.current_mask()
-        extra["rounded"] = _rounded_facts(network(rounded), rounded, record, m.iterations)
+    flags = dict(state.flag) if isinstance(state, GemMiner) else None
+    if flags is not None:
+        kept, total = counts(flags)
+        extra["flags"] = {"kept": kept, "density": kept / total}
     apply_mask_(params, mask)
     return MiningResult(
         mask=mask,
+        flags=flags,
         scores={n: p.detach() for n, p in state.scores.items()},
         metrics=metrics,
         wall_seconds=time.perf_counter() - began,
         macs=_mining_macs(per_weight, kept_sum, sum(dense_macs.values()), m),
         extra=extra,
     )
-
-
-def _rounded_facts(net: nn.Module, mask: Mask, record: Callable, it: int) -> dict:
-    """Density and val/test/train accuracy of GEM-MINER's rounded mask 1{p > 0.5} * flags."""
-    rows: list[dict] = []
-    accuracy = {split: record(net, it, split, rows)["accuracy"]
-                for split in ("val", "test", "train")}
-    kept = sum(int(v.sum()) for v in mask.values())
-    total = sum(v.numel() for v in mask.values())
-    return {"density": kept / total, "kept": kept,
-            **{f"{split}_accuracy": acc for split, acc in accuracy.items()}}
 
 
 def _mining_macs(per_weight: dict[str, int], kept_sum: dict[str, torch.Tensor],

@@ -1,7 +1,8 @@
 # Masks mined on frozen random weights (`lth mine`): edge-popup (Ramanujan et al., CVPR 2020)
-# never trains a weight; GEM-MINER (Sreenivasan et al., NeurIPS 2022) mines its mask
-# (gem_miner_gem, untrained) and then trains the weights it keeps from the same frozen start
-# with the experiment's schedule (gem_miner). One job per method and experiment.
+# never trains a weight; GEM-MINER (Sreenivasan et al., NeurIPS 2022) mines the rare gem
+# (gem_miner_gem: the rounded mask, untrained) and its final flags (the target count), whose
+# weights it then trains from the same frozen start with the experiment's schedule
+# (gem_miner). One job per method and experiment.
 
 
 def supermask_levels(e):
@@ -51,16 +52,17 @@ def mining_job(e_name, e, algo, method):
     )
 
 
-def mined_scores(method):
+def mined_files(method, names):
     return lambda e_name, e: [
-        f"{run_dir(e_name, s, method, lvl)}/scores.safetensors"
+        f"{run_dir(e_name, s, method, lvl)}/{name}.safetensors"
         for s in e["seeds"]
         for lvl in supermask_levels(e)
+        for name in names
     ]
 
 
 def gem_miner_members(e_name, e, w, seed):
-    """The gem's kept weights trained from the frozen start it was mined on."""
+    """The flagged weights trained from the frozen start they were mined on."""
     members = []
     for level in supermask_levels(e):
         gem = run_dir(e_name, seed, "gem_miner_gem", level)
@@ -68,8 +70,8 @@ def gem_miner_members(e_name, e, w, seed):
             method="gem_miner",
             family="supermask",
             level=level,
-            init=f"{gem}/final.safetensors",
-            mask=f"{gem}/mask.safetensors",
+            init=f"{gem}/start.safetensors",
+            mask=f"{gem}/flags.safetensors",
         )
         members.append((member, None))
     return members
@@ -89,7 +91,7 @@ COHORT_KINDS += [
         levels=supermask_levels,
         log_tag="edge_popup",
         searches=lambda e_name, e, w: [("mine", mining_job(e_name, e, "edge_popup", "edge_popup"))],
-        extra_outputs=mined_scores("edge_popup"),
+        extra_outputs=mined_files("edge_popup", ["scores"]),
         code=("supermask",),
     ),
     CohortKind(
@@ -103,7 +105,7 @@ COHORT_KINDS += [
         searches=lambda e_name, e, w: [
             ("mine", mining_job(e_name, e, "gem_miner", "gem_miner_gem"))
         ],
-        extra_outputs=mined_scores("gem_miner_gem"),
+        extra_outputs=mined_files("gem_miner_gem", ["scores", "flags", "start"]),
         code=("supermask",),
     ),
 ]
