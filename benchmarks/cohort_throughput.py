@@ -9,7 +9,8 @@ device. Modes, measured side by side in one process and interleaved (best of the
 - cohort captured (CUDA only): the same step replayed as a CUDA graph.
 
 Prints one line per (model, N, mode) and, last, `cohort_speedup: X`: the best cohort mode
-over one-at-a-time for N = 15 LeNet-300-100.
+over one-at-a-time for N = 15 LeNet-300-100. `--record [PATH]` also writes every figure into
+the benchmark record (benchmarks/record.py; without PATH, benchmarks/results/<date>-<device>.json).
 
     python benchmarks/cohort_throughput.py [--device cpu|cuda] [--steps 50] [--repeats 3]
 """
@@ -21,6 +22,7 @@ import time
 from types import SimpleNamespace
 
 import torch
+from record import add_section
 
 from lth import masks as M
 from lth.cohort import train_stacked
@@ -107,6 +109,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--record", nargs="?", const="", default=None, metavar="PATH")
     args = parser.parse_args()
     device = resolve_device(args.device)
     if args.threads:
@@ -114,7 +117,7 @@ def main() -> None:
     s = schedule(args.steps)
     print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"batch {BATCH}, {args.steps} steps, best of {args.repeats}")
-    speedup = None
+    speedup, rows = None, []
     for name, shape, sizes in CASES:
         splits = synthetic_splits(shape, device)
         for n in sizes:
@@ -131,10 +134,16 @@ def main() -> None:
                 ratio = best["one-at-a-time"] / seconds
                 print(f"{name:13s} N={n:3d} {mode:16s} {rate:10.1f} network-steps/s  "
                       f"x{ratio:.2f}")
+                rows.append({"model": name, "n": n, "mode": mode, "seconds": seconds,
+                             "network_steps_per_s": rate, "vs_one_at_a_time": ratio})
             if name == "lenet300_100" and n == 15:
                 speedup = best["one-at-a-time"] / min(v for k, v in best.items()
                                                       if k != "one-at-a-time")
     print(f"cohort_speedup: {speedup:.2f}")
+    if args.record is not None:
+        figures = {"batch": BATCH, "steps": args.steps, "repeats": args.repeats,
+                   "rows": rows, "cohort_speedup": speedup}
+        print("recorded in", add_section(args.record, "cohort_throughput", device, figures))
 
 
 if __name__ == "__main__":
