@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import dataclasses
 import functools
@@ -724,6 +725,7 @@ def cmd_eb_search(args) -> None:
     dense = M.macs(model, tuple(arch["input_shape"]))
     inputs = [job.init, Path(job.data_root) / "tensors.safetensors"]
     summary = {"last_iteration": found.last_iteration, "metrics": found.metrics, "tickets": []}
+    theta0 = load_model(job.init, 0.0, device)[0] if job.earlybird.variant == "channel" else None
     for density, out_dir, ticket in zip(job.earlybird.densities, job.out_dirs, found.tickets,
                                         strict=True):
         params = dict(dataclasses.asdict(job), density=density, out_dir=out_dir)
@@ -734,8 +736,8 @@ def cmd_eb_search(args) -> None:
         record["macs"] = training_macs(ticket.iteration, job.schedule.batch_size,
                                        {"macs": dense, "dense_macs": dense})  # dense search
         record["earlybird"] = {"fired": ticket.fired, "iteration": ticket.iteration}
-        if job.earlybird.variant == "channel":
-            save_channel_ticket(Path(out_dir), ticket, job.init, record, device)
+        if theta0 is not None:
+            save_channel_ticket(Path(out_dir), ticket, theta0, arch, record)
         else:
             save_tensors(Path(out_dir) / "weights_at_eb.safetensors", ticket.weights, record)
             save_tensors(Path(out_dir) / "mask.safetensors", ticket.mask, record)
@@ -745,19 +747,21 @@ def cmd_eb_search(args) -> None:
     write_json(job.record, dict(record, search=summary, timings={"search": found.wall_seconds}))
 
 
-def save_channel_ticket(out: Path, ticket, init: str, record: dict, device) -> None:
+def save_channel_ticket(out: Path, ticket, theta0: torch.nn.Module, arch: dict,
+                        record: dict) -> None:
     """channels.safetensors (BatchNorm name -> kept channels) and the smaller VGG without the
     others: weights_at_eb.safetensors (EB Train continues from it, at ticket.iteration) and
-    weights_at_init.safetensors (theta_0's surviving weights, at iteration 0)."""
+    weights_at_init.safetensors (theta_0's surviving weights, at iteration 0). theta0, the
+    dense VGG at theta_0 (architecture arch), is left unchanged."""
     from lth.earlybird import prune_channels
 
-    dense, arch = load_model(init, 0.0, device)
-    at_init = prune_channels(dense, ticket.mask)
-    record = dict(record, architecture=smaller_architecture(arch, dense, at_init))
-    dense.load_state_dict(ticket.weights)
+    at_init = prune_channels(theta0, ticket.mask)
+    at_eb = copy.deepcopy(theta0)
+    at_eb.load_state_dict(ticket.weights)
+    record = dict(record, architecture=smaller_architecture(arch, theta0, at_init))
     save_tensors(out / "channels.safetensors", ticket.mask, record)
-    save_tensors(out / "weights_at_eb.safetensors", prune_channels(dense, ticket.mask).state_dict(),
-                 record)
+    save_tensors(out / "weights_at_eb.safetensors",
+                 prune_channels(at_eb, ticket.mask).state_dict(), record)
     save_tensors(out / "weights_at_init.safetensors", at_init.state_dict(),
                  dict(record, iteration=0))
 

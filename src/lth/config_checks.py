@@ -18,7 +18,7 @@ import gzip
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -513,27 +513,43 @@ def _oneshot(e: Experiment) -> Iterator[Problem]:
                                    f"method {layerwise[0]}" if layerwise else None)
 
 
+def _named_levels(e: Experiment, key: str, densities: list, name: Callable[[float], str],
+                  unreadable: Callable[[float], str | None]) -> Iterator[Problem]:
+    """Each density of the list at `key` names its level name(density) once, and one lth can
+    read back (unreadable(density) says why it cannot, else None)."""
+    levels: dict[str, float] = {}
+    for index, density in enumerate(densities):
+        level, why = name(density), unreadable(density)
+        if why:
+            yield e.key(key, index), why
+        elif level in levels:
+            yield e.key(key, index), f"{density} and {levels[level]} both name the level {level}"
+        levels.setdefault(level, density)
+
+
 def _density_levels(e: Experiment, block: str, densities: list,
                     layerwise: str | None) -> Iterator[Problem]:
     """Each density of `block` names a level lth can read, once; under a layerwise method
     (named by `layerwise`) it keeps round(density x size) >= 1 weights of every layer.
     (Global scopes keep round(density x total) >= 1 of any model at a density lth can name.)"""
-    levels: dict[str, float] = {}
-    for index, density in enumerate(densities):
+
+    def unreadable(density: float) -> str | None:
         level = f"{float(density):g}"
-        key = e.key(block, "densities", index)
-        if not LEVEL_NUMBER.fullmatch(level):
-            yield key, (f"{density} would name its level density{level}, which lth cannot "
-                        f"read back (densities from 0.0001 name levels in plain digits)")
-        elif level in levels:
-            yield key, f"{density} and {levels[level]} both name the level density{level}"
-        levels.setdefault(level, density)
-        if e.layers is None or layerwise is None:
-            continue
+        if LEVEL_NUMBER.fullmatch(level):
+            return None
+        return (f"{density} would name its level density{level}, which lth cannot read back "
+                f"(densities from 0.0001 name levels in plain digits)")
+
+    yield from _named_levels(e, f"{block}.densities", densities,
+                             lambda d: f"density{float(d):g}", unreadable)
+    if e.layers is None or layerwise is None:
+        return
+    for index, density in enumerate(densities):
         empty = [layer for layer in e.layers if round_half_up(density * layer.size) == 0]
         if empty:
-            yield key, (f"{density} keeps no weight of {empty[0].name} ({empty[0].size} "
-                        f"weights) under {layerwise}'s layerwise scope")
+            yield e.key(block, "densities", index), (
+                f"{density} keeps no weight of {empty[0].name} ({empty[0].size} weights) "
+                f"under {layerwise}'s layerwise scope")
 
 
 def _channel_levels(e: Experiment, densities: list) -> Iterator[Problem]:
@@ -542,16 +558,15 @@ def _channel_levels(e: Experiment, densities: list) -> Iterator[Problem]:
     if not e.cfg["model"].startswith("vgg"):
         yield e.key("earlybird.variant"), (f"channel removes BatchNorm channels physically, "
                                            f"which lth does for VGGs only, not {e.cfg['model']}")
-    levels: dict[str, float] = {}
-    for index, density in enumerate(densities):
-        level = catalog.channel_level(density)
-        key = e.key("earlybird.densities", index)
-        if abs(100 * density - round(100 * density)) > 1e-9 or level == "channels0":
-            yield key, (f"{density}: the channel variant's fractions of channels kept are whole "
-                        f"percents (they name the levels channels<percent>)")
-        elif level in levels:
-            yield key, f"{density} and {levels[level]} both name the level {level}"
-        levels.setdefault(level, density)
+
+    def unreadable(density: float) -> str | None:
+        if abs(100 * density - round(100 * density)) <= 1e-9 and round(100 * density) > 0:
+            return None
+        return (f"{density}: the channel variant's fractions of channels kept are whole "
+                f"percents (they name the levels channels<percent>)")
+
+    yield from _named_levels(e, "earlybird.densities", densities, catalog.channel_level,
+                             unreadable)
 
 
 def _earlybird(e: Experiment) -> Iterator[Problem]:
