@@ -63,16 +63,22 @@ def sliced(preset: dict, settings: list[str]) -> dict:
     return experiments
 
 
-def data_sources(experiments: dict, given: list[str], workdir: Path) -> dict[str, str]:
-    """datasets.source for the run: the --source folders, and generated IDX folders for the
-    MNIST-like datasets without one."""
-    sources = dict(s.split("=", 1) for s in given)
-    for name in sorted({e["dataset"] for e in experiments.values()} - set(sources)):
-        if name not in GENERATED:
-            raise SystemExit(f"preset_timing: dataset {name} needs --source {name}=FOLDER")
-        sources[name] = str(write_learnable_idx_folder(workdir / f"generated_{name}",
-                                                       n_train=60_000, n_test=10_000))
-    return sources
+def generated_datasets(experiments: dict, given: list[str]) -> list[str]:
+    """The datasets in use without a --source folder: generated, MNIST-like ones only."""
+    names = {e["dataset"] for e in experiments.values()} - {s.split("=", 1)[0] for s in given}
+    unknown = sorted(names - GENERATED)
+    if unknown:
+        raise SystemExit(f"preset_timing: dataset {unknown[0]} needs --source {unknown[0]}=FOLDER")
+    return sorted(names)
+
+
+def data_sources(given: list[str], generated: list[str], workdir: Path) -> dict[str, str]:
+    """datasets.source for the run: the --source folders, and IDX folders written for the
+    generated datasets."""
+    return dict(s.split("=", 1) for s in given) | {
+        name: str(write_learnable_idx_folder(workdir / f"generated_{name}", n_train=60_000,
+                                             n_test=10_000))
+        for name in generated}
 
 
 def job_durations(log: str) -> list[tuple[str, float]]:
@@ -114,12 +120,13 @@ def main() -> None:
     args = parser.parse_args()
     preset = yaml.safe_load(args.preset.read_text())
     experiments = sliced(preset, args.settings)
+    generated = generated_datasets(experiments, args.source)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="preset_timing_"))
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "timing.yaml"
     config.write_text(yaml.safe_dump({
         "experiments": experiments,
-        "datasets": {"source": data_sources(experiments, args.source, workdir),
+        "datasets": {"source": data_sources(args.source, generated, workdir),
                      "download": False}}))
     targets = [f"reports/{name}/report.html" for name in experiments]
     cmd = [sys.executable, "-m", "snakemake", *targets, "--snakefile", str(REPO / "Snakefile"),
@@ -146,9 +153,7 @@ def main() -> None:
     if args.record is not None:
         device = torch.device("cuda" if args.gpus else "cpu")
         figures = {"preset": str(args.preset), "slice": args.settings, "cores": args.cores,
-                   "gpus": args.gpus, "generated_data": sorted(GENERATED & {
-                       e["dataset"] for e in experiments.values()} - {
-                       s.split("=", 1)[0] for s in args.source}),
+                   "gpus": args.gpus, "generated_data": generated,
                    "wall_seconds": wall, "jobs": len(durations), "networks": networks,
                    "rules": rules}
         print("recorded in", add_section(args.record, "preset_timing", device, figures))

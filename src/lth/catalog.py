@@ -334,6 +334,12 @@ def vacuous_hamming(density: float, epsilon: float) -> bool:
     return bound <= epsilon or math.isclose(bound, epsilon)
 
 
+def density_level(density: float) -> str:
+    """The level of a network pruned to `density` (at init, mined, Early-Bird's magnitude
+    tickets): density<D>, D in %g format (0.05 -> density0.05)."""
+    return f"density{float(density):g}"
+
+
 def channel_level(kept: float) -> str:
     """The level of an Early-Bird channel ticket keeping the fraction `kept` of the BatchNorm
     channels: channels<P>, P the nearest whole percent (the config check requires it to be

@@ -514,12 +514,13 @@ def _oneshot(e: Experiment) -> Iterator[Problem]:
 
 
 def _named_levels(e: Experiment, key: str, densities: list, name: Callable[[float], str],
-                  unreadable: Callable[[float], str | None]) -> Iterator[Problem]:
+                  unreadable: Callable[[float, str], str | None]) -> Iterator[Problem]:
     """Each density of the list at `key` names its level name(density) once, and one lth can
-    read back (unreadable(density) says why it cannot, else None)."""
+    read back (unreadable(density, level) says why it cannot, else None)."""
     levels: dict[str, float] = {}
     for index, density in enumerate(densities):
-        level, why = name(density), unreadable(density)
+        level = name(density)
+        why = unreadable(density, level)
         if why:
             yield e.key(key, index), why
         elif level in levels:
@@ -533,15 +534,14 @@ def _density_levels(e: Experiment, block: str, densities: list,
     (named by `layerwise`) it keeps round(density x size) >= 1 weights of every layer.
     (Global scopes keep round(density x total) >= 1 of any model at a density lth can name.)"""
 
-    def unreadable(density: float) -> str | None:
-        level = f"{float(density):g}"
-        if LEVEL_NUMBER.fullmatch(level):
+    def unreadable(density: float, level: str) -> str | None:
+        if LEVEL_NUMBER.fullmatch(level.removeprefix("density")):
             return None
-        return (f"{density} would name its level density{level}, which lth cannot read back "
+        return (f"{density} would name its level {level}, which lth cannot read back "
                 f"(densities from 0.0001 name levels in plain digits)")
 
-    yield from _named_levels(e, f"{block}.densities", densities,
-                             lambda d: f"density{float(d):g}", unreadable)
+    yield from _named_levels(e, f"{block}.densities", densities, catalog.density_level,
+                             unreadable)
     if e.layers is None or layerwise is None:
         return
     for index, density in enumerate(densities):
@@ -559,7 +559,7 @@ def _channel_levels(e: Experiment, densities: list) -> Iterator[Problem]:
         yield e.key("earlybird.variant"), (f"channel removes BatchNorm channels physically, "
                                            f"which lth does for VGGs only, not {e.cfg['model']}")
 
-    def unreadable(density: float) -> str | None:
+    def unreadable(density: float, _level: str) -> str | None:
         if abs(100 * density - round(100 * density)) <= 1e-9 and round(100 * density) > 0:
             return None
         return (f"{density}: the channel variant's fractions of channels kept are whole "

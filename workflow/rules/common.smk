@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields
 
 SRC = f"{workflow.basedir}/src"
 sys.path.insert(0, SRC)
-from lth import spec  # noqa: E402  (torch-free)
+from lth import catalog, spec  # noqa: E402  (torch-free)
 
 # Every job runs `python -m lth` with this checkout's src/ on its PYTHONPATH, set once here
 # for all rules by the shell prefix (it runs before each rule's shell command):
@@ -58,11 +58,6 @@ def data_dir(dataset):
     return f"data/{dataset}"
 
 
-def fmt_density(d):
-    """Level name of a one-shot density: 0.05 -> density0.05."""
-    return f"density{float(d):g}"
-
-
 def run_dir(e_name, seed, method, level):
     return f"results/{e_name}/seed{seed}/{method}/{level}"
 
@@ -90,7 +85,9 @@ def run_levels(e):
     levels += [
         (m, f"round{r}") for v in ("e", "b") for m in scratch_methods(e, v) for r in controlled
     ]
-    levels += [(m, fmt_density(d)) for m in oneshot_methods(e) for d in e["oneshot"]["densities"]]
+    levels += [
+        (m, catalog.density_level(d)) for m in oneshot_methods(e) for d in e["oneshot"]["densities"]
+    ]
     if e["finetune"]["enabled"]:
         levels += [("finetune", f"round{r}") for r in rounds]
     structures = e["filters"]["structures"]

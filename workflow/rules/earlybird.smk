@@ -3,7 +3,6 @@
 # trains the tickets: eb from theta_0 (the lottery-ticket reading) and eb_continue from the
 # weights the ticket was drawn at, for the rest of the schedule (the paper's EB Train). The
 # channel variant's tickets are smaller VGGs (weights_at_init, weights_at_eb), trained whole.
-from lth import catalog  # noqa: E402  (torch-free)
 
 
 def channel_variant(e):
@@ -12,7 +11,7 @@ def channel_variant(e):
 
 def eb_level(e, density):
     """density<D>, or channels<P> (P percent of the channels kept) in the channel variant."""
-    return catalog.channel_level(density) if channel_variant(e) else fmt_density(density)
+    return catalog.channel_level(density) if channel_variant(e) else catalog.density_level(density)
 
 
 def eb_levels(e):

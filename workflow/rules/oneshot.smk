@@ -9,7 +9,7 @@ def oneshot_members(e_name, e, w, seed):
     method = e["oneshot"]["methods"][w.method]
     members = []
     for d in e["oneshot"]["densities"]:
-        level = fmt_density(d)
+        level = catalog.density_level(d)
         how = dict(
             weights=init_path(e_name, seed),
             criterion=method["criterion"],
@@ -31,7 +31,7 @@ COHORT_KINDS.append(
         "",
         lambda e: bool(oneshot_methods(e)),
         oneshot_members,
-        levels=lambda e: [fmt_density(d) for d in e["oneshot"]["densities"]],
+        levels=lambda e: [catalog.density_level(d) for d in e["oneshot"]["densities"]],
         constraints=lambda e: {"method": "|".join(oneshot_methods(e))},
         log_tag="{method}",
     ),

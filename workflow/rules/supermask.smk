@@ -6,7 +6,7 @@
 
 
 def supermask_levels(e):
-    return [fmt_density(d) for d in e["supermask"]["densities"]]
+    return [catalog.density_level(d) for d in e["supermask"]["densities"]]
 
 
 def mining(e, algo):
@@ -34,10 +34,10 @@ def mining_job(e_name, e, algo, method):
         spec.MiningMember(
             seed=s,
             method=method,
-            level=fmt_density(d),
+            level=catalog.density_level(d),
             density=float(d),
             init=init_path(e_name, s),
-            out_dir=run_dir(e_name, s, method, fmt_density(d)),
+            out_dir=run_dir(e_name, s, method, catalog.density_level(d)),
         )
         for s in e["seeds"]
         for d in e["supermask"]["densities"]
