@@ -4,8 +4,8 @@ LeNet-300-100 at N in {1, 3, 15, 60} and Conv-2 at N in {1, 8}, batch 60, Adam, 
 random masks, evaluation off, on synthetic Fashion-MNIST-shaped data (55,000 examples) on the
 device. Modes, measured side by side in one process and interleaved (best of the repeats):
 
-- one-at-a-time: the reference loop lth.train.train, network after network;
-- cohort: lth.cohort.train_stacked, one batched step for all N;
+- one-at-a-time: the reference loop lth.core.train.train, network after network;
+- cohort: lth.core.cohort.train_stacked, one batched step for all N;
 - cohort captured (CUDA only): the same step replayed as a CUDA graph.
 
 Prints one line per (model, N, mode) and, last, `cohort_speedup: X`: the best cohort mode
@@ -24,12 +24,12 @@ from types import SimpleNamespace
 import torch
 from record import add_section
 
-from lth import masks as M
-from lth.cohort import train_stacked
-from lth.commands import resolve_device
-from lth.models import build_model, prunable_names
-from lth.spec import Schedule
-from lth.train import train
+from lth.core import masks as M
+from lth.core.cohort import train_stacked
+from lth.core.models import build_model, prunable_names
+from lth.core.train import train
+from lth.plan.spec import Schedule
+from lth.verbs.commands import resolve_device
 
 CASES = (("lenet300_100", (1, 28, 28), (1, 3, 15, 60)), ("conv2", (1, 28, 28), (1, 8)))
 BATCH = 60

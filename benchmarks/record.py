@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from lth.io import read_json, write_json
-from lth.provenance import code_version, package_versions
+from lth.core.io import read_json, write_json
+from lth.core.provenance import code_version, package_versions
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -21,11 +21,11 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
-from lth import masks as M
-from lth.commands import resolve_device
-from lth.data import load_splits, prepare
-from lth.models import build_model, prunable_names
-from lth.train import Schedule, train
+from lth.core import masks as M
+from lth.core.data import load_splits, prepare
+from lth.core.models import build_model, prunable_names
+from lth.core.train import Schedule, train
+from lth.verbs.commands import resolve_device
 
 
 def plain_epoch(model, x, y, batch_size, gen, fused=False):
@@ -41,7 +41,7 @@ def plain_epoch(model, x, y, batch_size, gen, fused=False):
 
 
 def lth_epoch(model, mask, splits, batch_size, gen):
-    """One epoch of lth.train.train under a 20%-density mask, evaluation off."""
+    """One epoch of lth.core.train.train under a 20%-density mask, evaluation off."""
     s = Schedule(optimizer="adam", lr=1.2e-3, momentum=0.0, nesterov=False, weight_decay=0.0,
                  batch_size=batch_size, iterations=len(splits.train_x) // batch_size,
                  milestones=(), gamma=0.1, warmup=0, eval_every=10**9, eval_batch_size=1000,

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from generated import write_learnable_idx_folder
-from lth import masks as M
-from lth.cli import main
-from lth.io import load_tensors, read_metadata
-from lth.spec import Engine, Member, PruneJob, Rates, Schedule, Scoring, TrainJob, to_json
+from lth.core import masks as M
+from lth.core.io import load_tensors, read_metadata
+from lth.plan.spec import Engine, Member, PruneJob, Rates, Schedule, Scoring, TrainJob, to_json
+from lth.verbs.cli import main
 
 SPEECH = ["--speech-features", "mfcc"] + [
     a for k, v in (("n-fft", 480), ("win-length", 480), ("hop-length", 160), ("n-mels", 40),
@@ -154,7 +154,7 @@ def test_random_structure_keeps_layer_densities_and_changes_the_mask(lab):
 def quarter_mask(lab) -> str:
     """A LeNet mask keeping exactly 1/4 of every layer: 58,800 / 7,500 / 250 weights, so
     66,550 of the 266,200 MACs (an MLP's MACs are its kept weights)."""
-    from lth.io import save_tensors
+    from lth.core.io import save_tensors
 
     gen = torch.Generator().manual_seed(0)
     mask = {}
@@ -391,7 +391,7 @@ def test_corrupt_input_fails_cleanly_and_overwrites_nothing(lab, capsys):
 
 def test_mask_of_another_model_is_rejected(lab, capsys):
     torch_mask = {"fc.0.weight": torch.ones(3, 3, dtype=torch.bool)}
-    from lth.io import save_tensors
+    from lth.core.io import save_tensors
 
     save_tensors(lab / "wrong_mask.safetensors", torch_mask)
     err = error_of(capsys, "train", "--job", train_job(member(

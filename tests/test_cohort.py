@@ -8,7 +8,7 @@ import torch
 from test_train import SCHEDULE, cluster_splits, image_splits, lenet, sparse_mask
 from torch.nn import functional as F
 
-from lth.cohort import (
+from lth.core.cohort import (
     Net,
     StackedNet,
     _SeedBatches,
@@ -20,11 +20,11 @@ from lth.cohort import (
     train_stacked,
     uses_stacking,
 )
-from lth.data import augment_batch
-from lth.io import LthError
-from lth.models import build_model, vgg
-from lth.spec import Engine
-from lth.train import batch_indices, make_optimizer, train
+from lth.core.data import augment_batch
+from lth.core.io import LthError
+from lth.core.models import build_model, vgg
+from lth.core.train import batch_indices, make_optimizer, train
+from lth.plan.spec import Engine
 
 SPLITS = cluster_splits()
 S = dataclasses.replace(SCHEDULE, iterations=12, eval_every=4)

@@ -1,10 +1,10 @@
 """A config whose values disagree with each other, the model, the dataset or the files they
-name is rejected before the first job, in one line naming the key (lth.config_checks).
+name is rejected before the first job, in one line naming the key (lth.plan.config_checks).
 
 Each case is a variant of the tiny test config (tests/configs/tiny.yaml) whose source folder
 holds a small Fashion-MNIST in the real gz IDX format. Every case is checked by calling
 `first_problem`; a case of each kind is also given to the real `snakemake -n`, which must
-stop with exactly that line and start no job. The torch-free facts of lth.catalog are held
+stop with exactly that line and start no job. The torch-free facts of lth.plan.catalog are held
 against the torch models and the workflow's own rules.
 """
 
@@ -26,12 +26,13 @@ import torch
 import yaml
 
 from generated import numbered_images, write_idx_gz, write_learnable_idx_folder
-from lth import catalog, masks, models, spec
-from lth.cli import main
-from lth.config_checks import REINIT_DRAW_FOLDER, RULE_KINDS, WORKFLOW_METHODS, first_problem
-from lth.errors import LthError
+from lth.core import masks, models
+from lth.core.errors import LthError
 from lth.paper import SETTINGS, paper_schedule
-from lth.spec import Engine, Member, Schedule, TrainJob, to_json
+from lth.plan import catalog, spec
+from lth.plan.config_checks import REINIT_DRAW_FOLDER, RULE_KINDS, WORKFLOW_METHODS, first_problem
+from lth.plan.spec import Engine, Member, Schedule, TrainJob, to_json
+from lth.verbs.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
@@ -384,7 +385,7 @@ def test_without_download_or_source_the_debian_package_provides_fashion_mnist(
 def test_a_prepared_dataset_counts_its_stored_training_examples(tiny_source, tmp_path,
                                                                 monkeypatch):
     """Once prepared, the split sizes come from data/<dataset>/tensors.safetensors."""
-    from lth.data import prepare
+    from lth.core.data import prepare
 
     monkeypatch.chdir(tmp_path)
     prepare("fashion_mnist", "data/fashion_mnist", source=tiny_source, download=False,
@@ -430,11 +431,12 @@ def test_every_paper_setting_is_a_consistent_experiment(name, tmp_path, monkeypa
 
 
 def test_the_checks_import_no_torch(tiny_source, tmp_path):
-    code = ("import sys, yaml; from lth.config_checks import first_problem; "
+    code = ("import sys, yaml; from lth.plan.config_checks import first_problem; "
             f"cfg = yaml.safe_load(open({str(TINY)!r})); "
             f"cfg['datasets']['source']['fashion_mnist'] = {str(tiny_source)!r}; "
             f"assert first_problem(cfg, {str(SCHEMA)!r}) is None; "
-            "print(sorted(m for m in ('torch', 'torchvision', 'lth.data') if m in sys.modules))")
+            "print(sorted(m for m in ('torch', 'torchvision', 'lth.core.data') "
+            "if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=tmp_path, check=True)
     assert result.stdout.strip() == "[]"
@@ -563,7 +565,7 @@ def test_the_train_verb_applies_the_same_schedule_rules(changes, expected, tmp_p
     assert list(tmp_path.iterdir()) == []
 
 
-# ---------------------------------------------------------------- lth.catalog vs torch
+# ---------------------------------------------------------------- lth.plan.catalog vs torch
 
 
 IMAGE_AND_SPEECH_SHAPES = [((1, 28, 28), 10), ((3, 32, 32), 10), ((40, 101), 35),
@@ -603,7 +605,7 @@ def test_the_catalog_knows_the_models_and_datasets_the_schema_allows():
 
 
 def test_counting_imp_rounds_agrees_with_pruning_real_masks():
-    """The check's count of a layerwise layer's weights round by round is lth.masks's: the
+    """The check's count of a layerwise layer's weights round by round is lth.core.masks's: the
     output layer of the tiny config (1000 weights, rate 0.5) keeps 1 weight after round 9 and
     none after round 10."""
     scores = {"w": torch.rand(100, 10, generator=torch.Generator().manual_seed(0))}

@@ -1,4 +1,4 @@
-"""Compute accounting (lth.cost, METHODS §7) and the cost columns of summary.csv.
+"""Compute accounting (lth.analysis.cost, METHODS §7) and the cost columns of summary.csv.
 
 Two experiments on real files. `chain` is LeNet-300-100's IMP at the quick schedule (500
 iterations of batch 60, 13 rounds) with controls, written with lth's own writers
@@ -20,9 +20,7 @@ import torch
 from test_cli import SPEECH, lth, member, prune_job, train_job
 
 from generated import write_learnable_idx_folder
-from lth import masks as M
-from lth.commands import build, network_facts
-from lth.cost import (
+from lth.analysis.cost import (
     is_control,
     iterations_to_target,
     lineage_records,
@@ -31,11 +29,13 @@ from lth.cost import (
     record_macs,
     run_costs,
 )
-from lth.io import LthError, save_tensors, write_json
-from lth.models import build_model
-from lth.provenance import file_entry, make_record
-from lth.spec import Rates
-from lth.summary import summarize
+from lth.analysis.summary import summarize
+from lth.core import masks as M
+from lth.core.io import LthError, save_tensors, write_json
+from lth.core.models import build_model
+from lth.core.provenance import file_entry, make_record
+from lth.plan.spec import Rates
+from lth.verbs.commands import build, network_facts
 
 T, B, ROUNDS = 500, 60, 13
 DENSE_F = 266_200

@@ -1,4 +1,4 @@
-"""lth.data on tiny files written in each dataset's real on-disk format.
+"""lth.core.data on tiny files written in each dataset's real on-disk format.
 
 Every dataset is read back through prepare -> torchvision/torchaudio's own dataset class ->
 tensors.safetensors -> load_splits, and the values are compared with what was written.
@@ -23,8 +23,8 @@ import pytest
 import torch
 
 from generated import numbered_images, write_idx_gz
-from lth import data
-from lth.io import LthError, load_tensors, sha256_file
+from lth.core import data
+from lth.core.io import LthError, load_tensors, sha256_file
 
 WORDS = [f"w{i:02d}" for i in range(35)]
 SPEAKERS = {"train": "aaaa0001", "val": "bbbb0002", "test": "cccc0003"}
@@ -296,7 +296,7 @@ def test_a_missing_source_folder_is_refused_not_replaced_by_the_debian_copy(tmp_
 
 
 def test_the_prepare_verb_refuses_a_missing_source_without_downloading(tmp_path, capsys):
-    from lth.cli import main
+    from lth.verbs.cli import main
 
     speech = [arg for key, value in (("features", "mfcc"), ("n-fft", 480), ("win-length", 480),
                                      ("hop-length", 160), ("n-mels", 40), ("n-mfcc", 40))
@@ -493,7 +493,8 @@ def test_load_splits_rejects_missing_corrupt_and_oversized(tmp_path):
 def test_training_side_does_not_import_torchvision_or_torchaudio(tmp_path):
     make_idx_folder(tmp_path / "src")
     data.prepare("mnist", tmp_path / "d", source=tmp_path / "src", download=False, speech=None)
-    code = (f"import sys, lth.data; lth.data.load_splits({str(tmp_path / 'd')!r}, 4, 'cpu'); "
+    code = (f"import sys, lth.core.data; "
+            f"lth.core.data.load_splits({str(tmp_path / 'd')!r}, 4, 'cpu'); "
             "print(sorted(m for m in ('torchvision', 'torchaudio') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)

@@ -9,8 +9,13 @@ import torch
 import torch.nn.functional as F
 from test_train import SCHEDULE, cluster_splits, lenet
 
-from lth.data import DatasetInfo
-from lth.earlybird import (
+from lth.core.data import DatasetInfo
+from lth.core.errors import LthError
+from lth.core.masks import counts, full_mask, prune_to_density, round_half_up
+from lth.core.models import POOL, prunable_names, vgg
+from lth.core.train import train
+from lth.methods.criteria import ScoreData, magnitude_scores
+from lth.methods.earlybird import (
     Detector,
     changed_fraction,
     channel_ticket,
@@ -22,12 +27,7 @@ from lth.earlybird import (
     slimming_hook,
     vacuous_hamming,
 )
-from lth.errors import LthError
-from lth.masks import counts, full_mask, prune_to_density, round_half_up
-from lth.models import POOL, prunable_names, vgg
-from lth.pruning import ScoreData, magnitude_scores
-from lth.spec import EarlyBird
-from lth.train import train
+from lth.plan.spec import EarlyBird
 
 EB = EarlyBird(densities=(0.2, 0.05), scope="global", check_every=10, epsilon=0.1, queue=5,
                distance="changed_fraction")
@@ -243,7 +243,7 @@ def test_prune_channels_rejects_an_emptied_layer_and_other_models():
         prune_channels(model, mask)
     with pytest.raises(LthError, match="^prune_channels: expected channel masks for bn1, bn2"):
         prune_channels(model, {"bn1": mask["bn1"]})
-    with pytest.raises(LthError, match="^prune_channels: expected a lth.models.VGG"):
+    with pytest.raises(LthError, match="^prune_channels: expected a lth.core.models.VGG"):
         prune_channels(lenet(), mask)
 
 

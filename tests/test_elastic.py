@@ -1,6 +1,6 @@
-"""Elastic Lottery Ticket transfer (lth.elastic; METHODS.md 4.3): mappings by hand, validation
-errors, exact block copies on real ResNets and MLPs, round trips, kept-count bookkeeping and
-the permuted-copy control against the hypergeometric chance overlap."""
+"""Elastic Lottery Ticket transfer (lth.methods.elastic; METHODS.md 4.3): mappings by hand,
+validation errors, exact block copies on real ResNets and MLPs, round trips, kept-count
+bookkeeping and the permuted-copy control against the hypergeometric chance overlap."""
 
 import math
 import re
@@ -8,11 +8,12 @@ import re
 import pytest
 import torch
 
-from lth import catalog, elastic
-from lth.errors import LthError
-from lth.masks import keep_top_layerwise, layer_densities
-from lth.models import build_model, prunable_names
-from lth.similarity import hypergeometric_overlap
+from lth.analysis.similarity import hypergeometric_overlap
+from lth.core.errors import LthError
+from lth.core.masks import keep_top_layerwise, layer_densities
+from lth.core.models import build_model, prunable_names
+from lth.methods import elastic
+from lth.plan import catalog
 
 CIFAR = (3, 32, 32)
 

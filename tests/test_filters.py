@@ -5,7 +5,10 @@ import pytest
 import torch
 from torch import nn
 
-from lth.filters import (
+from lth.core.io import LthError
+from lth.core.masks import macs
+from lth.core.models import POOL, VGG16_CFG, build_model, vgg
+from lth.methods.filters import (
     VGG16_PRUNED_A,
     build_pruned_architecture,
     filter_l1_norms,
@@ -14,9 +17,6 @@ from lth.filters import (
     prune_filters,
     pruned_cfg,
 )
-from lth.io import LthError
-from lth.masks import macs
-from lth.models import POOL, VGG16_CFG, build_model, vgg
 
 CIFAR = (3, 32, 32)
 M = POOL
@@ -224,7 +224,7 @@ def test_bad_fractions_raise(fractions):
 
 def test_only_vgg_can_be_filter_pruned():
     resnet = build_model("resnet20", CIFAR, 10, gen(0), 0.0)
-    with pytest.raises(LthError, match="^prune_filters: expected a lth.models.VGG"):
+    with pytest.raises(LthError, match="^prune_filters: expected a lth.core.models.VGG"):
         prune_filters(resnet, {1: 0.5})
 
 

@@ -1,9 +1,9 @@
-"""Exact counts, deterministic ties, nesting and FLOPs of lth.masks."""
+"""Exact counts, deterministic ties, nesting and FLOPs of lth.core.masks."""
 
 import torch
 from torch import nn
 
-from lth import masks as M
+from lth.core import masks as M
 
 
 def scores_and_mask():

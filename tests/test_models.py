@@ -4,9 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from lth import catalog
-from lth.io import LthError
-from lth.models import (
+from lth.core.io import LthError
+from lth.core.models import (
     CIFAR_RESNET_BLOCKS,
     INITIALISERS,
     MODEL_NAMES,
@@ -18,6 +17,7 @@ from lth.models import (
     prunable_names,
     vgg,
 )
+from lth.plan import catalog
 
 CIFAR = (3, 32, 32)
 MNIST = (1, 28, 28)

@@ -5,16 +5,16 @@ from dataclasses import replace
 
 import pytest
 
-from lth.catalog import prunable_layers
-from lth.data import DATASETS
-from lth.io import LthError
-from lth.models import INITIALISERS, MODEL_NAMES
+from lth.core.data import DATASETS
+from lth.core.io import LthError
+from lth.core.models import INITIALISERS, MODEL_NAMES
 from lth.paper import (
     SCORING_SETTINGS,
     SETTINGS,
     TANAKA2020_LOG10_COMPRESSIONS,
     paper_schedule,
 )
+from lth.plan.catalog import prunable_layers
 
 SCHEDULE_KEYS = {"optimizer", "lr", "momentum", "nesterov", "weight_decay", "batch_size",
                  "iterations", "milestones", "gamma", "warmup", "rewind_iteration", "scope",

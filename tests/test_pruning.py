@@ -1,4 +1,5 @@
-"""Tests for lth.pruning: criterion values, sign conventions, exact densities, layer collapse."""
+"""Tests for lth.methods.criteria: criterion values, sign conventions, exact densities, layer
+collapse."""
 
 import copy
 from itertools import pairwise
@@ -8,9 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lth import pruning
-from lth.io import LthError
-from lth.masks import (
+from lth.core.io import LthError
+from lth.core.masks import (
     collapsed_layers,
     counts,
     full_mask,
@@ -18,8 +18,9 @@ from lth.masks import (
     keep_top_global,
     round_half_up,
 )
-from lth.models import POOL, build_model, prunable_names, vgg
-from lth.pruning import input_reaches_output
+from lth.core.models import POOL, build_model, prunable_names, vgg
+from lth.methods import criteria as pruning
+from lth.methods.criteria import input_reaches_output
 
 T_GRASP = 200.0  # Wang et al. 2020: softmax temperature of GraSP's loss
 
@@ -458,7 +459,7 @@ def test_snip_and_grasp_refuse_to_guess_the_batchnorm_mode(criterion):
 
 
 def lenet(seed: int) -> nn.Module:
-    """LeNet-300-100 at its Glorot initialisation (lth.models)."""
+    """LeNet-300-100 at its Glorot initialisation (lth.core.models)."""
     return build_model("lenet300_100", (1, 28, 28), 10, torch.Generator().manual_seed(seed), 0.0)
 
 

@@ -8,17 +8,17 @@ import torch
 from test_train import SCHEDULE, cluster_splits, lenet, sparse_mask
 from torch import nn
 
-from lth import masks as M
-from lth.errors import LthError
-from lth.models import prunable_names
-from lth.reintroduce import (
+from lth.core import masks as M
+from lth.core.errors import LthError
+from lth.core.models import prunable_names
+from lth.core.train import train
+from lth.methods.reintroduce import (
     AlignmentScores,
     complement,
     random_regrow_scores,
     regrow_scores_of,
     reintroduce,
 )
-from lth.train import train
 
 RATES = {"fc": 0.2, "output": 0.1}  # LTH's LeNet rates by layer kind
 SHORT = dataclasses.replace(SCHEDULE, iterations=30, eval_every=30)

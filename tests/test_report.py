@@ -22,10 +22,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lth import similarity as S
-from lth.cost import pareto_front
-from lth.io import LthError, read_json, sha256_file
-from lth.provenance import find_record
+from lth.analysis import similarity as S
+from lth.analysis.cost import pareto_front
+from lth.core.io import LthError, read_json, sha256_file
+from lth.core.provenance import find_record
 from lth.report import claims
 from lth.report.cost_figures import (
     cost_points,
@@ -260,7 +260,7 @@ def fc1_mask(method: str, level: str, seed: int, density: float) -> np.ndarray:
 
 
 def synthetic_indegree(summary: pd.DataFrame) -> pd.DataFrame:
-    """indegree.csv as the verb writes it (lth.similarity.in_degree_table), for IMP and the
+    """indegree.csv as the verb writes it (lth.analysis.similarity.in_degree_table), for IMP and the
     one-shot methods."""
     nets = summary[summary["method"].isin(("imp", *ONE_SHOT))]
     return pd.concat([
@@ -836,7 +836,7 @@ def test_bad_style_settings_and_tables_raise_one_line_errors(tables, tmp_path):
 
 
 def test_figure_verb_reads_the_similarity_table_only_when_given(tables, tmp_path, capsys):
-    from lth.cli import main
+    from lth.verbs.cli import main
 
     paths = write_csvs(tables, tmp_path)
     told = ["figure", "--experiment", "lenet_fmnist", "--name", "mask_overlap_heatmap",

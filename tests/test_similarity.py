@@ -1,4 +1,4 @@
-"""lth.similarity: overlap of masks against chance on hand cases, its calibration on random
+"""lth.analysis.similarity: overlap of masks against chance on hand cases, its calibration on random
 masks, the permutation-invariant views, and the similarity verb on real mask files."""
 
 import math
@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 import torch
 
-from lth import similarity as S
-from lth.cli import main
-from lth.io import read_json, save_tensors
+from lth.analysis import similarity as S
+from lth.core.io import read_json, save_tensors
+from lth.verbs.cli import main
 
 
 def flat_mask(n: int, kept: list[int]) -> np.ndarray:

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lth.errors import LthError
+from lth.core.errors import LthError
 from lth.paper import SETTINGS, paper_schedule
-from lth.spec import (
+from lth.plan.spec import (
     SCORING_SETTINGS,
     Engine,
     Member,

@@ -9,11 +9,11 @@ from test_train import cluster_splits, lenet
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from lth import masks as M
-from lth.errors import LthError
-from lth.models import prunable_names
-from lth.spec import Mining
-from lth.supermask import (
+from lth.core import masks as M
+from lth.core.errors import LthError
+from lth.core.models import prunable_names
+from lth.core.train import evaluate
+from lth.methods.supermask import (
     EdgePopup,
     GemMiner,
     MiningResult,
@@ -23,7 +23,7 @@ from lth.supermask import (
     mine,
     popup_mask,
 )
-from lth.train import evaluate
+from lth.plan.spec import Mining
 
 
 def mining(algo: str, **changes) -> Mining:
@@ -172,7 +172,7 @@ def observed_run(m: Mining, density: float) -> Observed:
     def counter(name):
         def count(module, args):
             if len(args[0]) == 1:
-                return  # lth.masks.layer_macs's probe of the dense model
+                return  # lth.core.masks.layer_macs's probe of the dense model
             counts = obs.forwards if module.training else obs.eval_counts
             if name == names[0]:
                 counts.append({})

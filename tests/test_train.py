@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from lth import masks as M
-from lth.data import DatasetInfo, Splits
-from lth.errors import LthError
-from lth.models import build_model, prunable_names
-from lth.train import Schedule, batch_indices, early_stop, evaluate, lr_factor, train
+from lth.core import masks as M
+from lth.core.data import DatasetInfo, Splits
+from lth.core.errors import LthError
+from lth.core.models import build_model, prunable_names
+from lth.core.train import Schedule, batch_indices, early_stop, evaluate, lr_factor, train
 
 SCHEDULE = Schedule(optimizer="adam", lr=1e-3, momentum=0.0, nesterov=False, weight_decay=0.0,
                     batch_size=32, iterations=60, milestones=(), gamma=0.1, warmup=0,
@@ -156,7 +156,7 @@ def test_a_run_resumed_at_k_from_its_own_checkpoint_ends_bitwise_equal(augmented
     """Late rewinding trains k..T with the schedule and the data stream continuing: with SGD
     without momentum (no optimizer state to lose) a run resumed at k = 7 from its own weights
     at 7 ends exactly where the uninterrupted run ends."""
-    from lth.data import augment_batch
+    from lth.core.data import augment_batch
 
     splits = image_splits() if augmented else cluster_splits()
     shape = tuple(splits.train_x.shape[1:])

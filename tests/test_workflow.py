@@ -16,12 +16,12 @@ import yaml
 from safetensors.torch import load_file
 
 from generated import write_learnable_idx_folder
-from lth import masks as M
-from lth.cli import main
-from lth.config_checks import with_defaults
+from lth.core import masks as M
 from lth.paper import SETTINGS, paper_schedule
+from lth.plan.config_checks import with_defaults
 from lth.report import claims
 from lth.report.figures import FIGURES
+from lth.verbs.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
@@ -401,7 +401,7 @@ def test_a_methods_setting_reruns_only_that_method(done, edit, jobs, folders):
     ("supermask.py", set(AGGREGATES) | {"edge_popup_tiny", "gem_miner_tiny"}),
     ("cohort.py", REPORTS | {"summarize", "similarity"} | set(COHORTS) | OTHER_TRAINING),
     ("masks.py", REPORTS | {"prepare_data", "summarize", "similarity"} | set(COHORTS)
-     | OTHER_TRAINING),  # every verb imports it (through lth.commands)
+     | OTHER_TRAINING),  # every verb imports it (through lth.verbs.commands)
 ])
 def test_a_code_change_reruns_only_the_jobs_that_import_it(done, module, reruns):
     """Each rule's code inputs are the modules its verb imports (editing the report never
@@ -423,14 +423,16 @@ def test_a_training_job_imports_only_its_declared_code(done, tmp_path):
     job = json.loads(run["argv"][2])
     job["members"][0]["out_dir"] = str(tmp_path / "probe")  # leave the workflow's files be
     job = json.dumps(job)
-    probe = ("import sys; from lth.cli import main; main(sys.argv[1:]); "
+    probe = ("import sys; from lth.verbs.cli import main; main(sys.argv[1:]); "
              "print(' '.join(sorted(m for m in sys.modules if m.startswith('lth.'))))")
     out = subprocess.run([sys.executable, "-c", probe, "train", "--job", job],
                          capture_output=True, text=True, cwd=done, check=True).stdout
     loaded = {m.removeprefix("lth.") for m in out.split("\n")[-2].split()}
-    declared = {"catalog", "cli", "commands", "errors", "io", "provenance", "seeding", "spec",
-                "data", "models", "masks", "pruning", "train", "cohort"}
-    assert loaded <= declared and "report" not in loaded and "report_cli" not in loaded
+    declared = {"core", "methods", "plan", "verbs", "plan.catalog", "verbs.cli", "verbs.commands",
+                "core.errors", "core.io", "core.provenance", "core.seeding", "plan.spec",
+                "core.data", "core.models", "core.masks", "methods.criteria", "core.train",
+                "core.cohort"}
+    assert loaded <= declared and "report" not in loaded and "verbs.report" not in loaded
 
 
 def declared_code(done: Path) -> dict[str, set[str]]:
@@ -461,14 +463,15 @@ def report_verbs(done: Path, out: Path) -> dict[str, list[str]]:
 
 def reporting(modules: set[str]) -> set[str]:
     """The report-side modules among modules."""
-    return {m for m in modules if m.startswith("report") or m == "summary"}
+    return {m for m in modules
+            if m.startswith("report") or m in ("verbs.report", "analysis.summary")}
 
 
 def test_a_report_job_imports_exactly_its_report_code(done, tmp_path):
-    """The report modules (lth.report.*, report_cli, summary) each figures/report job loads
-    are exactly those its rule lists as code: an edit reruns it if and only if it matters."""
+    """The report modules (lth.report.*, verbs.report, analysis.summary) each figures/report job
+    loads are exactly those its rule lists as code: an edit reruns it if and only if it matters."""
     declared = declared_code(done)
-    probe = ("import sys; from lth.cli import main; rc = main(sys.argv[1:]); "
+    probe = ("import sys; from lth.verbs.cli import main; rc = main(sys.argv[1:]); "
              "print(' '.join(sorted(m for m in sys.modules if m.startswith('lth.')))); "
              "sys.exit(rc)")
     for rule, argv in report_verbs(done, tmp_path).items():  # in order: pdf needs the .tex

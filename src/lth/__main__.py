@@ -7,7 +7,7 @@ torch and the other extension modules only costs about half a second per job.
 import os
 import sys
 
-from lth.cli import main
+from lth.verbs.cli import main
 
 status = main()
 sys.stdout.flush()

@@ -18,7 +18,7 @@ Field meanings:
   per iterative pruning round for conv, hidden fully-connected, output and ResNet 1x1
   projection-shortcut layers; 0.0 means that kind is not pruned, or the paper prunes once to
   target densities (pruning at initialization, one-shot).
-- init: the weight initialiser (lth.models.INITIALISERS: glorot, kaiming_fan_in,
+- init: the weight initialiser (lth.core.models.INITIALISERS: glorot, kaiming_fan_in,
   kaiming_fan_out); biases start at 0 and BatchNorm at weight 1, bias 0.
 - rewind_iteration: weights are reset to their values at this iteration after each round
   (0 = the initialization, Frankle & Carbin 2019).
@@ -33,9 +33,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-from lth.catalog import INITS
-from lth.errors import LthError
-from lth.spec import Training
+from lth.core.errors import LthError
+from lth.plan.catalog import INITS
+from lth.plan.spec import Training
 
 OPTIMIZERS = ("sgd", "adam")
 SCOPES = ("layerwise", "global")
@@ -44,7 +44,7 @@ SCOPES = ("layerwise", "global")
 @dataclass(frozen=True)
 class PaperSetting(Training):
     """One training-and-pruning setting as a paper gives it (see module docstring): the
-    training fields of lth.spec.Training, then the pruning and citation fields."""
+    training fields of lth.plan.spec.Training, then the pruning and citation fields."""
 
     model: str
     dataset: str
@@ -443,7 +443,7 @@ in steps of 10^0.25 (verified: US patent text of the method, 'α = [0, 0.25, ...
 class ScoringSetting:
     """How a paper computed a pruning-at-initialization score."""
 
-    criterion: str  # key of lth.pruning.CRITERIA
+    criterion: str  # key of lth.methods.criteria.CRITERIA
     examples_per_class: int  # scoring data = examples_per_class x num_classes (0: data-free)
     class_balanced: bool  # exactly examples_per_class per class, or that many drawn at random
     iterations: int  # pruning rounds; > 1 means an exponential density schedule

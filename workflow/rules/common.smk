@@ -3,7 +3,7 @@
 # A training job trains a cohort: every seed of one method and level (or a round's controls)
 # in one process. Each stage file declares its cohort kinds as data (CohortKind); training.smk
 # turns every (experiment, kind) into one rule. A job's settings are built here, from the
-# config, into the typed specs of lth.spec and handed to the verb as one JSON param.
+# config, into the typed specs of lth.plan.spec and handed to the verb as one JSON param.
 import os
 import shlex
 import sys
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields
 
 SRC = f"{workflow.basedir}/src"
 sys.path.insert(0, SRC)
-from lth import catalog, spec  # noqa: E402  (torch-free)
+from lth.plan import catalog, spec  # noqa: E402  (torch-free)
 
 # Every job runs `python -m lth` with this checkout's src/ on its PYTHONPATH, set once here
 # for all rules by the shell prefix (it runs before each rule's shell command):
@@ -45,13 +45,31 @@ def checkout_path(path):
     return absolute if relative.split(os.sep)[0] == os.pardir else relative
 
 
+LIBRARY_BASE = (
+    "__main__",
+    "verbs.cli",
+    "verbs.commands",
+    "core.errors",
+    "core.io",
+    "core.masks",
+    "core.provenance",
+    "core.seeding",
+    "plan.catalog",
+    "plan.spec",
+)
+"""The lth modules every verb imports (dotted, under lth)."""
+
+
 def library(*modules):
-    """The lth source files a verb imports: a code change reruns what it affects."""
-    base = "__init__ __main__ catalog cli commands errors io masks provenance seeding spec".split()
-    return [checkout_path(f"src/lth/{m}.py") for m in (*base, *modules)]
+    """The lth source files a verb imports, given as dotted names under lth (e.g. core.data),
+    with the __init__ of every package on their way: a code change reruns what it affects."""
+    names = [*LIBRARY_BASE, *modules]
+    packages = sorted({n.rsplit(".", 1)[0] for n in names if "." in n})
+    files = ["__init__", *(f"{p}.__init__" for p in packages), *names]
+    return [checkout_path(f"src/lth/{n.replace('.', '/')}.py") for n in dict.fromkeys(files)]
 
 
-TRAIN_CODE = library("data", "models", "pruning", "train", "cohort")
+TRAIN_CODE = library("core.data", "core.models", "methods.criteria", "core.train", "core.cohort")
 
 
 def data_dir(dataset):

@@ -3,7 +3,7 @@
 
 rule prepare_data:
     input:
-        code=library("data"),
+        code=library("core.data"),
     output:
         manifest="data/{dataset}/manifest.json",
         tensors="data/{dataset}/tensors.safetensors",

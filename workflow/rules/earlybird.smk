@@ -91,6 +91,6 @@ COHORT_KINDS.append(
             for f in [eb_search_record(e_name, s)]
             + [eb_ticket(e_name, s, lvl, name) for lvl in eb_levels(e) for name in eb_files(e)]
         ],
-        code=("earlybird", "filters"),
+        code=("methods.earlybird", "methods.filters"),
     )
 )

@@ -65,6 +65,6 @@ COHORT_KINDS.append(
             for s in e["seeds"]
             for m in elastic_methods(e)
         ],
-        code=("elastic",),
+        code=("methods.elastic",),
     )
 )

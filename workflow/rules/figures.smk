@@ -27,10 +27,9 @@ REPORT_TEMPLATES = [
     for t in sorted(glob.glob("src/lth/report/templates/*.j2", root_dir=workflow.basedir))
 ]
 # The lth.report modules each report verb imports (figure, report, pdf), for library().
-FIGURE_MODULES = ["report_cli", "cost"] + [
-    f"report/{m}"
+FIGURE_MODULES = ["verbs.report", "analysis.cost"] + [
+    f"report.{m}"
     for m in (
-        "__init__",
         "tables",
         "style",
         "plotting",
@@ -42,10 +41,10 @@ FIGURE_MODULES = ["report_cli", "cost"] + [
 ]
 REPORT_MODULES = (
     FIGURE_MODULES
-    + ["summary"]
-    + [f"report/{m}" for m in ("claims", "scorecard", "html", "latex", "render")]
+    + ["analysis.summary"]
+    + [f"report.{m}" for m in ("claims", "scorecard", "html", "latex", "render")]
 )
-PDF_MODULES = ["report_cli", "report/__init__", "report/latex"]
+PDF_MODULES = ["verbs.report", "report.latex"]
 
 
 def compared_methods(e):

@@ -81,6 +81,6 @@ COHORT_KINDS.append(
             for s in e["seeds"]
             if "scored" in reintroduce_methods(e)
         ],
-        code=("reintroduce",),
+        code=("methods.reintroduce",),
     )
 )

@@ -92,7 +92,7 @@ COHORT_KINDS += [
         log_tag="edge_popup",
         searches=lambda e_name, e, w: [("mine", mining_job(e_name, e, "edge_popup", "edge_popup"))],
         extra_outputs=mined_files("edge_popup", ["scores"]),
-        code=("supermask",),
+        code=("methods.supermask",),
     ),
     CohortKind(
         "gem_miner",
@@ -106,6 +106,6 @@ COHORT_KINDS += [
             ("mine", mining_job(e_name, e, "gem_miner", "gem_miner_gem"))
         ],
         extra_outputs=mined_files("gem_miner_gem", ["scores", "flags", "start"]),
-        code=("supermask",),
+        code=("methods.supermask",),
     ),
 ]

@@ -37,7 +37,7 @@ for _e_name, _e in EXPERIMENTS.items():
 rule filter_prune:
     input:
         weights="results/{exp}/seed{seed}/imp/round0/final.safetensors",
-        code=library("models", "filters"),
+        code=library("core.models", "methods.filters"),
     output:
         PRUNED,
     log:

@@ -1,6 +1,6 @@
 """Cost figures and table (METHODS §7.4) from summary.csv's cost columns: what each ticket
 cost to find and train against the accuracy it reaches (with the Pareto front of
-lth.cost.pareto_front), and how many iterations it needs to reach the target accuracy.
+lth.analysis.cost.pareto_front), and how many iterations it needs to reach the target accuracy.
 
 Two views of the cost, both in units of one training of the dense network: the sparse view
 counts the theoretical multiply-accumulates (MACs) of the kept weights (total_macs over the
@@ -14,7 +14,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from lth.cost import pareto_front
+from lth.analysis.cost import pareto_front
 from lth.report.plotting import legend_below, log_axis, percent_axis
 from lth.report.style import (
     CONTROL_COLOR,
@@ -64,7 +64,7 @@ def cost_points(summary: pd.DataFrame, spread: str) -> pd.DataFrame:
 
 
 def front_of(points: pd.DataFrame, cost: str) -> pd.DataFrame:
-    """The points of the Pareto front (lth.cost.pareto_front: lower cost, higher mean
+    """The points of the Pareto front (lth.analysis.cost.pareto_front: lower cost, higher mean
     accuracy) among the points that are not controls, by increasing cost."""
     candidates = points[~points["control"]]
     on_front = pareto_front(candidates[[cost, "mean"]].to_numpy())

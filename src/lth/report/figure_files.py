@@ -11,8 +11,8 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from lth.io import LthError, atomic_write_bytes, write_json
-from lth.provenance import code_version, file_entry, make_record, sidecar_path
+from lth.core.io import LthError, atomic_write_bytes, write_json
+from lth.core.provenance import code_version, file_entry, make_record, sidecar_path
 from lth.report.figures import FIGURES
 from lth.report.style import FigureStyle, styled
 from lth.report.tables import ReportTables
@@ -65,7 +65,7 @@ def build_provenance(
     figure_paths: dict[str, tuple[Path, Path]],
 ) -> dict:
     """{"code_version", "style", "figures": {name: record}}, where record is the
-    lth.provenance record of the figure (verb "report", params, code version, packages) with
+    lth.core.provenance record of the figure (verb "report", params, code version, packages) with
     "inputs" (the tables it read) and "outputs" (its PDF and PNG), each as {"path","sha256"}."""
     check_tables_given(figure_paths, table_paths)
     params = {"experiment": experiment, "style": asdict(style), "settings": settings}

@@ -465,7 +465,8 @@ FIGURES: dict[str, FigureSpec] = {
         "forward passes per example; dense hardware runs masked networks at dense speed); "
         "right, the epoch view, every training or search counted as if dense. One marker per "
         "method and level (mean over seeds, bars: {spread} over seeds); the line joins the "
-        "Pareto front (lth.cost.pareto_front) of the methods that are not controls; controls "
+        "Pareto front (lth.analysis.cost.pareto_front) of the methods that are not controls; "
+        "controls "
         "(grey) need a ticket's mask and are kept off the front.",
         ("summary",),
     ),

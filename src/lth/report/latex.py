@@ -10,7 +10,7 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from lth.io import LthError, atomic_write_bytes
+from lth.core.io import LthError, atomic_write_bytes
 
 
 class Latex(str):

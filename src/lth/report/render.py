@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from lth.io import LthError, atomic_write_text
+from lth.core.io import LthError, atomic_write_text
 from lth.report.cost_figures import cost_table, iterations_text
 from lth.report.figure_files import build_provenance, write_figures, write_provenance
 from lth.report.figures import FIGURES

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from lth.analysis.summary import write_csv
 from lth.report import claims
-from lth.summary import write_csv
 
 SCORECARD_NOTE = (
     "Each claim is measured on this experiment's summary.csv by the rule shown; accuracies "

@@ -13,7 +13,7 @@ import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from lth.io import LthError
+from lth.core.io import LthError
 from lth.report.tables import sorted_by_family
 
 FAMILY_LINESTYLE = {

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from lth.io import LthError
-from lth.spec import FAMILIES
+from lth.core.io import LthError
+from lth.plan.spec import FAMILIES
 
 # fmt: off
 REQUIRED_COLUMNS = {

@@ -1,4 +1,4 @@
-"""What each `python -m lth <verb>` does. Arguments arrive parsed (see lth.cli)."""
+"""What each `python -m lth <verb>` does. Arguments arrive parsed (see lth.verbs.cli)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,8 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 
-from lth import masks as M
-from lth.catalog import schedule_problems
-from lth.io import (
+from lth.core import masks as M
+from lth.core.io import (
     LthError,
     atomic_write_text,
     load_tensors,
@@ -25,9 +24,10 @@ from lth.io import (
     save_tensors,
     write_json,
 )
-from lth.provenance import file_entry, make_record
-from lth.seeding import derive_seed, generator
-from lth.spec import (
+from lth.core.provenance import file_entry, make_record
+from lth.core.seeding import derive_seed, generator
+from lth.plan.catalog import schedule_problems
+from lth.plan.spec import (
     FAMILIES,
     SCORING_SETTINGS,
     Member,
@@ -54,7 +54,7 @@ def resolve_device(name: str) -> torch.device:
 
 def dataset_architecture(data_root: str) -> dict:
     """Dataset name, input shape and class count of a prepared dataset folder."""
-    from lth.data import DATASETS
+    from lth.core.data import DATASETS
 
     root = Path(data_root)
     manifest = read_json(root / "manifest.json")
@@ -79,11 +79,11 @@ def architecture_of(weights_path: str) -> dict:
 
 def build(arch: dict, gen: torch.Generator, dropout: float, init: str | None):
     """An nn.Module of the recorded architecture, initialised from gen by the initialiser
-    `init` (lth.models.INITIALISERS; None: the model's own default).
+    `init` (lth.core.models.INITIALISERS; None: the model's own default).
 
-    A filter-pruned VGG (lth.filters) records its narrower conv widths as "cfg".
+    A filter-pruned VGG (lth.methods.filters) records its narrower conv widths as "cfg".
     """
-    from lth.models import build_model, vgg
+    from lth.core.models import build_model, vgg
 
     shape = tuple(arch["input_shape"])
     if "cfg" in arch:
@@ -100,7 +100,7 @@ def load_model(weights_path: str, dropout: float, device: torch.device):
 
 
 def prunable_params(model) -> dict[str, torch.Tensor]:
-    from lth.models import prunable_names
+    from lth.core.models import prunable_names
 
     params = dict(model.named_parameters())
     return {n: params[n] for n in prunable_names(model)}
@@ -127,7 +127,7 @@ def check_mask(mask: M.Mask, params: dict, where: str) -> None:
 
 
 def cmd_prepare(args) -> None:
-    from lth.data import DATASETS, SpeechFeatures, check_speech_features, prepare
+    from lth.core.data import DATASETS, SpeechFeatures, check_speech_features, prepare
 
     if args.dataset not in DATASETS:
         raise LthError(f"--dataset {args.dataset!r}: expected one of {', '.join(DATASETS)}")
@@ -156,8 +156,8 @@ def cmd_init(args) -> None:
 
 def kind_rates(model, rates: Rates) -> dict[str, float]:
     """Each prunable weight's IMP rate, by its layer kind (conv, shortcut, hidden fc,
-    output: lth.models.layer_kinds)."""
-    from lth.models import layer_kinds
+    output: lth.core.models.layer_kinds)."""
+    from lth.core.models import layer_kinds
 
     by_kind = dataclasses.asdict(rates)
     if not all(0 <= r < 1 for r in by_kind.values()):
@@ -194,7 +194,7 @@ DATA_CRITERIA = frozenset(SCORING_SETTINGS)
 @functools.lru_cache(maxsize=2)
 def splits_of(data_root: str, val_size: int | None, device: torch.device):
     """The normalised splits, loaded once per process (a cohort job's verbs share them)."""
-    from lth.data import load_splits
+    from lth.core.data import load_splits
 
     return load_splits(Path(data_root), val_size, device)
 
@@ -204,7 +204,7 @@ def score_batches(job: PruneJob, arch, gen, device) -> list:
     (Lee et al. 2019), a class-balanced sample for GraSP (Wang et al. 2020)."""
     if job.criterion not in DATA_CRITERIA:
         return []
-    from lth.pruning import balanced_batches
+    from lth.methods.criteria import balanced_batches
 
     needed = SCORING_SETTINGS[job.criterion]
     if job.data_root is None or job.scoring is None or any(
@@ -222,8 +222,8 @@ def score_batches(job: PruneJob, arch, gen, device) -> list:
 
 def score_data(job: PruneJob, model, arch, device):
     """The ScoreData of a prune job: names, batches, generator and criterion settings."""
-    from lth.models import prunable_names
-    from lth.pruning import ScoreData
+    from lth.core.models import prunable_names
+    from lth.methods.criteria import ScoreData
 
     gen = generator(job.experiment, job.seed, job.purpose)
     return ScoreData(
@@ -250,7 +250,7 @@ def batchnorm_training(job: PruneJob) -> bool | None:
 
 def check_prune_job(job: PruneJob) -> None:
     """One line naming what is wrong with a prune job, before any work."""
-    from lth.pruning import CRITERIA
+    from lth.methods.criteria import CRITERIA
 
     if job.criterion not in CRITERIA:
         raise LthError(f"criterion {job.criterion!r}: expected one of {', '.join(CRITERIA)}")
@@ -263,7 +263,7 @@ def check_prune_job(job: PruneJob) -> None:
         raise LthError(f"density {job.density}: expected a fraction in (0, 1]")
     how = job.reintroduce
     if how is not None:
-        from lth.reintroduce import KINDS
+        from lth.methods.reintroduce import KINDS
 
         if job.rates is None or job.criterion != "magnitude":
             raise LthError("reintroduce: only with an IMP step (magnitude criterion and rates)")
@@ -281,7 +281,7 @@ def check_prune_job(job: PruneJob) -> None:
 
 
 def cmd_prune(args) -> None:
-    from lth.pruning import CRITERIA, scored_steps, scoring_macs
+    from lth.methods.criteria import CRITERIA, scored_steps, scoring_macs
 
     job = args.job
     check_prune_job(job)
@@ -323,7 +323,7 @@ def reintroduced(job: PruneJob, imp_mask: M.Mask, previous: M.Mask, alive_scores
                  gen: torch.Generator) -> M.Mask:
     """Double-/Scored-pruning (or the random control): IMP's new mask with a share of the
     removed weights swapped for pruned weights ranked by the job's regrowth scores."""
-    from lth.reintroduce import regrow_scores_of, reintroduce
+    from lth.methods.reintroduce import regrow_scores_of, reintroduce
 
     how = job.reintroduce
     stored = load_tensors(how.scores) if how.scores else None
@@ -332,8 +332,8 @@ def reintroduced(job: PruneJob, imp_mask: M.Mask, previous: M.Mask, alive_scores
 
 
 def cmd_filter_prune(args) -> None:
-    from lth.filters import measure_latency, prune_filters
-    from lth.models import VGG
+    from lth.core.models import VGG
+    from lth.methods.filters import measure_latency, prune_filters
 
     device = resolve_device(args.device)
     model, arch = load_model(args.weights, 0.0, device)
@@ -386,8 +386,8 @@ def network_facts(model, arch: dict, mask: M.Mask,
     every prunable layer): the weights a method prunes, e.g. not the shortcuts Frankle &
     Carbin 2019 leave whole. params_kept_all/params_total_all count every prunable layer.
     """
-    from lth.models import layer_kinds
-    from lth.pruning import input_reaches_output
+    from lth.core.models import layer_kinds
+    from lth.methods.criteria import input_reaches_output
 
     shape = tuple(arch["input_shape"])
     kinds = layer_kinds(model)
@@ -439,7 +439,7 @@ def check_train_job(job: TrainJob) -> None:
 
 
 LAYER_KINDS = tuple(f.name for f in dataclasses.fields(Rates))
-"""The layer kinds of lth.models.layer_kinds (Rates has one rate per kind)."""
+"""The layer kinds of lth.core.models.layer_kinds (Rates has one rate per kind)."""
 
 
 def member_problem(m: Member, iterations: int) -> str | None:
@@ -506,7 +506,7 @@ def prepare_member(job: TrainJob, m: Member, device: torch.device) -> Prepared:
         model.load_state_dict(fresh.state_dict())
     params = prunable_params(model)
     if m.complement_of is not None:
-        from lth.reintroduce import complement
+        from lth.methods.reintroduce import complement
 
         mask = complement(load_mask(m.complement_of, params))
     else:
@@ -533,7 +533,7 @@ def alignment_hook(p: Prepared, device: torch.device):
     """Scored-pruning's accumulator of a member with alignment_from, else None."""
     if p.member.alignment_from is None:
         return None
-    from lth.reintroduce import AlignmentScores
+    from lth.methods.reintroduce import AlignmentScores
 
     reset = load_tensors(p.member.alignment_from, device)
     return AlignmentScores(reset, p.mask)
@@ -542,8 +542,8 @@ def alignment_hook(p: Prepared, device: torch.device):
 def cmd_train(args) -> None:
     """Train a cohort: every member shares the process, the data and (per effective
     schedule and start iteration) one training call; each writes its own artifacts."""
-    from lth.cohort import Net, set_tf32, train_cohort
-    from lth.data import augment_batch
+    from lth.core.cohort import Net, set_tf32, train_cohort
+    from lth.core.data import augment_batch
 
     job = args.job
     check_train_job(job)
@@ -589,7 +589,7 @@ def train_record(job: TrainJob, p: Prepared, device) -> dict:
     """The provenance of one network: its own member and the shared settings only, so a
     network's files do not change when other networks join or leave its cohort. argv is a
     one-member job that retrains exactly this network."""
-    from lth import provenance
+    from lth.core import provenance
 
     own = one_member(job, p.member)
     provenance.ARGV[:] = ["train", "--job", to_json(own)]
@@ -640,7 +640,7 @@ def write_run(out: Path, record: dict, tensors: dict, result, fields: dict,
     last) with the record, the outputs' hashes and the results (early stop, accuracies).
     stops_early False (a mined mask): the early-stop figures are the final ones, since only
     the final mask is saved (GEM-MINER's earlier masks are not even at the target density)."""
-    from lth.train import early_stop
+    from lth.core.train import early_stop
 
     outputs = []
     for name, values in tensors.items():
@@ -670,8 +670,8 @@ def cmd_mine(args) -> None:
     final scores, metrics.csv and run.json; GEM-MINER's also its final flags
     (flags.safetensors) and the frozen weights under them (start.safetensors), the ticket
     gem_miner trains."""
-    from lth import provenance
-    from lth.supermask import frozen_start_, mine
+    from lth.core import provenance
+    from lth.methods.supermask import frozen_start_, mine
 
     job = args.job
     device = resolve_device(job.device)
@@ -711,7 +711,7 @@ def cmd_eb_search(args) -> None:
     density, the magnitude variant writes the ticket's mask and the weights it was drawn at
     (EB Train continues from them); the channel variant writes the kept channels and the
     smaller VGG twice: with the weights at the draw and with theta_0's."""
-    from lth.earlybird import search
+    from lth.methods.earlybird import search
 
     job = args.job
     device = resolve_device(job.device)
@@ -753,7 +753,7 @@ def save_channel_ticket(out: Path, ticket, theta0: torch.nn.Module, arch: dict,
     others: weights_at_eb.safetensors (EB Train continues from it, at ticket.iteration) and
     weights_at_init.safetensors (theta_0's surviving weights, at iteration 0). theta0, the
     dense VGG at theta_0 (architecture arch), is left unchanged."""
-    from lth.earlybird import prune_channels
+    from lth.methods.earlybird import prune_channels
 
     at_init = prune_channels(theta0, ticket.mask)
     at_eb = copy.deepcopy(theta0)
@@ -769,7 +769,7 @@ def save_channel_ticket(out: Path, ticket, theta0: torch.nn.Module, arch: dict,
 def cmd_transfer_depth(args) -> None:
     """Elastic ticket transformation: the source ticket's mask and rewound weights copied
     block-wise into a deeper or shallower network of the same family."""
-    from lth.elastic import transfer
+    from lth.methods.elastic import transfer
 
     job = args.job
     source_arch = architecture_of(job.source_weights)
@@ -790,21 +790,21 @@ def cmd_transfer_depth(args) -> None:
 
 
 def cmd_summarize(args) -> None:
-    from lth.summary import summarize
+    from lth.analysis.summary import summarize
 
     summarize(args.experiment, [Path(p) for p in args.runs], Path(args.out_dir),
               args.target_fraction)
 
 
 def cmd_similarity(args) -> None:
-    from lth.similarity import similarity
+    from lth.analysis.similarity import similarity
 
     similarity(args.experiment, Path(args.summary), [Path(p) for p in args.masks],
                Path(args.out))
 
 
 def cmd_audit(args) -> None:
-    from lth.provenance import lineage
+    from lth.core.provenance import lineage
 
     path = Path(args.artifact)
     if not path.exists():
@@ -820,7 +820,7 @@ def run(args) -> int:
              "similarity": cmd_similarity, "audit": cmd_audit,
              "filter-prune": cmd_filter_prune}
     if args.verb not in verbs:
-        from lth import report_cli
+        from lth.verbs import report as report_cli
 
         verbs = report_cli.COMMANDS
     verbs[args.verb](args)

@@ -3,7 +3,7 @@
 A training job receives a cohort (e.g. every seed of one method and level) and trains it in
 one of two ways:
 
-- **one after another** with the reference loop `lth.train.train`: every network's bytes are
+- **one after another** with the reference loop `lth.core.train.train`: every network's bytes are
   exactly those of a one-network job. What saves the time is the shared process: torch is
   imported and the dataset loaded once per job, not once per network.
 - **stacked**: the networks' tensors are stacked along a leading dimension and one batched
@@ -31,10 +31,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lth.io import LthError
-from lth.masks import Mask
-from lth.spec import Engine, Schedule
-from lth.train import (
+from lth.core.io import LthError
+from lth.core.masks import Mask
+from lth.core.train import (
     TrainResult,
     batch_indices,
     evaluates_at,
@@ -45,6 +44,7 @@ from lth.train import (
     train,
     train_eval_split,
 )
+from lth.plan.spec import Engine, Schedule
 
 CAPTURE_WARMUP = 3
 """Eager steps before a CUDA graph is captured (the side-stream warm-up PyTorch asks for);
@@ -96,7 +96,7 @@ def train_cohort(nets: list[Net], splits, s: Schedule, data_order: Callable[[int
 
     data_order(seed) gives a fresh generator of that seed's data-order stream, so each network
     sees exactly the batches (and augmentations) of a one-network job. Every net trains
-    iterations start..s.iterations (lth.train.train). A cohort with a net that has an
+    iterations start..s.iterations (lth.core.train.train). A cohort with a net that has an
     after_backward hook trains with the reference loop. Returns whether it was stacked.
     """
     device = splits.train_x.device
@@ -183,7 +183,7 @@ class StackedNet:
         return out
 
     def _run(self, module: nn.Module, prefix: str, x: torch.Tensor) -> torch.Tensor:
-        from lth.models import BasicBlock
+        from lth.core.models import BasicBlock
 
         if isinstance(module, nn.Sequential):
             for name, child in module.named_children():
@@ -307,7 +307,7 @@ def train_stacked(models: list[nn.Module], masks: list[Mask], seeds: list[int], 
                   evaluate_model: bool = True, start: int = 0):
     """Train N networks in one stacked step; [(final state dict, TrainResult)] per network.
 
-    The loop mirrors lth.train.train: masks applied to the weights once and to the gradients
+    The loop mirrors lth.core.train.train: masks applied to the weights once and to the gradients
     after every backward pass (so masked weights and their optimizer state stay exactly 0),
     iterations start..s.iterations with the batches before `start` drawn and discarded,
     evaluation of validation and test at `start`, every eval_every and at the end, train

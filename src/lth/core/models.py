@@ -19,8 +19,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from lth.catalog import mlp_family_hidden
-from lth.io import LthError
+from lth.core.io import LthError
+from lth.plan.catalog import mlp_family_hidden
 
 MODEL_NAMES = (
     "lenet300_100",
@@ -38,7 +38,7 @@ MODEL_NAMES = (
     "speech_mlp",
 )
 """The networks with a fixed name. Besides them, build_model builds every mlp<W>x<D>
-(lth.catalog.MLP_FAMILY_PATTERN): D hidden layers of width W."""
+(lth.plan.catalog.MLP_FAMILY_PATTERN): D hidden layers of width W."""
 
 POOL = "M"
 """Marker of a 2x2 max pool in a VGG configuration."""
@@ -149,7 +149,7 @@ class VGG(nn.Sequential):
 
     This is the VGG-19 of Frankle & Carbin 2019, Fig. 2 ("... 4x512 avg-pool 10"); BatchNorm
     after every convolution follows Li et al. 2017, Sec. 4.1 and Liu et al. 2019. ``cfg`` lists
-    the conv widths in order, so a filter-pruned VGG (lth.filters) is the same class with
+    the conv widths in order, so a filter-pruned VGG (lth.methods.filters) is the same class with
     narrower widths. Convolutions are named ``conv1 ... convN`` (Li et al. 2017, Table 2 numbers
     them conv_1 ... conv_13), each followed by ``bn<i>`` and ``relu<i>``.
     """

@@ -1,4 +1,4 @@
-"""The user-facing error type (no torch import, so the workflow can use lth.spec)."""
+"""The user-facing error type (no torch import, so the workflow can use lth.plan.spec)."""
 
 
 class LthError(Exception):

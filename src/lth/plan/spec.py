@@ -17,7 +17,7 @@ import types
 import typing
 from dataclasses import dataclass, replace
 
-from lth.errors import LthError
+from lth.core.errors import LthError
 
 FAMILIES = ("lottery", "control", "at_init", "baseline", "early", "supermask", "transfer",
             "reintroduce")
@@ -43,7 +43,8 @@ class Training:
     warmup: int  # iterations of linear warmup from 0 to lr
     dropout: float
     augment: bool
-    init: str = dataclasses.field(default="glorot", kw_only=True)  # lth.models.INITIALISERS key
+    # a key of lth.core.models.INITIALISERS
+    init: str = dataclasses.field(default="glorot", kw_only=True)
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lth.errors import LthError
-from lth.masks import Mask, apply_mask_
-from lth.spec import Schedule
+from lth.core.errors import LthError
+from lth.core.masks import Mask, apply_mask_
+from lth.plan.spec import Schedule
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """Aggregate the run.json and metrics.csv of every trained network of an experiment into
-tidy tables: summary.csv (one row per network, with its compute cost: lth.cost), layers.csv
+tidy tables: summary.csv (one row per network, with its compute cost: lth.analysis.cost), layers.csv
 (one row per layer per network) and curves.csv (every evaluation of every network)."""
 
 from __future__ import annotations
@@ -9,9 +9,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from lth.cost import Lineages, is_control, iterations_to_target, macs_to_target, record_costs
-from lth.io import LthError, atomic_write_text, read_json, write_json
-from lth.provenance import file_entry, make_record, sidecar_path
+from lth.analysis.cost import (
+    Lineages,
+    is_control,
+    iterations_to_target,
+    macs_to_target,
+    record_costs,
+)
+from lth.core.io import LthError, atomic_write_text, read_json, write_json
+from lth.core.provenance import file_entry, make_record, sidecar_path
 
 SUMMARY_COLUMNS = [
     "experiment", "dataset", "model", "method", "family", "control", "seed", "draw", "level",

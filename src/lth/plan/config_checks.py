@@ -2,7 +2,7 @@
 
 The JSON schema (workflow/schemas/config.schema.yaml) judges each value alone. These checks
 judge values against each other and against what they refer to: the model's layers and the
-dataset's shape and size (lth.catalog), the source folders and prepared data on disk, and the
+dataset's shape and size (lth.plan.catalog), the source folders and prepared data on disk, and the
 names the workflow builds from the config (folders, rule names, level names). No torch
 import: this runs on every dry run.
 
@@ -22,9 +22,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from lth import catalog, spec
-from lth.catalog import DATASETS, Layer, round_half_up
-from lth.errors import LthError
+from lth.core.errors import LthError
+from lth.plan import catalog, spec
+from lth.plan.catalog import DATASETS, Layer, round_half_up
 
 Problem = tuple[str, str]
 """(dotted config key, what is wrong with its value)."""
@@ -51,7 +51,7 @@ REINIT_DRAW_FOLDER = re.compile(r"reinit_draw\d+|elastic_.*")
 and the elastic transfers (elastic.smk)."""
 
 LEVEL_NUMBER = re.compile(r"[0-9.]+")
-"""What lth reads back after `density` in a level name (lth.commands.LEVEL_PATTERN)."""
+"""What lth reads back after `density` in a level name (lth.verbs.commands.LEVEL_PATTERN)."""
 
 READ_AS_NUMBERED_LEVEL = re.compile(r"round\d+|density[0-9.]+")
 """Level names lth reads as an IMP round or a one-shot density."""
@@ -398,7 +398,7 @@ def _batches_fit(e: Experiment) -> Iterator[Problem]:
 
 
 def _schedules(e: Experiment) -> Iterator[Problem]:
-    """The train schedule is consistent (lth.catalog.schedule_problems); the fine-tuning
+    """The train schedule is consistent (lth.plan.catalog.schedule_problems); the fine-tuning
     schedules, which reuse its evaluation cadence, are long enough for it."""
     train = e.cfg["train"]
     for key, message in catalog.schedule_problems(spec.schedule_from_config(train)):
@@ -460,7 +460,7 @@ def _imp(e: Experiment) -> Iterator[Problem]:
 
 
 def _rounds_keep_weights(e: Experiment, pruned: dict[str, float]) -> Iterator[Problem]:
-    """Count the weights every round keeps, as lth.masks does; none may reach zero."""
+    """Count the weights every round keeps, as lth.core.masks does; none may reach zero."""
     imp = e.cfg["imp"]
     if imp["scope"] == "layerwise":
         groups = [([layer], pruned[layer.kind]) for layer in e.layers if layer.kind in pruned]

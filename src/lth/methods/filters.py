@@ -2,7 +2,7 @@
 
 The filters of a conv layer are ranked by the L1 norm of their weights and the smallest are
 removed (Li et al. 2017, Sec. 3.1). Removal is physical: the result is a smaller dense
-:class:`lth.models.VGG` whose conv, its BatchNorm and the next layer's input channels are
+:class:`lth.core.models.VGG` whose conv, its BatchNorm and the next layer's input channels are
 narrower, holding copies of the surviving weights, so its parameter count, MACs and latency
 really drop. Liu et al. 2019 ("Rethinking the Value of Network Pruning", Sec. 4.1) compare
 such a pruned-and-fine-tuned network (among others Li et al.'s VGG-16-pruned-A) with the same
@@ -23,9 +23,9 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from lth.io import LthError
-from lth.masks import round_half_up
-from lth.models import POOL, VGG, vgg
+from lth.core.io import LthError
+from lth.core.masks import round_half_up
+from lth.core.models import POOL, VGG, vgg
 
 VGG16_PRUNED_A = {1: 0.5, **dict.fromkeys(range(8, 14), 0.5)}
 """Li et al. 2017, Sec. 4.1 and Tables 1-2, "VGG-16-pruned-A": half of the filters of conv_1
@@ -109,7 +109,7 @@ def prune_filters(model: VGG, fractions: FilterFractions) -> VGG:
     (round half up); :func:`keep_filters` removes them.
     """
     if not isinstance(model, VGG):
-        raise LthError(f"prune_filters: expected a lth.models.VGG, got {type(model).__name__}")
+        raise LthError(f"prune_filters: expected a lth.core.models.VGG, got {type(model).__name__}")
     widths = [item for item in pruned_cfg(model.cfg, fractions) if item != POOL]
     norms = filter_l1_norms(model)
     kept = {
@@ -138,13 +138,13 @@ def keep_filters(model: VGG, kept: Mapping[str, torch.Tensor]) -> VGG:
     """A new, smaller VGG keeping, for each conv weight name, the filters at the ascending
     indices ``kept[name]`` (with their BatchNorm entries and the next layer's matching input
     channels). The one removal step of :func:`prune_filters` (L1 norms) and of Early-Bird's
-    channel tickets (lth.earlybird.prune_channels, BatchNorm scales).
+    channel tickets (lth.methods.earlybird.prune_channels, BatchNorm scales).
 
     Surviving weights, BatchNorm parameters and running statistics are copied exactly; layer
     order and the train/eval mode are kept. The input model is not changed.
     """
     if not isinstance(model, VGG):
-        raise LthError(f"keep_filters: expected a lth.models.VGG, got {type(model).__name__}")
+        raise LthError(f"keep_filters: expected a lth.core.models.VGG, got {type(model).__name__}")
     _check_kept(model, kept)
     widths = iter(len(kept[f"{VGG.conv_name(i)}.weight"]) for i in range(1, len(kept) + 1))
     cfg = tuple(item if item == POOL else next(widths) for item in model.cfg)

@@ -17,8 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lth.errors import LthError
-from lth.masks import Mask, Scores, keep_top_layerwise, round_half_up
+from lth.core.errors import LthError
+from lth.core.masks import Mask, Scores, keep_top_layerwise, round_half_up
 
 KINDS = ("double", "scored", "random")
 

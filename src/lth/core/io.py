@@ -19,7 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from lth.errors import LthError
+from lth.core.errors import LthError
 
 
 def _current_umask() -> int:

@@ -5,14 +5,14 @@ A criterion is a plain function
     def my_scores(model: nn.Module, mask: Mask, data: ScoreData) -> Scores
 
 that returns one score tensor per prunable weight name in ``data.names``, shaped like the
-weight. HIGHER score = KEEP (the convention of lth.masks). Scores are computed with the
+weight. HIGHER score = KEEP (the convention of lth.core.masks). Scores are computed with the
 current mask applied to the weights (removed weights count as zero). A criterion never
 changes the mask, the model's parameters, buffers or train/eval modes: it works on detached
 copies through ``torch.func.functional_call``. Everything random comes from ``data.gen``.
 Criteria that use training data (SNIP, GraSP) run BatchNorm on batch or on running statistics
 as ``data.batchnorm_training`` says (the papers' codes differ), with dropout off so that scores
 are deterministic; SynFlow uses running statistics. Scores may be float64 (SynFlow's are):
-lth.masks ranks them in their own dtype.
+lth.core.masks ranks them in their own dtype.
 
 To add a method:
 1. write its scoring function here (a few lines; reuse ``_masked_weights``,
@@ -35,8 +35,8 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from lth.io import LthError
-from lth.masks import Mask, Scores, prune_to_density
+from lth.core.io import LthError
+from lth.core.masks import Mask, Scores, prune_to_density
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -45,7 +45,7 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 class ScoreData:
     """Everything a criterion may look at besides the model and the mask.
 
-    names: prunable weight names (lth.models.prunable_names), in registration order.
+    names: prunable weight names (lth.core.models.prunable_names), in registration order.
     batches: (x, y) training batches on the model's device; empty for data-free criteria.
     gen: the generator every random choice of a criterion draws from.
     num_classes, input_shape: of the task (input_shape excludes the batch dimension).

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lth.io import LthError, write_json
-from lth.provenance import sidecar_path
+from lth.core.io import LthError, write_json
+from lth.core.provenance import sidecar_path
 
 
 def _json_object(text: str) -> dict:

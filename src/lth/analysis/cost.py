@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lth.io import LthError, read_json
-from lth.provenance import find_manifest, find_record
+from lth.core.io import LthError, read_json
+from lth.core.provenance import find_manifest, find_record
 
 RecordKey = tuple[str, str]
 Lineages = dict[str, dict[RecordKey, dict]]

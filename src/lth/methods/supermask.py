@@ -39,8 +39,8 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F
 
-from lth.errors import LthError
-from lth.masks import (
+from lth.core.errors import LthError
+from lth.core.masks import (
     Mask,
     Scores,
     apply_mask_,
@@ -50,9 +50,8 @@ from lth.masks import (
     layer_macs,
     round_half_up,
 )
-from lth.models import prunable_names
-from lth.spec import Mining, Schedule
-from lth.train import (
+from lth.core.models import prunable_names
+from lth.core.train import (
     batch_indices,
     evaluate,
     evaluates_at,
@@ -60,6 +59,7 @@ from lth.train import (
     progress_line,
     train_eval_split,
 )
+from lth.plan.spec import Mining, Schedule
 
 WEIGHTS = ("signed_constant", "theta0")
 GEM_THRESHOLD = 0.5
@@ -244,7 +244,7 @@ def _mining_state(m: Mining, weights: dict[str, torch.Tensor], density: float,
 
 
 def _schedule(m: Mining) -> Schedule:
-    """The Schedule of lth.train with the mining settings (for the optimiser, data order and
+    """The Schedule of lth.core.train with the mining settings (for the optimiser, data order and
     evaluation iterations); its own milestones, warmup and augmentation are unused."""
     return Schedule(optimizer=m.optimizer, lr=m.lr, momentum=m.momentum, nesterov=False,
                     weight_decay=m.weight_decay, batch_size=m.batch_size,
@@ -273,7 +273,7 @@ def mine(model: nn.Module, splits, m: Mining, density: float, score_gen: torch.G
     The weights are first set by frozen_start_(model, prunable weights, m.weights) (a no-op
     when they already are), then never written until the end.
 
-    Scores are drawn from score_gen; batches follow lth.train's data order from data_gen. The
+    Scores are drawn from score_gen; batches follow lth.core.train's data order from data_gen. The
     learning rate is m.lr * cosine_factor(it, m.iterations). Validation and test are evaluated
     at 0, every m.eval_every iterations and at the end, train at the end, always of the
     untrained network W * mask of the forward (top-k |S|, or GEM-MINER's rounded mask
@@ -355,7 +355,7 @@ def _mining_macs(per_weight: dict[str, int], kept_sum: dict[str, torch.Tensor],
                  f_dense: int, m: Mining) -> dict[str, int]:
     """Sum over steps of batch * (2 * f(mask_t) + f_dense), and steps * batch * 3 * f_dense.
 
-    f(mask) of lth.masks.macs is the sum over layers of kept weights times the MACs per weight
+    f(mask) of lth.core.masks.macs is the sum over layers of kept weights times the MACs per weight
     of the layer (its output positions), so the kept counts summed over the steps give the
     exact total.
     """

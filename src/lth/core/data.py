@@ -8,7 +8,7 @@ the feature settings). `load_splits` is what every training job calls: it only r
 safetensors file, so torchvision and torchaudio are imported inside the prepare-side
 functions and never by a training job (importing them costs seconds per process).
 
-The facts about each dataset (shapes, classes, raw file names) are in lth.catalog, which the
+The facts about each dataset (shapes, classes, raw file names) are in lth.plan.catalog, which the
 config checks read without importing torch. Raw folders under root, as the dataset classes
 expect them:
   fashion_mnist   FashionMNIST/raw/            the 4 gz IDX files and their uncompressed copies
@@ -33,7 +33,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lth.catalog import (
+from lth.core.io import (
+    LthError,
+    load_tensors,
+    read_json,
+    read_metadata,
+    save_tensors,
+    sha256_file,
+    write_json,
+)
+from lth.core.seeding import generator
+from lth.plan.catalog import (
     AUGMENTED_DATASETS,
     CIFAR_FILES,
     DATASETS,
@@ -50,21 +60,11 @@ from lth.catalog import (
     source_folder_problem,
 )
 
-# the dataset facts live in lth.catalog (torch-free, shared with the config checks); these
-# names stay importable from lth.data, where the verbs and the tests use them
-from lth.catalog import SPEECH_LIST_FILES as SPEECH_LIST_FILES
-from lth.catalog import check_speech_features as check_speech_features
-from lth.catalog import speech_input_shape as speech_input_shape
-from lth.io import (
-    LthError,
-    load_tensors,
-    read_json,
-    read_metadata,
-    save_tensors,
-    sha256_file,
-    write_json,
-)
-from lth.seeding import generator
+# the dataset facts live in lth.plan.catalog (torch-free, shared with the config checks); these
+# names stay importable from lth.core.data, where the verbs and the tests use them
+from lth.plan.catalog import SPEECH_LIST_FILES as SPEECH_LIST_FILES
+from lth.plan.catalog import check_speech_features as check_speech_features
+from lth.plan.catalog import speech_input_shape as speech_input_shape
 
 TENSORS_FILE = "tensors.safetensors"
 MANIFEST_FILE = "manifest.json"

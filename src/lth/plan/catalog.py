@@ -1,10 +1,10 @@
 """What the study can run, as torch-free facts: the datasets, the networks' prunable layers,
 and what a training schedule must satisfy.
 
-The config checks read these in the Snakemake process on every dry run (lth.config_checks,
-no torch import); the verbs read the same facts (lth.data, lth.commands), so a setting is
+The config checks read these in the Snakemake process on every dry run (lth.plan.config_checks,
+no torch import); the verbs read the same facts (lth.core.data, lth.verbs.commands), so a setting is
 judged by one rule wherever it is checked. tests/test_config_checks.py builds every network
-with lth.models and compares its layers with `prunable_layers`.
+with lth.core.models and compares its layers with `prunable_layers`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from lth.errors import LthError
+from lth.core.errors import LthError
 
 # ---------------------------------------------------------------- datasets
 
@@ -26,7 +26,7 @@ class DatasetInfo:
     """What a model needs to know about a dataset.
 
     input_shape is None only in DATASETS["speech_commands"]: it depends on the feature
-    settings; `dataset_info(name, speech)` and `lth.data.Splits.info` give the full shape.
+    settings; `dataset_info(name, speech)` and `lth.core.data.Splits.info` give the full shape.
     """
 
     name: str
@@ -213,7 +213,7 @@ BATCHNORM_MODELS = frozenset({*VGG_CFGS, *RESNET_STAGES})
 """Networks with BatchNorm, trained without dropout."""
 
 INITS = ("glorot", "kaiming_fan_in", "kaiming_fan_out")
-"""The weight initialisers (lth.models.INITIALISERS; the config's train.init)."""
+"""The weight initialisers (lth.core.models.INITIALISERS; the config's train.init)."""
 
 
 @dataclass(frozen=True)
@@ -293,7 +293,7 @@ def mlp_family_hidden(model: str) -> tuple[int, ...] | None:
 
 
 def is_model(model: str) -> bool:
-    """Whether lth.models.build_model knows `model`."""
+    """Whether lth.core.models.build_model knows `model`."""
     return model in MODEL_NAMES or mlp_family_hidden(model) is not None
 
 
@@ -348,13 +348,13 @@ def channel_level(kept: float) -> str:
 
 
 def round_half_up(x: float) -> int:
-    """Round to the nearest integer, halves up: how lth.masks counts kept weights."""
+    """Round to the nearest integer, halves up: how lth.core.masks counts kept weights."""
     return math.floor(x + 0.5)
 
 
 def prunable_layers(model: str, input_shape: tuple[int, ...], num_classes: int) -> list[Layer]:
-    """The prunable weights of `model` (lth.models.build_model) on inputs of input_shape, in
-    the order of lth.models.prunable_names; LthError if the inputs do not suit the model."""
+    """The prunable weights of `model` (lth.core.models.build_model) on inputs of input_shape, in
+    the order of lth.core.models.prunable_names; LthError if the inputs do not suit the model."""
     input_shape = tuple(input_shape)
     hidden = MLP_HIDDEN.get(model) or mlp_family_hidden(model)
     if hidden:
@@ -383,7 +383,7 @@ def vgg_conv_widths(model: str) -> list[int]:
 def schedule_problems(s) -> list[tuple[str, str]]:
     """(setting, what is wrong) for every rule a training schedule breaks.
 
-    `s` is an lth.spec.Schedule (or anything with its fields). The first problem is the one
+    `s` is an lth.plan.spec.Schedule (or anything with its fields). The first problem is the one
     to report: later rules assume the earlier ones hold.
     """
     for key in ("iterations", "batch_size", "eval_every", "eval_batch_size"):

@@ -21,20 +21,22 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-from lth.io import LthError, read_json, read_metadata, sha256_file
+from lth.core.io import LthError, read_json, read_metadata, sha256_file
 
 PACKAGES = ("torch", "torchvision", "torchaudio", "safetensors", "snakemake", "pandas",
             "seaborn", "matplotlib", "jinja2", "numpy")
-ARGV: list[str] = []  # the arguments of the verb being run (set by lth.cli.main)
-SOURCE_DIR = Path(__file__).resolve().parent
+ARGV: list[str] = []  # the arguments of the verb being run (set by lth.verbs.cli.main)
+SOURCE_DIR = Path(__file__).resolve().parents[1]  # src/lth
 DATASET_OWN_FILES = ("manifest.json", "tensors.safetensors")
 
 
 def source_digest() -> str:
-    """sha256 over the library's source files (names and bytes), stable across machines."""
+    """sha256 over the library's source files (paths under lth and bytes), stable across
+    machines."""
     digest = hashlib.sha256()
-    for path in sorted(SOURCE_DIR.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    for path in sorted(SOURCE_DIR.rglob("*.py")):
+        name = path.relative_to(SOURCE_DIR).as_posix()
+        digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 

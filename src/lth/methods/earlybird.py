@@ -12,7 +12,7 @@ one training run; the check at epoch 0 sees the initial weights. lth checks ever
 
 Two variants:
 * magnitude (lth's default, any model): the ticket is one-shot global or layerwise magnitude
-  pruning of the current weights to an exact density (lth.masks.prune_to_density).
+  pruning of the current weights to an exact density (lth.core.masks.prune_to_density).
 * channel (the paper's, VGG): network slimming (`slimming_hook`, Liu et al. 2017) during the
   search, a global |BatchNorm scale| threshold for the ticket (`channel_ticket`), physical
   removal of the pruned channels (`prune_channels`).
@@ -35,14 +35,14 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from lth.catalog import vacuous_hamming
-from lth.errors import LthError
-from lth.filters import keep_filters
-from lth.masks import Mask, counts, full_mask, keep_top_global, prune_to_density, round_half_up
-from lth.models import VGG
-from lth.pruning import ScoreData, magnitude_scores
-from lth.spec import EarlyBird, Schedule
-from lth.train import train
+from lth.core.errors import LthError
+from lth.core.masks import Mask, counts, full_mask, keep_top_global, prune_to_density, round_half_up
+from lth.core.models import VGG
+from lth.core.train import train
+from lth.methods.criteria import ScoreData, magnitude_scores
+from lth.methods.filters import keep_filters
+from lth.plan.catalog import vacuous_hamming
+from lth.plan.spec import EarlyBird, Schedule
 
 TicketFn = Callable[[nn.Module, float], Mask]
 """(model, density) -> the ticket of the model's current weights at that density."""
@@ -144,7 +144,7 @@ def check_earlybird(eb: EarlyBird, iterations: int) -> None:
 
 def magnitude_ticket(model: nn.Module, density: float, scope: str, names: list[str]) -> Mask:
     """One-shot magnitude pruning of the model's current weights to exactly
-    round(density * size) weights (lth.masks.prune_to_density; ties keep the lower index)."""
+    round(density * size) weights (lth.core.masks.prune_to_density; ties keep the lower index)."""
     params = dict(model.named_parameters())
     dense = full_mask({n: params[n] for n in names})
     # magnitude reads only the names of the ScoreData
@@ -160,7 +160,7 @@ def _batchnorms(model: nn.Module) -> dict[str, _BatchNorm]:
 
 
 def slimming_hook(strength: float) -> Callable[[int, nn.Module], None]:
-    """Network slimming's L1 subgradient on BatchNorm scales, as lth.train.train's
+    """Network slimming's L1 subgradient on BatchNorm scales, as lth.core.train.train's
     after_backward: gamma.grad += strength * sign(gamma) (main.py updateBN, s = 1e-4)."""
 
     def add_l1_subgradient(_it: int, model: nn.Module) -> None:
@@ -203,10 +203,11 @@ def search_hook(eb: EarlyBird) -> Callable[[int, nn.Module], None] | None:
 
 def prune_channels(model: VGG, kept: Mask) -> VGG:
     """A new, smaller VGG without the channels `kept` (a channel_ticket) drops: each conv's
-    filters, its BatchNorm entries and the next layer's inputs (lth.filters.keep_filters;
+    filters, its BatchNorm entries and the next layer's inputs (lth.methods.filters.keep_filters;
     the reference's vggprune.py). The input model is not changed."""
     if not isinstance(model, VGG):
-        raise LthError(f"prune_channels: expected a lth.models.VGG, got {type(model).__name__}")
+        raise LthError(f"prune_channels: expected a lth.core.models.VGG, "
+                       f"got {type(model).__name__}")
     conv_of, conv = {}, None  # BatchNorm name -> the conv weight it normalises
     for name, module in model.named_children():
         if isinstance(module, nn.Conv2d):
@@ -239,7 +240,7 @@ class Ticket:
 class SearchResult:
     tickets: list[Ticket]  # in the order of eb.densities
     last_iteration: int  # where training stopped (the last t_EB, or s.iterations)
-    metrics: list[dict]  # lth.train.train's rows
+    metrics: list[dict]  # lth.core.train.train's rows
     wall_seconds: float
 
 
@@ -259,7 +260,7 @@ def search(
     ticket: TicketFn | None = None,
     after_backward: Callable[[int, nn.Module], None] | None = None,
 ) -> SearchResult:
-    """Train the dense `model` with lth.train.train, drawing a ticket per density at
+    """Train the dense `model` with lth.core.train.train, drawing a ticket per density at
     iteration 0 and every eb.check_every iterations (and at the end, when it falls on a
     check), until every density's detector has fired or s.iterations.
 

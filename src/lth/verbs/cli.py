@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lth.io import LthError
+from lth.core.io import LthError
 
 CORE_VERBS = ("prepare", "init", "prune", "filter-prune", "train", "mine", "eb-search",
               "transfer-depth", "summarize", "similarity", "audit")
-"""Verbs of lth.commands. The report verbs (lth.report_cli) are imported only for another
+"""Verbs of lth.verbs.commands. The report verbs (lth.verbs.report) are imported only for another
 first word (a report verb, --help, a typo), so editing the report code never changes what a
 training job imports."""
 
@@ -62,8 +62,8 @@ def _add_init(sub) -> None:
 
 
 def _job(cls):
-    """An argparse type reading a JSON job spec of dataclass cls (lth.spec)."""
-    from lth import spec
+    """An argparse type reading a JSON job spec of dataclass cls (lth.plan.spec)."""
+    from lth.plan import spec
 
     def parse(text: str):
         return spec.from_json(getattr(spec, cls), text)
@@ -73,10 +73,10 @@ def _job(cls):
 
 
 def _add_job_verb(sub, verb: str, cls: str, summary: str, what: str, threads: bool) -> None:
-    """A verb that takes its whole job as one JSON object of lth.spec.<cls>."""
+    """A verb that takes its whole job as one JSON object of lth.plan.spec.<cls>."""
     p = sub.add_parser(verb, help=summary)
     p.add_argument("--job", type=_job(cls), required=True,
-                   help=f"{what} as JSON (lth.spec.{cls}; the workflow builds it)")
+                   help=f"{what} as JSON (lth.plan.spec.{cls}; the workflow builds it)")
     if threads:
         p.add_argument("--threads", type=int, default=None)
 
@@ -149,7 +149,7 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     for declaration in JOB_VERBS:
         _add_job_verb(sub, *declaration)
     if verb not in CORE_VERBS:
-        from lth import report_cli
+        from lth.verbs import report as report_cli
 
         report_cli.add_parsers(sub)
     return parser
@@ -176,12 +176,12 @@ def main(argv: list[str] | None = None) -> int:
     importing torch) between dependent steps; each verb still writes its own artifact and
     record. LthError becomes one line on stderr and exit status 2.
     """
-    from lth import provenance
+    from lth.core import provenance
 
     try:
         chain = segments(sys.argv[1:] if argv is None else argv)
         parsed = [(seg, build_parser(seg[0] if seg else None).parse_args(seg)) for seg in chain]
-        from lth import commands
+        from lth.verbs import commands
 
         for seg, args in parsed:
             provenance.ARGV[:] = seg

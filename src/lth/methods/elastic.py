@@ -34,9 +34,10 @@ from collections.abc import Mapping
 
 import torch
 
-from lth import catalog, masks
-from lth.errors import LthError
-from lth.models import build_model, prunable_names
+from lth.core import masks
+from lth.core.errors import LthError
+from lth.core.models import build_model, prunable_names
+from lth.plan import catalog
 
 BlockMapping = dict[int, list[int]]
 

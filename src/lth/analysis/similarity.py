@@ -46,7 +46,7 @@ import pandas as pd
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file
 
-from lth.errors import LthError
+from lth.core.errors import LthError
 
 Masks = dict[str, np.ndarray]
 
@@ -403,7 +403,9 @@ def similarity(experiment: str, summary_csv: Path, paths: list[Path], out: Path,
                tolerance: float = DENSITY_TOLERANCE) -> None:
     """Write the similarity.csv of an experiment to `out` and its indegree.csv beside it,
     each with its provenance sidecar."""
-    from lth.summary import write_csv  # imports torch (lth.io); the measures above do not
+    from lth.analysis.summary import (
+        write_csv,  # imports torch (lth.core.io); the measures above do not
+    )
 
     if not summary_csv.is_file():
         raise LthError(f"{summary_csv}: file not found")

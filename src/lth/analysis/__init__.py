@@ -1,0 +1,1 @@
+"""analysis: the tables computed from the trained networks (summary, cost, similarity)."""
