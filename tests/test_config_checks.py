@@ -29,8 +29,8 @@ from generated import numbered_images, write_idx_gz, write_learnable_idx_folder
 from lth.core import masks, models
 from lth.core.errors import LthError
 from lth.paper import SETTINGS, paper_schedule
-from lth.plan import catalog, spec
-from lth.plan.config_checks import REINIT_DRAW_FOLDER, RULE_KINDS, WORKFLOW_METHODS, first_problem
+from lth.plan import catalog, registry, spec
+from lth.plan.config_checks import RULE_KINDS, first_problem
 from lth.plan.spec import Engine, Member, Schedule, TrainJob, to_json
 from lth.verbs.cli import main
 
@@ -283,11 +283,12 @@ CASES = [
     Case("method-named-like-the-workflows", (at(f"{T}.oneshot.methods.imp",
                                                 criterion="magnitude"),),
          f"{T}.oneshot.methods.imp", "'imp' is a method of the workflow itself (" +
-         ", ".join(WORKFLOW_METHODS) + ", reinit_draw<D>, elastic_<strategy>...)"),
+         ", ".join(registry.fixed_method_names()) + ", reinit_draw<D>, elastic_<strategy>...)"),
     Case("method-named-like-a-reinit-draw", (at(f"{T}.oneshot.methods.reinit_draw2",
                                                 criterion="magnitude"),),
          f"{T}.oneshot.methods.reinit_draw2", "'reinit_draw2' is a method of the workflow "
-         "itself (" + ", ".join(WORKFLOW_METHODS) + ", reinit_draw<D>, elastic_<strategy>...)"),
+         "itself (" + ", ".join(registry.fixed_method_names())
+         + ", reinit_draw<D>, elastic_<strategy>...)"),
     Case("scratch-on-finetune-masks-without-finetuning", (at(f"{T}.finetune", enabled=False),),
          f"{T}.controls.scratch_masks", "holds finetune, but finetune.enabled is false: there "
          "are no fine-tuned masks for Scratch-E/B to train"),
@@ -493,9 +494,9 @@ def kind_of(rule: str) -> str | None:
 
 
 def test_rule_kinds_and_method_names_are_the_workflows(dry_runs):
-    """RULE_KINDS and WORKFLOW_METHODS are what the workflow makes of the tiny config, which
-    has every kind of job (its experiments tiny, tiny_vgg and the elastic pair, its one-shot
-    methods snip, grasp and synflow, two reinit draws)."""
+    """RULE_KINDS and the registry's method names are what the workflow makes of the tiny
+    config, which has every kind of job (its experiments tiny, tiny_vgg and the elastic pair,
+    its one-shot methods snip, grasp and synflow, two reinit draws)."""
     result, _ = dry_runs["tiny"]
     assert result.returncode == 0, result.stderr[-3000:]
     rules = {line.split()[1].rstrip(":") for line in result.stdout.splitlines()
@@ -505,10 +506,10 @@ def test_rule_kinds_and_method_names_are_the_workflows(dry_runs):
                for path in line.removeprefix("    output: ").split(", ")]
     methods = {Path(p).parts[3] for p in outputs if p.startswith("results/") and "/seed" in p
                and len(Path(p).parts) > 4}
-    draws = {m for m in methods if REINIT_DRAW_FOLDER.fullmatch(m)}
+    draws = {m for m in methods if registry.method_of(m) and registry.method_of(m)[1].pattern}
     assert draws == {"reinit_draw1", "elastic_interleave", "elastic_interleave_randmask",
                      "elastic_tail", "elastic_tail_randmask"}
-    assert methods - draws - {"snip", "grasp", "synflow"} == set(WORKFLOW_METHODS)
+    assert methods - draws - {"snip", "grasp", "synflow"} == set(registry.fixed_method_names())
 
 
 def test_a_rejected_run_changes_no_file_of_an_earlier_run(tmp_path, tiny_source):

@@ -21,7 +21,6 @@ from test_cli import SPEECH, lth, member, prune_job, train_job
 
 from generated import write_learnable_idx_folder
 from lth.analysis.cost import (
-    is_control,
     iterations_to_target,
     lineage_records,
     macs_to_target,
@@ -34,6 +33,7 @@ from lth.core import masks as M
 from lth.core.io import LthError, save_tensors, write_json
 from lth.core.models import build_model
 from lth.core.provenance import file_entry, make_record
+from lth.plan.registry import is_control
 from lth.plan.spec import Rates
 from lth.verbs.commands import build, network_facts
 

@@ -430,6 +430,7 @@ def test_a_training_job_imports_only_its_declared_code(done, tmp_path):
     loaded = {m.removeprefix("lth.") for m in out.split("\n")[-2].split()}
     declared = {"core", "methods", "plan", "verbs", "plan.catalog", "verbs.cli", "verbs.commands",
                 "core.errors", "core.io", "core.provenance", "core.seeding", "plan.spec",
+                "plan.registry",
                 "core.data", "core.models", "core.masks", "methods.criteria", "core.train",
                 "core.cohort"}
     assert loaded <= declared and "report" not in loaded and "verbs.report" not in loaded

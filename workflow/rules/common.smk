@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields
 
 SRC = f"{workflow.basedir}/src"
 sys.path.insert(0, SRC)
-from lth.plan import catalog, spec  # noqa: E402  (torch-free)
+from lth.plan import catalog, registry, spec  # noqa: E402  (torch-free)
 
 # Every job runs `python -m lth` with this checkout's src/ on its PYTHONPATH, set once here
 # for all rules by the shell prefix (it runs before each rule's shell command):
@@ -55,9 +55,17 @@ LIBRARY_BASE = (
     "core.provenance",
     "core.seeding",
     "plan.catalog",
+    "plan.registry",
     "plan.spec",
 )
 """The lth modules every verb imports (dotted, under lth)."""
+REGISTRY = ["plan.checks"] + [
+    f"plan.families.{os.path.splitext(f)[0]}"
+    for f in sorted(os.listdir(f"{SRC}/lth/plan/families"))
+    if f.endswith(".py") and f != "__init__.py"
+]
+"""The family declarations the registry reads (lth.plan.registry.families): the code of
+every verb that asks which family a method belongs to."""
 
 
 def library(*modules):
@@ -88,47 +96,25 @@ def rewind_path(e_name, seed):
     return f"{run_dir(e_name, seed, 'imp', 'round0')}/rewind.safetensors"
 
 
+def prev_round(e_name, seed, method, r, filename):
+    """The previous round's file of an iterative method (round 0 is the dense IMP run)."""
+    source = "imp" if int(r) == 1 else method
+    return f"{run_dir(e_name, seed, source, f'round{int(r) - 1}')}/{filename}"
+
+
+def round_levels(e):
+    """round1 ... round<R> of IMP's rounds, the levels of every iterative method."""
+    return [f"round{r}" for r in range(1, e["imp"]["rounds"] + 1)]
+
+
 def oneshot_methods(e):
     return e["oneshot"]["methods"] if e["oneshot"]["densities"] else {}
 
 
 def run_levels(e):
-    """(method, level) of every trained network of an experiment, as configured."""
-    rounds = range(1, e["imp"]["rounds"] + 1)
-    levels = [("imp", "round0")] + [("imp", f"round{r}") for r in rounds]
-    if e["imp"]["oneshot"]:
-        levels += [("imp_oneshot", f"round{r}") for r in rounds]
-    controlled = control_rounds(e)
-    levels += [(m, f"round{r}") for m in control_methods(e) for r in controlled]
-    levels += [
-        (m, f"round{r}") for v in ("e", "b") for m in scratch_methods(e, v) for r in controlled
-    ]
-    levels += [
-        (m, catalog.density_level(d)) for m in oneshot_methods(e) for d in e["oneshot"]["densities"]
-    ]
-    if e["finetune"]["enabled"]:
-        levels += [("finetune", f"round{r}") for r in rounds]
-    structures = e["filters"]["structures"]
-    levels += [("filter_l1", s) for s in structures]
-    if e["filters"]["scratch"]:
-        levels += [("filter_scratch", s) for s in structures]
-    return levels + later_method_levels(e, rounds)
-
-
-def later_method_levels(e, rounds):
-    """(method, level) of Early-Bird, the mined masks, re-introduction and elastic transfer,
-    from their rule files (not double_complement, whose networks only serve double)."""
-    levels = []
-    if e["earlybird"]["densities"]:
-        levels += [(m, lvl) for m in eb_methods(e) for lvl in eb_levels(e)]
-    mined = [("edge_popup", ("edge_popup",)), ("gem_miner", ("gem_miner_gem", "gem_miner"))]
-    for algo, methods in mined:
-        if supermask_enabled(algo)(e):
-            levels += [(m, lvl) for m in methods for lvl in supermask_levels(e)]
-    levels += [(m, f"round{r}") for m in reintroduce_methods(e) for r in rounds]
-    if e["elastic"]["source_experiment"] is not None:
-        levels += [(m, lvl) for m in elastic_methods(e) for lvl in elastic_levels(e)]
-    return levels
+    """(method, level) of every trained network of an experiment, as configured: the
+    networks of every enabled cohort kind, in the order the rule files declare them."""
+    return [net for kind in COHORT_KINDS if kind.enabled(e) for net in kind.networks(e)]
 
 
 def runs_of(e_name, filename="run.json"):
@@ -169,25 +155,6 @@ def train_schedule(e):
     return e["train"]
 
 
-def finetune_schedule(e):
-    """Han et al. 2015: continue from the trained weights at a reduced learning rate."""
-    s = dict(e["train"])
-    s.update(
-        lr=s["lr"] * e["finetune"]["lr_scale"],
-        iterations=e["finetune"]["iterations"],
-        milestones=[],
-        warmup=0,
-    )
-    return s
-
-
-def filter_finetune_schedule(e):
-    """Li et al. 2017: fine-tune the smaller network at a constant, small learning rate."""
-    s = dict(e["train"])
-    s.update(lr=e["filters"]["lr"], iterations=e["filters"]["iterations"], milestones=[], warmup=0)
-    return s
-
-
 def prune_job(e_name, e, seed, out, **how):
     """A PruneJob writing `out` (a member's mask). A data-driven criterion also gets the data
     and only the scoring settings it reads, so another method's setting never reruns it."""
@@ -205,20 +172,22 @@ def prune_job(e_name, e, seed, out, **how):
 RUN_FILES = ("final.safetensors", "metrics.csv", "run.json", "mask.safetensors")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class CohortKind:
     """One kind of training job. members(e_name, e, w, seed) gives, for one seed, a list of
     (member fields, prune how or None): a member whose `mask` is None and who has a prune
-    step gets the mask that step writes into its run directory. searches(e_name, e, w) gives
-    the (verb, job spec) steps that run first (Early-Bird's search, mining, transfer), whose
-    files beyond the run files are extra_outputs(e_name, e); code names the library modules
-    they import beyond training's."""
+    step gets the mask that step writes into its run directory. networks(e) lists the
+    (method, level) of the trained networks its jobs write (what summary and similarity
+    read). searches(e_name, e, w) gives the (verb, job spec) steps that run first
+    (Early-Bird's search, mining, transfer), whose files beyond the run files are
+    extra_outputs(e_name, e); code names the library modules they import beyond training's."""
 
     name: str
     methods: object  # e -> method names (output paths; may hold {wildcards})
     level: str  # level pattern, e.g. round{r}, {structure}, or a literal
     enabled: object  # e -> bool
     members: object
+    networks: object  # e -> [(method, level)]
     schedule: object = train_schedule
     levels: object = None  # e -> level patterns when one job covers several levels
     rewind: bool = False
@@ -274,20 +243,6 @@ class CohortKind:
         return searches, prunes, job
 
 
-def step_reads(step):
-    """The files a search, prune or train step reads."""
-    if isinstance(step, spec.MiningJob):
-        return [m.init for m in step.members]
-    if isinstance(step, spec.SearchJob):
-        return [step.init]
-    if isinstance(step, spec.TransferJob):
-        return [step.source_weights, step.source_mask]
-    if isinstance(step, spec.PruneJob):
-        scores = step.reintroduce.scores if step.reintroduce else None
-        return [step.weights, step.mask, step.match_counts, scores]
-    return [f for m in step.members for f in (m.init, m.mask, m.complement_of, m.alignment_from)]
-
-
 def cohort_inputs(kind, e_name):
     """Input function: every file the job's steps read that the job does not write."""
 
@@ -296,7 +251,7 @@ def cohort_inputs(kind, e_name):
         searches, prunes, job = kind.steps(e_name, wildcards)
         written = {f.format(**wildcards) for f in kind.outputs(e_name, e)}
         steps = [s for _, s in searches] + prunes + ([job] if job else [])
-        read = [f for step in steps for f in step_reads(step)]
+        read = [f for step in steps for f in step.reads()]
         return {
             "files": sorted({f for f in read if f and f not in written}),
             "data": f"{data_dir(e['dataset'])}/tensors.safetensors",

@@ -120,21 +120,28 @@ def scratch_members(variant):
 
 COHORT_KINDS += [
     CohortKind(
-        "controls",
-        control_methods,
-        "round{r}",
-        lambda e: e["imp"]["rounds"] > 0 and bool(control_methods(e)),
-        control_members,
+        name="controls",
+        methods=control_methods,
+        level="round{r}",
+        enabled=lambda e: e["imp"]["rounds"] > 0 and bool(control_methods(e)),
+        members=control_members,
+        networks=lambda e: [
+            (m, f"round{r}") for m in control_methods(e) for r in control_rounds(e)
+        ],
         priority=1,
         constraints=control_rounds_constraint,
     ),
     *(
         CohortKind(
-            f"scratch_{variant}",
-            lambda e, variant=variant: scratch_methods(e, variant),
-            "round{r}",
-            lambda e, variant=variant: e["imp"]["rounds"] > 0 and bool(scratch_methods(e, variant)),
-            scratch_members(variant),
+            name=f"scratch_{variant}",
+            methods=lambda e, variant=variant: scratch_methods(e, variant),
+            level="round{r}",
+            enabled=lambda e, variant=variant: e["imp"]["rounds"] > 0
+            and bool(scratch_methods(e, variant)),
+            members=scratch_members(variant),
+            networks=lambda e, variant=variant: [
+                (m, f"round{r}") for m in scratch_methods(e, variant) for r in control_rounds(e)
+            ],
             priority=1,
             constraints=control_rounds_constraint,
         )

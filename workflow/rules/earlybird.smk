@@ -77,11 +77,12 @@ def eb_members(e_name, e, w, seed):
 
 COHORT_KINDS.append(
     CohortKind(
-        "earlybird",
-        eb_methods,
-        "",
-        lambda e: bool(e["earlybird"]["densities"]),
-        eb_members,
+        name="earlybird",
+        methods=eb_methods,
+        level="",
+        enabled=lambda e: bool(e["earlybird"]["densities"]),
+        members=eb_members,
+        networks=lambda e: [(m, level) for m in eb_methods(e) for level in eb_levels(e)],
         levels=eb_levels,
         log_tag="eb",
         searches=lambda e_name, e, w: [("eb-search", eb_search(e_name, e, s)) for s in e["seeds"]],

@@ -49,11 +49,15 @@ def elastic_steps(e_name, e, seed, r):
 
 COHORT_KINDS.append(
     CohortKind(
-        "elastic",
-        elastic_methods,
-        "round{r}",
-        lambda e: e["elastic"]["source_experiment"] is not None and bool(e["elastic"]["rounds"]),
-        lambda e_name, e, w, seed: [(m, None) for _, m in elastic_steps(e_name, e, seed, w.r)],
+        name="elastic",
+        methods=elastic_methods,
+        level="round{r}",
+        enabled=lambda e: e["elastic"]["source_experiment"] is not None
+        and bool(e["elastic"]["rounds"]),
+        members=lambda e_name, e, w, seed: [
+            (m, None) for _, m in elastic_steps(e_name, e, seed, w.r)
+        ],
+        networks=lambda e: [(m, level) for m in elastic_methods(e) for level in elastic_levels(e)],
         constraints=lambda e: {"r": "|".join(map(str, e["elastic"]["rounds"]))},
         searches=lambda e_name, e, w: [
             ("transfer-depth", job)

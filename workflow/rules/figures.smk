@@ -48,10 +48,9 @@ PDF_MODULES = ["verbs.report", "report.latex"]
 
 
 def compared_methods(e):
-    """The methods of an experiment beyond IMP and the controls on its masks."""
-    lottery = {"imp", "imp_oneshot", *control_methods(e)}
-    lottery |= {m for v in ("e", "b") for m in scratch_methods(e, v) if m.endswith("_imp")}
-    return {m for m, _ in run_levels(e)} - lottery
+    """The methods of an experiment beyond IMP and the controls on its masks (the methods
+    of lth.plan's imp family)."""
+    return {m for m, _ in run_levels(e) if registry.family_of(m) != "imp"}
 
 
 def figures_of(e):

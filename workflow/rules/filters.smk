@@ -1,8 +1,15 @@
 # Structured pruning (Li et al. 2017): a physically smaller VGG, fine-tuned, and the same
 # architecture trained from scratch (Liu et al. 2019). Both train from the smaller network
-# that the filter_prune rule (training.smk) cuts out of the dense run.
+# that the filter_prune rule cuts out of the dense run.
 
 PRUNED = "results/{exp}/seed{seed}/filter_l1/{structure}/pruned.safetensors"
+
+
+def filter_finetune_schedule(e):
+    """Li et al. 2017: fine-tune the smaller network at a constant, small learning rate."""
+    s = dict(e["train"])
+    s.update(lr=e["filters"]["lr"], iterations=e["filters"]["iterations"], milestones=[], warmup=0)
+    return s
 
 
 def filter_members(method, fresh):
@@ -17,22 +24,56 @@ def filter_members(method, fresh):
     return members
 
 
+def structure_networks(method):
+    return lambda e: [(method, s) for s in e["filters"]["structures"]]
+
+
 COHORT_KINDS += [
     CohortKind(
-        "filter_l1",
-        lambda e: ["filter_l1"],
-        "{structure}",
-        lambda e: bool(e["filters"]["structures"]),
-        filter_members("filter_l1", False),
+        name="filter_l1",
+        methods=lambda e: ["filter_l1"],
+        level="{structure}",
+        enabled=lambda e: bool(e["filters"]["structures"]),
+        members=filter_members("filter_l1", False),
+        networks=structure_networks("filter_l1"),
         schedule=filter_finetune_schedule,
         constraints=lambda e: {"structure": "|".join(e["filters"]["structures"])},
     ),
     CohortKind(
-        "filter_scratch",
-        lambda e: ["filter_scratch"],
-        "{structure}",
-        lambda e: bool(e["filters"]["structures"]) and e["filters"]["scratch"],
-        filter_members("filter_scratch", True),
+        name="filter_scratch",
+        methods=lambda e: ["filter_scratch"],
+        level="{structure}",
+        enabled=lambda e: bool(e["filters"]["structures"]) and e["filters"]["scratch"],
+        members=filter_members("filter_scratch", True),
+        networks=structure_networks("filter_scratch"),
         constraints=lambda e: {"structure": "|".join(e["filters"]["structures"])},
     ),
 ]
+
+
+rule filter_prune:
+    input:
+        weights="results/{exp}/seed{seed}/imp/round0/final.safetensors",
+        code=library("core.models", "methods.filters"),
+    output:
+        PRUNED,
+    log:
+        "results/{exp}/logs/filter_prune/{structure}/seed{seed}.log",
+    conda:
+        "../../envs/lth.yaml"
+    resources:
+        gpu=lambda w: EXPERIMENTS[w.exp]["resources"]["gpu"],
+    params:
+        fractions=lambda w: ",".join(
+            f"{conv}={f}"
+            for conv, f in EXPERIMENTS[w.exp]["filters"]["structures"][w.structure].items()
+        ),
+        latency=lambda w: (
+            f"--latency-batch-size {EXPERIMENTS[w.exp]['filters']['latency_batch_size']} "
+            f"--latency-repeats {EXPERIMENTS[w.exp]['filters']['latency_repeats']}"
+        ),
+        device=config["device"],
+    shell:
+        "python -m lth filter-prune --experiment {wildcards.exp} --seed {wildcards.seed} "
+        "--weights {input.weights} --fractions {params.fractions} {params.latency} "
+        "--device {params.device} --out {output} 2>&1 | tee {log}"

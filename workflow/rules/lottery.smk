@@ -1,12 +1,6 @@
 # Lottery tickets: theta_0 and the dense run (round 0), iterative magnitude pruning with reset
-# to theta_0 or rewinding to theta_k, the one-shot variant, and Han et al.'s fine-tuning.
+# to theta_0 or rewinding to theta_k, and the one-shot variant.
 # Each kind is one job per experiment (and round) training every seed as one cohort.
-
-
-def prev_round(e_name, seed, method, r, filename):
-    """The previous round's file of an iterative method (round 0 is the dense IMP run)."""
-    source = "imp" if int(r) == 1 else method
-    return f"{run_dir(e_name, seed, source, f'round{int(r) - 1}')}/{filename}"
 
 
 def dense_members(e_name, e, w, seed):
@@ -60,62 +54,35 @@ def imp_oneshot_members(e_name, e, w, seed):
     return [(member, how)]
 
 
-def finetune_members(e_name, e, w, seed):
-    """Han et al. 2015: prune the trained weights and keep training them (no reset)."""
-    previous = prev_round(e_name, seed, "finetune", w.r, "final.safetensors")
-    how = dict(
-        weights=previous,
-        mask=prev_round(e_name, seed, "finetune", w.r, "mask.safetensors"),
-        criterion="magnitude",
-        scope=e["imp"]["scope"],
-        rates=rates(e),
-        purpose=f"finetune/round{w.r}",
-    )
-    member = dict(
-        method="finetune",
-        family="baseline",
-        level=f"round{w.r}",
-        init=previous,
-        counted_kinds=pruned_kinds(e),
-    )
-    return [(member, how)]
-
-
 COHORT_KINDS += [
     CohortKind(
-        "dense",
-        lambda e: ["imp"],
-        "round0",
-        lambda e: True,
-        dense_members,
+        name="dense",
+        methods=lambda e: ["imp"],
+        level="round0",
+        enabled=lambda e: True,
+        members=dense_members,
+        networks=lambda e: [("imp", "round0")],
         rewind=True,
         makes_init=True,
         priority=3,
     ),
     # IMP's rounds are the longest chain of the DAG: keep it moving, fill the cores around it
     CohortKind(
-        "imp",
-        lambda e: ["imp"],
-        "round{r}",
-        lambda e: e["imp"]["rounds"] > 0,
-        imp_members,
+        name="imp",
+        methods=lambda e: ["imp"],
+        level="round{r}",
+        enabled=lambda e: e["imp"]["rounds"] > 0,
+        members=imp_members,
+        networks=lambda e: [("imp", level) for level in round_levels(e)],
         priority=3,
     ),
     CohortKind(
-        "imp_oneshot",
-        lambda e: ["imp_oneshot"],
-        "round{r}",
-        lambda e: e["imp"]["oneshot"],
-        imp_oneshot_members,
+        name="imp_oneshot",
+        methods=lambda e: ["imp_oneshot"],
+        level="round{r}",
+        enabled=lambda e: e["imp"]["oneshot"],
+        members=imp_oneshot_members,
+        networks=lambda e: [("imp_oneshot", level) for level in round_levels(e)],
         priority=1,
-    ),
-    CohortKind(
-        "finetune",
-        lambda e: ["finetune"],
-        "round{r}",
-        lambda e: e["finetune"]["enabled"],
-        finetune_members,
-        schedule=finetune_schedule,
-        priority=2,
     ),
 ]

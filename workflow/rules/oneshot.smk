@@ -26,11 +26,16 @@ def oneshot_members(e_name, e, w, seed):
 
 COHORT_KINDS.append(
     CohortKind(
-        "oneshot",
-        lambda e: ["{method}"],
-        "",
-        lambda e: bool(oneshot_methods(e)),
-        oneshot_members,
+        name="oneshot",
+        methods=lambda e: ["{method}"],
+        level="",
+        enabled=lambda e: bool(oneshot_methods(e)),
+        members=oneshot_members,
+        networks=lambda e: [
+            (m, catalog.density_level(d))
+            for m in oneshot_methods(e)
+            for d in e["oneshot"]["densities"]
+        ],
         levels=lambda e: [catalog.density_level(d) for d in e["oneshot"]["densities"]],
         constraints=lambda e: {"method": "|".join(oneshot_methods(e))},
         log_tag="{method}",

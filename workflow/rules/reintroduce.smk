@@ -70,11 +70,15 @@ def reintroduce_folders(e):
 
 COHORT_KINDS.append(
     CohortKind(
-        "reintroduce",
-        reintroduce_folders,
-        "round{r}",
-        lambda e: bool(reintroduce_methods(e)),
-        reintroduce_members,
+        name="reintroduce",
+        methods=reintroduce_folders,
+        level="round{r}",
+        enabled=lambda e: bool(reintroduce_methods(e)),
+        members=reintroduce_members,
+        # double_complement's networks only serve double: they are not compared
+        networks=lambda e: [
+            (m, level) for m in reintroduce_methods(e) for level in round_levels(e)
+        ],
         priority=2,
         extra_outputs=lambda e_name, e: [
             f"{run_dir(e_name, s, 'scored', 'round{r}')}/regrow_scores.safetensors"

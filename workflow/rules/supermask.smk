@@ -83,11 +83,12 @@ def supermask_enabled(algo):
 
 COHORT_KINDS += [
     CohortKind(
-        "edge_popup",
-        lambda e: ["edge_popup"],
-        "",
-        supermask_enabled("edge_popup"),
-        lambda e_name, e, w, seed: [],
+        name="edge_popup",
+        methods=lambda e: ["edge_popup"],
+        level="",
+        enabled=supermask_enabled("edge_popup"),
+        members=lambda e_name, e, w, seed: [],
+        networks=lambda e: [("edge_popup", level) for level in supermask_levels(e)],
         levels=supermask_levels,
         log_tag="edge_popup",
         searches=lambda e_name, e, w: [("mine", mining_job(e_name, e, "edge_popup", "edge_popup"))],
@@ -95,11 +96,14 @@ COHORT_KINDS += [
         code=("methods.supermask",),
     ),
     CohortKind(
-        "gem_miner",
-        lambda e: ["gem_miner_gem", "gem_miner"],
-        "",
-        supermask_enabled("gem_miner"),
-        gem_miner_members,
+        name="gem_miner",
+        methods=lambda e: ["gem_miner_gem", "gem_miner"],
+        level="",
+        enabled=supermask_enabled("gem_miner"),
+        members=gem_miner_members,
+        networks=lambda e: [
+            (m, level) for m in ("gem_miner_gem", "gem_miner") for level in supermask_levels(e)
+        ],
         levels=supermask_levels,
         log_tag="gem_miner",
         searches=lambda e_name, e, w: [

@@ -1,8 +1,7 @@
 # The rules that make networks. One rule per (experiment, cohort kind): a job trains the
 # kind's whole cohort in one process (`lth init/prune ... :: train --job <cohort>`), writing
 # every network's own files. The cohort of a job is a pure function of the config, so reruns
-# are byte-identical. And filter_prune, which cuts the filters out of a dense VGG for the
-# structured-pruning cohorts (filters.smk).
+# are byte-identical.
 
 for _e_name, _e in EXPERIMENTS.items():
     for _kind in COHORT_KINDS:
@@ -32,31 +31,3 @@ for _e_name, _e in EXPERIMENTS.items():
                 verbs=cohort_command(_kind, _e_name),
             shell:
                 "python -m lth {params.verbs} --threads {threads} 2>&1 | tee {log}"
-
-
-rule filter_prune:
-    input:
-        weights="results/{exp}/seed{seed}/imp/round0/final.safetensors",
-        code=library("core.models", "methods.filters"),
-    output:
-        PRUNED,
-    log:
-        "results/{exp}/logs/filter_prune/{structure}/seed{seed}.log",
-    conda:
-        "../../envs/lth.yaml"
-    resources:
-        gpu=lambda w: EXPERIMENTS[w.exp]["resources"]["gpu"],
-    params:
-        fractions=lambda w: ",".join(
-            f"{conv}={f}"
-            for conv, f in EXPERIMENTS[w.exp]["filters"]["structures"][w.structure].items()
-        ),
-        latency=lambda w: (
-            f"--latency-batch-size {EXPERIMENTS[w.exp]['filters']['latency_batch_size']} "
-            f"--latency-repeats {EXPERIMENTS[w.exp]['filters']['latency_repeats']}"
-        ),
-        device=config["device"],
-    shell:
-        "python -m lth filter-prune --experiment {wildcards.exp} --seed {wildcards.seed} "
-        "--weights {input.weights} --fractions {params.fractions} {params.latency} "
-        "--device {params.device} --out {output} 2>&1 | tee {log}"

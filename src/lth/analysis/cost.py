@@ -27,11 +27,6 @@ RecordKey = tuple[str, str]
 Lineages = dict[str, dict[RecordKey, dict]]
 """Memo of the walk, per resolved path: the unique records that made the file."""
 
-CONTROL_METHODS = ("reinit", "random_pruning", "regrow_random")
-CONTROL_PREFIXES = ("reinit_draw", "scratch_")
-CONTROL_SUFFIX = "_randmask"
-
-
 def record_macs(record: dict) -> tuple[int, int]:
     """(sparse, dense) MACs of the work of one verb call; (0, 0) when it recorded none."""
     macs = record.get("macs") or {}
@@ -128,10 +123,3 @@ def pareto_front(points) -> np.ndarray:
     better = (cost[:, None] < cost[None, :]) | (acc[:, None] > acc[None, :])
     dominated = (no_worse & better).any(axis=0)
     return ~np.isnan(pts).any(axis=1) & ~dominated
-
-
-def is_control(method: str) -> bool:
-    """Whether a method is a control of a ticket (kept off Pareto fronts): reinit draws,
-    random pruning, Scratch-E/B, random masks and random regrowth."""
-    return (method in CONTROL_METHODS or method.startswith(CONTROL_PREFIXES)
-            or method.endswith(CONTROL_SUFFIX))

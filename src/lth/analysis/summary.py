@@ -9,15 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from lth.analysis.cost import (
-    Lineages,
-    is_control,
-    iterations_to_target,
-    macs_to_target,
-    record_costs,
-)
+from lth.analysis.cost import Lineages, iterations_to_target, macs_to_target, record_costs
 from lth.core.io import LthError, atomic_write_text, read_json, write_json
 from lth.core.provenance import file_entry, make_record, sidecar_path
+from lth.plan.registry import is_control
 
 SUMMARY_COLUMNS = [
     "experiment", "dataset", "model", "method", "family", "control", "seed", "draw", "level",

@@ -17,44 +17,19 @@ import copy
 import gzip
 import json
 import os
-import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-from lth.core.errors import LthError
-from lth.plan import catalog, spec
-from lth.plan.catalog import DATASETS, Layer, round_half_up
-
-Problem = tuple[str, str]
-"""(dotted config key, what is wrong with its value)."""
+from lth.plan import catalog, registry, spec
+from lth.plan.catalog import DATASETS
+from lth.plan.checks import Experiment, Problem, TrainingSet, speech_features
 
 DATA_DIR = "data/{dataset}"
 """Where the workflow prepares a dataset (workflow/rules/common.smk, data_dir)."""
 
-RULE_KINDS = ("dense", "imp", "imp_oneshot", "finetune", "controls", "scratch_e", "scratch_b",
-              "oneshot", "filter_l1", "filter_scratch", "earlybird", "edge_popup", "gem_miner",
-              "reintroduce", "elastic", "figures")
+RULE_KINDS = (*registry.rule_kinds(), "figures")
 """Snakemake gets one rule `<kind>_<experiment>` ('-' written '_') per experiment and kind:
-the cohort kinds of workflow/rules/*.smk and the figures rule."""
-
-WORKFLOW_METHODS = ("imp", "imp_oneshot", "reinit", "random_pruning", "scratch_e_imp",
-                    "scratch_e_finetune", "scratch_b_imp", "scratch_b_finetune", "finetune",
-                    "filter_l1", "filter_scratch", "eb", "eb_continue", "edge_popup",
-                    "gem_miner_gem", "gem_miner", "double", "double_complement", "scored",
-                    "regrow_random")
-"""The methods the workflow itself names (results/<exp>/seed<S>/<method>/...); a one-shot
-method of the config must be called otherwise."""
-
-REINIT_DRAW_FOLDER = re.compile(r"reinit_draw\d+|elastic_.*")
-"""Run folders named by pattern: the reinit draws after the first (workflow/rules/controls.smk)
-and the elastic transfers (elastic.smk)."""
-
-LEVEL_NUMBER = re.compile(r"[0-9.]+")
-"""What lth reads back after `density` in a level name (lth.verbs.commands.LEVEL_PATTERN)."""
-
-READ_AS_NUMBERED_LEVEL = re.compile(r"round\d+|density[0-9.]+")
-"""Level names lth reads as an IMP round or a one-shot density."""
+the families' rule kinds (lth.plan.registry) and the figures rule."""
 
 
 def first_problem(cfg: dict, schema_path: str | os.PathLike) -> Problem | None:
@@ -112,42 +87,11 @@ def _problems(cfg: dict, written: dict) -> Iterator[Problem]:
     yield from _figure_problems(cfg["figures"], written.get("figures", {}))
     for name, e in cfg["experiments"].items():
         exp = Experiment.of(name, e, written["experiments"][name], cfg["datasets"],
-                            sizes[e["dataset"]])
-        for check in EXPERIMENT_CHECKS:
+                            sizes[e["dataset"]], cfg["experiments"])
+        for check in experiment_checks():
             yield from check(exp)
-        yield from _elastic(name, e, cfg["experiments"])
 
 
-def _elastic(name: str, e: dict, experiments: dict) -> Iterator[Problem]:
-    """An elastic transfer's source is another experiment on the same dataset and seeds,
-    rewinding to the same iteration, whose model has this one's depth family, and which runs
-    the IMP rounds transferred."""
-    x = e["elastic"]
-    source_name = x["source_experiment"]
-    if source_name is None:
-        return
-    key = f"experiments.{name}.elastic"
-    source = experiments.get(source_name)
-    if source is None or source_name == name:
-        yield f"{key}.source_experiment", (f"{source_name!r} is not another experiment of this "
-                                           f"config ({', '.join(sorted(experiments))})")
-        return
-    for setting in ("dataset", "seeds"):
-        if source[setting] != e[setting]:
-            yield f"{key}.source_experiment", (f"{source_name}'s {setting} {source[setting]} "
-                                               f"differs from this experiment's {e[setting]}")
-    if source["imp"]["rewind_iteration"] != e["imp"]["rewind_iteration"]:
-        yield f"{key}.source_experiment", (
-            f"{source_name} rewinds to iteration {source['imp']['rewind_iteration']}, this "
-            f"experiment to {e['imp']['rewind_iteration']}: the transferred weights are the "
-            f"source's and train on from the target's rewind point")
-    problem = catalog.elastic_problem(source["model"], e["model"])
-    if problem:
-        yield f"{key}.source_experiment", problem
-    for index, r in enumerate(x["rounds"]):
-        if r > source["imp"]["rounds"]:
-            yield f"{key}.rounds.{index}", (f"{r} is beyond {source_name}'s "
-                                            f"{source['imp']['rounds']} IMP rounds")
 
 
 # ---------------------------------------------------------------- names
@@ -176,16 +120,10 @@ def _name_problems(experiments: dict) -> Iterator[Problem]:
 # ---------------------------------------------------------------- datasets
 
 
-def _speech_features(datasets: dict) -> catalog.SpeechFeatures:
-    kind = datasets["speech_features"]
-    return catalog.SpeechFeatures(
-        kind=kind, n_fft=datasets["speech_n_fft"], win_length=datasets["speech_win_length"],
-        hop_length=datasets["speech_hop_length"], n_mels=datasets["speech_n_mels"],
-        n_mfcc=datasets["speech_n_mfcc"] if kind == "mfcc" else None)
 
 
 def _speech_problems(datasets: dict) -> Iterator[Problem]:
-    for key, message in catalog.speech_problems(_speech_features(datasets)):
+    for key, message in catalog.speech_problems(speech_features(datasets)):
         yield f"datasets.{'speech_features' if key == 'kind' else 'speech_' + key}", message
 
 
@@ -261,12 +199,6 @@ def _stored_rows(path: Path, tensor: str) -> int | None:
         return None
 
 
-@dataclass(frozen=True)
-class TrainingSet:
-    """Training examples of a dataset before any hold-out, and where the count comes from."""
-
-    examples: int
-    where: str
 
 
 def _training_examples(dataset: str, cfg: dict) -> TrainingSet | None:
@@ -309,46 +241,6 @@ def _figure_problems(figures: dict, written: dict) -> Iterator[Problem]:
 # ---------------------------------------------------------------- experiments
 
 
-@dataclass(frozen=True)
-class Experiment:
-    """One experiment of the config with what its checks need to know."""
-
-    name: str
-    cfg: dict  # defaults filled in
-    written: dict  # as written in the config
-    layers: tuple[Layer, ...] | None  # None: the model does not take the dataset's inputs
-    model_problem: str | None
-    training: TrainingSet | None
-
-    @classmethod
-    def of(cls, name, e, written, datasets, training) -> Experiment:
-        dataset = e["dataset"]
-        speech = _speech_features(datasets) if dataset == "speech_commands" else None
-        info = catalog.dataset_info(dataset, speech)
-        try:
-            layers, problem = tuple(catalog.prunable_layers(e["model"], info.input_shape,
-                                                            info.num_classes)), None
-        except LthError as err:
-            layers, problem = None, str(err)
-        return cls(name, e, written, layers, problem, training)
-
-    def key(self, *path) -> str:
-        return ".".join(map(str, ("experiments", self.name, *path)))
-
-    def is_written(self, *path) -> bool:
-        """Whether the config as written sets this key (not only its schema default)."""
-        node = self.written
-        for part in path:
-            if not isinstance(node, dict) or part not in node:
-                return False
-            node = node[part]
-        return True
-
-    def kept_for_training(self) -> int | None:
-        """Training examples left after the validation hold-out, if known."""
-        if self.training is None:
-            return None
-        return self.training.examples - (self.cfg["val_size"] or 0)
 
 
 def _model_takes_the_inputs(e: Experiment) -> Iterator[Problem]:
@@ -384,7 +276,7 @@ def _batches_fit(e: Experiment) -> Iterator[Problem]:
     if batch > left:
         yield e.key("train.batch_size"), (f"{batch} is more than the {left} training examples "
                                           f"({where}): an epoch would have no batch")
-    criteria = {m["criterion"] for m in _oneshot_methods(e).values()}
+    criteria = {m["criterion"] for m in e.cfg["oneshot"]["methods"].values()}
     oneshot = e.cfg["oneshot"]
     if "snip" in criteria and oneshot["score_batch_size"] > left:
         yield e.key("oneshot.score_batch_size"), (
@@ -427,245 +319,40 @@ def _training_options(e: Experiment) -> Iterator[Problem]:
                                       f"{train['dropout']}) stacked; use auto or off")
 
 
-def _rates_of_present_kinds(e: Experiment) -> dict[str, float]:
-    """IMP's rate of each layer kind the model has (the config's rate_<kind>)."""
-    return {layer.kind: e.cfg["imp"][f"rate_{layer.kind}"] for layer in e.layers}
 
 
-def _imp(e: Experiment) -> Iterator[Problem]:
-    """The rewind point lies in the dense run; the rounds prune something, at one rate when
-    global, and leave every pruned layer (layerwise) or the network (global) a weight."""
-    imp, iterations = e.cfg["imp"], e.cfg["train"]["iterations"]
-    if imp["rewind_iteration"] >= iterations:
-        yield e.key("imp.rewind_iteration"), (f"{imp['rewind_iteration']} is not before "
-                                              f"train.iterations ({iterations}): a rewound "
-                                              f"network would train no iteration")
-    if imp["rounds"] == 0:
-        yield from _needs_rounds(e)
-        return
-    if e.layers is None:
-        return
-    rates = _rates_of_present_kinds(e)
-    pruned = {kind: rate for kind, rate in rates.items() if rate > 0}
-    if not pruned:
-        named = " and ".join(f"rate_{kind}" for kind in rates)
-        yield e.key("imp.rounds"), (f"{imp['rounds']} rounds prune nothing: {e.cfg['model']}'s "
-                                    f"layers are pruned by {named}, which are 0")
-    elif imp["scope"] == "global" and len(set(pruned.values())) > 1:
-        yield e.key("imp.scope"), (f"global pools the pruned layer kinds at one rate; "
-                                   f"{e.cfg['model']} gets " + ", ".join(
-                                       f"rate_{k} {r}" for k, r in pruned.items()))
-    else:
-        yield from _rounds_keep_weights(e, pruned)
 
 
-def _rounds_keep_weights(e: Experiment, pruned: dict[str, float]) -> Iterator[Problem]:
-    """Count the weights every round keeps, as lth.core.masks does; none may reach zero."""
-    imp = e.cfg["imp"]
-    if imp["scope"] == "layerwise":
-        groups = [([layer], pruned[layer.kind]) for layer in e.layers if layer.kind in pruned]
-    else:
-        groups = [([layer for layer in e.layers if layer.kind in pruned],
-                   next(iter(pruned.values())))]
-    for layers, rate in groups:
-        alive = sum(layer.size for layer in layers)
-        for round_ in range(1, imp["rounds"] + 1):
-            alive -= round_half_up(rate * alive)
-            if alive == 0:
-                what = (layers[0].name if imp["scope"] == "layerwise"
-                        else f"the {'/'.join(pruned)} layers")
-                yield e.key("imp.rounds"), (
-                    f"{imp['rounds']} rounds prune every weight of {what} by round {round_} "
-                    f"(rate {rate}, {imp['scope']}); at most {round_ - 1} keep one")
-                return
 
 
-def _needs_rounds(e: Experiment) -> Iterator[Problem]:
-    """Settings written true that only act on IMP's rounds, with imp.rounds 0."""
-    wanted = [("imp", "oneshot"), ("finetune", "enabled"),
-              *(("controls", m) for m in ("reinit", "random_pruning", "scratch_e",
-                                          "scratch_b"))]
-    for path in wanted:
-        if e.is_written(*path) and e.cfg[path[0]][path[1]]:
-            yield e.key(*path), "true, but imp.rounds is 0: there is no IMP round to act on"
 
 
-def _oneshot_methods(e: Experiment) -> dict:
-    return e.cfg["oneshot"]["methods"]
 
 
-def _oneshot(e: Experiment) -> Iterator[Problem]:
-    """Methods and densities come together; method names are not the workflow's own; each
-    density names a level lth can read, and keeps weights in the model."""
-    densities, methods = e.cfg["oneshot"]["densities"], _oneshot_methods(e)
-    if densities and not methods:
-        yield e.key("oneshot.densities"), "set, but no oneshot.methods prunes to them"
-    if methods and not densities:
-        yield e.key("oneshot.methods"), "set, but oneshot.densities is empty: no level to prune to"
-    for method in methods:
-        if method in WORKFLOW_METHODS or REINIT_DRAW_FOLDER.fullmatch(method):
-            yield e.key("oneshot.methods", method), (
-                f"{method!r} is a method of the workflow itself ({', '.join(WORKFLOW_METHODS)}, "
-                f"reinit_draw<D>, elastic_<strategy>...)")
-    if methods:
-        layerwise = [m for m, how in methods.items() if how["scope"] == "layerwise"]
-        yield from _density_levels(e, "oneshot", densities,
-                                   f"method {layerwise[0]}" if layerwise else None)
 
 
-def _named_levels(e: Experiment, key: str, densities: list, name: Callable[[float], str],
-                  unreadable: Callable[[float, str], str | None]) -> Iterator[Problem]:
-    """Each density of the list at `key` names its level name(density) once, and one lth can
-    read back (unreadable(density, level) says why it cannot, else None)."""
-    levels: dict[str, float] = {}
-    for index, density in enumerate(densities):
-        level = name(density)
-        why = unreadable(density, level)
-        if why:
-            yield e.key(key, index), why
-        elif level in levels:
-            yield e.key(key, index), f"{density} and {levels[level]} both name the level {level}"
-        levels.setdefault(level, density)
 
 
-def _density_levels(e: Experiment, block: str, densities: list,
-                    layerwise: str | None) -> Iterator[Problem]:
-    """Each density of `block` names a level lth can read, once; under a layerwise method
-    (named by `layerwise`) it keeps round(density x size) >= 1 weights of every layer.
-    (Global scopes keep round(density x total) >= 1 of any model at a density lth can name.)"""
-
-    def unreadable(density: float, level: str) -> str | None:
-        if LEVEL_NUMBER.fullmatch(level.removeprefix("density")):
-            return None
-        return (f"{density} would name its level {level}, which lth cannot read back "
-                f"(densities from 0.0001 name levels in plain digits)")
-
-    yield from _named_levels(e, f"{block}.densities", densities, catalog.density_level,
-                             unreadable)
-    if e.layers is None or layerwise is None:
-        return
-    for index, density in enumerate(densities):
-        empty = [layer for layer in e.layers if round_half_up(density * layer.size) == 0]
-        if empty:
-            yield e.key(block, "densities", index), (
-                f"{density} keeps no weight of {empty[0].name} ({empty[0].size} weights) "
-                f"under {layerwise}'s layerwise scope")
 
 
-def _channel_levels(e: Experiment, densities: list) -> Iterator[Problem]:
-    """The channel variant removes VGG channels; each kept fraction names a level
-    channels<P>, P a whole percent, once."""
-    if not e.cfg["model"].startswith("vgg"):
-        yield e.key("earlybird.variant"), (f"channel removes BatchNorm channels physically, "
-                                           f"which lth does for VGGs only, not {e.cfg['model']}")
-
-    def unreadable(density: float, _level: str) -> str | None:
-        if abs(100 * density - round(100 * density)) <= 1e-9 and round(100 * density) > 0:
-            return None
-        return (f"{density}: the channel variant's fractions of channels kept are whole "
-                f"percents (they name the levels channels<percent>)")
-
-    yield from _named_levels(e, "earlybird.densities", densities, catalog.channel_level,
-                             unreadable)
 
 
-def _earlybird(e: Experiment) -> Iterator[Problem]:
-    """Early-Bird checks within the training, and its distance can tell masks apart."""
-    b = e.cfg["earlybird"]
-    if not b["densities"]:
-        return
-    if b["variant"] == "channel":
-        yield from _channel_levels(e, b["densities"])
-    else:
-        yield from _density_levels(e, "earlybird", b["densities"],
-                                   "earlybird" if b["scope"] == "layerwise" else None)
-    iterations = e.cfg["train"]["iterations"]
-    if b["check_every"] >= iterations:
-        yield e.key("earlybird.check_every"), (
-            f"{b['check_every']} is not below train.iterations ({iterations}): the search "
-            f"would check only the initial weights")
-    if b["distance"] == "hamming":
-        for index, d in enumerate(b["densities"]):
-            if catalog.vacuous_hamming(d, b["epsilon"]):
-                yield e.key("earlybird.densities", index), (
-                    f"{d}: the Early-Bird threshold is vacuous at this density (a Hamming "
-                    f"distance of two masks keeping {d} is at most {2 * min(d, 1 - d):g} <= "
-                    f"epsilon {b['epsilon']}); use distance changed_fraction")
 
 
-def _supermask(e: Experiment) -> Iterator[Problem]:
-    """Mining has densities and a method; GEM-MINER freezes within the mining; batches fit."""
-    m = e.cfg["supermask"]
-    enabled = [algo for algo in ("edge_popup", "gem_miner") if m[algo]["enabled"]]
-    if m["densities"] and not enabled:
-        yield e.key("supermask.densities"), ("set, but neither edge_popup nor gem_miner is "
-                                             "enabled")
-    if enabled and not m["densities"]:
-        yield e.key("supermask", enabled[0], "enabled"), ("true, but supermask.densities is "
-                                                          "empty: no level to mine")
-    if not (enabled and m["densities"]):
-        return
-    yield from _density_levels(e, "supermask", m["densities"],
-                               "edge_popup" if "edge_popup" in enabled else None)
-    iterations = m["iterations"] or e.cfg["train"]["iterations"]
-    freeze = m["gem_miner"]["freeze_every"]
-    if "gem_miner" in enabled and freeze >= iterations:
-        yield e.key("supermask.gem_miner.freeze_every"), (
-            f"{freeze} is not below the {iterations} mining iterations: GEM-MINER would "
-            f"never freeze its way to the target density")
-    left = e.kept_for_training()
-    batch = m["batch_size"]
-    if batch is not None and left is not None and 0 < left < batch:
-        yield e.key("supermask.batch_size"), (f"{batch} is more than the {left} training "
-                                              f"examples: an epoch would have no batch")
 
 
-def _reintroduce(e: Experiment) -> Iterator[Problem]:
-    """Re-introduction chains need IMP's rounds."""
-    if e.cfg["reintroduce"]["methods"] and e.cfg["imp"]["rounds"] == 0:
-        yield e.key("reintroduce.methods"), ("set, but imp.rounds is 0: there is no IMP "
-                                             "round to re-introduce weights into")
 
 
-def _filters(e: Experiment) -> Iterator[Problem]:
-    """Filter pruning is for a VGG, names its convolutions, and leaves every one a filter."""
-    structures, model = e.cfg["filters"]["structures"], e.cfg["model"]
-    if not structures:
-        return
-    if model not in catalog.VGG_CFGS:
-        yield e.key("filters.structures"), (f"{model} has no filters to prune: filter pruning "
-                                            f"(Li et al. 2017) is for vgg16 and vgg19")
-        return
-    widths = catalog.vgg_conv_widths(model)
-    for name, fractions in structures.items():
-        key = e.key("filters.structures", name)
-        if READ_AS_NUMBERED_LEVEL.fullmatch(name):
-            yield key, "names a level lth reads as an IMP round or a density; choose another name"
-        removed = 0
-        for conv, fraction in fractions.items():
-            index = int(conv.removeprefix("conv"))
-            if not 1 <= index <= len(widths):
-                yield f"{key}.{conv}", f"{model} has conv1 ... conv{len(widths)}"
-                continue
-            width = widths[index - 1]
-            removed += round_half_up(fraction * width)
-            if round_half_up(fraction * width) == width:
-                yield f"{key}.{conv}", f"{fraction} removes all {width} filters of {conv}"
-        if removed == 0:
-            yield key, "removes no filter: filter_l1 would fine-tune the dense network"
 
 
-def _scratch(e: Experiment) -> Iterator[Problem]:
-    """Scratch-E/B on fine-tuning's masks need the fine-tuning rounds that make them."""
-    c = e.cfg["controls"]
-    on = c["scratch_e"] or c["scratch_b"]
-    if on and "finetune" in c["scratch_masks"] and not e.cfg["finetune"]["enabled"]:
-        yield e.key("controls.scratch_masks"), (
-            "holds finetune, but finetune.enabled is false: there are no fine-tuned masks "
-            "for Scratch-E/B to train")
 
 
-EXPERIMENT_CHECKS = (_model_takes_the_inputs, _hold_out, _batches_fit, _schedules,
-                     _training_options, _imp, _scratch, _oneshot, _filters, _earlybird,
-                     _supermask, _reintroduce)
-"""Every check of one experiment, in the order of its keys in the config."""
+GENERAL_CHECKS = (_model_takes_the_inputs, _hold_out, _batches_fit, _schedules,
+                  _training_options)
+"""The checks of one experiment that no method family owns."""
+
+
+def experiment_checks() -> tuple[Callable[[Experiment], Iterator[Problem]], ...]:
+    """Every check of one experiment: the general ones, then each family's (lth.plan.registry),
+    in the order of its keys in the config."""
+    return GENERAL_CHECKS + tuple(c for f in registry.families() for c in f.checks)

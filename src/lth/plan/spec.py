@@ -18,13 +18,10 @@ import typing
 from dataclasses import dataclass, replace
 
 from lth.core.errors import LthError
+from lth.plan.registry import GROUP_NAMES
 
-FAMILIES = ("lottery", "control", "at_init", "baseline", "early", "supermask", "transfer",
-            "reintroduce")
-"""What a network is, for the report: a ticket, a control, pruned at initialisation, a
-baseline, a ticket drawn early in training (Early-Bird), a mask mined on frozen weights
-(edge-popup, GEM-MINER), a ticket transferred from another network (Elastic LTH), or IMP
-with pruned weights re-introduced (Double-, Scored-pruning)."""
+FAMILIES = GROUP_NAMES
+"""What a network is, for the report (a run's `family`): the groups of lth.plan.registry."""
 
 
 @dataclass(frozen=True)
@@ -128,6 +125,11 @@ class TrainJob:
     engine: Engine
     members: tuple[Member, ...]
 
+    def reads(self) -> list[str | None]:
+        """The files the job reads besides the dataset (None where a member has none)."""
+        return [f for m in self.members
+                for f in (m.init, m.mask, m.complement_of, m.alignment_from)]
+
 
 @dataclass(frozen=True)
 class Reintroduce:
@@ -157,6 +159,10 @@ class TransferJob:
     purpose: str  # random stream of the permutations
     out_weights: str
     out_mask: str
+
+    def reads(self) -> list[str | None]:
+        """The files the job reads besides the dataset."""
+        return [self.source_weights, self.source_mask]
 
 
 @dataclass(frozen=True)
@@ -200,6 +206,10 @@ class MiningJob:
     mining: Mining
     members: tuple[MiningMember, ...]
 
+    def reads(self) -> list[str | None]:
+        """The files the job reads besides the dataset."""
+        return [m.init for m in self.members]
+
 
 @dataclass(frozen=True)
 class EarlyBird:
@@ -232,6 +242,10 @@ class SearchJob:
     earlybird: EarlyBird
     out_dirs: tuple[str, ...]  # one per density
     record: str  # search.json: detection iterations and distance history
+
+    def reads(self) -> list[str | None]:
+        """The files the job reads besides the dataset."""
+        return [self.init]
 
 
 SCORING_SETTINGS = {
@@ -276,6 +290,11 @@ class PruneJob:
     scoring: Scoring | None = None
     reintroduce: Reintroduce | None = None  # with rates: Double-/Scored-pruning's regrowth
     save_scores: bool = False  # also write the scores, <out folder>/scores.safetensors
+
+    def reads(self) -> list[str | None]:
+        """The files the job reads besides the dataset (None where it has none)."""
+        scores = self.reintroduce.scores if self.reintroduce else None
+        return [self.weights, self.mask, self.match_counts, scores]
 
 
 def to_json(spec) -> str:

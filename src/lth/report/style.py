@@ -14,17 +14,11 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from lth.core.io import LthError
+from lth.plan.registry import GROUPS
 from lth.report.tables import sorted_by_family
 
-FAMILY_LINESTYLE = {
-    "lottery": "-", "control": "--", "at_init": ":", "baseline": "-.",
-    "early": (0, (5, 1)), "supermask": (0, (1, 1)), "transfer": (0, (3, 1, 1, 1, 1, 1)),
-    "reintroduce": (0, (8, 2)),
-}  # fmt: skip
-FAMILY_MARKER = {
-    "lottery": "o", "control": "s", "at_init": "^", "baseline": "D", "early": "v",
-    "supermask": "P", "transfer": "*", "reintroduce": "h",
-}  # fmt: skip
+FAMILY_LINESTYLE = {g.name: g.linestyle for g in GROUPS}
+FAMILY_MARKER = {g.name: g.marker for g in GROUPS}
 CONTROL_COLOR = "0.6"
 """Grey of the controls where a figure sets them apart (the cost Pareto figure)."""
 SPREADS = {"std": "±1 sample standard deviation", "minmax": "the minimum to maximum"}

@@ -1,0 +1,40 @@
+"""Pruning at initialisation (one shot, then the IMP schedule): magnitude, random, SNIP (Lee
+et al. 2019), GraSP (Wang et al. 2020), SynFlow (Tanaka et al. 2020). The config names each
+method's run folder; those names may not be the workflow's own."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from lth.plan import registry
+from lth.plan.checks import Experiment, Problem, density_levels
+from lth.plan.registry import Family
+
+
+def _oneshot(e: Experiment) -> Iterator[Problem]:
+    """Methods and densities come together; method names are not the workflow's own; each
+    density names a level lth can read, and keeps weights in the model."""
+    densities, methods = e.cfg["oneshot"]["densities"], e.cfg["oneshot"]["methods"]
+    if densities and not methods:
+        yield e.key("oneshot.densities"), "set, but no oneshot.methods prunes to them"
+    if methods and not densities:
+        yield e.key("oneshot.methods"), "set, but oneshot.densities is empty: no level to prune to"
+    for method in methods:
+        if registry.method_of(method) is not None:
+            named = ", ".join(registry.fixed_method_names())
+            yield e.key("oneshot.methods", method), (
+                f"{method!r} is a method of the workflow itself ({named}, reinit_draw<D>, "
+                f"elastic_<strategy>...)")
+    if methods:
+        layerwise = [m for m, how in methods.items() if how["scope"] == "layerwise"]
+        yield from density_levels(e, "oneshot", densities,
+                                  f"method {layerwise[0]}" if layerwise else None)
+
+
+FAMILY = Family(
+    name="at_init",
+    position=2,
+    description="pruning at initialisation, one shot, then trained",
+    rule_kinds=("oneshot",),
+    checks=(_oneshot,),
+)

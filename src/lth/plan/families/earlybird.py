@@ -1,0 +1,62 @@
+"""Early-Bird tickets (You et al., ICLR 2020): masks drawn during dense training once the
+newest is within epsilon of the ones before it; the magnitude variant and the channel variant
+(VGG BatchNorm scales)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from lth.plan import catalog
+from lth.plan.checks import Experiment, Problem, density_levels, named_levels
+from lth.plan.registry import Family, Method
+
+
+def _channel_levels(e: Experiment, densities: list) -> Iterator[Problem]:
+    """The channel variant removes VGG channels; each kept fraction names a level
+    channels<P>, P a whole percent, once."""
+    if not e.cfg["model"].startswith("vgg"):
+        yield e.key("earlybird.variant"), (f"channel removes BatchNorm channels physically, "
+                                           f"which lth does for VGGs only, not {e.cfg['model']}")
+
+    def unreadable(density: float, _level: str) -> str | None:
+        if abs(100 * density - round(100 * density)) <= 1e-9 and round(100 * density) > 0:
+            return None
+        return (f"{density}: the channel variant's fractions of channels kept are whole "
+                f"percents (they name the levels channels<percent>)")
+
+    yield from named_levels(e, "earlybird.densities", densities, catalog.channel_level,
+                             unreadable)
+
+
+def _earlybird(e: Experiment) -> Iterator[Problem]:
+    """Early-Bird checks within the training, and its distance can tell masks apart."""
+    b = e.cfg["earlybird"]
+    if not b["densities"]:
+        return
+    if b["variant"] == "channel":
+        yield from _channel_levels(e, b["densities"])
+    else:
+        yield from density_levels(e, "earlybird", b["densities"],
+                                   "earlybird" if b["scope"] == "layerwise" else None)
+    iterations = e.cfg["train"]["iterations"]
+    if b["check_every"] >= iterations:
+        yield e.key("earlybird.check_every"), (
+            f"{b['check_every']} is not below train.iterations ({iterations}): the search "
+            f"would check only the initial weights")
+    if b["distance"] == "hamming":
+        for index, d in enumerate(b["densities"]):
+            if catalog.vacuous_hamming(d, b["epsilon"]):
+                yield e.key("earlybird.densities", index), (
+                    f"{d}: the Early-Bird threshold is vacuous at this density (a Hamming "
+                    f"distance of two masks keeping {d} is at most {2 * min(d, 1 - d):g} <= "
+                    f"epsilon {b['epsilon']}); use distance changed_fraction")
+
+
+FAMILY = Family(
+    name="earlybird",
+    position=4,
+    description="Early-Bird tickets drawn during dense training",
+    methods=(Method("eb", "early"), Method("eb_continue", "early")),
+    rule_kinds=("earlybird",),
+    checks=(_earlybird,),
+)

@@ -1,0 +1,54 @@
+"""Elastic ticket transfer (Chen et al., NeurIPS 2021): an IMP ticket of another depth
+stretched or squeezed block-wise to this network; the control shuffles the copied masks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from lth.plan import catalog
+from lth.plan.checks import Experiment, Problem
+from lth.plan.registry import Family, Method
+
+
+def _elastic(exp: Experiment) -> Iterator[Problem]:
+    """An elastic transfer's source is another experiment on the same dataset and seeds,
+    rewinding to the same iteration, whose model has this one's depth family, and which runs
+    the IMP rounds transferred."""
+    name, e, experiments = exp.name, exp.cfg, exp.experiments
+    x = e["elastic"]
+    source_name = x["source_experiment"]
+    if source_name is None:
+        return
+    key = f"experiments.{name}.elastic"
+    source = experiments.get(source_name)
+    if source is None or source_name == name:
+        yield f"{key}.source_experiment", (f"{source_name!r} is not another experiment of this "
+                                           f"config ({', '.join(sorted(experiments))})")
+        return
+    for setting in ("dataset", "seeds"):
+        if source[setting] != e[setting]:
+            yield f"{key}.source_experiment", (f"{source_name}'s {setting} {source[setting]} "
+                                               f"differs from this experiment's {e[setting]}")
+    if source["imp"]["rewind_iteration"] != e["imp"]["rewind_iteration"]:
+        yield f"{key}.source_experiment", (
+            f"{source_name} rewinds to iteration {source['imp']['rewind_iteration']}, this "
+            f"experiment to {e['imp']['rewind_iteration']}: the transferred weights are the "
+            f"source's and train on from the target's rewind point")
+    problem = catalog.elastic_problem(source["model"], e["model"])
+    if problem:
+        yield f"{key}.source_experiment", problem
+    for index, r in enumerate(x["rounds"]):
+        if r > source["imp"]["rounds"]:
+            yield f"{key}.rounds.{index}", (f"{r} is beyond {source_name}'s "
+                                            f"{source['imp']['rounds']} IMP rounds")
+
+
+FAMILY = Family(
+    name="elastic",
+    position=7,
+    description="tickets transferred from a network of another depth",
+    methods=(Method("elastic_.*_randmask", "control", control=True, pattern=True),
+             Method("elastic_.*", "transfer", pattern=True)),
+    rule_kinds=("elastic",),
+    checks=(_elastic,),
+)

@@ -1,0 +1,47 @@
+"""Masks mined on frozen weights: edge-popup (Ramanujan et al. 2020) and GEM-MINER
+(Sreenivasan et al. 2022; its rounded rare gem, and the flagged weights trained)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from lth.plan.checks import Experiment, Problem, density_levels
+from lth.plan.registry import Family, Method
+
+
+def _supermask(e: Experiment) -> Iterator[Problem]:
+    """Mining has densities and a method; GEM-MINER freezes within the mining; batches fit."""
+    m = e.cfg["supermask"]
+    enabled = [algo for algo in ("edge_popup", "gem_miner") if m[algo]["enabled"]]
+    if m["densities"] and not enabled:
+        yield e.key("supermask.densities"), ("set, but neither edge_popup nor gem_miner is "
+                                             "enabled")
+    if enabled and not m["densities"]:
+        yield e.key("supermask", enabled[0], "enabled"), ("true, but supermask.densities is "
+                                                          "empty: no level to mine")
+    if not (enabled and m["densities"]):
+        return
+    yield from density_levels(e, "supermask", m["densities"],
+                               "edge_popup" if "edge_popup" in enabled else None)
+    iterations = m["iterations"] or e.cfg["train"]["iterations"]
+    freeze = m["gem_miner"]["freeze_every"]
+    if "gem_miner" in enabled and freeze >= iterations:
+        yield e.key("supermask.gem_miner.freeze_every"), (
+            f"{freeze} is not below the {iterations} mining iterations: GEM-MINER would "
+            f"never freeze its way to the target density")
+    left = e.kept_for_training()
+    batch = m["batch_size"]
+    if batch is not None and left is not None and 0 < left < batch:
+        yield e.key("supermask.batch_size"), (f"{batch} is more than the {left} training "
+                                              f"examples: an epoch would have no batch")
+
+
+FAMILY = Family(
+    name="supermask",
+    position=5,
+    description="masks mined on frozen weights",
+    methods=(Method("edge_popup", "supermask"), Method("gem_miner_gem", "supermask"),
+             Method("gem_miner", "supermask")),
+    rule_kinds=("edge_popup", "gem_miner"),
+    checks=(_supermask,),
+)

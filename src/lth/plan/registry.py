@@ -1,0 +1,122 @@
+"""The method registry: every method family declares itself once, torch-free.
+
+A family is one block of the workflow config (imp, finetune, at_init, ...). Its module in
+lth.plan.families defines `FAMILY = Family(...)`: the run folders its jobs write (methods,
+each with its report group and whether it is a control), its rule kinds, its config checks
+and its description. Everything that lists methods derives from here: the report's groups and
+line styles, what counts as a control, the names a configured method may not take, and the
+rule kinds whose names the config check keeps apart. A new family is a new module there.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import pkgutil
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Group:
+    """What a network is, for the report (summary.csv's `family` column), and how its
+    methods are drawn: dash and marker per group."""
+
+    name: str
+    description: str
+    linestyle: str | tuple
+    marker: str
+
+
+GROUPS = (
+    Group("lottery", "a winning ticket or its one-shot comparison (IMP)", "-", "o"),
+    Group("control", "a control of a ticket: its mask or its counts, another init", "--", "s"),
+    Group("at_init", "pruned at initialisation, then trained", ":", "^"),
+    Group("baseline", "a pruning baseline that keeps training its weights", "-.", "D"),
+    Group("early", "a ticket drawn early in dense training (Early-Bird)", (0, (5, 1)), "v"),
+    Group("supermask", "a mask mined on frozen weights (edge-popup, GEM-MINER)",
+          (0, (1, 1)), "P"),
+    Group("transfer", "a ticket transferred from a network of another depth (Elastic LTH)",
+          (0, (3, 1, 1, 1, 1, 1)), "*"),
+    Group("reintroduce", "IMP with pruned weights re-introduced (Double-, Scored-pruning)",
+          (0, (8, 2)), "h"),
+)
+GROUP_NAMES = tuple(g.name for g in GROUPS)
+
+
+@dataclass(frozen=True)
+class Method:
+    """A run folder a family's jobs write (results/<exp>/seed<S>/<name>/<level>), or, with
+    `pattern`, a regular expression of such folders named from the config."""
+
+    name: str
+    group: str
+    control: bool = False
+    pattern: bool = False
+
+    def __post_init__(self):
+        if self.group not in GROUP_NAMES:
+            raise ValueError(f"method {self.name}: group {self.group!r} is not one of "
+                             f"{GROUP_NAMES}")
+
+    def names(self, folder: str) -> bool:
+        """Whether `folder` is this method's run folder."""
+        return bool(re.fullmatch(self.name, folder)) if self.pattern else folder == self.name
+
+
+@dataclass(frozen=True)
+class Family:
+    """One method family: its config block `name`, its place in the config check and the
+    report (`position`), the run folders it writes, its rule kinds (one Snakemake rule
+    `<kind>_<experiment>` each) and its config checks (each takes a
+    lth.plan.checks.Experiment and yields (key, message) problems)."""
+
+    name: str
+    position: int
+    description: str
+    methods: tuple[Method, ...] = ()
+    rule_kinds: tuple[str, ...] = ()
+    checks: tuple[Callable[..., Iterator[tuple[str, str]]], ...] = ()
+
+
+@functools.cache
+def families() -> tuple[Family, ...]:
+    """Every family of lth.plan.families, in the order of their positions."""
+    from lth.plan import families as package
+
+    found = [importlib.import_module(f"{package.__name__}.{info.name}").FAMILY
+             for info in pkgutil.iter_modules(package.__path__)]
+    return tuple(sorted(found, key=lambda f: f.position))
+
+
+def method_of(folder: str) -> tuple[Family, Method] | None:
+    """The family and method that write the run folder `folder`; None for a folder the
+    config names (a method pruned at initialisation)."""
+    for family in families():
+        for method in family.methods:
+            if method.names(folder):
+                return family, method
+    return None
+
+
+def is_control(folder: str) -> bool:
+    """Whether a method is a control of a ticket (kept off Pareto fronts)."""
+    found = method_of(folder)
+    return found is not None and found[1].control
+
+
+def family_of(folder: str) -> str | None:
+    """The name of the family whose jobs write `folder`, or None (a configured method)."""
+    found = method_of(folder)
+    return found[0].name if found else None
+
+
+def fixed_method_names() -> tuple[str, ...]:
+    """The run folders the workflow names itself (patterns aside)."""
+    return tuple(m.name for f in families() for m in f.methods if not m.pattern)
+
+
+def rule_kinds() -> tuple[str, ...]:
+    """Every family's rule kinds."""
+    return tuple(kind for f in families() for kind in f.rule_kinds)
