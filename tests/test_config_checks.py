@@ -282,13 +282,12 @@ CASES = [
          f"{T}.oneshot.methods", "set, but oneshot.densities is empty: no level to prune to"),
     Case("method-named-like-the-workflows", (at(f"{T}.oneshot.methods.imp",
                                                 criterion="magnitude"),),
-         f"{T}.oneshot.methods.imp", "'imp' is a method of the workflow itself (" +
-         ", ".join(registry.fixed_method_names()) + ", reinit_draw<D>, elastic_<strategy>...)"),
+         f"{T}.oneshot.methods.imp", "'imp' is a method of the workflow itself ("
+         + ", ".join(registry.method_labels()) + ")"),
     Case("method-named-like-a-reinit-draw", (at(f"{T}.oneshot.methods.reinit_draw2",
                                                 criterion="magnitude"),),
          f"{T}.oneshot.methods.reinit_draw2", "'reinit_draw2' is a method of the workflow "
-         "itself (" + ", ".join(registry.fixed_method_names())
-         + ", reinit_draw<D>, elastic_<strategy>...)"),
+         "itself (" + ", ".join(registry.method_labels()) + ")"),
     Case("scratch-on-finetune-masks-without-finetuning", (at(f"{T}.finetune", enabled=False),),
          f"{T}.controls.scratch_masks", "holds finetune, but finetune.enabled is false: there "
          "are no fine-tuned masks for Scratch-E/B to train"),

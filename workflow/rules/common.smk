@@ -179,7 +179,7 @@ class CohortKind:
     step gets the mask that step writes into its run directory. networks(e) lists the
     (method, level) of the trained networks its jobs write (what summary and similarity
     read). searches(e_name, e, w) gives the (verb, job spec) steps that run first
-    (Early-Bird's search, mining, transfer), whose files beyond the run files are
+    (a ticket search, mining, a transfer), whose files beyond the run files are
     extra_outputs(e_name, e); code names the library modules they import beyond training's."""
 
     name: str

@@ -105,7 +105,7 @@ def macs_to_target(find_macs: float, train_macs: float, iterations: int, start_i
                    reached_at: float) -> float:
     """The MACs spent until the target is reached at iteration `reached_at`: the finding plus
     the share of the training done by then; NaN when it never is. A network with nothing
-    left to train (an Early-Bird ticket drawn at the end, resumed there) costs its finding."""
+    left to train (a ticket drawn at the end of training, resumed there) costs its finding."""
     if math.isnan(reached_at):
         return math.nan
     if iterations == start_iteration:

@@ -62,7 +62,7 @@ class Net:
     prefix: str
     checkpoint_iterations: tuple[int, ...] = ()
     dropout_seed: int = 0  # seeds nn.Dropout's (global) generator in the reference loop
-    after_backward: Callable | None = None  # the reference loop's hook (Scored-pruning)
+    after_backward: Callable | None = None  # the reference loop's after_backward hook
     result: TrainResult | None = field(default=None, repr=False)
 
 

@@ -32,10 +32,10 @@ def _top_alive(score: torch.Tensor, alive: torch.Tensor, keep: int) -> torch.Ten
     """Bool mask shaped like `score` of the `keep` highest-scoring alive entries (ties: lower
     index first).
 
-    The k-th highest score is found with topk (no full sort: edge-popup ranks every layer at
+    The k-th highest score is found with topk (no full sort: a mined mask ranks every layer at
     every step); every entry above it is kept, and the entries equal to it fill the rest in
     index order, which is what a stable descending sort would keep. When every entry is
-    alive (edge-popup's case) nothing is gathered or scattered."""
+    alive (a mined mask's case) nothing is gathered or scattered."""
     flat, flat_alive = score.detach().flatten(), alive.flatten()
     every = bool(flat_alive.all())
     alive_idx = None if every else flat_alive.nonzero().squeeze(1)

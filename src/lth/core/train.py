@@ -170,11 +170,11 @@ def train(
 
     Two optional hooks, for methods that watch or steer training from outside the loop:
     after_backward(it, model) runs after each backward pass, before the gradients are masked
-    (the gradients of pruned weights are still there: Scored-pruning, network slimming);
+    (the gradients of pruned weights are still there: alignment scores, network slimming);
     observe(it, model) sees the weights after `it` iterations, at `start` and every
     `observe_every` iterations before the end; returning True ends training there
-    (Early-Bird's search): the last evaluations and the train accuracy are then those of
-    that iteration, recorded in `last_iteration`.
+    (a search for a ticket during training): the last evaluations and the train accuracy are
+    then those of that iteration, recorded in `last_iteration`.
     """
     params = dict(model.named_parameters())
     apply_mask_(params, mask)

@@ -1,2 +1,2 @@
-"""methods: one module per method family, holding its algorithm and its torch-side settings
-(the pruning criteria, filters, Early-Bird, supermasks, elastic transfer, re-introduction)."""
+"""methods: one module per method family, holding its algorithm and its torch-side settings.
+The families themselves are declared, torch-free, in lth.plan.families."""

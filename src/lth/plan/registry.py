@@ -21,26 +21,31 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Group:
     """What a network is, for the report (summary.csv's `family` column), and how its
-    methods are drawn: dash and marker per group."""
+    methods are drawn: dash and marker per group, `look` the dash in words (for captions)."""
 
     name: str
     description: str
     linestyle: str | tuple
     marker: str
+    look: str
 
 
 GROUPS = (
-    Group("lottery", "a winning ticket or its one-shot comparison (IMP)", "-", "o"),
-    Group("control", "a control of a ticket: its mask or its counts, another init", "--", "s"),
-    Group("at_init", "pruned at initialisation, then trained", ":", "^"),
-    Group("baseline", "a pruning baseline that keeps training its weights", "-.", "D"),
-    Group("early", "a ticket drawn early in dense training (Early-Bird)", (0, (5, 1)), "v"),
-    Group("supermask", "a mask mined on frozen weights (edge-popup, GEM-MINER)",
-          (0, (1, 1)), "P"),
-    Group("transfer", "a ticket transferred from a network of another depth (Elastic LTH)",
-          (0, (3, 1, 1, 1, 1, 1)), "*"),
-    Group("reintroduce", "IMP with pruned weights re-introduced (Double-, Scored-pruning)",
-          (0, (8, 2)), "h"),
+    Group("lottery", "winning tickets and their one-shot comparison (Frankle & Carbin 2019)",
+          "-", "o", "solid"),
+    Group("control", "controls of a ticket: its mask or its counts with another init "
+          "(Frankle & Carbin 2019; Liu et al. 2019)", "--", "s", "dashed"),
+    Group("at_init", "pruning at initialization", ":", "^", "dotted"),
+    Group("baseline", "baselines pruned after training (Han et al. 2015; Li et al. 2017)",
+          "-.", "D", "dash-dotted"),
+    Group("early", "tickets drawn early in dense training (You et al. 2020)", (0, (5, 1)), "v",
+          "short dashes"),
+    Group("supermask", "masks mined on frozen weights (Ramanujan et al. 2020; Sreenivasan et "
+          "al. 2022)", (0, (1, 1)), "P", "fine dots"),
+    Group("transfer", "tickets transferred from a network of another depth (Chen et al. 2021)",
+          (0, (3, 1, 1, 1, 1, 1)), "*", "dash-dot-dot"),
+    Group("reintroduce", "IMP with pruned weights re-introduced (METHODS.md 5)", (0, (8, 2)),
+          "h", "long dashes"),
 )
 GROUP_NAMES = tuple(g.name for g in GROUPS)
 
@@ -54,6 +59,7 @@ class Method:
     group: str
     control: bool = False
     pattern: bool = False
+    label: str = ""  # a pattern's name in words, e.g. reinit_draw<D>
 
     def __post_init__(self):
         if self.group not in GROUP_NAMES:
@@ -115,6 +121,11 @@ def family_of(folder: str) -> str | None:
 def fixed_method_names() -> tuple[str, ...]:
     """The run folders the workflow names itself (patterns aside)."""
     return tuple(m.name for f in families() for m in f.methods if not m.pattern)
+
+
+def method_labels() -> tuple[str, ...]:
+    """Every run folder the workflow names itself, patterns by their labels."""
+    return tuple(m.label or m.name for f in families() for m in f.methods)
 
 
 def rule_kinds() -> tuple[str, ...]:

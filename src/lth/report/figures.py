@@ -18,6 +18,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from lth.plan.registry import GROUPS
 from lth.report.cost_figures import fig_cost_vs_accuracy, fig_iterations_to_target
 from lth.report.overlap_figures import (
     fig_input_degree_maps,
@@ -388,16 +389,10 @@ FIGURES: dict[str, FigureSpec] = {
     "all_methods": FigureSpec(
         fig_all_methods,
         "Final test accuracy (at the end of training) vs. percent of weights remaining for all "
-        "methods; line style and marker by family: solid lottery (imp), dashed controls "
-        "(scratch_*_finetune: Liu et al. 2019's Scratch-E/B on fine-tuning's masks), dotted "
-        "pruning at initialization, dash-dotted baselines (pruning after training with "
-        "fine-tuning), short dashes Early-Bird tickets (eb, eb_continue; You et al. 2020), "
-        "fine dots supermasks mined on frozen weights (edge_popup, Ramanujan et al. 2020; "
-        "gem_miner_gem and gem_miner, Sreenivasan et al. 2022), dash-dot-dot tickets "
-        "transferred from another network (elastic_*, Chen et al. 2021), long dashes IMP "
-        "with pruned weights re-introduced (double, scored, regrow_random). Methods marked "
-        "(untrained) keep their initial weights: the accuracy is that of the mask alone."
-        + BANDS,
+        "methods; line style and marker by family: "
+        + ", ".join(f"{g.look} {g.description}" for g in GROUPS)
+        + ". Methods marked (untrained) keep their initial weights: the accuracy is that of "
+        "the mask alone." + BANDS,
         ("summary",),
     ),
     "layer_collapse": FigureSpec(

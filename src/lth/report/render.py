@@ -124,8 +124,8 @@ def display_tables(summary: pd.DataFrame) -> list[DisplayTable]:
 
 
 def _cost_display(summary: pd.DataFrame, label: dict[str, str]) -> DisplayTable:
-    """Search cost vs. accuracy: what finding and training each ticket cost (Early-Bird,
-    edge-popup, GEM-MINER and the others against IMP) and what it reached."""
+    """Search cost vs. accuracy: what finding and training each ticket cost (every method
+    against IMP) and what it reached."""
     return _display(
         "Search cost vs. accuracy",
         "Per method and level, means over seeds: multiply-accumulates (MACs; 1 MAC = 2 FLOPs, "

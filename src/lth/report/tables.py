@@ -225,6 +225,6 @@ def methods_in_order(summary: pd.DataFrame, methods) -> list[str]:
 
 def method_labels(summary: pd.DataFrame) -> dict[str, str]:
     """How figures and tables name each method: its name, with "(untrained)" for a method
-    whose weights are never trained (edge-popup's and GEM-MINER's mined masks)."""
+    whose weights are never trained (masks mined on frozen weights)."""
     trained = summary.groupby("method")["weights_trained"].any()
     return {m: m if t else f"{m} (untrained)" for m, t in trained.items()}

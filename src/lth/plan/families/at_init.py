@@ -21,10 +21,9 @@ def _oneshot(e: Experiment) -> Iterator[Problem]:
         yield e.key("oneshot.methods"), "set, but oneshot.densities is empty: no level to prune to"
     for method in methods:
         if registry.method_of(method) is not None:
-            named = ", ".join(registry.fixed_method_names())
             yield e.key("oneshot.methods", method), (
-                f"{method!r} is a method of the workflow itself ({named}, reinit_draw<D>, "
-                f"elastic_<strategy>...)")
+                f"{method!r} is a method of the workflow itself "
+                f"({', '.join(registry.method_labels())})")
     if methods:
         layerwise = [m for m, how in methods.items() if how["scope"] == "layerwise"]
         yield from density_levels(e, "oneshot", densities,

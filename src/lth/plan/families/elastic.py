@@ -47,8 +47,9 @@ FAMILY = Family(
     name="elastic",
     position=7,
     description="tickets transferred from a network of another depth",
-    methods=(Method("elastic_.*_randmask", "control", control=True, pattern=True),
-             Method("elastic_.*", "transfer", pattern=True)),
+    methods=(Method("elastic_.*_randmask", "control", control=True, pattern=True,
+                    label="elastic_<strategy>_randmask"),
+             Method("elastic_.*", "transfer", pattern=True, label="elastic_<strategy>")),
     rule_kinds=("elastic",),
     checks=(_elastic,),
 )

@@ -92,7 +92,7 @@ FAMILY = Family(
         Method("imp", "lottery"),
         Method("imp_oneshot", "lottery"),
         Method("reinit", "control", control=True),
-        Method(r"reinit_draw\d+", "control", control=True, pattern=True),
+        Method(r"reinit_draw\d+", "control", control=True, pattern=True, label="reinit_draw<D>"),
         Method("random_pruning", "control", control=True),
         Method("scratch_e_imp", "control", control=True),
         Method("scratch_b_imp", "control", control=True),
