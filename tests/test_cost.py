@@ -34,6 +34,7 @@ from lth.core import masks as M
 from lth.core.io import LthError, save_tensors, write_json
 from lth.core.models import build_model
 from lth.core.provenance import file_entry, make_record
+from lth.plan.catalog import round_half_up
 from lth.plan.spec import Rates
 from lth.verbs.commands import build, network_facts
 
@@ -128,7 +129,7 @@ def imp_masks() -> list[M.Mask]:
     for _ in range(ROUNDS + 1):
         masks.append({n: (torch.arange(shape.numel()) < alive[n]).view(shape)
                       for n, shape in sizes.items()})
-        alive = {n: k - M.round_half_up(RATES[n] * k) for n, k in alive.items()}
+        alive = {n: k - round_half_up(RATES[n] * k) for n, k in alive.items()}
     return masks
 
 

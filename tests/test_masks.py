@@ -4,6 +4,7 @@ import torch
 from torch import nn
 
 from lth.core import masks as M
+from lth.plan.catalog import round_half_up
 
 
 def scores_and_mask():
@@ -18,7 +19,7 @@ def test_layerwise_rate_removes_exact_count_of_remaining():
         alive = {n: int(m.sum()) for n, m in mask.items()}
         mask = M.prune_fraction_layerwise(scores, mask, {"a": 0.2, "b": 0.1})
         for n, rate in (("a", 0.2), ("b", 0.1)):
-            assert int(mask[n].sum()) == alive[n] - M.round_half_up(rate * alive[n])
+            assert int(mask[n].sum()) == alive[n] - round_half_up(rate * alive[n])
     assert int(mask["a"].sum()) == 66  # 200 -> 160 -> 128 -> 102 -> 82 -> 66
 
 

@@ -16,11 +16,11 @@ from lth.core.masks import (
     full_mask,
     is_nested,
     keep_top_global,
-    round_half_up,
 )
-from lth.core.models import POOL, build_model, prunable_names, vgg
+from lth.core.models import build_model, prunable_names, vgg
 from lth.methods import criteria as pruning
 from lth.methods.criteria import input_reaches_output
+from lth.plan.catalog import POOL, round_half_up
 
 T_GRASP = 200.0  # Wang et al. 2020: softmax temperature of GraSP's loss
 

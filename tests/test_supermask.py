@@ -23,6 +23,7 @@ from lth.methods.supermask import (
     mine,
     popup_mask,
 )
+from lth.plan.catalog import round_half_up
 from lth.plan.spec import Mining
 
 
@@ -323,7 +324,7 @@ def test_freeze_schedule_decays_geometrically_to_exactly_the_target():
         range(10, 100, 10), [774, 599, 464, 359, 278, 215, 167, 129, 100], strict=True))
     reference = freeze_schedule(272474, 0.0144, 150, 5)  # E = 150, T_p = 5: 29 freezes
     assert list(reference) == list(range(5, 150, 5))
-    assert reference[145] == M.round_half_up(0.0144 * 272474)
+    assert reference[145] == round_half_up(0.0144 * 272474)
     assert list(reference.values()) == sorted(reference.values(), reverse=True)
     for iterations, every in ((10, 10), (100, 0)):
         with pytest.raises(LthError, match="freeze_every"):
@@ -346,7 +347,7 @@ def test_the_regulariser_alone_shrinks_scores_by_two_lr_lambda():
     for name, p in result.scores.items():
         torch.testing.assert_close(p, p0[name].detach() * factor, rtol=1e-6, atol=1e-7)
     # the shrunk scores leave flagged weights below 0.5: the gem keeps fewer than the flags
-    assert M.counts(result.flags)[0] == M.round_half_up(0.5 * 266200)
+    assert M.counts(result.flags)[0] == round_half_up(0.5 * 266200)
     assert all(torch.equal(result.mask[n], (p > 0.5) & result.flags[n])
                for n, p in result.scores.items())
     assert M.counts(result.mask)[0] < 0.45 * 266200
@@ -357,7 +358,7 @@ def test_gem_miner_flags_end_at_the_exact_count_and_the_rounded_gem_is_above_cha
     the rare gem, the rounded mask of the last forward, nested in them, and every evaluation
     (the final ones too) is of the network the forward uses."""
     result, total = gem_run.result, 266200
-    target = M.round_half_up(0.1 * total)
+    target = round_half_up(0.1 * total)
     assert M.counts(result.flags) == (target, total)
     assert result.extra["flags"] == {"kept": target, "density": target / total}
     assert result.extra["freeze_iterations"] == [4, 8, 12, 16]
@@ -419,4 +420,4 @@ def test_adam_mines_the_same_way():
     finally:
         handle.remove()
     assert all(isinstance(o, torch.optim.Adam) for o in seen) and len(seen) == 3
-    assert M.counts(result.mask) == (M.round_half_up(0.2 * 266200), 266200)
+    assert M.counts(result.mask) == (round_half_up(0.2 * 266200), 266200)

@@ -14,13 +14,10 @@ import math
 import torch
 from torch import nn
 
+from lth.plan.catalog import round_half_up
+
 Mask = dict[str, torch.Tensor]
 Scores = dict[str, torch.Tensor]
-
-
-def round_half_up(x: float) -> int:
-    """Round to the nearest integer, halves up (Python's round() rounds halves to even)."""
-    return math.floor(x + 0.5)
 
 
 def full_mask(params: dict[str, torch.Tensor]) -> Mask:
