@@ -28,11 +28,11 @@ import yaml
 from generated import numbered_images, write_idx_gz, write_learnable_idx_folder
 from lth.core import masks, models
 from lth.core.errors import LthError
-from lth.paper import SETTINGS, paper_schedule
 from lth.plan import catalog, spec
 from lth.plan.config_checks import REINIT_DRAW_FOLDER, RULE_KINDS, WORKFLOW_METHODS, first_problem
 from lth.plan.spec import Engine, Member, Schedule, TrainJob, to_json
 from lth.verbs.cli import main
+from paper import SETTINGS, paper_schedule
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
@@ -416,7 +416,7 @@ RATE_KINDS = [f.name for f in dataclasses.fields(spec.Rates)]
 
 @pytest.mark.parametrize("name", sorted(SETTINGS))
 def test_every_paper_setting_is_a_consistent_experiment(name, tmp_path, monkeypatch):
-    """A setting of lth.paper, as the train and imp blocks of an experiment, passes."""
+    """A setting of tests/paper.py, as the train and imp blocks of an experiment, passes."""
     monkeypatch.chdir(tmp_path)
     values, setting = paper_schedule(name), SETTINGS[name]
     train = {k: v for k, v in values.items() if k in SCHEMA_BLOCKS["schedule"]["properties"]}

@@ -1,4 +1,4 @@
-"""lth.paper: paper hyperparameters are consistent, cite a source, and match the papers."""
+"""tests/paper.py: paper hyperparameters are consistent, cite a source, and match the papers."""
 
 import math
 from dataclasses import replace
@@ -7,14 +7,14 @@ import pytest
 
 from lth.core.data import DATASETS
 from lth.core.io import LthError
-from lth.paper import (
+from lth.plan import catalog
+from lth.plan.catalog import MODEL_NAMES, prunable_layers
+from paper import (
     SCORING_SETTINGS,
     SETTINGS,
     TANAKA2020_LOG10_COMPRESSIONS,
     paper_schedule,
 )
-from lth.plan import catalog
-from lth.plan.catalog import MODEL_NAMES, prunable_layers
 
 SCHEDULE_KEYS = {"optimizer", "lr", "momentum", "nesterov", "weight_decay", "batch_size",
                  "iterations", "milestones", "gamma", "warmup", "rewind_iteration", "scope",

@@ -17,11 +17,11 @@ from safetensors.torch import load_file
 
 from generated import write_learnable_idx_folder
 from lth.core import masks as M
-from lth.paper import SETTINGS, paper_schedule
 from lth.plan.config_checks import with_defaults
 from lth.report import claims
 from lth.report.figures import FIGURES
 from lth.verbs.cli import main
+from paper import SETTINGS, paper_schedule
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
@@ -516,7 +516,7 @@ def test_every_preset_passes_a_dry_run(preset, tmp_path):
     assert jobs["report_pdf"] >= 1 and any(rule.startswith("dense_") for rule in jobs)
 
 
-PRESET_SETTINGS = {  # (preset, experiment) -> the lth.paper setting its train/imp blocks hold
+PRESET_SETTINGS = {  # (preset, experiment) -> the tests/paper.py setting its train/imp blocks hold
     ("lth_lenet_mnist", "lenet300_100_mnist"): "frankle2019_lenet300_100_mnist",
     ("lth_conv_cifar10", "conv2_cifar10"): "frankle2019_conv2_cifar10",
     ("lth_conv_cifar10", "conv4_cifar10"): "frankle2019_conv4_cifar10",
@@ -534,7 +534,7 @@ PRESET_SETTINGS = {  # (preset, experiment) -> the lth.paper setting its train/i
 
 @pytest.mark.parametrize(("preset", "experiment"), sorted(PRESET_SETTINGS))
 def test_a_preset_runs_its_papers_setting(preset, experiment):
-    """Every value of the cited lth.paper setting is the preset's (schema defaults filled
+    """Every value of the cited tests/paper.py setting is the preset's (schema defaults filled
     in): model, training (incl. the initialiser) and IMP (incl. the shortcut rate)."""
     key = PRESET_SETTINGS[preset, experiment]
     cfg = yaml.safe_load((REPO / "workflow/presets" / f"{preset}.yaml").read_text())
