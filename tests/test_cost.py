@@ -241,7 +241,7 @@ def test_one_cache_reads_each_file_once_and_gives_the_same_costs(chain):
 
 def test_summary_has_the_cost_and_target_columns(chain, tmp_path):
     runs = sorted(Path("results/e").glob("seed0/*/round*/run.json"))
-    summarize("e", runs, tmp_path)
+    summarize("e", runs, tmp_path, target_fraction=0.99)
     table = pd.read_csv(tmp_path / "summary.csv").set_index(["method", "round"])
     imp4, dense = table.loc[("imp", 4)], table.loc[("imp", 0)]
     assert (imp4["macs"], imp4["dense_macs"]) == (TABLE[4][0], DENSE_F)
@@ -270,7 +270,7 @@ def test_the_target_fraction_moves_the_target(chain, tmp_path):
 
 
 def test_without_a_dense_run_the_relative_columns_are_nan(chain, tmp_path):
-    summarize("e", [Path(f"{run_dir('imp', 3)}/run.json")], tmp_path)
+    summarize("e", [Path(f"{run_dir('imp', 3)}/run.json")], tmp_path, target_fraction=0.99)
     row = pd.read_csv(tmp_path / "summary.csv").iloc[0]
     assert row["total_macs"] == 70_767_810_000  # rounds 0..3
     for column in ("dense_trainings", "iterations_to_target", "macs_to_target"):
