@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from generated import write_learnable_idx_folder
+from helpers import is_nested, layer_densities
 from lth.core import masks as M
 from lth.core.io import load_tensors, read_metadata
 from lth.plan.catalog import round_half_up
@@ -96,7 +97,7 @@ def test_dense_run_learns_and_records_everything(lab):
 def test_imp_mask_nests_and_prunes_exact_counts(lab):
     dense = load_tensors(lab / "dense/mask.safetensors")
     imp1 = load_tensors(lab / "imp1/mask.safetensors")
-    assert M.is_nested(imp1, dense)
+    assert is_nested(imp1, dense)
     sizes = {n: m.numel() for n, m in dense.items()}
     rates = {"fc1.weight": 0.2, "fc2.weight": 0.2, "output.weight": 0.1}
     assert {n: int(m.sum()) for n, m in imp1.items()} == {
@@ -148,7 +149,7 @@ def test_random_structure_keeps_layer_densities_and_changes_the_mask(lab):
         match_counts="imp1/mask.safetensors", purpose="random/round1")) == 0
     imp = load_tensors(lab / "imp1/mask.safetensors")
     rnd = load_tensors(lab / "random1/mask.safetensors")
-    assert M.layer_densities(rnd) == M.layer_densities(imp)
+    assert layer_densities(rnd) == layer_densities(imp)
     assert M.jaccard(rnd, imp) < 0.9
 
 

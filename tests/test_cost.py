@@ -26,12 +26,12 @@ from lth.analysis.cost import (
     lineage_records,
     macs_to_target,
     pareto_front,
+    record_costs,
     record_macs,
-    run_costs,
 )
 from lth.analysis.summary import summarize
 from lth.core import masks as M
-from lth.core.io import LthError, save_tensors, write_json
+from lth.core.io import LthError, read_json, save_tensors, write_json
 from lth.core.models import build_model
 from lth.core.provenance import file_entry, make_record
 from lth.plan.catalog import round_half_up
@@ -52,6 +52,11 @@ TABLE = {0: (266_200, 23_958_000_000, 23_958_000_000, 1.00),
 DENSE_VAL = [0.1, 0.6, 0.9, 0.97, 0.98, 0.96]  # best 0.98: 0.99 x best = 0.9702, first at 400
 TICKET_VAL = [0.1, 0.7, 0.975, 0.99, 0.99, 0.99]  # 0.9702 first reached at 200
 CONTROL_VAL = [0.1, 0.5, 0.6, 0.7, 0.8, 0.9]  # never 0.9702; 0.9 x 0.98 = 0.882 at 500
+
+
+def run_costs(run_json: str | Path, cache=None) -> dict:
+    """record_costs of the run whose run.json this is."""
+    return record_costs(read_json(run_json), run_json, cache)
 
 
 def run_dir(method: str, r: int) -> str:

@@ -9,12 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from helpers import collapsed_layers, is_nested
 from lth.core.io import LthError
 from lth.core.masks import (
-    collapsed_layers,
     counts,
     full_mask,
-    is_nested,
     keep_top_global,
 )
 from lth.core.models import build_model, prunable_names, vgg

@@ -9,6 +9,7 @@ from test_train import cluster_splits, lenet
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
+from helpers import is_nested
 from lth.core import masks as M
 from lth.core.errors import LthError
 from lth.core.models import prunable_names
@@ -316,7 +317,7 @@ def test_freezing_removes_the_lowest_flagged_scores_and_never_brings_one_back():
         state.scores["w"].copy_(torch.tensor([0.1, 1.0, 0.9, 1.0, 0.2, 1.0, 0.3, 1.0]))
     state.after_step(2)
     assert state.flag["w"].tolist() == [False, False, True, False, False, False, True, False]
-    assert M.is_nested(state.flag, {"w": first})
+    assert is_nested(state.flag, {"w": first})
 
 
 def test_freeze_schedule_decays_geometrically_to_exactly_the_target():
@@ -368,7 +369,7 @@ def test_gem_miner_flags_end_at_the_exact_count_and_the_rounded_gem_is_above_cha
     assert all(bool(((s >= 0) & (s <= 1)).all()) for s in result.scores.values())
     gem = {n: (p > 0.5) & result.flags[n] for n, p in result.scores.items()}
     assert all(torch.equal(result.mask[n], gem[n]) for n in gem)
-    assert M.is_nested(result.mask, result.flags)
+    assert is_nested(result.mask, result.flags)
     kept = M.counts(result.mask)[0]
     assert sum(gem_run.forwards[-1].values()) == kept  # the last forward's mask
     assert [sum(c.values()) for c in gem_run.eval_counts[-3:]] == [kept] * 3  # val, test, train

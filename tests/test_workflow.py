@@ -16,7 +16,7 @@ import yaml
 from safetensors.torch import load_file
 
 from generated import write_learnable_idx_folder
-from lth.core import masks as M
+from helpers import is_nested
 from lth.plan.config_checks import with_defaults
 from lth.report import claims
 from lth.report.figures import FIGURES
@@ -213,7 +213,7 @@ def test_tickets_found_early_or_without_weight_training(done):
     assert 0 < gem["params_kept"] <= target
     assert gem["mining"]["flags"] == {"kept": target, "density": target / 266200}
     flags = tensors(done, "gem_miner_gem", "density0.1", "flags")
-    assert M.is_nested(tensors(done, "gem_miner_gem", "density0.1", "mask"), flags)
+    assert is_nested(tensors(done, "gem_miner_gem", "density0.1", "mask"), flags)
     assert same_tensors(tensors(done, "gem_miner", "density0.1", "mask"), flags)
     for method, name in (("edge_popup", "final"), ("gem_miner_gem", "final"),
                          ("gem_miner_gem", "start")):

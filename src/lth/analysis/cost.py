@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lth.core.io import LthError, read_json
+from lth.core.io import LthError
 from lth.core.provenance import find_manifest, find_record
 
 RecordKey = tuple[str, str]
@@ -73,11 +73,6 @@ def lineage_records(paths: Iterable[str | Path], cache: Lineages | None = None) 
     for path in paths:
         unique.update(file_lineage(Path(path), cache))
     return list(unique.values())
-
-
-def run_costs(run_json: str | Path, cache: Lineages | None = None) -> dict:
-    """record_costs of the run whose run.json this is."""
-    return record_costs(read_json(run_json), run_json, cache)
 
 
 def record_costs(record: dict, run_json: str | Path, cache: Lineages | None = None) -> dict:
