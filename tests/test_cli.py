@@ -10,8 +10,10 @@ import pytest
 import torch
 
 from generated import write_learnable_idx_folder
+from helpers import is_nested, layer_densities
 from lth.core import masks as M
 from lth.core.io import load_tensors, read_metadata
+from lth.plan.catalog import round_half_up
 from lth.plan.spec import Engine, Member, PruneJob, Rates, Schedule, Scoring, TrainJob, to_json
 from lth.verbs.cli import main
 
@@ -95,11 +97,11 @@ def test_dense_run_learns_and_records_everything(lab):
 def test_imp_mask_nests_and_prunes_exact_counts(lab):
     dense = load_tensors(lab / "dense/mask.safetensors")
     imp1 = load_tensors(lab / "imp1/mask.safetensors")
-    assert M.is_nested(imp1, dense)
+    assert is_nested(imp1, dense)
     sizes = {n: m.numel() for n, m in dense.items()}
     rates = {"fc1.weight": 0.2, "fc2.weight": 0.2, "output.weight": 0.1}
     assert {n: int(m.sum()) for n, m in imp1.items()} == {
-        n: sizes[n] - M.round_half_up(rates[n] * sizes[n]) for n in sizes}
+        n: sizes[n] - round_half_up(rates[n] * sizes[n]) for n in sizes}
 
 
 def test_survivors_are_reset_to_theta_0(lab):
@@ -147,7 +149,7 @@ def test_random_structure_keeps_layer_densities_and_changes_the_mask(lab):
         match_counts="imp1/mask.safetensors", purpose="random/round1")) == 0
     imp = load_tensors(lab / "imp1/mask.safetensors")
     rnd = load_tensors(lab / "random1/mask.safetensors")
-    assert M.layer_densities(rnd) == M.layer_densities(imp)
+    assert layer_densities(rnd) == layer_densities(imp)
     assert M.jaccard(rnd, imp) < 0.9
 
 
@@ -255,7 +257,7 @@ def test_global_imp_leaves_zero_rate_kinds_whole_and_density_counts_pruned_weigh
     mask = load_tensors(resnet / "imp1.safetensors")
     whole = [n for n in mask if "shortcut" in n or n == "output.weight"]
     assert len(whole) == 3 and all(bool(mask[n].all()) for n in whole)
-    kept = RESNET20_CONV - M.round_half_up(0.2 * RESNET20_CONV)
+    kept = RESNET20_CONV - round_half_up(0.2 * RESNET20_CONV)
     assert M.counts(mask) == (kept + RESNET20_SHORTCUT + RESNET20_OUTPUT,
                               RESNET20_CONV + RESNET20_SHORTCUT + RESNET20_OUTPUT)
     schedule = dataclasses.replace(SCHEDULE, iterations=1, eval_every=1)
@@ -312,7 +314,7 @@ def test_snip_prunes_to_the_exact_density_and_records_its_inputs(lab):
         "snip/mask.safetensors", criterion="snip", density=0.05, purpose="snip/density0.05",
         data_root="data", val_size=100, scoring=Scoring(50, snip_batchnorm="running"))) == 0
     mask = load_tensors(lab / "snip/mask.safetensors")
-    assert M.counts(mask) == (M.round_half_up(0.05 * 266200), 266200)
+    assert M.counts(mask) == (round_half_up(0.05 * 266200), 266200)
     record = read_metadata(lab / "snip/mask.safetensors")
     assert record["verb"] == "prune" and record["params"]["criterion"] == "snip"
     assert [e["path"] for e in record["inputs"]] == ["init.safetensors",

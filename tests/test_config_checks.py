@@ -28,11 +28,11 @@ import yaml
 from generated import numbered_images, write_idx_gz, write_learnable_idx_folder
 from lth.core import masks, models
 from lth.core.errors import LthError
-from lth.paper import SETTINGS, paper_schedule
 from lth.plan import catalog, registry, spec
 from lth.plan.config_checks import RULE_KINDS, first_problem
 from lth.plan.spec import Engine, Member, Schedule, TrainJob, to_json
 from lth.verbs.cli import main
+from paper import SETTINGS, paper_schedule
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
@@ -416,7 +416,7 @@ RATE_KINDS = [f.name for f in dataclasses.fields(spec.Rates)]
 
 @pytest.mark.parametrize("name", sorted(SETTINGS))
 def test_every_paper_setting_is_a_consistent_experiment(name, tmp_path, monkeypatch):
-    """A setting of lth.paper, as the train and imp blocks of an experiment, passes."""
+    """A setting of tests/paper.py, as the train and imp blocks of an experiment, passes."""
     monkeypatch.chdir(tmp_path)
     values, setting = paper_schedule(name), SETTINGS[name]
     train = {k: v for k, v in values.items() if k in SCHEMA_BLOCKS["schedule"]["properties"]}
@@ -572,7 +572,7 @@ IMAGE_AND_SPEECH_SHAPES = [((1, 28, 28), 10), ((3, 32, 32), 10), ((40, 101), 35)
                            ((3, 8, 8), 10)]
 
 
-@pytest.mark.parametrize("model", (*models.MODEL_NAMES, "mlp300x2", "mlp64x5"))
+@pytest.mark.parametrize("model", (*catalog.MODEL_NAMES, "mlp300x2", "mlp64x5"))
 @pytest.mark.parametrize(("shape", "classes"), IMAGE_AND_SPEECH_SHAPES,
                          ids=["mnist", "cifar10", "speech", "small-images"])
 def test_prunable_layers_are_those_of_the_torch_model(model, shape, classes):
@@ -593,12 +593,12 @@ def test_prunable_layers_are_those_of_the_torch_model(model, shape, classes):
 def test_the_catalog_knows_the_models_and_datasets_the_schema_allows():
     experiment = SCHEMA_BLOCKS["experiment"]["properties"]
     names, family = experiment["model"]["anyOf"]
-    assert set(catalog.MODEL_NAMES) == set(models.MODEL_NAMES) == set(names["enum"])
+    assert set(catalog.MODEL_NAMES) == set(names["enum"])
     assert family["pattern"] == catalog.MLP_FAMILY_PATTERN
     assert set(catalog.DATASETS) == set(experiment["dataset"]["enum"])
     init = SCHEMA_BLOCKS["schedule"]["properties"]["init"]
     assert set(catalog.INITS) == set(models.INITIALISERS) == set(init["enum"])
-    with_batchnorm = {m for m in models.MODEL_NAMES if any(
+    with_batchnorm = {m for m in catalog.MODEL_NAMES if any(
         isinstance(x, torch.nn.BatchNorm2d)
         for x in models.build_model(m, (3, 32, 32), 10, torch.Generator(), 0.0).modules())}
     assert with_batchnorm == catalog.BATCHNORM_MODELS
@@ -615,4 +615,4 @@ def test_counting_imp_rounds_agrees_with_pruning_real_masks():
         mask = masks.prune_fraction_layerwise(scores, mask, {"w": 0.5})
         kept.append(int(mask["w"].sum()))
     assert kept[-2:] == [1, 0]
-    assert masks.round_half_up(0.5) == catalog.round_half_up(0.5) == 1
+    assert catalog.round_half_up(0.5) == 1

@@ -1,4 +1,4 @@
-"""lth.core.data on tiny files written in each dataset's real on-disk format.
+"""lth.core.data and lth.core.prepare on tiny files written in each dataset's real on-disk format.
 
 Every dataset is read back through prepare -> torchvision/torchaudio's own dataset class ->
 tensors.safetensors -> load_splits, and the values are compared with what was written.
@@ -25,6 +25,7 @@ import torch
 from generated import numbered_images, write_idx_gz
 from lth.core import data
 from lth.core.io import LthError, load_tensors, sha256_file
+from lth.plan import catalog
 
 WORDS = [f"w{i:02d}" for i in range(35)]
 SPEAKERS = {"train": "aaaa0001", "val": "bbbb0002", "test": "cccc0003"}
@@ -185,7 +186,7 @@ def test_idx_folder_round_trips_through_torchvision(tmp_path, name, folder):
     manifest = data.prepare(name, root, source=tmp_path / "src", download=False, speech=None)
     assert manifest["source"] == {"way": "folder", "path": str(tmp_path / "src")}
     assert manifest["dataset"] == name and len(manifest["classes"]) == 10
-    gz = set(data.IDX_GZ_FILES)
+    gz = set(catalog.IDX_GZ_FILES)
     assert_manifest_hashes(root, manifest, {f"{folder}/raw/{f}" for f in gz | {
         g[:-3] for g in gz}})
     assert_stored_exactly(root, written)
@@ -236,7 +237,7 @@ def local_mirror(tmp_path, monkeypatch):
     def publish(written_by) -> dict:
         written = written_by(folder)
         monkeypatch.setattr(tvd.FashionMNIST, "resources",
-                            [(f, md5(folder / f)) for f in data.IDX_GZ_FILES])
+                            [(f, md5(folder / f)) for f in catalog.IDX_GZ_FILES])
         return written
 
     yield publish
@@ -403,7 +404,8 @@ def test_cifar10_batches_round_trip_through_torchvision(tmp_path, monkeypatch):
     manifest = data.prepare("cifar10", root, source=tmp_path / "src", download=False,
                             speech=None)
     assert manifest["classes"] == [f"class{i}" for i in range(10)]
-    assert_manifest_hashes(root, manifest, {f"cifar-10-batches-py/{f}" for f in data.CIFAR_FILES})
+    expected = {f"cifar-10-batches-py/{f}" for f in catalog.CIFAR_FILES}
+    assert_manifest_hashes(root, manifest, expected)
     assert_stored_exactly(root, written)
     splits = data.load_splits(root, 5, "cpu")
     assert splits.info == data.DatasetInfo("cifar10", (3, 32, 32), 10)
@@ -462,16 +464,16 @@ def test_speech_commands_needs_35_word_folders(tmp_path):
 def test_speech_settings_are_checked():
     assert data.speech_input_shape(MFCC) == (13, 101)
     assert data.speech_input_shape(LOGMEL) == (32, 81)
-    assert data.dataset_info("speech_commands", MFCC).input_shape == (13, 101)
-    assert data.dataset_info("cifar10", None) == data.DATASETS["cifar10"]
+    assert catalog.dataset_info("speech_commands", MFCC).input_shape == (13, 101)
+    assert catalog.dataset_info("cifar10", None) == data.DATASETS["cifar10"]
     with pytest.raises(LthError, match="n_mfcc"):
         data.speech_input_shape(data.SpeechFeatures("mfcc", 400, 400, 160, 40, None))
     with pytest.raises(LthError, match="win_length"):
         data.speech_input_shape(data.SpeechFeatures("logmel", 256, 400, 160, 40, None))
     with pytest.raises(LthError, match="expected speech feature settings"):
-        data.dataset_info("speech_commands", None)
+        catalog.dataset_info("speech_commands", None)
     with pytest.raises(LthError, match="dataset: expected one of"):
-        data.dataset_info("imagenet", None)
+        catalog.dataset_info("imagenet", None)
 
 
 # ---------------------------------------------------------------- load_splits errors, imports

@@ -11,8 +11,8 @@ from test_train import SCHEDULE, cluster_splits, lenet
 
 from lth.core.data import DatasetInfo
 from lth.core.errors import LthError
-from lth.core.masks import counts, full_mask, prune_to_density, round_half_up
-from lth.core.models import POOL, prunable_names, vgg
+from lth.core.masks import counts, full_mask, prune_to_density
+from lth.core.models import prunable_names, vgg
 from lth.core.train import train
 from lth.methods.criteria import ScoreData, magnitude_scores
 from lth.methods.earlybird import (
@@ -27,6 +27,7 @@ from lth.methods.earlybird import (
     slimming_hook,
     vacuous_hamming,
 )
+from lth.plan.catalog import POOL, round_half_up
 from lth.plan.spec import EarlyBird
 
 EB = EarlyBird(densities=(0.2, 0.05), scope="global", check_every=10, epsilon=0.1, queue=5,

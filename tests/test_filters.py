@@ -7,7 +7,7 @@ from torch import nn
 
 from lth.core.io import LthError
 from lth.core.masks import macs
-from lth.core.models import POOL, VGG16_CFG, build_model, vgg
+from lth.core.models import build_model, vgg
 from lth.methods.filters import (
     VGG16_PRUNED_A,
     build_pruned_architecture,
@@ -17,8 +17,10 @@ from lth.methods.filters import (
     prune_filters,
     pruned_cfg,
 )
+from lth.plan.catalog import POOL, VGG_CFGS
 
 CIFAR = (3, 32, 32)
+VGG16_CFG = VGG_CFGS["vgg16"]
 M = POOL
 PRUNED_A_CFG = (32, 64, M, 128, 128, M, 256, 256, 256, M, 256, 256, 256, M, 256, 256, 256)
 # Removes 30% of conv2 (64 -> 45, 19.2 rounds to 19), 10% of conv5 (256 -> 230, 25.6 -> 26)

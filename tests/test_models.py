@@ -6,10 +6,7 @@ from torch import nn
 
 from lth.core.io import LthError
 from lth.core.models import (
-    CIFAR_RESNET_BLOCKS,
     INITIALISERS,
-    MODEL_NAMES,
-    POOL,
     build_model,
     layer_kinds,
     mlp,
@@ -18,6 +15,7 @@ from lth.core.models import (
     vgg,
 )
 from lth.plan import catalog
+from lth.plan.catalog import CIFAR_RESNET_BLOCKS, INITS, MODEL_NAMES, POOL
 
 CIFAR = (3, 32, 32)
 MNIST = (1, 28, 28)
@@ -128,8 +126,11 @@ def test_cifar_resnets_have_n_blocks_a_stage_and_projections_only_in_block_1(nam
     assert catalog.depth_family(name) == ("cifar_resnet", n)
 
 
-def test_the_catalog_names_the_same_resnets_and_mlp_family():
-    assert catalog.CIFAR_RESNET_BLOCKS == CIFAR_RESNET_BLOCKS
+def test_the_initialisers_are_the_catalogs():
+    assert tuple(INITIALISERS) == INITS
+
+
+def test_the_catalog_knows_the_mlp_family():
     for name in MLP_FAMILY:
         assert catalog.is_model(name)
         width, depth = (int(x) for x in name.removeprefix("mlp").split("x"))

@@ -1,4 +1,4 @@
-"""lth.paper: paper hyperparameters are consistent, cite a source, and match the papers."""
+"""tests/paper.py: paper hyperparameters are consistent, cite a source, and match the papers."""
 
 import math
 from dataclasses import replace
@@ -7,14 +7,14 @@ import pytest
 
 from lth.core.data import DATASETS
 from lth.core.io import LthError
-from lth.core.models import INITIALISERS, MODEL_NAMES
-from lth.paper import (
+from lth.plan import catalog
+from lth.plan.catalog import MODEL_NAMES, prunable_layers
+from paper import (
     SCORING_SETTINGS,
     SETTINGS,
     TANAKA2020_LOG10_COMPRESSIONS,
     paper_schedule,
 )
-from lth.plan.catalog import prunable_layers
 
 SCHEDULE_KEYS = {"optimizer", "lr", "momentum", "nesterov", "weight_decay", "batch_size",
                  "iterations", "milestones", "gamma", "warmup", "rewind_iteration", "scope",
@@ -144,7 +144,7 @@ INITS = {  # setting -> initialiser of its paper or the authors' code
 @pytest.mark.parametrize(("name", "init"), sorted(INITS.items()))
 def test_setting_records_its_papers_initialiser(name, init):
     assert SETTINGS[name].init == init
-    assert init in INITIALISERS
+    assert init in catalog.INITS
 
 
 def test_no_settled_fact_is_still_marked_unverified():

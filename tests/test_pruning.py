@@ -9,18 +9,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from helpers import collapsed_layers, is_nested
 from lth.core.io import LthError
 from lth.core.masks import (
-    collapsed_layers,
     counts,
     full_mask,
-    is_nested,
     keep_top_global,
-    round_half_up,
 )
-from lth.core.models import POOL, build_model, prunable_names, vgg
+from lth.core.models import build_model, prunable_names, vgg
 from lth.methods import criteria as pruning
 from lth.methods.criteria import input_reaches_output
+from lth.plan.catalog import POOL, round_half_up
 
 T_GRASP = 200.0  # Wang et al. 2020: softmax temperature of GraSP's loss
 

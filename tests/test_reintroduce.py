@@ -19,6 +19,7 @@ from lth.methods.reintroduce import (
     regrow_scores_of,
     reintroduce,
 )
+from lth.plan.catalog import round_half_up
 
 RATES = {"fc": 0.2, "output": 0.1}  # LTH's LeNet rates by layer kind
 SHORT = dataclasses.replace(SCHEDULE, iterations=30, eval_every=30)
@@ -83,14 +84,14 @@ def test_counts_equal_imps_and_regrowth_comes_from_the_pruned(scope, ratio):
         removed_by_imp = int(prev.sum()) - int(imp[n].sum())
         back = new[n] & ~prev
         assert int(new[n].sum()) == int(imp[n].sum())
-        assert int(back.sum()) == M.round_half_up(ratio * removed_by_imp)
+        assert int(back.sum()) == round_half_up(ratio * removed_by_imp)
         assert not bool((new[n] & prev & ~imp[n]).any())  # the alive kept are IMP's best
         assert int((imp[n] & ~new[n]).sum()) == int(back.sum())  # one more removed per regrown
         if ratio > 0:  # the best-scoring pruned weights come back
             assert regrow[n][back].min() >= regrow[n][~prev & ~new[n]].max()
     if scope == "layerwise":
         names = list(previous)
-        assert int(imp[names[0]].sum()) == 94080 - M.round_half_up(0.2 * 94080)  # 0.4*784*300
+        assert int(imp[names[0]].sum()) == 94080 - round_half_up(0.2 * 94080)  # 0.4*784*300
 
 
 def test_dense_parent_reintroduces_nothing():

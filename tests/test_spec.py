@@ -7,7 +7,6 @@ import pytest
 import yaml
 
 from lth.core.errors import LthError
-from lth.paper import SETTINGS, paper_schedule
 from lth.plan.spec import (
     SCORING_SETTINGS,
     Engine,
@@ -20,6 +19,7 @@ from lth.plan.spec import (
     from_json,
     to_json,
 )
+from paper import SETTINGS, paper_schedule
 
 SCHEMA = yaml.safe_load((Path(__file__).parents[1] / "workflow/schemas/config.schema.yaml")
                         .read_text())

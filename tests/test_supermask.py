@@ -9,6 +9,7 @@ from test_train import cluster_splits, lenet
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
+from helpers import is_nested
 from lth.core import masks as M
 from lth.core.errors import LthError
 from lth.core.models import prunable_names
@@ -23,6 +24,7 @@ from lth.methods.supermask import (
     mine,
     popup_mask,
 )
+from lth.plan.catalog import round_half_up
 from lth.plan.spec import Mining
 
 
@@ -315,7 +317,7 @@ def test_freezing_removes_the_lowest_flagged_scores_and_never_brings_one_back():
         state.scores["w"].copy_(torch.tensor([0.1, 1.0, 0.9, 1.0, 0.2, 1.0, 0.3, 1.0]))
     state.after_step(2)
     assert state.flag["w"].tolist() == [False, False, True, False, False, False, True, False]
-    assert M.is_nested(state.flag, {"w": first})
+    assert is_nested(state.flag, {"w": first})
 
 
 def test_freeze_schedule_decays_geometrically_to_exactly_the_target():
@@ -323,7 +325,7 @@ def test_freeze_schedule_decays_geometrically_to_exactly_the_target():
         range(10, 100, 10), [774, 599, 464, 359, 278, 215, 167, 129, 100], strict=True))
     reference = freeze_schedule(272474, 0.0144, 150, 5)  # E = 150, T_p = 5: 29 freezes
     assert list(reference) == list(range(5, 150, 5))
-    assert reference[145] == M.round_half_up(0.0144 * 272474)
+    assert reference[145] == round_half_up(0.0144 * 272474)
     assert list(reference.values()) == sorted(reference.values(), reverse=True)
     for iterations, every in ((10, 10), (100, 0)):
         with pytest.raises(LthError, match="freeze_every"):
@@ -346,7 +348,7 @@ def test_the_regulariser_alone_shrinks_scores_by_two_lr_lambda():
     for name, p in result.scores.items():
         torch.testing.assert_close(p, p0[name].detach() * factor, rtol=1e-6, atol=1e-7)
     # the shrunk scores leave flagged weights below 0.5: the gem keeps fewer than the flags
-    assert M.counts(result.flags)[0] == M.round_half_up(0.5 * 266200)
+    assert M.counts(result.flags)[0] == round_half_up(0.5 * 266200)
     assert all(torch.equal(result.mask[n], (p > 0.5) & result.flags[n])
                for n, p in result.scores.items())
     assert M.counts(result.mask)[0] < 0.45 * 266200
@@ -357,7 +359,7 @@ def test_gem_miner_flags_end_at_the_exact_count_and_the_rounded_gem_is_above_cha
     the rare gem, the rounded mask of the last forward, nested in them, and every evaluation
     (the final ones too) is of the network the forward uses."""
     result, total = gem_run.result, 266200
-    target = M.round_half_up(0.1 * total)
+    target = round_half_up(0.1 * total)
     assert M.counts(result.flags) == (target, total)
     assert result.extra["flags"] == {"kept": target, "density": target / total}
     assert result.extra["freeze_iterations"] == [4, 8, 12, 16]
@@ -367,7 +369,7 @@ def test_gem_miner_flags_end_at_the_exact_count_and_the_rounded_gem_is_above_cha
     assert all(bool(((s >= 0) & (s <= 1)).all()) for s in result.scores.values())
     gem = {n: (p > 0.5) & result.flags[n] for n, p in result.scores.items()}
     assert all(torch.equal(result.mask[n], gem[n]) for n in gem)
-    assert M.is_nested(result.mask, result.flags)
+    assert is_nested(result.mask, result.flags)
     kept = M.counts(result.mask)[0]
     assert sum(gem_run.forwards[-1].values()) == kept  # the last forward's mask
     assert [sum(c.values()) for c in gem_run.eval_counts[-3:]] == [kept] * 3  # val, test, train
@@ -419,4 +421,4 @@ def test_adam_mines_the_same_way():
     finally:
         handle.remove()
     assert all(isinstance(o, torch.optim.Adam) for o in seen) and len(seen) == 3
-    assert M.counts(result.mask) == (M.round_half_up(0.2 * 266200), 266200)
+    assert M.counts(result.mask) == (round_half_up(0.2 * 266200), 266200)

@@ -16,12 +16,12 @@ import yaml
 from safetensors.torch import load_file
 
 from generated import write_learnable_idx_folder
-from lth.core import masks as M
-from lth.paper import SETTINGS, paper_schedule
+from helpers import is_nested
 from lth.plan.config_checks import with_defaults
 from lth.report import claims
 from lth.report.figures import FIGURES
 from lth.verbs.cli import main
+from paper import SETTINGS, paper_schedule
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
@@ -213,7 +213,7 @@ def test_tickets_found_early_or_without_weight_training(done):
     assert 0 < gem["params_kept"] <= target
     assert gem["mining"]["flags"] == {"kept": target, "density": target / 266200}
     flags = tensors(done, "gem_miner_gem", "density0.1", "flags")
-    assert M.is_nested(tensors(done, "gem_miner_gem", "density0.1", "mask"), flags)
+    assert is_nested(tensors(done, "gem_miner_gem", "density0.1", "mask"), flags)
     assert same_tensors(tensors(done, "gem_miner", "density0.1", "mask"), flags)
     for method, name in (("edge_popup", "final"), ("gem_miner_gem", "final"),
                          ("gem_miner_gem", "start")):
@@ -517,7 +517,7 @@ def test_every_preset_passes_a_dry_run(preset, tmp_path):
     assert jobs["report_pdf"] >= 1 and any(rule.startswith("dense_") for rule in jobs)
 
 
-PRESET_SETTINGS = {  # (preset, experiment) -> the lth.paper setting its train/imp blocks hold
+PRESET_SETTINGS = {  # (preset, experiment) -> the tests/paper.py setting its train/imp blocks hold
     ("lth_lenet_mnist", "lenet300_100_mnist"): "frankle2019_lenet300_100_mnist",
     ("lth_conv_cifar10", "conv2_cifar10"): "frankle2019_conv2_cifar10",
     ("lth_conv_cifar10", "conv4_cifar10"): "frankle2019_conv4_cifar10",
@@ -535,7 +535,7 @@ PRESET_SETTINGS = {  # (preset, experiment) -> the lth.paper setting its train/i
 
 @pytest.mark.parametrize(("preset", "experiment"), sorted(PRESET_SETTINGS))
 def test_a_preset_runs_its_papers_setting(preset, experiment):
-    """Every value of the cited lth.paper setting is the preset's (schema defaults filled
+    """Every value of the cited tests/paper.py setting is the preset's (schema defaults filled
     in): model, training (incl. the initialiser) and IMP (incl. the shortcut rate)."""
     key = PRESET_SETTINGS[preset, experiment]
     cfg = yaml.safe_load((REPO / "workflow/presets" / f"{preset}.yaml").read_text())

@@ -3,7 +3,7 @@
 
 rule prepare_data:
     input:
-        code=library("core.data"),
+        code=library("core.data", "core.prepare"),
     output:
         manifest="data/{dataset}/manifest.json",
         tensors="data/{dataset}/tensors.safetensors",

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lth.core.io import LthError, read_json
+from lth.core.io import LthError
 from lth.core.provenance import find_manifest, find_record
 
 RecordKey = tuple[str, str]
@@ -70,11 +70,6 @@ def lineage_records(paths: Iterable[str | Path], cache: Lineages | None = None) 
     return list(unique.values())
 
 
-def run_costs(run_json: str | Path, cache: Lineages | None = None) -> dict:
-    """record_costs of the run whose run.json this is."""
-    return record_costs(read_json(run_json), run_json, cache)
-
-
 def record_costs(record: dict, run_json: str | Path, cache: Lineages | None = None) -> dict:
     """train_macs(_dense) of a run (its own record, read from `run_json`), find_macs(_dense)
     (the unique records in the lineage of its inputs, its own excluded) and
@@ -90,6 +85,10 @@ def record_costs(record: dict, run_json: str | Path, cache: Lineages | None = No
     return {"train_macs": train, "train_macs_dense": train_dense, "find_macs": find,
             "find_macs_dense": find_dense, "total_macs": find + train,
             "total_macs_dense": find_dense + train_dense}
+
+
+DENSE_RUN = ("imp", "round0")
+"""(method, level) of each seed's dense network: the reference of the target and the cost."""
 
 
 def iterations_to_target(curve_rows, target: float) -> float:

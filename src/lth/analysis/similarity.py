@@ -158,11 +158,6 @@ def pearson(x: np.ndarray, y: np.ndarray) -> float:
     return float(x @ y) / norm if norm > 0 else math.nan
 
 
-def spearman(x: np.ndarray, y: np.ndarray) -> float:
-    """Spearman rank correlation: the Pearson correlation of the average ranks."""
-    return pearson(average_ranks(x.ravel()), average_ranks(y.ravel()))
-
-
 def input_layer(mask: Masks, input_shape: tuple[int, ...]) -> str | None:
     """The layer that reads the input: the one linear layer whose fan-in is the flattened
     input, or the one convolution whose input channels are the input's; None when no single

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from lth.analysis.cost import Lineages, iterations_to_target, macs_to_target, record_costs
+from lth.analysis.cost import (
+    DENSE_RUN,
+    Lineages,
+    iterations_to_target,
+    macs_to_target,
+    record_costs,
+)
 from lth.core.io import LthError, atomic_write_text, read_json, write_json
 from lth.core.provenance import file_entry, make_record, sidecar_path
 from lth.plan.registry import is_control
@@ -25,10 +31,6 @@ SUMMARY_COLUMNS = [
     "macs_to_target", "wall_seconds", "latency_seconds", "dense_latency_seconds", "run_dir",
 ]
 RUN_KEYS = ["experiment", "method", "seed", "draw", "level", "round", "density"]
-DENSE_RUN = ("imp", "round0")
-"""(method, level) of each seed's dense network: the reference of the target and the cost."""
-TARGET_FRACTION = 0.99
-"""Default target: this fraction of the dense network's best validation accuracy."""
 
 
 def summary_row(record: dict, run_dir: Path) -> dict:
@@ -115,9 +117,10 @@ def write_csv(frame: pd.DataFrame, path: Path, inputs: list[Path], experiment: s
 
 
 def summarize(experiment: str, run_jsons: list[Path], out_dir: Path,
-              target_fraction: float = TARGET_FRACTION) -> None:
+              target_fraction: float) -> None:
     """Write summary.csv, layers.csv and curves.csv of an experiment into out_dir; the
-    iterations to target use target_fraction of each seed's best dense validation accuracy."""
+    iterations to target use target_fraction (the config's cost.target_fraction) of each seed's
+    best dense validation accuracy."""
     if not 0 < target_fraction <= 1:
         raise LthError(f"--target-fraction {target_fraction}: expected a fraction in (0, 1]")
     rows, layers, curves, lineages = [], [], [], {}

@@ -9,18 +9,13 @@ ever removes alive weights, so masks nest across rounds.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
+from lth.plan.catalog import round_half_up
+
 Mask = dict[str, torch.Tensor]
 Scores = dict[str, torch.Tensor]
-
-
-def round_half_up(x: float) -> int:
-    """Round to the nearest integer, halves up (Python's round() rounds halves to even)."""
-    return math.floor(x + 0.5)
 
 
 def full_mask(params: dict[str, torch.Tensor]) -> Mask:
@@ -112,16 +107,6 @@ def prune_to_density(
     raise ValueError(f"scope must be 'layerwise' or 'global', got {scope!r}")
 
 
-def random_with_same_counts(mask: Mask, gen: torch.Generator) -> Mask:
-    """A uniformly random mask with exactly the same number of kept weights per layer."""
-    out = {}
-    for name in sorted(mask):
-        m = mask[name]
-        perm = torch.randperm(m.numel(), generator=gen)
-        out[name] = _mask_from_indices(m.cpu(), perm[: int(m.sum())]).to(m.device)
-    return {name: out[name] for name in mask}
-
-
 def counts(mask: Mask) -> tuple[int, int]:
     """(kept, total) over all layers of the mask."""
     return sum(int(m.sum()) for m in mask.values()), sum(m.numel() for m in mask.values())
@@ -131,27 +116,6 @@ def density(mask: Mask) -> float:
     """Fraction of prunable weights kept."""
     kept, total = counts(mask)
     return kept / total
-
-
-def layer_densities(mask: Mask) -> dict[str, float]:
-    """Fraction kept per layer."""
-    return {name: float(m.float().mean()) for name, m in mask.items()}
-
-
-def collapsed_layers(mask: Mask) -> list[str]:
-    """Layers with no weight left (the network can no longer pass a signal)."""
-    return [name for name, m in mask.items() if not bool(m.any())]
-
-
-def compression_ratio(mask: Mask) -> float:
-    """Total prunable weights over kept weights (inf when nothing is kept)."""
-    kept, total = counts(mask)
-    return total / kept if kept else math.inf
-
-
-def is_nested(inner: Mask, outer: Mask) -> bool:
-    """True when every weight kept by `inner` is also kept by `outer`."""
-    return all(not bool((inner[n] & ~outer[n]).any()) for n in inner)
 
 
 def jaccard(a: Mask, b: Mask) -> float:

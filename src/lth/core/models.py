@@ -8,6 +8,9 @@ Models are created on the meta device and then materialised on the generator's d
 PyTorch's default initialisation (which would draw from the global RNG) never runs: every
 random value comes from the generator passed to :func:`build_model`, and the same generator
 state gives bit-identical weights.
+
+The widths of every network are lth.plan.catalog's (the one, torch-free table of model facts
+that the config checks read too); this module turns them into modules.
 """
 
 from __future__ import annotations
@@ -20,78 +23,17 @@ import torch
 from torch import nn
 
 from lth.core.io import LthError
-from lth.plan.catalog import mlp_family_hidden
-
-MODEL_NAMES = (
-    "lenet300_100",
-    "conv2",
-    "conv4",
-    "conv6",
-    "vgg16",
-    "vgg19",
-    "resnet14",
-    "resnet20",
-    "resnet32",
-    "resnet44",
-    "resnet56",
-    "resnet18",
-    "speech_mlp",
+from lth.plan.catalog import (
+    CONVNET_BLOCKS,
+    CONVNET_HIDDEN,
+    MLP_HIDDEN,
+    POOL,
+    RESNET_STAGES,
+    VGG_CFGS,
+    mlp_family_hidden,
+    require_image,
+    require_model,
 )
-"""The networks with a fixed name. Besides them, build_model builds every mlp<W>x<D>
-(lth.plan.catalog.MLP_FAMILY_PATTERN): D hidden layers of width W."""
-
-POOL = "M"
-"""Marker of a 2x2 max pool in a VGG configuration."""
-
-LENET_HIDDEN = (300, 100)
-"""LeNet-300-100 hidden widths (LeCun et al. 1998; Frankle & Carbin 2019, Fig. 2)."""
-
-CONVNET_BLOCKS = {"conv2": (64,), "conv4": (64, 128), "conv6": (64, 128, 256)}
-"""Conv-2/4/6 (Frankle & Carbin 2019, Fig. 2): per block, two 3x3 convs of this width, a pool."""
-
-CONVNET_HIDDEN = (256, 256)
-"""Conv-2/4/6 fully-connected hidden widths (Frankle & Carbin 2019, Fig. 2: "FC 256, 256, 10")."""
-
-SPEECH_MLP_HIDDEN = (512, 256)
-"""Hidden widths of the MLP on flattened speech features (e.g. a log-mel spectrogram).
-
-No paper fixes this network. It keeps LeNet-300-100's shape (two hidden ReLU layers narrowing
-towards the output), wider because the input has thousands of features (e.g. 40 mel bands x
-~100 frames, versus 784 pixels) and Speech Commands has 35 classes rather than 10.
-"""
-
-VGG16_CFG = (64, 64, POOL, 128, 128, POOL, 256, 256, 256, POOL, 512, 512, 512, POOL, 512, 512, 512)
-"""VGG-16 (Simonyan & Zisserman 2015, Table 1 column D) convolutions in CIFAR form.
-
-Li et al. 2017 (Sec. 4.1, Table 2) end VGG-16 with a fifth max pool and two linear layers
-(512, 10) instead of our global average pool and one linear layer; the 13 convolutions, and so
-filter pruning and conv multiply-adds, are the same.
-"""
-
-VGG19_CFG = (
-    *(64, 64, POOL, 128, 128, POOL),
-    *(256, 256, 256, 256, POOL, 512, 512, 512, 512, POOL, 512, 512, 512, 512),
-)
-"""VGG-19 as in Frankle & Carbin 2019, Fig. 2: "2x64 pool 2x128 pool 4x256 pool 4x512 pool
-4x512 avg-pool 10" (Simonyan & Zisserman 2015, Table 1 column E)."""
-
-CIFAR_RESNET_BLOCKS = {"resnet14": 2, "resnet20": 3, "resnet32": 5, "resnet44": 7, "resnet56": 9}
-"""He et al. 2016, Sec. 4.2: CIFAR ResNets of 6n+2 layers, n basic blocks in each of three
-stages of 16, 32 and 64 filters; name -> n. ResNet-20/32/44/56 are the paper's (Table 6);
-ResNet-14 (n=2) is the shallowest one with a block beside block 1 of each stage, which the
-Elastic LTH (Chen et al. 2021) keeps as it is, to replicate or drop."""
-
-
-def cifar_resnet_stages(blocks: int) -> tuple[tuple[int, int], ...]:
-    """(filters, blocks) of the three stages of the CIFAR ResNet with `blocks` per stage."""
-    return ((16, blocks), (32, blocks), (64, blocks))
-
-
-RESNET20_STAGES = cifar_resnet_stages(3)
-"""ResNet-20 (He et al. 2016, Sec. 4.2, 6n+2 layers with n=3): (filters, blocks) per stage."""
-
-RESNET18_STAGES = ((64, 2), (128, 2), (256, 2), (512, 2))
-"""ResNet-18 (He et al. 2016, Table 1, "18-layer"): (filters, blocks) per stage."""
 
 
 def _mlp_layers(
@@ -313,15 +255,6 @@ def _materialise(
     return model
 
 
-def _require_image(name: str, input_shape: tuple[int, ...], pools: int) -> None:
-    """Raise unless input_shape is (channels, height, width) surviving ``pools`` 2x2 pools."""
-    if len(input_shape) != 3 or min(input_shape[1:]) < 2**pools:
-        raise LthError(
-            f"model {name}: input_shape must be (channels, height, width) with height and "
-            f"width >= {2**pools}, got {tuple(input_shape)}"
-        )
-
-
 def mlp(
     hidden: Sequence[int],
     input_shape: tuple[int, ...],
@@ -330,8 +263,8 @@ def mlp(
     dropout: float,
     init: str | None = None,
 ) -> nn.Sequential:
-    """Multilayer perceptron on the flattened input: LeNet-300-100 with :data:`LENET_HIDDEN`,
-    the speech MLP with :data:`SPEECH_MLP_HIDDEN`. ``init`` names an :data:`INITIALISERS`
+    """Multilayer perceptron on the flattened input: LeNet-300-100 and the speech MLP with
+    their widths in lth.plan.catalog.MLP_HIDDEN. ``init`` names an :data:`INITIALISERS`
     entry, None meaning "glorot" (Frankle & Carbin 2019, Fig. 2).
 
     ``dropout`` > 0 adds dropout after each hidden layer, as in the dropout experiments of
@@ -352,12 +285,13 @@ def convnet(
     init: str | None = None,
 ) -> nn.Sequential:
     """Conv-2, Conv-4 or Conv-6 (Frankle & Carbin 2019, Fig. 2; blocks from
-    :data:`CONVNET_BLOCKS`), ReLU, no BatchNorm. ``init`` as for :func:`mlp` (None: "glorot").
+    lth.plan.catalog.CONVNET_BLOCKS), ReLU, no BatchNorm. ``init`` as for :func:`mlp` (None:
+    "glorot").
 
     ``dropout`` > 0 adds dropout after each fully-connected hidden layer (Frankle & Carbin
     2019, Sec. 3 "Dropout"; the placement on the fully-connected layers is our reading).
     """
-    _require_image("convnet", input_shape, len(blocks))
+    require_image("model convnet", input_shape, len(blocks))
     initialiser = _initialiser("convnet", init, "glorot")
     return _materialise(
         lambda: _convnet(input_shape, blocks, num_classes, dropout), initialiser, gen
@@ -374,7 +308,7 @@ def vgg(
     """A :class:`VGG` with the given conv configuration. ``init`` names an
     :data:`INITIALISERS` entry, None meaning "kaiming_fan_out" (this project's choice before
     the initialiser became a setting)."""
-    _require_image("vgg", input_shape, sum(item == POOL for item in cfg))
+    require_image("model vgg", input_shape, sum(item == POOL for item in cfg))
     initialiser = _initialiser("vgg", init, "kaiming_fan_out")
     return _materialise(lambda: VGG(cfg, input_shape[0], num_classes), initialiser, gen)
 
@@ -389,16 +323,16 @@ def resnet(
     """A CIFAR ResNet with the given (filters, blocks) stages. ``init`` as for :func:`vgg`
     (None: "kaiming_fan_out", He et al. 2016, Sec. 3.4).
 
-    With :data:`RESNET20_STAGES` this is ResNet-20 (He et al. 2016, Sec. 4.2, but with 1x1
-    projection shortcuts, see :class:`BasicBlock`), which is the network Frankle & Carbin 2019
-    (Fig. 2) call "Resnet-18" (16/32/64 filters, 3 blocks per stage, 274K weights). With
-    :data:`RESNET18_STAGES` it is the CIFAR form of He et al.'s ImageNet ResNet-18 (Table 1):
-    the 7x7 stride-2 stem and its max pool become one 3x3 stride-1 conv, since CIFAR images
-    are 32x32; 11,164,352 prunable weights. This is the ResNet-18 of Tanaka et al. 2020's
-    CIFAR-10 experiments (Synaptic-Flow Models/tinyimagenet_resnet.py: 3x3 stem, no max
-    pool, 1x1 conv + BN projection shortcuts).
+    With the stages of lth.plan.catalog.RESNET_STAGES["resnet20"] this is ResNet-20 (He et al.
+    2016, Sec. 4.2, but with 1x1 projection shortcuts, see :class:`BasicBlock`), which is the
+    network Frankle & Carbin 2019 (Fig. 2) call "Resnet-18" (16/32/64 filters, 3 blocks per
+    stage, 274K weights). With RESNET_STAGES["resnet18"] it is the CIFAR form of He et al.'s
+    ImageNet ResNet-18 (Table 1): the 7x7 stride-2 stem and its max pool become one 3x3
+    stride-1 conv, since CIFAR images are 32x32; 11,164,352 prunable weights. This is the
+    ResNet-18 of Tanaka et al. 2020's CIFAR-10 experiments (Synaptic-Flow
+    Models/tinyimagenet_resnet.py: 3x3 stem, no max pool, 1x1 conv + BN projection shortcuts).
     """
-    _require_image("resnet", input_shape, len(stages) - 1)
+    require_image("model resnet", input_shape, len(stages) - 1)
     initialiser = _initialiser("resnet", init, "kaiming_fan_out")
     return _materialise(lambda: _resnet(input_shape[0], stages, num_classes), initialiser, gen)
 
@@ -417,19 +351,15 @@ def build_model(
     dropout: float,
     init: str | None = None,
 ) -> nn.Module:
-    """Build model ``name`` (one of :data:`MODEL_NAMES`, or ``mlp<W>x<D>``: D hidden layers
-    of width W) on the generator's device.
+    """Build model ``name`` (one of lth.plan.catalog.MODEL_NAMES, or ``mlp<W>x<D>``: D hidden
+    layers of width W) on the generator's device, from the catalog's table of its widths.
 
     ``init`` names an :data:`INITIALISERS` entry; None keeps the model's own default ("glorot"
     for the MLPs and Conv-2/4/6, "kaiming_fan_out" for VGG and ResNet). Every random value is
     drawn from ``gen``; the same generator state gives identical weights.
     """
-    hidden = {"lenet300_100": LENET_HIDDEN, "speech_mlp": SPEECH_MLP_HIDDEN}.get(name)
-    hidden = hidden or mlp_family_hidden(name)
-    if name not in MODEL_NAMES and hidden is None:
-        raise LthError(
-            f"model: expected one of {', '.join(MODEL_NAMES)} or mlp<W>x<D>, got {name!r}"
-        )
+    require_model(name)
+    hidden = MLP_HIDDEN.get(name) or mlp_family_hidden(name)
     if not 0 <= dropout < 1:
         raise LthError(f"model {name}: dropout must be in [0, 1), got {dropout}")
     if num_classes < 1:
@@ -440,12 +370,9 @@ def build_model(
     if name in CONVNET_BLOCKS:
         return convnet(CONVNET_BLOCKS[name], input_shape, num_classes, gen, dropout, init)
     _no_dropout(name, dropout)
-    if name in ("vgg16", "vgg19"):
-        cfg = VGG16_CFG if name == "vgg16" else VGG19_CFG
-        return vgg(cfg, input_shape, num_classes, gen, init)
-    blocks = CIFAR_RESNET_BLOCKS.get(name)
-    stages = cifar_resnet_stages(blocks) if blocks else RESNET18_STAGES
-    return resnet(stages, input_shape, num_classes, gen, init)
+    if name in VGG_CFGS:
+        return vgg(VGG_CFGS[name], input_shape, num_classes, gen, init)
+    return resnet(RESNET_STAGES[name], input_shape, num_classes, gen, init)
 
 
 def prunable_names(model: nn.Module) -> list[str]:

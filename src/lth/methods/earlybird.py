@@ -36,12 +36,12 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from lth.core.errors import LthError
-from lth.core.masks import Mask, counts, full_mask, keep_top_global, prune_to_density, round_half_up
+from lth.core.masks import Mask, counts, full_mask, keep_top_global, prune_to_density
 from lth.core.models import VGG
 from lth.core.train import train
 from lth.methods.criteria import ScoreData, magnitude_scores
 from lth.methods.filters import keep_filters
-from lth.plan.catalog import vacuous_hamming
+from lth.plan.catalog import round_half_up, vacuous_hamming
 from lth.plan.spec import EarlyBird, Schedule
 
 TicketFn = Callable[[nn.Module, float], Mask]

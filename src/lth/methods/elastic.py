@@ -99,30 +99,6 @@ def block_mapping(strategy: str, n_src: int, n_dst: int) -> BlockMapping:
     return _interleave_squeeze(n_src, n_dst) if strategy == "interleave" else _identity(n_dst)
 
 
-def check_mapping(mapping: Mapping[int, list[int]], n_src: int, n_dst: int) -> None:
-    """LthError (one line) unless block 1 maps to [1], the sources are blocks 1..n_src and the
-    targets are a partition of 1..n_dst (each written once) that, when squeezing, takes at
-    most one target per source, in the sources' order."""
-    text = format_mapping(mapping)
-    if list(mapping.get(1, [])) != [1]:
-        raise LthError(f"block mapping {text}: block 1 must map to [1] (it holds the stride "
-                       f"and the projection shortcut, or reads the input)")
-    outside = sorted(src for src in mapping if not 1 <= src <= n_src)
-    if outside:
-        raise LthError(f"block mapping {text}: source blocks {outside} are not in 1..{n_src}")
-    targets = [dst for src in sorted(mapping) for dst in mapping[src]]
-    if sorted(targets) != list(range(1, n_dst + 1)):
-        twice = sorted({dst for dst in targets if targets.count(dst) > 1})
-        never = sorted(set(range(1, n_dst + 1)) - set(targets))
-        stray = sorted(set(targets) - set(range(1, n_dst + 1)))
-        raise LthError(f"block mapping {text}: targets must be a partition of 1..{n_dst} "
-                       f"(written twice: {twice}, never: {never}, outside: {stray})")
-    if n_dst < n_src and (targets != list(range(1, n_dst + 1))
-                          or any(len(dst) > 1 for dst in mapping.values())):
-        raise LthError(f"block mapping {text}: squeezing {n_src} into {n_dst} blocks keeps "
-                       f"source blocks in order, one target each")
-
-
 def _target_keys(key: str, mapping: Mapping[int, list[int]]) -> list[str]:
     """The target keys a source key is copied to: itself outside the blocks; one per
     mapped target block inside (none for a dropped block)."""

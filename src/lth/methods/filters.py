@@ -24,8 +24,8 @@ import torch
 from torch import nn
 
 from lth.core.io import LthError
-from lth.core.masks import round_half_up
-from lth.core.models import POOL, VGG, vgg
+from lth.core.models import VGG, vgg
+from lth.plan.catalog import POOL, round_half_up
 
 VGG16_PRUNED_A = {1: 0.5, **dict.fromkeys(range(8, 14), 0.5)}
 """Li et al. 2017, Sec. 4.1 and Tables 1-2, "VGG-16-pruned-A": half of the filters of conv_1

@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 from lth.core.errors import LthError
-from lth.core.masks import Mask, Scores, keep_top_layerwise, round_half_up
+from lth.core.masks import Mask, Scores, keep_top_layerwise
+from lth.plan.catalog import round_half_up
 
 KINDS = ("double", "scored", "random")
 

@@ -48,7 +48,6 @@ from lth.core.masks import (
     keep_top_global,
     keep_top_layerwise,
     layer_macs,
-    round_half_up,
 )
 from lth.core.models import prunable_names
 from lth.core.train import (
@@ -59,6 +58,7 @@ from lth.core.train import (
     progress_line,
     train_eval_split,
 )
+from lth.plan.catalog import round_half_up
 from lth.plan.spec import Mining, Schedule
 
 WEIGHTS = ("signed_constant", "theta0")

@@ -3,8 +3,9 @@ and what a training schedule must satisfy.
 
 The config checks read these in the Snakemake process on every dry run (lth.plan.config_checks,
 no torch import); the verbs read the same facts (lth.core.data, lth.verbs.commands), so a setting is
-judged by one rule wherever it is checked. tests/test_config_checks.py builds every network
-with lth.core.models and compares its layers with `prunable_layers`.
+judged by one rule wherever it is checked. The network tables below are the one table of model
+facts: lth.core.models builds every network from them, and tests/test_config_checks.py compares
+the layers of every built network with `prunable_layers`.
 """
 
 from __future__ import annotations
@@ -177,12 +178,21 @@ POOL = "M"
 """Marker of a 2x2 max pool in a VGG configuration."""
 
 MLP_HIDDEN = {"lenet300_100": (300, 100), "speech_mlp": (512, 256)}
-"""Hidden widths of the fully-connected networks (LeNet-300-100; the speech MLP)."""
+"""Hidden widths of the fully-connected networks with a fixed name.
+
+lenet300_100: LeNet-300-100 (LeCun et al. 1998; Frankle & Carbin 2019, Fig. 2).
+speech_mlp: the MLP on flattened speech features (e.g. a log-mel spectrogram). No paper fixes
+this network. It keeps LeNet-300-100's shape (two hidden ReLU layers narrowing towards the
+output), wider because the input has thousands of features (e.g. 40 mel bands x ~100 frames,
+versus 784 pixels) and Speech Commands has 35 classes rather than 10."""
 
 CONVNET_BLOCKS = {"conv2": (64,), "conv4": (64, 128), "conv6": (64, 128, 256)}
-"""Conv-2/4/6: per block, two 3x3 convs of this width and a 2x2 max pool."""
+"""Conv-2/4/6 (Frankle & Carbin 2019, Fig. 2): per block, two 3x3 convs of this width and a
+2x2 max pool."""
 
 CONVNET_HIDDEN = (256, 256)
+"""Conv-2/4/6 fully-connected hidden widths (Frankle & Carbin 2019, Fig. 2: "FC 256, 256,
+10")."""
 
 VGG_CFGS = {
     "vgg16": (64, 64, POOL, 128, 128, POOL, 256, 256, 256, POOL, 512, 512, 512, POOL,
@@ -190,19 +200,30 @@ VGG_CFGS = {
     "vgg19": (64, 64, POOL, 128, 128, POOL, 256, 256, 256, 256, POOL, 512, 512, 512, 512,
               POOL, 512, 512, 512, 512),
 }
-"""VGG conv widths in CIFAR form (global average pool, one linear output layer)."""
+"""VGG conv widths in CIFAR form (global average pool, one linear output layer).
+
+vgg16: Simonyan & Zisserman 2015, Table 1 column D. Li et al. 2017 (Sec. 4.1, Table 2) end
+VGG-16 with a fifth max pool and two linear layers (512, 10) instead of our global average
+pool and one linear layer; the 13 convolutions, and so filter pruning and conv multiply-adds,
+are the same.
+vgg19: as in Frankle & Carbin 2019, Fig. 2: "2x64 pool 2x128 pool 4x256 pool 4x512 pool 4x512
+avg-pool 10" (Simonyan & Zisserman 2015, Table 1 column E)."""
 
 CIFAR_RESNET_BLOCKS = {"resnet14": 2, "resnet20": 3, "resnet32": 5, "resnet44": 7,
                        "resnet56": 9}
 """The CIFAR ResNets of depth 6n+2 (He et al. 2016, Sec. 4.2): name -> n, the basic blocks of
-each of the three stages (16, 32, 64 filters)."""
+each of the three stages (16, 32, 64 filters). ResNet-20/32/44/56 are the paper's (Table 6);
+ResNet-14 (n=2) is the shallowest one with a block beside block 1 of each stage, which the
+Elastic LTH (Chen et al. 2021) keeps as it is, to replicate or drop."""
 
 RESNET_STAGES = {**{name: ((16, n), (32, n), (64, n)) for name, n in CIFAR_RESNET_BLOCKS.items()},
                  "resnet18": ((64, 2), (128, 2), (256, 2), (512, 2))}
-"""CIFAR ResNets: (filters, basic blocks) per stage."""
+"""CIFAR ResNets: (filters, basic blocks) per stage. resnet18 is He et al. 2016's ImageNet
+ResNet-18 (Table 1, "18-layer") in CIFAR form (lth.core.models.resnet)."""
 
 MODEL_NAMES = (*MLP_HIDDEN, *CONVNET_BLOCKS, *VGG_CFGS, *RESNET_STAGES)
-"""The networks with a fixed name; besides them, every name MLP_FAMILY_PATTERN matches."""
+"""The networks with a fixed name (the config schema's enum of experiment.model); besides them,
+every name MLP_FAMILY_PATTERN matches."""
 
 MLP_FAMILY_PATTERN = r"^mlp([1-9][0-9]*)x([1-9][0-9]*)$"
 """mlp<W>x<D>: D hidden fully-connected layers of equal width W (inputs -> W, (D-1) x W -> W,
@@ -243,11 +264,12 @@ def _conv(name: str, out_channels: int, in_channels: int, kernel: int = 3,
     return Layer(f"{name}.weight", kind, (out_channels, in_channels, kernel, kernel))
 
 
-def _require_image(model: str, input_shape: tuple[int, ...], pools: int) -> None:
-    """Raise unless input_shape is (channels, height, width) surviving `pools` 2x2 pools."""
+def require_image(subject: str, input_shape: tuple[int, ...], pools: int) -> None:
+    """Raise unless input_shape is (channels, height, width) surviving `pools` 2x2 pools; the
+    message begins with `subject` (the network)."""
     if len(input_shape) != 3 or min(input_shape[1:]) < 2**pools:
         side = 2**pools
-        raise LthError(f"{model} needs images (channels, height, width) of at least "
+        raise LthError(f"{subject} needs images (channels, height, width) of at least "
                        f"{side}x{side}, got inputs of shape {tuple(input_shape)}")
 
 
@@ -295,6 +317,13 @@ def mlp_family_hidden(model: str) -> tuple[int, ...] | None:
 def is_model(model: str) -> bool:
     """Whether lth.core.models.build_model knows `model`."""
     return model in MODEL_NAMES or mlp_family_hidden(model) is not None
+
+
+def require_model(model: str) -> None:
+    """Raise LthError naming the known networks unless `model` is one of them."""
+    if not is_model(model):
+        raise LthError(f"model: expected one of {', '.join(MODEL_NAMES)} or mlp<W>x<D>, "
+                       f"got {model!r}")
 
 
 def depth_family(model: str) -> tuple[str, int] | None:
@@ -348,28 +377,28 @@ def channel_level(kept: float) -> str:
 
 
 def round_half_up(x: float) -> int:
-    """Round to the nearest integer, halves up: how lth.core.masks counts kept weights."""
+    """Round to the nearest integer, halves up (Python's round() rounds halves to even): how
+    every method counts the weights, channels or filters it keeps, and how the config checks
+    count them before any training."""
     return math.floor(x + 0.5)
 
 
 def prunable_layers(model: str, input_shape: tuple[int, ...], num_classes: int) -> list[Layer]:
     """The prunable weights of `model` (lth.core.models.build_model) on inputs of input_shape, in
     the order of lth.core.models.prunable_names; LthError if the inputs do not suit the model."""
+    require_model(model)
     input_shape = tuple(input_shape)
     hidden = MLP_HIDDEN.get(model) or mlp_family_hidden(model)
     if hidden:
         return _linear_layers(math.prod(input_shape), hidden, num_classes)
     if model in CONVNET_BLOCKS:
-        _require_image(model, input_shape, len(CONVNET_BLOCKS[model]))
+        require_image(model, input_shape, len(CONVNET_BLOCKS[model]))
         return _convnet_layers(CONVNET_BLOCKS[model], input_shape, num_classes)
     if model in VGG_CFGS:
-        _require_image(model, input_shape, VGG_CFGS[model].count(POOL))
+        require_image(model, input_shape, VGG_CFGS[model].count(POOL))
         return _vgg_layers(VGG_CFGS[model], input_shape[0], num_classes)
-    if model in RESNET_STAGES:
-        _require_image(model, input_shape, len(RESNET_STAGES[model]) - 1)
-        return _resnet_layers(RESNET_STAGES[model], input_shape[0], num_classes)
-    raise LthError(f"model: expected one of {', '.join(MODEL_NAMES)} or mlp<W>x<D>, "
-                   f"got {model!r}")
+    require_image(model, input_shape, len(RESNET_STAGES[model]) - 1)
+    return _resnet_layers(RESNET_STAGES[model], input_shape[0], num_classes)
 
 
 def vgg_conv_widths(model: str) -> list[int]:

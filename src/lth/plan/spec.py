@@ -26,7 +26,7 @@ FAMILIES = GROUP_NAMES
 
 @dataclass(frozen=True)
 class Training:
-    """How a network trains, as a paper states it (lth.paper.PaperSetting extends it)."""
+    """How a network trains, as a paper states it (tests/paper.py's PaperSetting extends it)."""
 
     optimizer: str  # "sgd" or "adam"
     lr: float

@@ -14,7 +14,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from lth.analysis.cost import pareto_front
+from lth.analysis.cost import DENSE_RUN, pareto_front
 from lth.report.plotting import legend_below, log_axis, percent_axis
 from lth.report.style import (
     CONTROL_COLOR,
@@ -34,7 +34,6 @@ from lth.report.tables import (
     sorted_by_family,
 )
 
-DENSE_RUN = ("imp", "round0")
 VIEWS = (
     ("sparse_trainings", "Total multiply-accumulates (MACs),\nin dense trainings"),
     ("dense_trainings", "Trainings, epoch view\n(every run counted as dense)"),

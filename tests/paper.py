@@ -1,4 +1,6 @@
-"""Hyperparameters the papers give, recorded as data with citations, for workflow presets.
+"""Hyperparameters the papers give, recorded as data with citations: what the workflow presets
+are checked against (tests/test_workflow.py, tests/test_config_checks.py, tests/test_spec.py).
+Test data, not library code: no verb imports it.
 
 Every `PaperSetting` names the paper and the place in it (section, table, figure, appendix)
 its numbers come from. Its `notes` say which numbers were checked against a source and which
@@ -18,7 +20,7 @@ Field meanings:
   per iterative pruning round for conv, hidden fully-connected, output and ResNet 1x1
   projection-shortcut layers; 0.0 means that kind is not pruned, or the paper prunes once to
   target densities (pruning at initialization, one-shot).
-- init: the weight initialiser (lth.core.models.INITIALISERS: glorot, kaiming_fan_in,
+- init: the weight initialiser (lth.plan.catalog.INITS: glorot, kaiming_fan_in,
   kaiming_fan_out); biases start at 0 and BatchNorm at weight 1, bias 0.
 - rewind_iteration: weights are reset to their values at this iteration after each round
   (0 = the initialization, Frankle & Carbin 2019).
@@ -31,13 +33,12 @@ not a training hyperparameter and lives in the workflow config.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 
 from lth.core.errors import LthError
-from lth.plan.catalog import INITS
-from lth.plan.spec import Training
+from lth.plan.catalog import INITS, schedule_problems
+from lth.plan.spec import Schedule, Training
 
-OPTIMIZERS = ("sgd", "adam")
 SCOPES = ("layerwise", "global")
 
 
@@ -58,36 +59,33 @@ class PaperSetting(Training):
     notes: str
 
     def __post_init__(self) -> None:
-        problems = [message for ok, message in _consistency_checks(self) if not ok]
+        problems = _schedule_problems(self) + _pruning_problems(self)
         if problems:
             raise LthError(f"paper setting {self.model}/{self.dataset}: {problems[0]}")
 
 
-def _consistency_checks(s: PaperSetting) -> list[tuple[bool, str]]:
-    """(holds, what was expected) for every invariant a setting must satisfy."""
-    milestones = (0, *s.milestones, s.iterations)
+def _schedule_problems(s: PaperSetting) -> list[str]:
+    """What lth.plan.catalog.schedule_problems finds wrong with the training schedule (the
+    config check's rules), read as a Schedule evaluated once at the end: papers give no
+    evaluation cadence."""
+    training = {f.name: getattr(s, f.name) for f in fields(Training)}
+    schedule = Schedule(**training, eval_every=s.iterations, eval_batch_size=s.batch_size)
+    return [f"{key}: {message}" for key, message in schedule_problems(schedule)]
+
+
+def _pruning_problems(s: PaperSetting) -> list[str]:
+    """What is wrong with the initialiser, the IMP scope, rates and rewind iteration."""
     rates = (s.rate_conv, s.rate_fc, s.rate_output, s.rate_shortcut)
-    return [
+    checks = [
         (s.init in INITS, f"init {s.init!r} is not one of {INITS}"),
-        (s.optimizer in OPTIMIZERS, f"optimizer {s.optimizer!r} is not one of {OPTIMIZERS}"),
         (s.scope in SCOPES, f"scope {s.scope!r} is not one of {SCOPES}"),
-        (s.lr > 0 and s.batch_size > 0 and s.iterations > 0,
-         "lr, batch_size and iterations must be positive"),
-        (0 <= s.momentum < 1 and s.weight_decay >= 0,
-         "momentum must be in [0, 1) and weight_decay >= 0"),
-        (not s.nesterov or (s.optimizer == "sgd" and s.momentum > 0),
-         "nesterov needs sgd with momentum > 0"),
-        (all(a < b for a, b in zip(milestones, milestones[1:], strict=False)),
-         f"milestones {s.milestones} must increase strictly inside (0, {s.iterations})"),
-        (0 < s.gamma <= 1, f"gamma {s.gamma} must be in (0, 1]"),
-        (0 <= s.warmup <= s.iterations,
-         f"warmup {s.warmup} must be in [0, {s.iterations}]"),
         (0 <= s.rewind_iteration < s.iterations,
          f"rewind_iteration {s.rewind_iteration} must be in [0, {s.iterations})"),
-        (all(0 <= r < 1 for r in (*rates, s.dropout)), "rates and dropout must be in [0, 1)"),
+        (all(0 <= r < 1 for r in rates), "rates must be in [0, 1)"),
         (s.scope == "layerwise" or len({r for r in rates if r > 0}) <= 1,
          f"global scope prunes every pruned kind at one rate, got {rates}"),
     ]
+    return [message for ok, message in checks if not ok]
 
 
 # --- Frankle & Carbin 2019, "The Lottery Ticket Hypothesis" (ICLR 2019, arXiv:1803.03635) ---
