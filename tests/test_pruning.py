@@ -19,8 +19,8 @@ from lth.core.masks import (
     round_half_up,
 )
 from lth.core.models import POOL, build_model, prunable_names, vgg
+from lth.core.networks import input_reaches_output
 from lth.methods import criteria as pruning
-from lth.methods.criteria import input_reaches_output
 
 T_GRASP = 200.0  # Wang et al. 2020: softmax temperature of GraSP's loss
 

@@ -51,13 +51,10 @@ LIBRARY_BASE = (
     "verbs.commands",
     "core.errors",
     "core.io",
-    "core.masks",
     "core.provenance",
-    "core.seeding",
-    "plan.catalog",
-    "plan.spec",
 )
-"""The lth modules every verb imports (dotted, under lth)."""
+"""The lth modules every verb imports (dotted, under lth); each verb imports the others it
+needs itself."""
 
 
 def library(*modules):
@@ -69,7 +66,22 @@ def library(*modules):
     return [checkout_path(f"src/lth/{n.replace('.', '/')}.py") for n in dict.fromkeys(files)]
 
 
-TRAIN_CODE = library("core.data", "core.models", "methods.criteria", "core.train", "core.cohort")
+TRAIN_CODE = library(
+    "plan.catalog",
+    "plan.spec",
+    "core.seeding",
+    "core.masks",
+    "core.data",
+    "core.models",
+    "core.networks",
+    "core.records",
+    "core.train",
+    "core.cohort",
+    "methods.criteria",
+    "methods.imp",
+    "methods.train_jobs",
+)
+"""The lth modules a cohort job's init, prune and train verbs import."""
 
 
 def data_dir(dataset):

@@ -3,7 +3,7 @@
 
 rule prepare_data:
     input:
-        code=library("core.data"),
+        code=library("core.data", "core.seeding", "plan.catalog"),
     output:
         manifest="data/{dataset}/manifest.json",
         tensors="data/{dataset}/tensors.safetensors",

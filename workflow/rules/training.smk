@@ -37,7 +37,9 @@ for _e_name, _e in EXPERIMENTS.items():
 rule filter_prune:
     input:
         weights="results/{exp}/seed{seed}/imp/round0/final.safetensors",
-        code=library("core.models", "methods.filters"),
+        code=library(
+            "plan.catalog", "core.masks", "core.models", "core.networks", "methods.filters"
+        ),
     output:
         PRUNED,
     log:

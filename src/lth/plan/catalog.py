@@ -2,7 +2,7 @@
 and what a training schedule must satisfy.
 
 The config checks read these in the Snakemake process on every dry run (lth.plan.config_checks,
-no torch import); the verbs read the same facts (lth.core.data, lth.verbs.commands), so a setting is
+no torch import); the verbs read the same facts (lth.core.data, lth.methods), so a setting is
 judged by one rule wherever it is checked. tests/test_config_checks.py builds every network
 with lth.core.models and compares its layers with `prunable_layers`.
 """
