@@ -27,9 +27,9 @@ from record import add_section
 from lth.core import masks as M
 from lth.core.cohort import train_stacked
 from lth.core.models import build_model, prunable_names
+from lth.core.networks import resolve_device
 from lth.core.train import train
 from lth.plan.spec import Schedule
-from lth.verbs.commands import resolve_device
 
 CASES = (("lenet300_100", (1, 28, 28), (1, 3, 15, 60)), ("conv2", (1, 28, 28), (1, 8)))
 BATCH = 60

@@ -24,8 +24,8 @@ from torch.nn import functional as F
 from lth.core import masks as M
 from lth.core.data import load_splits, prepare
 from lth.core.models import build_model, prunable_names
+from lth.core.networks import resolve_device
 from lth.core.train import Schedule, train
-from lth.verbs.commands import resolve_device
 
 
 def plain_epoch(model, x, y, batch_size, gen, fused=False):

@@ -32,11 +32,12 @@ from lth.analysis.summary import summarize
 from lth.core import masks as M
 from lth.core.io import LthError, read_json, save_tensors, write_json
 from lth.core.models import build_model
+from lth.core.networks import build
 from lth.core.provenance import file_entry, make_record
+from lth.core.records import network_facts
 from lth.plan.catalog import round_half_up
 from lth.plan.registry import is_control
 from lth.plan.spec import Rates
-from lth.verbs.commands import build, network_facts
 
 T, B, ROUNDS = 500, 60, 13
 DENSE_F = 266_200
@@ -93,7 +94,8 @@ def write_training(out: str, init: str, mask_path: str | None, mask: M.Mask, *, 
                "start_iteration": start}
     inputs = [p for p in (init, mask_path) if p] + ["data/tensors.safetensors"]
     record = make_record("train", {"experiment": "e", "seed": 0, "members": [member_],
-                                   "schedule": {"iterations": T, "batch_size": B}}, inputs)
+                                   "schedule": {"iterations": T, "batch_size": B}}, inputs,
+                         argv=[])
     record["architecture"] = ARCH
     record["macs"] = {"sparse": 3 * (T - start) * B * kept_weights(mask),
                       "dense": 3 * (T - start) * B * DENSE_F}
@@ -119,7 +121,7 @@ def write_training(out: str, init: str, mask_path: str | None, mask: M.Mask, *, 
 def write_prune(out: str, tensors: M.Mask, work: int = 0, **job) -> None:
     """A mask as `lth prune` writes it: the prune record (its scoring MACs) in the header."""
     inputs = [job[k] for k in ("weights", "mask", "match_counts") if job.get(k)]
-    record = make_record("prune", {"experiment": "e", "seed": 0, **job}, inputs)
+    record = make_record("prune", {"experiment": "e", "seed": 0, **job}, inputs, argv=[])
     record["architecture"] = ARCH
     record["macs"] = {"sparse": work, "dense": work}
     save_tensors(out, tensors, record)
@@ -150,7 +152,7 @@ def chain(tmp_path_factory):
     save_tensors("data/tensors.safetensors", {"train_x": torch.zeros(2, 1, 28, 28)})
     init = "results/e/seed0/init.safetensors"
     record = make_record("init", {"experiment": "e", "seed": 0, "purpose": "init"},
-                         ["data/manifest.json"])
+                         ["data/manifest.json"], argv=[])
     save_tensors(init, lenet().state_dict(), dict(record, architecture=ARCH))
     masks = imp_masks()
     write_training(run_dir("imp", 0), init, None, masks[0], method="imp", level="round0",

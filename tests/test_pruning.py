@@ -17,8 +17,8 @@ from lth.core.masks import (
     keep_top_global,
 )
 from lth.core.models import build_model, prunable_names, vgg
+from lth.core.networks import input_reaches_output
 from lth.methods import criteria as pruning
-from lth.methods.criteria import input_reaches_output
 from lth.plan.catalog import POOL, round_half_up
 
 T_GRASP = 200.0  # Wang et al. 2020: softmax temperature of GraSP's loss

@@ -395,12 +395,14 @@ def test_a_methods_setting_reruns_only_that_method(done, edit, jobs, folders):
     ("report/figures.py", REPORTS),
     ("report/claims.py", {"report_html", "report_pdf", "all"}),
     ("report/latex.py", {"report_html", "report_pdf", "all"}),
-    ("summary.py", REPORTS | {"summarize", "similarity"}),
-    ("similarity.py", REPORTS | {"similarity"}),  # the figures read similarity.csv
-    ("cost.py", REPORTS | {"summarize", "similarity"}),
-    ("supermask.py", set(AGGREGATES) | {"edge_popup_tiny", "gem_miner_tiny"}),
-    ("cohort.py", REPORTS | {"summarize", "similarity"} | set(COHORTS) | OTHER_TRAINING),
-    ("masks.py", REPORTS | {"prepare_data", "summarize", "similarity"} | set(COHORTS)
+    ("analysis/summary.py", REPORTS | {"summarize", "similarity"}),
+    ("analysis/similarity.py", REPORTS | {"similarity"}),  # the figures read similarity.csv
+    ("analysis/cost.py", REPORTS | {"summarize", "similarity"}),
+    ("methods/supermask.py", set(AGGREGATES) | {"edge_popup_tiny", "gem_miner_tiny"}),
+    ("core/cohort.py", REPORTS | {"summarize", "similarity"} | set(COHORTS) | OTHER_TRAINING),
+    ("core/masks.py", REPORTS | {"summarize", "similarity"} | set(COHORTS)
+     | OTHER_TRAINING),  # every verb that builds networks imports it
+    ("core/provenance.py", REPORTS | {"prepare_data", "summarize", "similarity"} | set(COHORTS)
      | OTHER_TRAINING),  # every verb imports it (through lth.verbs.commands)
 ])
 def test_a_code_change_reruns_only_the_jobs_that_import_it(done, module, reruns):
@@ -428,11 +430,11 @@ def test_a_training_job_imports_only_its_declared_code(done, tmp_path):
     out = subprocess.run([sys.executable, "-c", probe, "train", "--job", job],
                          capture_output=True, text=True, cwd=done, check=True).stdout
     loaded = {m.removeprefix("lth.") for m in out.split("\n")[-2].split()}
-    declared = {"core", "methods", "plan", "verbs", "plan.catalog", "verbs.cli", "verbs.commands",
-                "core.errors", "core.io", "core.provenance", "core.seeding", "plan.spec",
-                "plan.registry",
-                "core.data", "core.models", "core.masks", "methods.criteria", "core.train",
-                "core.cohort"}
+    declared = {"core", "methods", "plan", "verbs", "verbs.cli", "verbs.commands", "core.errors",
+                "core.io", "core.provenance", "plan.catalog", "plan.spec", "plan.registry",
+                "core.seeding", "core.masks", "core.data", "core.models", "core.networks",
+                "core.records", "core.train", "core.cohort", "methods.criteria", "methods.imp",
+                "methods.train_jobs"}
     assert loaded <= declared and "report" not in loaded and "verbs.report" not in loaded
 
 

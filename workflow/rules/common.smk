@@ -51,15 +51,11 @@ LIBRARY_BASE = (
     "verbs.commands",
     "core.errors",
     "core.io",
-    "core.masks",
     "core.provenance",
-    "core.seeding",
-    "plan.catalog",
-    "plan.registry",
-    "plan.spec",
 )
-"""The lth modules every verb imports (dotted, under lth)."""
-REGISTRY = ["plan.checks"] + [
+"""The lth modules every verb imports (dotted, under lth); each verb imports the others it
+needs itself."""
+REGISTRY = ["plan.registry", "plan.catalog", "plan.checks"] + [
     f"plan.families.{os.path.splitext(f)[0]}"
     for f in sorted(os.listdir(f"{SRC}/lth/plan/families"))
     if f.endswith(".py") and f != "__init__.py"
@@ -77,7 +73,23 @@ def library(*modules):
     return [checkout_path(f"src/lth/{n.replace('.', '/')}.py") for n in dict.fromkeys(files)]
 
 
-TRAIN_CODE = library("core.data", "core.models", "methods.criteria", "core.train", "core.cohort")
+TRAIN_CODE = library(
+    "plan.catalog",
+    "plan.registry",
+    "plan.spec",
+    "core.seeding",
+    "core.masks",
+    "core.data",
+    "core.models",
+    "core.networks",
+    "core.records",
+    "core.train",
+    "core.cohort",
+    "methods.criteria",
+    "methods.imp",
+    "methods.train_jobs",
+)
+"""The lth modules a cohort job's init, prune and train verbs import."""
 
 
 def data_dir(dataset):

@@ -3,7 +3,7 @@
 
 rule prepare_data:
     input:
-        code=library("core.data", "core.prepare"),
+        code=library("core.data", "core.prepare", "core.seeding", "plan.catalog"),
     output:
         manifest="data/{dataset}/manifest.json",
         tensors="data/{dataset}/tensors.safetensors",

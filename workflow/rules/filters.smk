@@ -54,7 +54,9 @@ COHORT_KINDS += [
 rule filter_prune:
     input:
         weights="results/{exp}/seed{seed}/imp/round0/final.safetensors",
-        code=library("core.models", "methods.filters"),
+        code=library(
+            "plan.catalog", "core.masks", "core.models", "core.networks", "methods.filters"
+        ),
     output:
         PRUNED,
     log:

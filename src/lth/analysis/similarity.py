@@ -395,7 +395,7 @@ def mask_files(paths: list[Path]) -> list[Path]:
 
 
 def similarity(experiment: str, summary_csv: Path, paths: list[Path], out: Path,
-               tolerance: float = DENSITY_TOLERANCE) -> None:
+               tolerance: float = DENSITY_TOLERANCE, argv=()) -> None:
     """Write the similarity.csv of an experiment to `out` and its indegree.csv beside it,
     each with its provenance sidecar."""
     from lth.analysis.summary import (
@@ -421,7 +421,7 @@ def similarity(experiment: str, summary_csv: Path, paths: list[Path], out: Path,
         experiment, n, load(n.mask_path), input_shape_of(n.mask_path))) is not None]
     masks = [Path(n.mask_path) for n in nets]
     write_csv(pd.DataFrame(rows, columns=COLUMNS), out, [summary_csv, *masks, *used_scores],
-              experiment, verb="similarity")
+              experiment, verb="similarity", argv=argv)
     write_csv(pd.concat(degrees, ignore_index=True) if degrees else
               pd.DataFrame(columns=INDEGREE_COLUMNS), out.with_name(INDEGREE_FILE),
-              [summary_csv, *masks], experiment, verb="similarity")
+              [summary_csv, *masks], experiment, verb="similarity", argv=argv)

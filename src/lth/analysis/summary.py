@@ -107,17 +107,17 @@ def add_target_columns(rows: list[dict], curves: list[pd.DataFrame],
 
 
 def write_csv(frame: pd.DataFrame, path: Path, inputs: list[Path], experiment: str,
-              verb: str = "summarize", params: dict | None = None) -> None:
+              verb: str = "summarize", params: dict | None = None, argv=()) -> None:
     """Write a table atomically, with its provenance sidecar (the record of `verb`, whose
     parameters are the experiment and `params`)."""
     atomic_write_text(path, frame.to_csv(index=False, lineterminator="\n"))
-    record = make_record(verb, {"experiment": experiment, **(params or {})}, inputs)
+    record = make_record(verb, {"experiment": experiment, **(params or {})}, inputs, argv=argv)
     record["outputs"] = [file_entry(path)]
     write_json(sidecar_path(path), record)
 
 
 def summarize(experiment: str, run_jsons: list[Path], out_dir: Path,
-              target_fraction: float) -> None:
+              target_fraction: float, argv=()) -> None:
     """Write summary.csv, layers.csv and curves.csv of an experiment into out_dir; the
     iterations to target use target_fraction (the config's cost.target_fraction) of each seed's
     best dense validation accuracy."""
@@ -135,8 +135,8 @@ def summarize(experiment: str, run_jsons: list[Path], out_dir: Path,
     summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     summary = summary.sort_values(["method", "seed", "draw", "round", "density"],
                                   ascending=[True, True, True, True, False])
-    params = {"target_fraction": target_fraction}
-    write_csv(summary, out_dir / "summary.csv", inputs, experiment, params=params)
-    write_csv(pd.DataFrame(layers), out_dir / "layers.csv", inputs, experiment, params=params)
+    told = {"params": {"target_fraction": target_fraction}, "argv": argv}
+    write_csv(summary, out_dir / "summary.csv", inputs, experiment, **told)
+    write_csv(pd.DataFrame(layers), out_dir / "layers.csv", inputs, experiment, **told)
     write_csv(pd.concat(curves, ignore_index=True), out_dir / "curves.csv", inputs, experiment,
-              params=params)
+              **told)

@@ -18,6 +18,7 @@ import os
 import platform
 import socket
 import subprocess
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
@@ -25,7 +26,6 @@ from lth.core.io import LthError, read_json, read_metadata, sha256_file
 
 PACKAGES = ("torch", "torchvision", "torchaudio", "safetensors", "snakemake", "pandas",
             "seaborn", "matplotlib", "jinja2", "numpy")
-ARGV: list[str] = []  # the arguments of the verb being run (set by lth.verbs.cli.main)
 SOURCE_DIR = Path(__file__).resolve().parents[1]  # src/lth
 DATASET_OWN_FILES = ("manifest.json", "tensors.safetensors")
 
@@ -85,11 +85,13 @@ def file_entry(path: str | os.PathLike) -> dict:
     return {"path": str(path), "sha256": sha256_file(path)}
 
 
-def make_record(verb: str, params: dict, inputs: list, device: str | None = None) -> dict:
-    """The provenance record of one verb call, before its outputs exist."""
+def make_record(verb: str, params: dict, inputs: list, device: str | None = None, *,
+                argv: Sequence[str]) -> dict:
+    """The provenance record of one verb call, before its outputs exist; argv: the verb's
+    arguments that make it again (empty where library code is called directly)."""
     return {
         "verb": verb,
-        "argv": list(ARGV),
+        "argv": list(argv),
         "params": params,
         "inputs": [file_entry(p) for p in inputs],
         "code_version": code_version(),

@@ -15,8 +15,8 @@ are deterministic; SynFlow uses running statistics. Scores may be float64 (SynFl
 lth.core.masks ranks them in their own dtype.
 
 To add a method:
-1. write its scoring function here (a few lines; reuse ``_masked_weights``,
-   ``_batch_losses`` and ``_scoring_mode`` when it needs gradients on training data);
+1. write its scoring function here (a few lines; reuse ``_masked_weights``, ``_batch_losses``
+   and lth.core.networks.scoring_mode when it needs gradients on training data);
 2. register it in ``CRITERIA`` under the name the workflow config uses;
 3. if it has a hyperparameter, add a field without default to ``ScoreData`` and the key, with
    the paper's value as default, to the workflow config schema.
@@ -26,17 +26,19 @@ To add a method:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from lth.core.io import LthError
 from lth.core.masks import Mask, Scores, prune_to_density
+from lth.core.models import prunable_names
+from lth.core.networks import scoring_mode, splits_of
+from lth.core.seeding import generator
+from lth.plan.spec import SCORING_SETTINGS, PruneJob
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -97,7 +99,7 @@ def snip_scores(model: nn.Module, mask: Mask, data: ScoreData) -> Scores:
     """
     _require_batches(data, "snip")
     weights = _masked_weights(model, mask, data.names)
-    with _scoring_mode(model, _batchnorm_training(data, "snip")):
+    with scoring_mode(model, _batchnorm_training(data, "snip")):
         grads = _accumulate(
             torch.autograd.grad(loss, list(weights.values()))
             for loss in _batch_losses(model, weights, data.batches, temperature=1.0)
@@ -125,7 +127,7 @@ def grasp_scores(model: nn.Module, mask: Mask, data: ScoreData) -> Scores:
     weights = _masked_weights(model, mask, data.names)
     leaves = list(weights.values())
     temperature = data.grasp_temperature
-    with _scoring_mode(model, batchnorm_training):
+    with scoring_mode(model, batchnorm_training):
         gradient = _accumulate(
             torch.autograd.grad(loss, leaves)
             for loss in _batch_losses(model, weights, data.batches, temperature)
@@ -160,41 +162,13 @@ def synflow_scores(model: nn.Module, mask: Mask, data: ScoreData) -> Scores:
     state.update(weights)
     device = params[data.names[0]].device
     ones = torch.ones((1, *data.input_shape), dtype=torch.float64, device=device)
-    with _scoring_mode(model, batchnorm_training=False):
+    with scoring_mode(model, batchnorm_training=False):
         flow = functional_call(model, state, (ones,)).sum()
     if not torch.isfinite(flow):
         raise LthError("synflow: the synaptic flow R overflowed float64 for this model")
     grads = torch.autograd.grad(flow, list(weights.values()), materialize_grads=True)
     flows = {n: (w.detach() * g).abs() for (n, w), g in zip(weights.items(), grads, strict=True)}
     return _divide_if_positive(flows, flow.detach())
-
-
-@torch.no_grad()
-def input_reaches_output(model: nn.Module, mask: Mask, names: list[str],
-                         input_shape: tuple[int, ...]) -> bool:
-    """Whether any path of kept weights still connects the input to the output.
-
-    Layer collapse (Tanaka et al. 2020, Sec. 3) is the loss of every such path: the network
-    then computes a constant and trains to chance accuracy. The test is SynFlow's positive
-    network with every bias (and BatchNorm shift and running mean) set to zero: each output
-    is then a sum over input-output paths of products of positive weights, so it is > 0
-    exactly when a path survives. Unlike "some layer is empty", this is right for residual
-    networks, where an emptied shortcut convolution leaves the main branch connected.
-    """
-    state = {n: p.detach().double().abs() for n, p in model.named_parameters()}
-    state.update({n: torch.zeros_like(p) for n, p in state.items() if n.endswith(".bias")})
-    for n, b in model.named_buffers():
-        if n.endswith("running_mean"):
-            state[n] = torch.zeros_like(b, dtype=torch.float64)
-        elif n.endswith("running_var"):
-            state[n] = torch.ones_like(b, dtype=torch.float64)
-        else:
-            state[n] = b
-    state.update({n: state[n] * mask[n] for n in names})
-    device = state[names[0]].device
-    ones = torch.ones((1, *input_shape), dtype=torch.float64, device=device)
-    with _scoring_mode(model, batchnorm_training=False):
-        return bool(functional_call(model, state, (ones,)).sum() > 0)
 
 
 CRITERIA: dict[str, Criterion] = {
@@ -305,6 +279,54 @@ def balanced_batches(
     return [(x[idx], y[idx]) for idx in chosen.split(batch_size)]
 
 
+DATA_CRITERIA = frozenset(SCORING_SETTINGS)
+"""The criteria that score on training data (SNIP, GraSP)."""
+
+BATCHNORM_STATISTICS = ("batch", "running")
+"""How BatchNorm normalises while SNIP or GraSP scores: with the scoring batch's statistics
+(train mode) or with the running ones (eval mode)."""
+
+
+def score_data(job: PruneJob, model: nn.Module, arch: dict, device: torch.device) -> ScoreData:
+    """The ScoreData of a prune job: names, batches, generator and criterion settings."""
+    gen = generator(job.experiment, job.seed, job.purpose)
+    return ScoreData(
+        names=prunable_names(model), batches=score_batches(job, arch, gen, device), gen=gen,
+        num_classes=arch["num_classes"], input_shape=tuple(arch["input_shape"]),
+        grasp_temperature=job.scoring.grasp_temperature if job.scoring else None,
+        batchnorm_training=batchnorm_training(job),
+    )
+
+
+def score_batches(job: PruneJob, arch: dict, gen: torch.Generator,
+                  device: torch.device) -> list[Batch]:
+    """Training batches a data-driven criterion scores on: one random batch for SNIP
+    (Lee et al. 2019), a class-balanced sample for GraSP (Wang et al. 2020)."""
+    if job.criterion not in DATA_CRITERIA:
+        return []
+    needed = SCORING_SETTINGS[job.criterion]
+    if job.data_root is None or job.scoring is None or any(
+            getattr(job.scoring, key) is None for key in needed):
+        raise LthError(f"criterion {job.criterion} needs data_root and scoring settings "
+                       f"{', '.join(needed)}")
+    splits = splits_of(job.data_root, job.val_size, device)
+    size = job.scoring.score_batch_size
+    if job.criterion == "snip":
+        idx = torch.randperm(len(splits.train_x), generator=gen)[:size]
+        return [(splits.train_x[idx.to(device)], splits.train_y[idx.to(device)])]
+    return balanced_batches(splits.train_x, splits.train_y, job.scoring.samples_per_class,
+                            arch["num_classes"], gen, size)
+
+
+def batchnorm_training(job: PruneJob) -> bool | None:
+    """Whether the job's criterion scores with BatchNorm on batch statistics (its
+    `<criterion>_batchnorm` setting is "batch"); None for the criteria without one."""
+    key = f"{job.criterion}_batchnorm"
+    if job.scoring is None or key not in SCORING_SETTINGS.get(job.criterion, ()):
+        return None
+    return getattr(job.scoring, key) == "batch"
+
+
 def _criterion(name: str) -> Criterion:
     if name not in CRITERIA:
         raise LthError(f"pruning criterion {name!r} is unknown; expected one of {sorted(CRITERIA)}")
@@ -384,18 +406,3 @@ def _accumulate(per_batch: Iterable[Sequence[torch.Tensor]]) -> list[torch.Tenso
 def _divide_if_positive(scores: Scores, total: torch.Tensor) -> Scores:
     """Scores divided by `total`; unchanged when it is 0 (then every score is 0 as well)."""
     return {n: s / total for n, s in scores.items()} if total > 0 else scores
-
-
-@contextmanager
-def _scoring_mode(model: nn.Module, batchnorm_training: bool) -> Iterator[None]:
-    """Dropout off; BatchNorm on batch (True) or running (False) statistics; modes restored."""
-    saved = [(module, module.training) for module in model.modules()]
-    model.eval()
-    for module in model.modules():
-        if isinstance(module, _BatchNorm):
-            module.train(batchnorm_training)
-    try:
-        yield
-    finally:
-        for module, training in saved:
-            module.training = training

@@ -26,23 +26,31 @@ kept weights that moved.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from lth.core.errors import LthError
-from lth.core.masks import Mask, counts, full_mask, keep_top_global, prune_to_density
+from lth.core.io import save_tensors, write_json
+from lth.core.masks import Mask, counts, full_mask, keep_top_global, macs, prune_to_density
 from lth.core.models import VGG
+from lth.core.networks import load_model, prunable_params, smaller_architecture, splits_of
+from lth.core.provenance import make_record
+from lth.core.records import training_macs
+from lth.core.seeding import generator
 from lth.core.train import train
 from lth.methods.criteria import ScoreData, magnitude_scores
 from lth.methods.filters import keep_filters
 from lth.plan.catalog import round_half_up, vacuous_hamming
-from lth.plan.spec import EarlyBird, Schedule
+from lth.plan.spec import EarlyBird, Schedule, SearchJob
 
 TicketFn = Callable[[nn.Module, float], Mask]
 """(model, density) -> the ticket of the model's current weights at that density."""
@@ -303,3 +311,61 @@ def search(
         for i, d in enumerate(eb.densities)
     ]
     return SearchResult(tickets, last, result.metrics, time.perf_counter() - began)
+
+
+def search_job(job: SearchJob, device: torch.device) -> tuple[nn.Module, dict, SearchResult]:
+    """Run the search of one seed from its theta_0: (the model as training left it, its
+    architecture, what the search found)."""
+    splits = splits_of(job.data_root, job.val_size, device)
+    model, arch = load_model(job.init, 0.0, device)
+    names = list(prunable_params(model))
+    found = search(model, splits, job.schedule, generator(job.experiment, job.seed, "data-order"),
+                   job.earlybird, names, prefix=f"[{job.experiment} seed{job.seed} eb search]")
+    return model, arch, found
+
+
+def save_search(job: SearchJob, model: nn.Module, arch: dict, found: SearchResult,
+                device: torch.device, argv: list[str]) -> None:
+    """Per density, the ticket's files with their record; then search.json with the
+    detection history. The magnitude variant writes the ticket's mask and the weights it was
+    drawn at (EB Train continues from them); the channel variant save_channel_ticket's files."""
+    dense = macs(model, tuple(arch["input_shape"]))
+    inputs = [job.init, Path(job.data_root) / "tensors.safetensors"]
+    summary = {"last_iteration": found.last_iteration, "metrics": found.metrics, "tickets": []}
+    theta0 = load_model(job.init, 0.0, device)[0] if job.earlybird.variant == "channel" else None
+    for density, out_dir, ticket in zip(job.earlybird.densities, job.out_dirs, found.tickets,
+                                        strict=True):
+        params = dict(dataclasses.asdict(job), density=density, out_dir=out_dir)
+        del params["out_dirs"]
+        record = make_record("eb-search", params, inputs, str(device), argv=argv)
+        record["architecture"] = arch
+        record["iteration"] = ticket.iteration
+        record["macs"] = training_macs(ticket.iteration, job.schedule.batch_size,
+                                       {"macs": dense, "dense_macs": dense})  # dense search
+        record["earlybird"] = {"fired": ticket.fired, "iteration": ticket.iteration}
+        if theta0 is not None:
+            save_channel_ticket(Path(out_dir), ticket, theta0, arch, record)
+        else:
+            save_tensors(Path(out_dir) / "weights_at_eb.safetensors", ticket.weights, record)
+            save_tensors(Path(out_dir) / "mask.safetensors", ticket.mask, record)
+        summary["tickets"].append({"density": density, "fired": ticket.fired,
+                                   "iteration": ticket.iteration, "history": ticket.history})
+    record = make_record("eb-search", dataclasses.asdict(job), inputs, str(device), argv=argv)
+    write_json(job.record, dict(record, search=summary, timings={"search": found.wall_seconds}))
+
+
+def save_channel_ticket(out: Path, ticket: Ticket, theta0: VGG, arch: dict,
+                        record: dict) -> None:
+    """channels.safetensors (BatchNorm name -> kept channels) and the smaller VGG without the
+    others: weights_at_eb.safetensors (EB Train continues from it, at ticket.iteration) and
+    weights_at_init.safetensors (theta_0's surviving weights, at iteration 0). theta0, the
+    dense VGG at theta_0 (architecture arch), is left unchanged."""
+    at_init = prune_channels(theta0, ticket.mask)
+    at_eb = copy.deepcopy(theta0)
+    at_eb.load_state_dict(ticket.weights)
+    record = dict(record, architecture=smaller_architecture(arch, theta0, at_init))
+    save_tensors(out / "channels.safetensors", ticket.mask, record)
+    save_tensors(out / "weights_at_eb.safetensors",
+                 prune_channels(at_eb, ticket.mask).state_dict(), record)
+    save_tensors(out / "weights_at_init.safetensors", at_init.state_dict(),
+                 dict(record, iteration=0))

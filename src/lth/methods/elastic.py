@@ -36,8 +36,12 @@ import torch
 
 from lth.core import masks
 from lth.core.errors import LthError
+from lth.core.io import load_tensors
 from lth.core.models import build_model, prunable_names
+from lth.core.networks import architecture_of, build, check_mask, prunable_params
+from lth.core.seeding import generator
 from lth.plan import catalog
+from lth.plan.spec import TransferJob
 
 BlockMapping = dict[int, list[int]]
 
@@ -238,3 +242,20 @@ def transfer(
     _require_layout("source mask", source_mask, _full_mask_of(source), source_model)
     state = transfer_state(source_weights, target.state_dict(), mapping)
     return state, transfer_mask(source_mask, _full_mask_of(target), mapping, permute_gen)
+
+
+def transfer_job(job: TransferJob) -> tuple[dict, torch.nn.Module, dict[str, torch.Tensor]]:
+    """(the target's recorded architecture, the target network holding the transferred
+    weights, its mask) of a transfer job: the source ticket's mask and rewound weights
+    copied block-wise into a deeper or shallower network of the same family."""
+    source_arch = architecture_of(job.source_weights)
+    target_arch = dict(source_arch, model=job.target_model)
+    weights = load_tensors(job.source_weights)
+    mask = {k: v.bool() for k, v in load_tensors(job.source_mask).items()}
+    gen = generator(job.experiment, job.seed, job.purpose) if job.permute_copies else None
+    state, new_mask = transfer(weights, mask, source_arch["model"], job.target_model,
+                               job.strategy, gen)
+    target = build(target_arch, torch.Generator().manual_seed(0), 0.0, target_arch.get("init"))
+    target.load_state_dict(state)
+    check_mask(new_mask, prunable_params(target), job.out_mask)
+    return target_arch, target, new_mask

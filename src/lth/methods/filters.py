@@ -25,6 +25,7 @@ from torch import nn
 
 from lth.core.io import LthError
 from lth.core.models import VGG, vgg
+from lth.core.networks import prunable_params, smaller_architecture
 from lth.plan.catalog import POOL, round_half_up
 
 VGG16_PRUNED_A = {1: 0.5, **dict.fromkeys(range(8, 14), 0.5)}
@@ -202,3 +203,25 @@ def measure_latency(
         if step >= warmup:
             seconds.append(time.perf_counter() - start)
     return statistics.median(seconds)
+
+
+def filter_pruned(model: nn.Module, arch: dict, fractions: dict[str, float], batch_size: int,
+                  repeats: int, device: torch.device, where: str) -> tuple[VGG, dict]:
+    """(the smaller VGG, its recorded architecture with both latencies) of the dense,
+    unpruned VGG `model` (architecture arch, read from `where`) with `fractions` of each
+    conv's filters removed; prints the weights and latencies before and after."""
+    if not isinstance(model, VGG) or "cfg" in arch:
+        raise LthError(f"{where}: filter pruning needs a dense, unpruned VGG")
+    if not all(0 <= f < 1 for f in fractions.values()):
+        raise LthError("--fractions: every fraction must be in [0, 1)")
+    small = prune_filters(model, fractions)
+    shape = tuple(arch["input_shape"])
+    latency = {name: measure_latency(net, shape, batch_size, repeats, warmup=2, device=device)
+               for name, net in (("dense_latency_seconds", model),
+                                 ("latency_seconds", small))}
+    dense_params = sum(p.numel() for p in prunable_params(model).values())
+    print(f"filter pruning: {dense_params} -> "
+          f"{sum(p.numel() for p in prunable_params(small).values())} weights, latency "
+          f"{latency['dense_latency_seconds'] * 1e3:.2f} -> {latency['latency_seconds'] * 1e3:.2f}"
+          f" ms per batch of {batch_size}")
+    return small, smaller_architecture(arch, model, small, **latency)

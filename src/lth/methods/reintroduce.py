@@ -18,8 +18,10 @@ import torch
 from torch import nn
 
 from lth.core.errors import LthError
+from lth.core.io import load_tensors
 from lth.core.masks import Mask, Scores, keep_top_layerwise
 from lth.plan.catalog import round_half_up
+from lth.plan.spec import Reintroduce
 
 KINDS = ("double", "scored", "random")
 
@@ -106,6 +108,29 @@ def regrow_scores_of(kind: str, previous: Mask, stored: dict[str, torch.Tensor] 
     return {n: (stored[n].abs() if kind == "double" else stored[n]).to(device) for n in previous}
 
 
+def check_reintroduction(how: Reintroduce, imp_step: bool) -> None:
+    """One line naming what is wrong with a prune job's re-introduction; imp_step: whether
+    the job is an IMP step (magnitude criterion and rates), the only step it goes with."""
+    if not imp_step:
+        raise LthError("reintroduce: only with an IMP step (magnitude criterion and rates)")
+    if how.kind not in KINDS or not 0 <= how.ratio <= 1:
+        raise LthError(f"reintroduce: expected kind {'|'.join(KINDS)} and a ratio in "
+                       f"[0, 1], got {how.kind!r}, {how.ratio}")
+    if (how.scores is None) != (how.kind == "random"):
+        raise LthError(f"reintroduce: kind {how.kind} "
+                       + ("takes no scores file" if how.kind == "random" else
+                          "needs a scores file"))
+
+
+def reintroduced(how: Reintroduce, imp_mask: Mask, previous: Mask, alive_scores: Scores,
+                 gen: torch.Generator) -> Mask:
+    """Double-/Scored-pruning (or the random control): IMP's new mask with a share of the
+    removed weights swapped for pruned weights ranked by `how`'s regrowth scores."""
+    stored = load_tensors(how.scores) if how.scores else None
+    ranking = regrow_scores_of(how.kind, previous, stored, gen, how.scores or "reintroduce")
+    return reintroduce(imp_mask, previous, alive_scores, ranking, how.ratio, how.positive_only)
+
+
 class AlignmentScores:
     """Scored-pruning's scores, as train()'s after_backward(it, model) hook.
 
@@ -146,3 +171,4 @@ class AlignmentScores:
             raise ValueError(f"no training iteration at or after window_start "
                              f"{self.window_start}: no alignment scores")
         return {n: s / self.steps for n, s in zip(self.names, self.sums, strict=True)}
+

@@ -29,10 +29,12 @@ non-affine layers); BatchNorm running statistics are buffers and do update.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -50,6 +52,10 @@ from lth.core.masks import (
     layer_macs,
 )
 from lth.core.models import prunable_names
+from lth.core.networks import load_model, prunable_params
+from lth.core.provenance import make_record
+from lth.core.records import network_facts, one_member, rerun_argv, write_run
+from lth.core.seeding import generator
 from lth.core.train import (
     batch_indices,
     evaluate,
@@ -59,7 +65,7 @@ from lth.core.train import (
     train_eval_split,
 )
 from lth.plan.catalog import round_half_up
-from lth.plan.spec import Mining, Schedule
+from lth.plan.spec import Mining, MiningJob, MiningMember, Schedule
 
 WEIGHTS = ("signed_constant", "theta0")
 GEM_THRESHOLD = 0.5
@@ -362,3 +368,43 @@ def _mining_macs(per_weight: dict[str, int], kept_sum: dict[str, torch.Tensor],
     sparse_sum = sum(int(kept_sum[n]) * per_weight[n] for n in kept_sum)
     return {"sparse": m.batch_size * (2 * sparse_sum + m.iterations * f_dense),
             "dense": m.iterations * m.batch_size * 3 * f_dense}
+
+
+def mine_member(job: MiningJob, m: MiningMember, splits, device: torch.device) -> None:
+    """Mine one member's mask on the frozen start of its theta_0; write its run folder
+    (write_mined)."""
+    model, arch = load_model(m.init, 0.0, device)
+    frozen_start_(model, list(prunable_params(model)), job.mining.weights)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    mined = mine(model, splits, job.mining, m.density,
+                 generator(job.experiment, m.seed, f"{m.method}/{m.level}"),
+                 generator(job.experiment, m.seed, "data-order"),
+                 prefix=f"[{job.experiment} seed{m.seed} {m.method}/{m.level}]")
+    write_mined(job, m, model, arch, start, mined, device)
+
+
+def write_mined(job: MiningJob, m: MiningMember, model: nn.Module, arch: dict,
+                start: dict[str, torch.Tensor], mined: MiningResult,
+                device: torch.device) -> None:
+    """A member's run folder: the untrained ticket (final = frozen weights under the mask),
+    its mask, the final scores, metrics.csv and run.json (its argv mines this member alone);
+    GEM-MINER's also its final flags (flags.safetensors) and the frozen weights under them
+    (start.safetensors, the frozen start given), the ticket gem_miner trains."""
+    facts = network_facts(model, arch, mined.mask)
+    own = one_member(job, m)
+    record = make_record("mine", dict(dataclasses.asdict(own), seed=m.seed),
+                         [m.init, Path(job.data_root) / "tensors.safetensors"], str(device),
+                         argv=rerun_argv("mine", own))
+    record["architecture"] = arch
+    record["macs"] = mined.macs
+    fields = dict(facts, method=m.method, family="supermask", level=m.level,
+                  target_density=m.density, iterations=job.mining.iterations,
+                  start_iteration=0, draw=0, budget_factor=1.0, weights_trained=False,
+                  mining=mined.extra)
+    tensors = {"final.safetensors": model.state_dict(), "mask.safetensors": mined.mask,
+               "scores.safetensors": mined.scores}
+    if mined.flags is not None:
+        apply_mask_(start, mined.flags)
+        tensors |= {"flags.safetensors": mined.flags, "start.safetensors": start}
+    write_run(Path(m.out_dir), record, tensors, mined, fields,
+              {"train": mined.wall_seconds}, stops_early=False)

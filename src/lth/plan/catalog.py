@@ -2,7 +2,7 @@
 and what a training schedule must satisfy.
 
 The config checks read these in the Snakemake process on every dry run (lth.plan.config_checks,
-no torch import); the verbs read the same facts (lth.core.data, lth.verbs.commands), so a setting is
+no torch import); the verbs read the same facts (lth.core.data, lth.methods), so a setting is
 judged by one rule wherever it is checked. The network tables below are the one table of model
 facts: lth.core.models builds every network from them, and tests/test_config_checks.py compares
 the layers of every built network with `prunable_layers`.

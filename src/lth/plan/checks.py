@@ -17,7 +17,7 @@ Problem = tuple[str, str]
 
 
 LEVEL_NUMBER = re.compile(r"[0-9.]+")
-"""What lth reads back after `density` in a level name (lth.verbs.commands.LEVEL_PATTERN)."""
+"""What lth reads back after `density` in a level name (lth.core.records.LEVEL_PATTERN)."""
 
 READ_AS_NUMBERED_LEVEL = re.compile(r"round\d+|density[0-9.]+")
 """Level names lth reads as an IMP round or a one-shot density."""

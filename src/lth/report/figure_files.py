@@ -63,6 +63,7 @@ def build_provenance(
     settings: dict,
     table_paths: dict[str, str | os.PathLike],
     figure_paths: dict[str, tuple[Path, Path]],
+    argv=(),
 ) -> dict:
     """{"code_version", "style", "figures": {name: record}}, where record is the
     lth.core.provenance record of the figure (verb "report", params, code version, packages) with
@@ -70,7 +71,8 @@ def build_provenance(
     check_tables_given(figure_paths, table_paths)
     params = {"experiment": experiment, "style": asdict(style), "settings": settings}
     figures = {
-        name: make_record("report", params, [table_paths[t] for t in FIGURES[name].reads])
+        name: make_record("report", params, [table_paths[t] for t in FIGURES[name].reads],
+                          argv=argv)
         | {"outputs": [file_entry(p) for p in paths]}
         for name, paths in figure_paths.items()
     }

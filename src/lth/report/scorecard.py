@@ -36,9 +36,11 @@ def scorecard_table(summary: pd.DataFrame) -> dict:
 def write_scorecard(
     summary: pd.DataFrame, summary_csv: str | os.PathLike, experiment: str,
     out_dir: str | os.PathLike,
+    argv=(),
 ) -> Path:
     """Write out_dir/scorecard.csv (claims.scorecard of summary, read from summary_csv)
     atomically, with its provenance record beside it."""
     path = Path(out_dir) / "scorecard.csv"
-    write_csv(claims.scorecard(summary), path, [Path(summary_csv)], experiment, verb="report")
+    write_csv(claims.scorecard(summary), path, [Path(summary_csv)], experiment, verb="report",
+              argv=argv)
     return path

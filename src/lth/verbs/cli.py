@@ -176,16 +176,13 @@ def main(argv: list[str] | None = None) -> int:
     importing torch) between dependent steps; each verb still writes its own artifact and
     record. LthError becomes one line on stderr and exit status 2.
     """
-    from lth.core import provenance
-
     try:
         chain = segments(sys.argv[1:] if argv is None else argv)
         parsed = [(seg, build_parser(seg[0] if seg else None).parse_args(seg)) for seg in chain]
         from lth.verbs import commands
 
         for seg, args in parsed:
-            provenance.ARGV[:] = seg
-            commands.run(args)
+            commands.run(args, seg)
         return 0
     except LthError as err:
         print(f"lth: error: {err}", file=sys.stderr)

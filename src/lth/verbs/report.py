@@ -68,7 +68,7 @@ def _tables_and_style(args, figures):
     return read_tables(paths), style, paths
 
 
-def cmd_figure(args) -> None:
+def cmd_figure(args, argv: list[str]) -> None:
     from lth.report.figure_files import build_provenance, save_figure
     from lth.report.figures import FIGURES, no_data_figure
 
@@ -80,13 +80,13 @@ def cmd_figure(args) -> None:
         print(f"lth figure: {args.name} has no data in experiment {args.experiment}")
         fig = no_data_figure(args.name, args.experiment, style)
     written = {args.name: save_figure(fig, Path(args.out_dir) / args.name, style)}
-    record = build_provenance(args.experiment, style, args.settings, paths,
-                              written)["figures"][args.name]
+    record = build_provenance(args.experiment, style, args.settings, paths, written,
+                              argv=argv)["figures"][args.name]
     for path in written[args.name]:
         write_json(sidecar_path(path), record)
 
 
-def cmd_report(args) -> None:
+def cmd_report(args, argv: list[str]) -> None:
     from lth.report.figure_files import build_provenance
     from lth.report.figures import FIGURES
     from lth.report.render import render_report
@@ -97,13 +97,14 @@ def cmd_report(args) -> None:
     if unknown:
         raise LthError(f"--figures {unknown[0]}: not a registered figure")
     tables, style, paths = _tables_and_style(args, figures)
-    provenance = build_provenance(args.experiment, style, args.settings, paths, figures)
-    write_scorecard(tables.summary, args.summary, args.experiment, args.out_dir)
+    provenance = build_provenance(args.experiment, style, args.settings, paths, figures,
+                                  argv=argv)
+    write_scorecard(tables.summary, args.summary, args.experiment, args.out_dir, argv=argv)
     render_report(args.experiment, tables, figures, provenance, args.settings, args.out_dir)
     write_json(Path(args.out_dir) / "provenance.json", provenance)
 
 
-def cmd_pdf(args) -> None:
+def cmd_pdf(args, argv: list[str]) -> None:
     from lth.report.latex import compile_pdf
 
     if not Path(args.tex).is_file():
