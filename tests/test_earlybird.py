@@ -28,7 +28,7 @@ from lth.methods.earlybird import (
     vacuous_hamming,
 )
 from lth.plan.catalog import POOL, round_half_up
-from lth.plan.spec import EarlyBird
+from lth.plan.families.earlybird import EarlyBird
 
 EB = EarlyBird(densities=(0.2, 0.05), scope="global", check_every=10, epsilon=0.1, queue=5,
                distance="changed_fraction")

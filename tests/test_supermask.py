@@ -25,7 +25,7 @@ from lth.methods.supermask import (
     popup_mask,
 )
 from lth.plan.catalog import round_half_up
-from lth.plan.spec import Mining
+from lth.plan.families.supermask import Mining
 
 
 def mining(algo: str, **changes) -> Mining:

@@ -52,10 +52,11 @@ LIBRARY_BASE = (
     "core.errors",
     "core.io",
     "core.provenance",
+    "plan.registry",
 )
 """The lth modules every verb imports (dotted, under lth); each verb imports the others it
 needs itself."""
-REGISTRY = ["plan.registry", "plan.catalog", "plan.checks"] + [
+REGISTRY = ["plan.catalog", "plan.checks"] + [
     f"plan.families.{os.path.splitext(f)[0]}"
     for f in sorted(os.listdir(f"{SRC}/lth/plan/families"))
     if f.endswith(".py") and f != "__init__.py"
@@ -261,13 +262,14 @@ def cohort_inputs(kind, e_name):
     def inputs(wildcards):
         e = EXPERIMENTS[e_name]
         searches, prunes, job = kind.steps(e_name, wildcards)
+        search_code = REGISTRY if searches else ()  # a family's verbs: lth.plan.registry
         written = {f.format(**wildcards) for f in kind.outputs(e_name, e)}
         steps = [s for _, s in searches] + prunes + ([job] if job else [])
         read = [f for step in steps for f in step.reads()]
         return {
             "files": sorted({f for f in read if f and f not in written}),
             "data": f"{data_dir(e['dataset'])}/tensors.safetensors",
-            "code": list(dict.fromkeys(TRAIN_CODE + library(*kind.code))),
+            "code": list(dict.fromkeys(TRAIN_CODE + library(*kind.code, *search_code))),
         }
 
     return inputs

@@ -4,6 +4,8 @@
 # weights the ticket was drawn at, for the rest of the schedule (the paper's EB Train). The
 # channel variant's tickets are smaller VGGs (weights_at_init, weights_at_eb), trained whole.
 
+from lth.plan.families import earlybird as earlybird_plan  # noqa: E402  (torch-free)
+
 
 def channel_variant(e):
     return e["earlybird"]["variant"] == "channel"
@@ -38,7 +40,7 @@ def eb_search_record(e_name, seed):
 
 def eb_search(e_name, e, seed):
     b = e["earlybird"]
-    return spec.SearchJob(
+    return earlybird_plan.SearchJob(
         experiment=e_name,
         seed=seed,
         data_root=data_dir(e["dataset"]),
@@ -46,7 +48,7 @@ def eb_search(e_name, e, seed):
         device=config["device"],
         init=init_path(e_name, seed),
         schedule=spec.schedule_from_config(e["train"]),
-        earlybird=spec.EarlyBird(
+        earlybird=earlybird_plan.EarlyBird(
             densities=tuple(float(d) for d in b["densities"]),
             **{k: b[k] for k in ("scope", "check_every", "epsilon", "queue", "distance")},
             variant=b["variant"],

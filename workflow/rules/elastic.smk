@@ -4,6 +4,8 @@
 # source round trains every strategy and seed; the random-mask control shuffles the masks
 # of the copied blocks.
 
+from lth.plan.families import elastic as elastic_plan  # noqa: E402  (torch-free)
+
 
 def elastic_methods(e):
     x = e["elastic"]
@@ -22,7 +24,7 @@ def elastic_steps(e_name, e, seed, r):
     for method in elastic_methods(e):
         strategy = method.split("_")[1]
         out = run_dir(e_name, seed, method, f"round{r}")
-        job = spec.TransferJob(
+        job = elastic_plan.TransferJob(
             experiment=e_name,
             seed=seed,
             source_weights=rewind_path(source, seed),

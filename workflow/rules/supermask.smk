@@ -4,6 +4,8 @@
 # weights it then trains from the same frozen start with the experiment's schedule
 # (gem_miner). One job per method and experiment.
 
+from lth.plan.families import supermask as supermask_plan  # noqa: E402  (torch-free)
+
 
 def supermask_levels(e):
     return [catalog.density_level(d) for d in e["supermask"]["densities"]]
@@ -13,7 +15,7 @@ def mining(e, algo):
     m, t = e["supermask"], e["train"]
     own = m[algo]
     gem = ("regularization", "freeze_every") if algo == "gem_miner" else ()
-    return spec.Mining(
+    return supermask_plan.Mining(
         algo=algo,
         weights=m["weights"],
         optimizer=own["optimizer"],
@@ -31,7 +33,7 @@ def mining(e, algo):
 
 def mining_job(e_name, e, algo, method):
     members = tuple(
-        spec.MiningMember(
+        supermask_plan.MiningMember(
             seed=s,
             method=method,
             level=catalog.density_level(d),
@@ -42,7 +44,7 @@ def mining_job(e_name, e, algo, method):
         for s in e["seeds"]
         for d in e["supermask"]["densities"]
     )
-    return spec.MiningJob(
+    return supermask_plan.MiningJob(
         experiment=e_name,
         data_root=data_dir(e["dataset"]),
         val_size=e["val_size"],

@@ -19,6 +19,12 @@ from lth.core import masks as M
 from lth.core.io import LthError, load_tensors, read_json, read_metadata
 
 
+def use_threads(threads: int | None) -> None:
+    """Let torch use `threads` CPU threads (None: its default)."""
+    if threads:
+        torch.set_num_threads(threads)
+
+
 def resolve_device(name: str) -> torch.device:
     """'auto' picks CUDA when available, else CPU."""
     if name == "auto":

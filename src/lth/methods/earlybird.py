@@ -42,7 +42,14 @@ from lth.core.errors import LthError
 from lth.core.io import save_tensors, write_json
 from lth.core.masks import Mask, counts, full_mask, keep_top_global, macs, prune_to_density
 from lth.core.models import VGG
-from lth.core.networks import load_model, prunable_params, smaller_architecture, splits_of
+from lth.core.networks import (
+    load_model,
+    prunable_params,
+    resolve_device,
+    smaller_architecture,
+    splits_of,
+    use_threads,
+)
 from lth.core.provenance import make_record
 from lth.core.records import training_macs
 from lth.core.seeding import generator
@@ -50,7 +57,8 @@ from lth.core.train import train
 from lth.methods.criteria import ScoreData, magnitude_scores
 from lth.methods.filters import keep_filters
 from lth.plan.catalog import round_half_up, vacuous_hamming
-from lth.plan.spec import EarlyBird, Schedule, SearchJob
+from lth.plan.families.earlybird import EarlyBird, SearchJob
+from lth.plan.spec import Schedule
 
 TicketFn = Callable[[nn.Module, float], Mask]
 """(model, density) -> the ticket of the model's current weights at that density."""
@@ -369,3 +377,12 @@ def save_channel_ticket(out: Path, ticket: Ticket, theta0: VGG, arch: dict,
                  prune_channels(at_eb, ticket.mask).state_dict(), record)
     save_tensors(out / "weights_at_init.safetensors", at_init.state_dict(),
                  dict(record, iteration=0))
+
+
+def run_search_job(job: SearchJob, argv: list[str], threads: int | None) -> None:
+    """The `eb-search` verb: the search of one seed, each density's ticket files, then
+    search.json with the detection history."""
+    device = resolve_device(job.device)
+    use_threads(threads)
+    model, arch, found = search_job(job, device)
+    save_search(job, model, arch, found, device, argv)

@@ -29,6 +29,7 @@ same per-layer counts, the replicated structure destroyed.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 
@@ -36,12 +37,13 @@ import torch
 
 from lth.core import masks
 from lth.core.errors import LthError
-from lth.core.io import load_tensors
+from lth.core.io import load_tensors, save_tensors
 from lth.core.models import build_model, prunable_names
 from lth.core.networks import architecture_of, build, check_mask, prunable_params
+from lth.core.provenance import make_record
 from lth.core.seeding import generator
 from lth.plan import catalog
-from lth.plan.spec import TransferJob
+from lth.plan.families.elastic import TransferJob
 
 BlockMapping = dict[int, list[int]]
 
@@ -259,3 +261,13 @@ def transfer_job(job: TransferJob) -> tuple[dict, torch.nn.Module, dict[str, tor
     target.load_state_dict(state)
     check_mask(new_mask, prunable_params(target), job.out_mask)
     return target_arch, target, new_mask
+
+
+def run_transfer_job(job: TransferJob, argv: list[str], threads: int | None) -> None:
+    """The `transfer-depth` verb: the target network's weights and mask, with their record."""
+    target_arch, target, new_mask = transfer_job(job)
+    record = make_record("transfer-depth", dataclasses.asdict(job),
+                         [job.source_weights, job.source_mask], argv=argv)
+    record["architecture"] = target_arch
+    save_tensors(job.out_weights, target.state_dict(), record)
+    save_tensors(job.out_mask, new_mask, record)

@@ -52,7 +52,13 @@ from lth.core.masks import (
     layer_macs,
 )
 from lth.core.models import prunable_names
-from lth.core.networks import load_model, prunable_params
+from lth.core.networks import (
+    load_model,
+    prunable_params,
+    resolve_device,
+    splits_of,
+    use_threads,
+)
 from lth.core.provenance import make_record
 from lth.core.records import network_facts, one_member, rerun_argv, write_run
 from lth.core.seeding import generator
@@ -65,7 +71,8 @@ from lth.core.train import (
     train_eval_split,
 )
 from lth.plan.catalog import round_half_up
-from lth.plan.spec import Mining, MiningJob, MiningMember, Schedule
+from lth.plan.families.supermask import Mining, MiningJob, MiningMember
+from lth.plan.spec import Schedule
 
 WEIGHTS = ("signed_constant", "theta0")
 GEM_THRESHOLD = 0.5
@@ -408,3 +415,13 @@ def write_mined(job: MiningJob, m: MiningMember, model: nn.Module, arch: dict,
         tensors |= {"flags.safetensors": mined.flags, "start.safetensors": start}
     write_run(Path(m.out_dir), record, tensors, mined, fields,
               {"train": mined.wall_seconds}, stops_early=False)
+
+
+def run_mining_job(job: MiningJob, argv: list[str], threads: int | None) -> None:
+    """The `mine` verb: mine a mask of frozen weights per member, each written to its run
+    folder with a record whose argv mines that member alone."""
+    device = resolve_device(job.device)
+    use_threads(threads)
+    splits = splits_of(job.data_root, job.val_size, device)
+    for m in job.members:
+        mine_member(job, m, splits, device)

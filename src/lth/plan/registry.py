@@ -72,10 +72,23 @@ class Method:
 
 
 @dataclass(frozen=True)
+class Verb:
+    """A verb a family adds to `python -m lth`: it reads its whole job as one JSON object of
+    the dataclass `job` and calls `run(job, argv, threads)`; both "module:name" strings, so
+    that only the verb being run imports its code. `threads`: whether it takes --threads."""
+
+    name: str
+    job: str
+    run: str
+    help: str
+    threads: bool = True
+
+
+@dataclass(frozen=True)
 class Family:
     """One method family: its config block `name`, its place in the config check and the
     report (`position`), the run folders it writes, its rule kinds (one Snakemake rule
-    `<kind>_<experiment>` each) and its config checks (each takes a
+    `<kind>_<experiment>` each), the verbs it adds and its config checks (each takes a
     lth.plan.checks.Experiment and yields (key, message) problems)."""
 
     name: str
@@ -83,6 +96,7 @@ class Family:
     description: str
     methods: tuple[Method, ...] = ()
     rule_kinds: tuple[str, ...] = ()
+    verbs: tuple[Verb, ...] = ()
     checks: tuple[Callable[..., Iterator[tuple[str, str]]], ...] = ()
 
 
@@ -126,6 +140,17 @@ def fixed_method_names() -> tuple[str, ...]:
 def method_labels() -> tuple[str, ...]:
     """Every run folder the workflow names itself, patterns by their labels."""
     return tuple(m.label or m.name for f in families() for m in f.methods)
+
+
+def verbs() -> dict[str, Verb]:
+    """The verbs the families add, by name."""
+    return {v.name: v for f in families() for v in f.verbs}
+
+
+def load(path: str):
+    """The object a "module:name" string names."""
+    module, name = path.split(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def rule_kinds() -> tuple[str, ...]:

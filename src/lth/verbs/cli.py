@@ -11,12 +11,11 @@ import argparse
 import sys
 
 from lth.core.io import LthError
+from lth.plan import registry
+from lth.plan.registry import Verb
 
-CORE_VERBS = ("prepare", "init", "prune", "filter-prune", "train", "mine", "eb-search",
-              "transfer-depth", "summarize", "similarity", "audit")
-"""Verbs of lth.verbs.commands. The report verbs (lth.verbs.report) are imported only for another
-first word (a report verb, --help, a typo), so editing the report code never changes what a
-training job imports."""
+PLAIN_VERBS = ("prepare", "init", "filter-prune", "summarize", "similarity", "audit")
+"""The verbs of lth.verbs.commands that take plain arguments."""
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -61,37 +60,37 @@ def _add_init(sub) -> None:
     p.add_argument("--out", required=True)
 
 
-def _job(cls):
-    """An argparse type reading a JSON job spec of dataclass cls (lth.plan.spec)."""
-    from lth.plan import spec
+def _job(cls: str):
+    """An argparse type reading a JSON job spec of the dataclass "module:Class" `cls`."""
+    from lth.plan import registry, spec
 
     def parse(text: str):
-        return spec.from_json(getattr(spec, cls), text)
+        return spec.from_json(registry.load(cls), text)
 
-    parse.__name__ = cls
+    parse.__name__ = cls.split(":")[1]
     return parse
 
 
-def _add_job_verb(sub, verb: str, cls: str, summary: str, what: str, threads: bool) -> None:
-    """A verb that takes its whole job as one JSON object of lth.plan.spec.<cls>."""
-    p = sub.add_parser(verb, help=summary)
-    p.add_argument("--job", type=_job(cls), required=True,
-                   help=f"{what} as JSON (lth.plan.spec.{cls}; the workflow builds it)")
-    if threads:
+def _add_job_verb(sub, verb: Verb) -> None:
+    """A verb that takes its whole job as one JSON object (the workflow builds it)."""
+    p = sub.add_parser(verb.name, help=verb.help)
+    p.add_argument("--job", type=_job(verb.job), required=True,
+                   help=f"the job as JSON ({verb.job.replace(':', '.')})")
+    if verb.threads:
         p.add_argument("--threads", type=int, default=None)
 
 
-JOB_VERBS = (
-    ("prune", "PruneJob", "a mask from scores of weights", "the prune job", False),
-    ("train", "TrainJob", "train a cohort of masked networks; per network final weights, "
-     "metrics, run.json", "the cohort", True),
-    ("mine", "MiningJob", "edge-popup / GEM-MINER: masks mined on frozen weights; per network "
-     "the untrained ticket, its scores, metrics, run.json", "the mining job", True),
-    ("eb-search", "SearchJob", "Early-Bird: train dense until each density's ticket is drawn; "
-     "per density its mask and the weights it was drawn at", "the search", True),
-    ("transfer-depth", "TransferJob", "Elastic LTH: a ticket's mask and rewound weights "
-     "stretched or squeezed to another depth", "the transfer", False),
+CORE_JOB_VERBS = (
+    Verb("prune", "lth.plan.spec:PruneJob", "lth.verbs.commands:prune_job",
+         "a mask from scores of weights", threads=False),
+    Verb("train", "lth.plan.spec:TrainJob", "lth.verbs.commands:train_job",
+         "train a cohort of masked networks; per network final weights, metrics, run.json"),
 )
+
+
+def own_verbs() -> tuple[str, ...]:
+    """The verbs of lth.verbs.commands."""
+    return PLAIN_VERBS + tuple(v.name for v in CORE_JOB_VERBS)
 
 
 def _fractions(text: str) -> dict[str, float]:
@@ -140,15 +139,22 @@ def _add_audit(sub) -> None:
 
 
 def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
-    """The parser of every verb; the report verbs' unless `verb` is a core verb."""
+    """The parser of every verb. Only what `verb` may need is imported: the families' verbs
+    (lth.plan.registry) unless it is a verb of lth.verbs.commands, the report verbs
+    (lth.verbs.report) unless it is a family's too, so that editing a family's declaration
+    or the report code never changes what a training job imports."""
     parser = OneLineParser(prog="lth", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="verb", required=True, parser_class=OneLineParser)
     for add in (_add_prepare, _add_init, _add_filter_prune, _add_summarize, _add_similarity,
                 _add_audit):
         add(sub)
-    for declaration in JOB_VERBS:
-        _add_job_verb(sub, *declaration)
-    if verb not in CORE_VERBS:
+    for job_verb in CORE_JOB_VERBS:
+        _add_job_verb(sub, job_verb)
+    if verb in own_verbs():
+        return parser
+    for job_verb in registry.verbs().values():
+        _add_job_verb(sub, job_verb)
+    if verb not in registry.verbs():
         from lth.verbs import report as report_cli
 
         report_cli.add_parsers(sub)

@@ -7,21 +7,14 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import torch
-
 from lth.core.io import LthError, save_tensors
 from lth.core.provenance import make_record
+from lth.plan import registry
 
 
 def call_params(args, *excluded: str) -> dict:
     """Every argument of this verb call, for its record (output paths excluded)."""
     return {k: v for k, v in vars(args).items() if k not in ("verb", *excluded)}
-
-
-def use_threads(threads: int | None) -> None:
-    """Let torch use `threads` CPU threads (None: its default)."""
-    if threads:
-        torch.set_num_threads(threads)
 
 
 def cmd_prepare(args, argv: list[str]) -> None:
@@ -55,11 +48,11 @@ def cmd_init(args, argv: list[str]) -> None:
     save_tensors(args.out, model.state_dict(), record)
 
 
-def cmd_prune(args, argv: list[str]) -> None:
+def prune_job(job, argv: list[str], threads: int | None) -> None:
+    """One mask of a prune job (lth.methods.imp), with its scores when asked."""
     from lth.core.networks import resolve_device
     from lth.methods.imp import check_prune_job, prune_inputs, run_prune_job
 
-    job = args.job
     check_prune_job(job)
     device = resolve_device(job.device)
     pruned = run_prune_job(job, device)
@@ -88,59 +81,17 @@ def cmd_filter_prune(args, argv: list[str]) -> None:
     save_tensors(args.out, small.state_dict(), record)
 
 
-def cmd_train(args, argv: list[str]) -> None:
+def train_job(job, argv: list[str], threads: int | None) -> None:
     """Train a cohort; each member writes its own run folder, whose record's argv retrains
     that member alone (lth.methods.train_jobs)."""
-    from lth.core.networks import resolve_device
+    from lth.core.networks import resolve_device, use_threads
     from lth.methods.train_jobs import check_train_job, train_members, write_trained
 
-    job = args.job
     check_train_job(job)
     device = resolve_device(job.device)
-    use_threads(args.threads)
+    use_threads(threads)
     for trained in train_members(job, device):
         write_trained(job, trained, device)
-
-
-def cmd_mine(args, argv: list[str]) -> None:
-    """edge-popup / GEM-MINER: mine a mask of frozen weights per member, each written to its
-    run folder with a record whose argv mines that member alone (lth.methods.supermask)."""
-    from lth.core.networks import resolve_device, splits_of
-    from lth.methods.supermask import mine_member
-
-    job = args.job
-    device = resolve_device(job.device)
-    use_threads(args.threads)
-    splits = splits_of(job.data_root, job.val_size, device)
-    for m in job.members:
-        mine_member(job, m, splits, device)
-
-
-def cmd_eb_search(args, argv: list[str]) -> None:
-    """Early-Bird's search of one seed: each density's ticket files, then search.json with the
-    detection history (lth.methods.earlybird)."""
-    from lth.core.networks import resolve_device
-    from lth.methods.earlybird import save_search, search_job
-
-    job = args.job
-    device = resolve_device(job.device)
-    use_threads(args.threads)
-    model, arch, found = search_job(job, device)
-    save_search(job, model, arch, found, device, argv)
-
-
-def cmd_transfer_depth(args, argv: list[str]) -> None:
-    """Elastic ticket transformation (lth.methods.elastic): the target network's weights and
-    mask."""
-    from lth.methods.elastic import transfer_job
-
-    job = args.job
-    target_arch, target, new_mask = transfer_job(job)
-    record = make_record("transfer-depth", dataclasses.asdict(job),
-                         [job.source_weights, job.source_mask], argv=argv)
-    record["architecture"] = target_arch
-    save_tensors(job.out_weights, target.state_dict(), record)
-    save_tensors(job.out_mask, new_mask, record)
 
 
 def cmd_summarize(args, argv: list[str]) -> None:
@@ -166,16 +117,23 @@ def cmd_audit(args, argv: list[str]) -> None:
     print("\n".join(lineage(path)))
 
 
+PLAIN_COMMANDS = {"prepare": cmd_prepare, "init": cmd_init, "filter-prune": cmd_filter_prune,
+                  "summarize": cmd_summarize, "similarity": cmd_similarity, "audit": cmd_audit}
+
+
 def run(args, argv: list[str]) -> int:
-    """Dispatch to the verb's command; argv: the verb's arguments, for its records."""
-    verbs = {"prepare": cmd_prepare, "init": cmd_init, "prune": cmd_prune,
-             "train": cmd_train, "mine": cmd_mine, "eb-search": cmd_eb_search,
-             "transfer-depth": cmd_transfer_depth, "summarize": cmd_summarize,
-             "similarity": cmd_similarity, "audit": cmd_audit,
-             "filter-prune": cmd_filter_prune}
-    if args.verb not in verbs:
+    """Dispatch to the verb's command; argv: the verb's arguments, for its records. A verb
+    that takes a JSON job runs as run(job, argv, threads) (lth.plan.registry.Verb)."""
+    from lth.verbs.cli import CORE_JOB_VERBS
+
+    job_verbs = {v.name: v for v in CORE_JOB_VERBS}
+    if args.verb in PLAIN_COMMANDS:
+        PLAIN_COMMANDS[args.verb](args, argv)
+    elif args.verb in job_verbs or args.verb in registry.verbs():
+        verb = job_verbs.get(args.verb) or registry.verbs()[args.verb]
+        registry.load(verb.run)(args.job, argv, getattr(args, "threads", None))
+    else:
         from lth.verbs import report as report_cli
 
-        verbs = report_cli.COMMANDS
-    verbs[args.verb](args, argv)
+        report_cli.COMMANDS[args.verb](args, argv)
     return 0

@@ -5,10 +5,49 @@ newest is within epsilon of the ones before it; the magnitude variant and the ch
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from lth.plan import catalog
 from lth.plan.checks import Experiment, Problem, density_levels, named_levels
-from lth.plan.registry import Family, Method
+from lth.plan.registry import Family, Method, Verb
+from lth.plan.spec import Schedule
+
+
+@dataclass(frozen=True)
+class EarlyBird:
+    """Early-Bird's detector (You et al. 2020): a mask at each density every `check_every`
+    iterations of dense training; a ticket is drawn when the newest mask is within `epsilon`
+    of each of the `queue - 1` before it."""
+
+    densities: tuple[float, ...]
+    scope: str  # layerwise | global
+    check_every: int
+    epsilon: float
+    queue: int
+    distance: str  # changed_fraction | hamming
+    variant: str = "magnitude"  # magnitude (weight masks) | channel (VGG BatchNorm channels)
+    slimming: float = 0.0  # channel: network slimming's L1 strength s on the BatchNorm scales
+
+
+@dataclass(frozen=True)
+class SearchJob:
+    """Early-Bird's search of one seed: dense training from theta_0 until every density's
+    ticket is drawn; writes <out_dirs[i]>/mask.safetensors and weights_at_eb.safetensors."""
+
+    experiment: str
+    seed: int
+    data_root: str
+    val_size: int | None
+    device: str
+    init: str
+    schedule: Schedule
+    earlybird: EarlyBird
+    out_dirs: tuple[str, ...]  # one per density
+    record: str  # search.json: detection iterations and distance history
+
+    def reads(self) -> list[str | None]:
+        """The files the job reads besides the dataset."""
+        return [self.init]
 
 
 def _channel_levels(e: Experiment, densities: list) -> Iterator[Problem]:
@@ -58,5 +97,8 @@ FAMILY = Family(
     description="Early-Bird tickets drawn during dense training",
     methods=(Method("eb", "early"), Method("eb_continue", "early")),
     rule_kinds=("earlybird",),
+    verbs=(Verb("eb-search", f"{__name__}:SearchJob", "lth.methods.earlybird:run_search_job",
+                "Early-Bird: train dense until each density's ticket is drawn; per density "
+                "its mask and the weights it was drawn at"),),
     checks=(_earlybird,),
 )

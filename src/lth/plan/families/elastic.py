@@ -4,10 +4,32 @@ stretched or squeezed block-wise to this network; the control shuffles the copie
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from lth.plan import catalog
 from lth.plan.checks import Experiment, Problem
-from lth.plan.registry import Family, Method
+from lth.plan.registry import Family, Method, Verb
+
+
+@dataclass(frozen=True)
+class TransferJob:
+    """Elastic ticket transformation (Chen et al. 2021): an IMP ticket of one depth (its mask
+    and rewound weights) stretched or squeezed to another depth of the same family."""
+
+    experiment: str
+    seed: int
+    source_weights: str
+    source_mask: str
+    target_model: str
+    strategy: str  # interleave | tail
+    permute_copies: bool  # the random-mask control: copies get a shuffled mask
+    purpose: str  # random stream of the permutations
+    out_weights: str
+    out_mask: str
+
+    def reads(self) -> list[str | None]:
+        """The files the job reads besides the dataset."""
+        return [self.source_weights, self.source_mask]
 
 
 def _elastic(exp: Experiment) -> Iterator[Problem]:
@@ -51,5 +73,8 @@ FAMILY = Family(
                     label="elastic_<strategy>_randmask"),
              Method("elastic_.*", "transfer", pattern=True, label="elastic_<strategy>")),
     rule_kinds=("elastic",),
+    verbs=(Verb("transfer-depth", f"{__name__}:TransferJob",
+                "lth.methods.elastic:run_transfer_job", "Elastic LTH: a ticket's mask and "
+                "rewound weights stretched or squeezed to another depth", threads=False),),
     checks=(_elastic,),
 )

@@ -4,9 +4,56 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from lth.plan.checks import Experiment, Problem, density_levels
-from lth.plan.registry import Family, Method
+from lth.plan.registry import Family, Method, Verb
+
+
+@dataclass(frozen=True)
+class Mining:
+    """How edge-popup (Ramanujan et al. 2020) or GEM-MINER (Sreenivasan et al. 2022) trains
+    a score per weight of frozen weights, with a cosine learning rate over `iterations`."""
+
+    algo: str  # edge_popup | gem_miner
+    weights: str  # signed_constant (sigma_l * sign(theta_0)) | theta0
+    optimizer: str  # sgd | adam
+    lr: float
+    momentum: float
+    weight_decay: float  # on the scores
+    batch_size: int
+    iterations: int
+    eval_every: int
+    eval_batch_size: int
+    train_eval_size: int | None = None  # as Schedule's
+    regularization: float = 0.0  # GEM-MINER: lambda of the L2 penalty on the scores
+    freeze_every: int = 0  # GEM-MINER: iterations between freezing steps
+
+
+@dataclass(frozen=True)
+class MiningMember:
+    """One mask to mine: a seed's theta_0 and the kept fraction."""
+
+    seed: int
+    method: str
+    level: str
+    density: float
+    init: str
+    out_dir: str
+
+
+@dataclass(frozen=True)
+class MiningJob:
+    experiment: str
+    data_root: str
+    val_size: int | None
+    device: str
+    mining: Mining
+    members: tuple[MiningMember, ...]
+
+    def reads(self) -> list[str | None]:
+        """The files the job reads besides the dataset."""
+        return [m.init for m in self.members]
 
 
 def _supermask(e: Experiment) -> Iterator[Problem]:
@@ -43,5 +90,8 @@ FAMILY = Family(
     methods=(Method("edge_popup", "supermask"), Method("gem_miner_gem", "supermask"),
              Method("gem_miner", "supermask")),
     rule_kinds=("edge_popup", "gem_miner"),
+    verbs=(Verb("mine", f"{__name__}:MiningJob", "lth.methods.supermask:run_mining_job",
+                "edge-popup / GEM-MINER: masks mined on frozen weights; per network the "
+                "untrained ticket, its scores, metrics, run.json"),),
     checks=(_supermask,),
 )
