@@ -16,6 +16,7 @@ from lth.core.masks import keep_top_layerwise
 from lth.core.models import build_model, prunable_names
 from lth.methods import elastic
 from lth.plan import catalog
+from lth.plan.families import elastic as elastic_plan
 
 CIFAR = (3, 32, 32)
 
@@ -353,7 +354,8 @@ def test_mlp_interleave_squeeze_keeps_evenly_spaced_layers():
                              "replicated, so it cannot grow into mlp300x3"),
 ])
 def test_networks_of_different_families_are_refused(source, target, message):
-    assert catalog.elastic_problem(source, target) == message.removeprefix("elastic transfer: ")
+    expected = message.removeprefix("elastic transfer: ")
+    assert elastic_plan.elastic_problem(source, target) == expected
     state = distinct_state(source)
     with pytest.raises(LthError) as error:
         elastic.transfer(state, magnitude_mask(source, state), source, target, "interleave")

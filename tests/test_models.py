@@ -16,6 +16,7 @@ from lth.core.models import (
 )
 from lth.plan import catalog
 from lth.plan.catalog import CIFAR_RESNET_BLOCKS, INITS, MODEL_NAMES, POOL
+from lth.plan.families import elastic as elastic_plan
 
 CIFAR = (3, 32, 32)
 MNIST = (1, 28, 28)
@@ -123,7 +124,7 @@ def test_cifar_resnets_have_n_blocks_a_stage_and_projections_only_in_block_1(nam
     assert [k for k, kind in kinds.items() if kind == "shortcut"] == [
         "stage2.block1.shortcut.conv.weight", "stage3.block1.shortcut.conv.weight"]
     assert list(kinds.values()).count("conv") == 1 + 6 * n  # 6n+2 layers: stem, convs, output
-    assert catalog.depth_family(name) == ("cifar_resnet", n)
+    assert elastic_plan.depth_family(name) == ("cifar_resnet", n)
 
 
 def test_the_initialisers_are_the_catalogs():
@@ -135,7 +136,7 @@ def test_the_catalog_knows_the_mlp_family():
         assert catalog.is_model(name)
         width, depth = (int(x) for x in name.removeprefix("mlp").split("x"))
         assert catalog.mlp_family_hidden(name) == (width,) * depth
-        assert catalog.depth_family(name) == (f"mlp{width}", depth)
+        assert elastic_plan.depth_family(name) == (f"mlp{width}", depth)
     for name in ("mlp0x2", "mlp300x0", "mlp300", "mlpx2", "mlp300x2x2", "resnet26"):
         assert not catalog.is_model(name)
         assert catalog.mlp_family_hidden(name) is None

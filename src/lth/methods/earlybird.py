@@ -56,8 +56,8 @@ from lth.core.seeding import generator
 from lth.core.train import train
 from lth.methods.criteria import ScoreData, magnitude_scores
 from lth.methods.filters import keep_filters
-from lth.plan.catalog import round_half_up, vacuous_hamming
-from lth.plan.families.earlybird import EarlyBird, SearchJob
+from lth.plan.catalog import round_half_up
+from lth.plan.families.earlybird import EarlyBird, SearchJob, vacuous_hamming
 from lth.plan.spec import Schedule
 
 TicketFn = Callable[[nn.Module, float], Mask]

@@ -43,7 +43,7 @@ from lth.core.networks import architecture_of, build, check_mask, prunable_param
 from lth.core.provenance import make_record
 from lth.core.seeding import generator
 from lth.plan import catalog
-from lth.plan.families.elastic import TransferJob
+from lth.plan.families.elastic import TransferJob, depth_family, elastic_problem
 
 BlockMapping = dict[int, list[int]]
 
@@ -233,10 +233,10 @@ def transfer(
     """(target state dict, target mask): a ticket of source_model (its weights, e.g. rewound
     ones, and its mask) turned into one of target_model by `strategy`'s block mapping.
     With permute_gen, the mask is the random-mask control's."""
-    problem = catalog.elastic_problem(source_model, target_model)
+    problem = elastic_problem(source_model, target_model)
     if problem is not None:
         raise LthError(f"elastic transfer: {problem}")
-    (_, n_src), (_, n_dst) = map(catalog.depth_family, (source_model, target_model))
+    (_, n_src), (_, n_dst) = map(depth_family, (source_model, target_model))
     mapping = block_mapping(strategy, n_src, n_dst)
     source = _skeleton(source_model, source_weights)
     target = _skeleton(target_model, source_weights)

@@ -326,54 +326,10 @@ def require_model(model: str) -> None:
                        f"got {model!r}")
 
 
-def depth_family(model: str) -> tuple[str, int] | None:
-    """(family, blocks per stage) of a network whose depth the Elastic LTH changes, None for
-    the others. A CIFAR ResNet's blocks are its basic blocks (block 1 of a stage holds the
-    stride and the projection); an mlp<W>x<D>'s are its D hidden layers (block 1, the layer
-    reading the input, has another shape than the W -> W layers). Networks of one family
-    differ only in the number of blocks."""
-    if model in CIFAR_RESNET_BLOCKS:
-        return "cifar_resnet", CIFAR_RESNET_BLOCKS[model]
-    hidden = mlp_family_hidden(model)
-    return (f"mlp{hidden[0]}", len(hidden)) if hidden else None
-
-
-def elastic_problem(source: str, target: str) -> str | None:
-    """Why the Elastic LTH cannot turn a ticket of `source` into one of `target` (a sentence
-    naming both), or None if it can."""
-    for model in (source, target):
-        if depth_family(model) is None:
-            return (f"{model} has no depth family: elastic transfer needs "
-                    f"{', '.join(CIFAR_RESNET_BLOCKS)} or mlp<W>x<D> networks")
-    (source_family, source_blocks), (target_family, target_blocks) = (
-        depth_family(source), depth_family(target))
-    if source_family != target_family:
-        return f"{source} and {target} are not of one depth family"
-    if source_blocks == 1 < target_blocks:
-        return (f"{source} has 1 block per stage, which is never replicated, so it cannot "
-                f"grow into {target}")
-    return None
-
-
-def vacuous_hamming(density: float, epsilon: float) -> bool:
-    """True when the Hamming detector fires at `density` whatever training does: two masks
-    of one count never differ by more than 2 min(d, 1 - d) (equality included, up to float
-    rounding: 2 * (1 - 0.95) exceeds 0.1 by 1e-16)."""
-    bound = 2 * min(density, 1 - density)
-    return bound <= epsilon or math.isclose(bound, epsilon)
-
-
 def density_level(density: float) -> str:
-    """The level of a network pruned to `density` (at init, mined, Early-Bird's magnitude
-    tickets): density<D>, D in %g format (0.05 -> density0.05)."""
+    """The level of a network pruned to a target `density` (at init, mined, drawn during
+    training): density<D>, D in %g format (0.05 -> density0.05)."""
     return f"density{float(density):g}"
-
-
-def channel_level(kept: float) -> str:
-    """The level of an Early-Bird channel ticket keeping the fraction `kept` of the BatchNorm
-    channels: channels<P>, P the nearest whole percent (the config check requires it to be
-    exact)."""
-    return f"channels{round(100 * kept)}"
 
 
 def round_half_up(x: float) -> int:

@@ -4,10 +4,10 @@ newest is within epsilon of the ones before it; the magnitude variant and the ch
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from lth.plan import catalog
 from lth.plan.checks import Experiment, Problem, density_levels, named_levels
 from lth.plan.registry import Family, Method, Verb
 from lth.plan.spec import Schedule
@@ -63,7 +63,7 @@ def _channel_levels(e: Experiment, densities: list) -> Iterator[Problem]:
         return (f"{density}: the channel variant's fractions of channels kept are whole "
                 f"percents (they name the levels channels<percent>)")
 
-    yield from named_levels(e, "earlybird.densities", densities, catalog.channel_level,
+    yield from named_levels(e, "earlybird.densities", densities, channel_level,
                              unreadable)
 
 
@@ -84,12 +84,27 @@ def _earlybird(e: Experiment) -> Iterator[Problem]:
             f"would check only the initial weights")
     if b["distance"] == "hamming":
         for index, d in enumerate(b["densities"]):
-            if catalog.vacuous_hamming(d, b["epsilon"]):
+            if vacuous_hamming(d, b["epsilon"]):
                 yield e.key("earlybird.densities", index), (
                     f"{d}: the Early-Bird threshold is vacuous at this density (a Hamming "
                     f"distance of two masks keeping {d} is at most {2 * min(d, 1 - d):g} <= "
                     f"epsilon {b['epsilon']}); use distance changed_fraction")
 
+
+
+def vacuous_hamming(density: float, epsilon: float) -> bool:
+    """True when the Hamming detector fires at `density` whatever training does: two masks
+    of one count never differ by more than 2 min(d, 1 - d) (equality included, up to float
+    rounding: 2 * (1 - 0.95) exceeds 0.1 by 1e-16)."""
+    bound = 2 * min(density, 1 - density)
+    return bound <= epsilon or math.isclose(bound, epsilon)
+
+
+def channel_level(kept: float) -> str:
+    """The level of an Early-Bird channel ticket keeping the fraction `kept` of the BatchNorm
+    channels: channels<P>, P the nearest whole percent (the config check requires it to be
+    exact)."""
+    return f"channels{round(100 * kept)}"
 
 FAMILY = Family(
     name="earlybird",

@@ -56,7 +56,7 @@ def _elastic(exp: Experiment) -> Iterator[Problem]:
             f"{source_name} rewinds to iteration {source['imp']['rewind_iteration']}, this "
             f"experiment to {e['imp']['rewind_iteration']}: the transferred weights are the "
             f"source's and train on from the target's rewind point")
-    problem = catalog.elastic_problem(source["model"], e["model"])
+    problem = elastic_problem(source["model"], e["model"])
     if problem:
         yield f"{key}.source_experiment", problem
     for index, r in enumerate(x["rounds"]):
@@ -64,6 +64,35 @@ def _elastic(exp: Experiment) -> Iterator[Problem]:
             yield f"{key}.rounds.{index}", (f"{r} is beyond {source_name}'s "
                                             f"{source['imp']['rounds']} IMP rounds")
 
+
+
+def depth_family(model: str) -> tuple[str, int] | None:
+    """(family, blocks per stage) of a network whose depth elastic transfer changes, None for
+    the others. A CIFAR ResNet's blocks are its basic blocks (block 1 of a stage holds the
+    stride and the projection); an mlp<W>x<D>'s are its D hidden layers (block 1, the layer
+    reading the input, has another shape than the W -> W layers). Networks of one family
+    differ only in the number of blocks."""
+    if model in catalog.CIFAR_RESNET_BLOCKS:
+        return "cifar_resnet", catalog.CIFAR_RESNET_BLOCKS[model]
+    hidden = catalog.mlp_family_hidden(model)
+    return (f"mlp{hidden[0]}", len(hidden)) if hidden else None
+
+
+def elastic_problem(source: str, target: str) -> str | None:
+    """Why elastic transfer cannot turn a ticket of `source` into one of `target` (a sentence
+    naming both), or None if it can."""
+    for model in (source, target):
+        if depth_family(model) is None:
+            return (f"{model} has no depth family: elastic transfer needs "
+                    f"{', '.join(catalog.CIFAR_RESNET_BLOCKS)} or mlp<W>x<D> networks")
+    (source_family, source_blocks), (target_family, target_blocks) = (
+        depth_family(source), depth_family(target))
+    if source_family != target_family:
+        return f"{source} and {target} are not of one depth family"
+    if source_blocks == 1 < target_blocks:
+        return (f"{source} has 1 block per stage, which is never replicated, so it cannot "
+                f"grow into {target}")
+    return None
 
 FAMILY = Family(
     name="elastic",
