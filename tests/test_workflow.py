@@ -496,17 +496,6 @@ def test_audit_of_a_figure_reaches_the_dataset_files(done, capsys, monkeypatch):
     assert any("made by: lth init" in line for line in lines)
 
 
-def test_audit_marks_a_changed_input(done, capsys, monkeypatch, tmp_path):
-    copy = tmp_path / "copy"
-    shutil.copytree(done, copy, symlinks=True)
-    monkeypatch.chdir(copy)
-    metrics = copy / "results/tiny/seed0/imp/round1/metrics.csv"
-    metrics.write_text(metrics.read_text() + "\n")
-    assert main(["audit", "results/tiny/summary.csv"]) == 0
-    changed = [line for line in capsys.readouterr().out.splitlines() if "CHANGED" in line]
-    assert changed and "imp/round1/metrics.csv" in changed[0]
-
-
 @pytest.mark.parametrize("preset", PRESETS, ids=[p.stem for p in PRESETS])
 def test_every_preset_passes_a_dry_run(preset, tmp_path):
     jobs = planned_jobs(snakemake(tmp_path, "-n", "report", config=preset))

@@ -174,7 +174,9 @@ def main(argv: list[str] | None = None) -> int:
 
     A chain (e.g. `prune ... :: train ...`) saves the interpreter start-up (~2 s of
     importing torch) between dependent steps; each verb still writes its own artifact and
-    record. LthError becomes one line on stderr and exit status 2.
+    record. LthError becomes one line on stderr and exit status 2; a verb that returns
+    another status (audit: 1 when its lineage has a changed or missing file) ends the chain
+    with it.
     """
     from lth import provenance
 
@@ -185,7 +187,9 @@ def main(argv: list[str] | None = None) -> int:
 
         for seg, args in parsed:
             provenance.ARGV[:] = seg
-            commands.run(args)
+            status = commands.run(args)
+            if status:
+                return status
         return 0
     except LthError as err:
         print(f"lth: error: {err}", file=sys.stderr)

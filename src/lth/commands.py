@@ -8,6 +8,7 @@ import dataclasses
 import functools
 import io
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -803,17 +804,28 @@ def cmd_similarity(args) -> None:
                Path(args.out))
 
 
-def cmd_audit(args) -> None:
+AUDIT_FAILURES = ("[CHANGED]", "[MISSING]")
+
+
+def cmd_audit(args) -> int:
+    """Print the lineage of an artifact; exit status 1 when any file in it is CHANGED or
+    MISSING, so that a script can tell."""
     from lth.provenance import lineage
 
     path = Path(args.artifact)
     if not path.exists():
         raise LthError(f"{path}: no such artifact")
-    print("\n".join(lineage(path)))
+    lines = lineage(path)
+    print("\n".join(lines))
+    failed = sum(any(status in line for status in AUDIT_FAILURES) for line in lines)
+    if failed:
+        print(f"lth audit: {failed} file(s) of the lineage CHANGED or MISSING", file=sys.stderr)
+        return 1
+    return 0
 
 
 def run(args) -> int:
-    """Dispatch to the verb's command."""
+    """Dispatch to the verb's command; its exit status (0 unless it returns another)."""
     verbs = {"prepare": cmd_prepare, "init": cmd_init, "prune": cmd_prune,
              "train": cmd_train, "mine": cmd_mine, "eb-search": cmd_eb_search,
              "transfer-depth": cmd_transfer_depth, "summarize": cmd_summarize,
@@ -823,6 +835,5 @@ def run(args) -> int:
         from lth import report_cli
 
         verbs = report_cli.COMMANDS
-    verbs[args.verb](args)
-    return 0
+    return verbs[args.verb](args) or 0
 
