@@ -10,9 +10,13 @@ against the torch models and the workflow's own rules.
 
 from __future__ import annotations
 
+import ast
 import copy
 import dataclasses
+import gzip
+import re
 import shutil
+import struct
 import subprocess
 import sys
 from collections.abc import Callable
@@ -26,7 +30,7 @@ import torch
 import yaml
 
 from generated import numbered_images, write_idx_gz, write_learnable_idx_folder
-from lth import catalog, masks, models, spec
+from lth import catalog, config_checks, masks, models, spec
 from lth.cli import main
 from lth.config_checks import REINIT_DRAW_FOLDER, RULE_KINDS, WORKFLOW_METHODS, first_problem
 from lth.errors import LthError
@@ -98,6 +102,12 @@ def labels_not_gzip(folder: Path) -> None:
     (folder / "train-labels-idx1-ubyte.gz").write_bytes(b"not gzip at all")
 
 
+def labels_with_an_images_header(folder: Path) -> None:
+    """A gzip file whose IDX magic is that of images (2051), where labels (2049) belong."""
+    with gzip.open(folder / "train-labels-idx1-ubyte.gz", "wb") as fh:
+        fh.write(struct.pack(">II", 2051, 600))
+
+
 def images_of_32x32(folder: Path) -> None:
     write_idx_gz(folder, "t10k", numbered_images(5, (32, 32), seed=0), np.arange(5))
 
@@ -134,7 +144,7 @@ class Case:
         return f"lth: config error at {self.key}: {message}"
 
 
-T, V = "experiments.tiny", "experiments.tiny_vgg"
+T, V, M = "experiments.tiny", "experiments.tiny_vgg", "experiments.tiny_mlp"
 TRAIN_SET = "600 in {source}/train-images-idx3-ubyte.gz"
 CASES = [
     # the three of the issue: each used to fail only inside a job, or not at all
@@ -172,6 +182,9 @@ CASES = [
          "datasets.source.fashion_mnist",
          "{source.parent}/labels_not_gzip/train-labels-idx1-ubyte.gz: not a readable gzip file "
          "(Not a gzipped file (b'no'))", dry_run=True),
+    Case("source-file-not-idx", (source_variant("not_idx", labels_with_an_images_header),),
+         "datasets.source.fashion_mnist", "{source.parent}/not_idx/train-labels-idx1-ubyte.gz: "
+         "not an IDX file of unsigned bytes (1-dimensional)"),
     Case("source-images-of-another-size", (source_variant("32x32", images_of_32x32),),
          "datasets.source.fashion_mnist", "{source.parent}/32x32/t10k-images-idx3-ubyte.gz: "
          "images of 32x32, fashion_mnist has 28x28"),
@@ -345,6 +358,43 @@ CASES = [
          "'nope' is not a matplotlib colormap"),
     Case("percent-above-100", (at("figures", curve_percents=[150]),),
          "figures.curve_percents.0", "150 is greater than the maximum of 100"),
+    # Early-Bird's cadence, mining, re-introduction
+    Case("eb-checks-only-theta-0", (at(f"{T}.earlybird", check_every=30),),
+         f"{T}.earlybird.check_every", "30 is not below train.iterations (30): the search "
+         "would check only the initial weights"),
+    Case("mining-densities-without-a-miner", (at(f"{T}.supermask.edge_popup", enabled=False),
+                                              at(f"{T}.supermask.gem_miner", enabled=False)),
+         f"{T}.supermask.densities", "set, but neither edge_popup nor gem_miner is enabled"),
+    Case("miner-without-densities", (at(f"{T}.supermask", densities=[]),),
+         f"{T}.supermask.edge_popup.enabled",
+         "true, but supermask.densities is empty: no level to mine"),
+    Case("gem-miner-never-freezes", (at(f"{T}.supermask.gem_miner", freeze_every=30),),
+         f"{T}.supermask.gem_miner.freeze_every", "30 is not below the 30 mining iterations: "
+         "GEM-MINER would never freeze its way to the target density"),
+    Case("mining-batch-larger-than-the-split", (at(f"{T}.supermask", batch_size=501),),
+         f"{T}.supermask.batch_size",
+         "501 is more than the 500 training examples: an epoch would have no batch"),
+    Case("reintroduce-without-rounds",
+         (at(f"{T}.imp", rounds=0, oneshot=False), at(f"{T}.finetune", enabled=False),
+          at(f"{T}.controls", reinit=False, random_pruning=False, scratch_e=False,
+             scratch_b=False)),
+         f"{T}.reintroduce.methods", "set, but imp.rounds is 0: there is no IMP round to "
+         "re-introduce weights into"),
+    # elastic transfer against its source experiment
+    Case("elastic-source-unknown", (at(f"{M}.elastic", source_experiment="nope"),),
+         f"{M}.elastic.source_experiment", "'nope' is not another experiment of this config "
+         "(tiny, tiny_mlp, tiny_mlp_src, tiny_vgg)"),
+    Case("elastic-source-itself", (at(f"{M}.elastic", source_experiment="tiny_mlp"),),
+         f"{M}.elastic.source_experiment", "'tiny_mlp' is not another experiment of this "
+         "config (tiny, tiny_mlp, tiny_mlp_src, tiny_vgg)"),
+    Case("elastic-seeds-differ", (at(M, seeds=[0, 1]),), f"{M}.elastic.source_experiment",
+         "tiny_mlp_src's seeds [0] differs from this experiment's [0, 1]"),
+    Case("elastic-rewinds-differ", (at(f"{M}.imp", rewind_iteration=5),),
+         f"{M}.elastic.source_experiment", "tiny_mlp_src rewinds to iteration 0, this "
+         "experiment to 5: the transferred weights are the source's and train on from the "
+         "target's rewind point"),
+    Case("elastic-round-beyond-the-source", (at(f"{M}.elastic", rounds=[1, 2]),),
+         f"{M}.elastic.rounds.1", "2 is beyond tiny_mlp_src's 1 IMP rounds"),
 ]
 
 
@@ -357,6 +407,68 @@ def test_a_bad_config_gives_the_key_and_what_is_wrong(case, tiny_source, tmp_pat
     key, message = first_problem(cfg, SCHEMA)
     assert f"lth: config error at {key}: {message}" == case.line(tiny_source, tmp_path)
     assert cfg == untouched
+
+
+def message_pattern(node: ast.expr) -> str:
+    """A regular expression matching every value of a string expression of the source: its
+    literal text exactly, anything in place of a formatted or computed part."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return re.escape(node.value)
+    if isinstance(node, ast.JoinedStr):
+        return "".join(message_pattern(part) for part in node.values)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        return message_pattern(node.left) + message_pattern(node.right)
+    if isinstance(node, ast.IfExp):
+        return f"(?:{message_pattern(node.body)}|{message_pattern(node.orelse)})"
+    return ".*"
+
+
+def is_text(node: ast.expr) -> bool:
+    """Whether an expression is written text (a string literal or f-string, or a sum or
+    choice of them), not a value computed elsewhere."""
+    if isinstance(node, ast.BinOp):
+        return is_text(node.left) or is_text(node.right)
+    if isinstance(node, ast.IfExp):
+        return is_text(node.body) and is_text(node.orelse)
+    return isinstance(node, ast.JoinedStr) or (isinstance(node, ast.Constant)
+                                               and isinstance(node.value, str))
+
+
+def written_messages(node: ast.expr) -> list[ast.expr]:
+    """The text expressions a message expression can give: both branches of a choice
+    between a computed value and a text (`shape if shape else f"..."`) count apart."""
+    if isinstance(node, ast.IfExp) and not is_text(node):
+        return written_messages(node.body) + written_messages(node.orelse)
+    return [node] if is_text(node) else []
+
+
+def returns_str(node: ast.AST) -> bool:
+    return isinstance(node, ast.FunctionDef) and node.returns is not None and (
+        "str" in ast.unparse(node.returns))
+
+
+def check_messages() -> dict[int, str]:
+    """Line -> pattern of every message lth.config_checks writes: the text of each
+    `yield key, message` and of each str returned by a function that returns one (as
+    `_idx_shape` and the level checks' `unreadable` do)."""
+    tree = ast.parse(Path(config_checks.__file__).read_text())
+    found = [n.value.elts[-1] for n in ast.walk(tree)
+             if isinstance(n, ast.Yield) and isinstance(n.value, ast.Tuple)]
+    found += [r.value for f in ast.walk(tree) if returns_str(f) for r in ast.walk(f)
+              if isinstance(r, ast.Return) and r.value is not None]
+    return {text.lineno: message_pattern(text) for node in found
+            for text in written_messages(node)}
+
+
+def test_every_message_of_the_config_checks_has_a_case():
+    """Each message that lth.config_checks can write is the message of some case above, so
+    every check is shown to fire (and to name its key) at least once."""
+    messages = check_messages()
+    assert len(messages) >= 50  # the walk found the checks' messages
+    written = [case.message.format(source=Path("/src"), cwd=Path("/cwd")) for case in CASES]
+    uncovered = {line: pattern for line, pattern in messages.items()
+                 if not any(re.fullmatch(pattern, text, re.S) for text in written)}
+    assert uncovered == {}, "config_checks messages without a case (line: pattern)"
 
 
 def test_the_tiny_config_and_a_customised_look_pass(tiny_source, tmp_path, monkeypatch):
