@@ -27,7 +27,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import workflow_runner
 import yaml
+from networks import TINY_SCHEDULE
 
 from generated import numbered_images, write_idx_gz, write_learnable_idx_folder
 from lth import catalog, config_checks, masks, models, spec
@@ -35,7 +37,7 @@ from lth.cli import main
 from lth.config_checks import REINIT_DRAW_FOLDER, RULE_KINDS, WORKFLOW_METHODS, first_problem
 from lth.errors import LthError
 from lth.paper import SETTINGS, paper_schedule
-from lth.spec import Engine, Member, Schedule, TrainJob, to_json
+from lth.spec import Engine, Member, TrainJob, to_json
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
@@ -555,19 +557,10 @@ def test_the_checks_import_no_torch(tiny_source, tmp_path):
 # ---------------------------------------------------------------- the real Snakemake
 
 
-def snakemake(workdir: Path, config: Path, *args: str) -> subprocess.CompletedProcess:
-    """The snakemake CLI on the repo's Snakefile in workdir (not checked)."""
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-         "--directory", str(workdir), "--cores", "2", *args,
-         "--configfile", str(config)],  # last: it takes several values
-        capture_output=True, text=True, cwd=workdir, timeout=900,
-        env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"})
-
-
 def dry_run(workdir: Path, cfg: dict) -> subprocess.CompletedProcess:
     (workdir / "config.yaml").write_text(yaml.safe_dump(cfg))
-    return snakemake(workdir, workdir / "config.yaml", "-n", "all")
+    return workflow_runner.run(workdir, "-n", "all", config=workdir / "config.yaml",
+                               check=False)
 
 
 DRY_RUNS = [case for case in CASES if case.dry_run]
@@ -590,7 +583,7 @@ def dry_runs(tmp_path_factory, tiny_source) -> dict[str, tuple]:
 def test_snakemake_stops_before_any_job_with_one_line(case, dry_runs, tiny_source):
     result, workdir = dry_runs[case.id]
     assert result.returncode == 1
-    assert (result.stdout + result.stderr).splitlines() == [case.line(tiny_source, workdir)]
+    assert workflow_runner.said(result) == [case.line(tiny_source, workdir)]
     assert sorted(p.name for p in workdir.iterdir()) == ["config.yaml"]  # nothing started
 
 
@@ -627,15 +620,15 @@ def test_a_rejected_run_changes_no_file_of_an_earlier_run(tmp_path, tiny_source)
     good = tiny_config(tiny_source)
     good["experiments"] = {"tiny": good["experiments"]["tiny"]}
     (tmp_path / "good.yaml").write_text(yaml.safe_dump(good))
-    made = snakemake(tmp_path, tmp_path / "good.yaml", "results/tiny/seed0/imp/round0/run.json")
-    assert made.returncode == 0, made.stderr[-3000:]
+    workflow_runner.run(tmp_path, "results/tiny/seed0/imp/round0/run.json",
+                        config=tmp_path / "good.yaml")
     before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.rglob("*")
               if p.is_file()}
     at("experiments.tiny.imp", rewind_iteration=50)(good)
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(good))
-    rejected = snakemake(tmp_path, tmp_path / "bad.yaml", "all")
+    rejected = workflow_runner.run(tmp_path, "all", config=tmp_path / "bad.yaml", check=False)
     assert rejected.returncode == 1
-    assert (rejected.stdout + rejected.stderr).splitlines() == [
+    assert workflow_runner.said(rejected) == [
         "lth: config error at experiments.tiny.imp.rewind_iteration: 50 is not before "
         "train.iterations (30): a rewound network would train no iteration"]
     assert any(p.name == "final.safetensors" for p in before)
@@ -646,11 +639,6 @@ def test_a_rejected_run_changes_no_file_of_an_earlier_run(tmp_path, tiny_source)
 
 
 # ---------------------------------------------------------------- the verbs
-
-
-SCHEDULE = Schedule(optimizer="adam", lr=0.002, momentum=0.0, nesterov=False, weight_decay=0.0,
-                    batch_size=50, iterations=40, milestones=(), gamma=0.1, warmup=0,
-                    eval_every=10, eval_batch_size=500, dropout=0.0, augment=False)
 
 
 @pytest.mark.parametrize(("changes", "expected"), [
@@ -668,7 +656,7 @@ def test_the_train_verb_applies_the_same_schedule_rules(changes, expected, tmp_p
     monkeypatch.chdir(tmp_path)
     member = Member(seed=0, method="imp", family="lottery", level="round0",
                     init="init.safetensors", out_dir="out")
-    job = TrainJob("t", "data", 100, "cpu", dataclasses.replace(SCHEDULE, **changes),
+    job = TrainJob("t", "data", 100, "cpu", dataclasses.replace(TINY_SCHEDULE, **changes),
                    Engine(stack="auto", slots=4, capture=False, tf32=False), (member,))
     assert main(["train", "--job", to_json(job)]) == 2
     assert capsys.readouterr().err == f"lth: error: {expected}\n"

@@ -6,6 +6,7 @@ from itertools import pairwise
 import pytest
 import torch
 import torch.nn.functional as F
+from networks import lenet
 from torch import nn
 
 from lth import pruning
@@ -18,7 +19,7 @@ from lth.masks import (
     keep_top_global,
     round_half_up,
 )
-from lth.models import POOL, build_model, prunable_names, vgg
+from lth.models import POOL, prunable_names, vgg
 from lth.pruning import input_reaches_output
 
 T_GRASP = 200.0  # Wang et al. 2020: softmax temperature of GraSP's loss
@@ -455,11 +456,6 @@ def test_snip_and_grasp_refuse_to_guess_the_batchnorm_mode(criterion):
 
 
 # --- SynFlow ranks float64 scores ---
-
-
-def lenet(seed: int) -> nn.Module:
-    """LeNet-300-100 at its Glorot initialisation (lth.models)."""
-    return build_model("lenet300_100", (1, 28, 28), 10, torch.Generator().manual_seed(seed), 0.0)
 
 
 def lenet_flows_by_hand(net: nn.Module) -> dict[str, torch.Tensor]:

@@ -2,6 +2,7 @@
 summary.csv row) and the scoring cost of SNIP, GraSP, SynFlow and Early-Bird's search, from
 real `lth` verb calls checked against the formulas of METHODS.md section 7.1."""
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -9,6 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from networks import TINY_SCHEDULE
 
 from generated import write_learnable_idx_folder
 from lth.cli import main
@@ -19,7 +21,6 @@ from lth.spec import (
     Engine,
     Member,
     PruneJob,
-    Schedule,
     Scoring,
     SearchJob,
     TrainJob,
@@ -28,9 +29,7 @@ from lth.spec import (
 from lth.summary import summary_row
 
 LENET_MACS = 784 * 300 + 300 * 100 + 100 * 10  # f_D: dense forward MACs per example, 266,200
-SCHEDULE = Schedule(optimizer="adam", lr=0.002, momentum=0.0, nesterov=False, weight_decay=0.0,
-                    batch_size=50, iterations=10, milestones=(), gamma=0.1, warmup=0,
-                    eval_every=5, eval_batch_size=500, dropout=0.0, augment=False)
+SHORT = dataclasses.replace(TINY_SCHEDULE, iterations=10, eval_every=5)
 
 
 def lth(*args) -> int:
@@ -117,7 +116,7 @@ def train_run(out: str, mask: str | None) -> dict:
     """run.json of LeNet trained from theta_0 under `mask` (None: dense) by `lth train`."""
     member = Member(seed=0, method="imp", family="lottery", level="round1",
                     init="init.safetensors", out_dir=out, mask=mask)
-    job = TrainJob("t", "data", 100, "cpu", SCHEDULE,
+    job = TrainJob("t", "data", 100, "cpu", SHORT,
                    Engine(stack="off", slots=1, capture=False, tf32=False), (member,))
     assert lth("train", "--job", to_json(job), "--threads", 1) == 0
     return json.loads((Path(out) / "run.json").read_text())
@@ -169,7 +168,7 @@ def test_early_bird_search_records_the_dense_training_up_to_its_ticket(lab):
     """EB's find cost: t_EB x B x 3 f_D, the dense training until the ticket is drawn."""
     eb = EarlyBird(densities=(0.5,), scope="global", check_every=5, epsilon=0.3, queue=3,
                    distance="changed_fraction")
-    schedule = Schedule(**{**SCHEDULE.__dict__, "iterations": 60, "eval_every": 20})
+    schedule = dataclasses.replace(TINY_SCHEDULE, iterations=60, eval_every=20)
     job = SearchJob(experiment="t", seed=0, data_root="data", val_size=100, device="cpu",
                     init="init.safetensors", schedule=schedule, earlybird=eb,
                     out_dirs=("eb/density0.5",), record="eb/search.json")

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import pytest
 import torch
-from test_train import cluster_splits, lenet
+from networks import cluster_splits, lenet
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
