@@ -13,16 +13,16 @@ from generated import write_learnable_idx_folder
 from helpers import is_nested, layer_densities
 from lth.core import masks as M
 from lth.core.io import load_tensors, read_metadata
+from lth.core.models import build_model
+from lth.core.seeding import generator
 from lth.plan.catalog import round_half_up
-from lth.plan.spec import Engine, Member, PruneJob, Rates, Schedule, Scoring, TrainJob, to_json
+from lth.plan.spec import Engine, Member, PruneJob, Rates, Scoring, TrainJob, to_json
 from lth.verbs.cli import main
+from networks import TINY_SCHEDULE
 
 SPEECH = ["--speech-features", "mfcc"] + [
     a for k, v in (("n-fft", 480), ("win-length", 480), ("hop-length", 160), ("n-mels", 40),
                    ("n-mfcc", 40)) for a in (f"--speech-{k}", str(v))]
-SCHEDULE = Schedule(optimizer="adam", lr=0.002, momentum=0.0, nesterov=False,
-                    weight_decay=0.0, batch_size=50, iterations=40, milestones=(), gamma=0.1,
-                    warmup=0, eval_every=10, eval_batch_size=500, dropout=0.0, augment=False)
 ENGINE = Engine(stack="auto", slots=4, capture=False, tf32=False)
 FIX = ["--experiment", "t", "--seed", "0"]
 
@@ -36,7 +36,7 @@ def member(out, init, level="round0", method="imp", family="lottery", seed=0, **
                   out_dir=out, **extra)
 
 
-def train_job(*members, schedule=SCHEDULE, engine=ENGINE) -> str:
+def train_job(*members, schedule=TINY_SCHEDULE, engine=ENGINE) -> str:
     return to_json(TrainJob("t", "data", 100, "cpu", schedule, engine, members))
 
 
@@ -171,7 +171,7 @@ def quarter_mask(lab) -> str:
 @pytest.mark.parametrize("cap,factor", [(None, 4.0), (2.0, 2.0)])
 def test_scratch_b_stretches_the_schedule_by_the_macs_ratio_up_to_an_optional_cap(
         lab, cap, factor):
-    schedule = dataclasses.replace(SCHEDULE, milestones=(10, 30), warmup=5)
+    schedule = dataclasses.replace(TINY_SCHEDULE, milestones=(10, 30), warmup=5)
     member_ = member(f"scratchb{factor}", "init.safetensors", mask=quarter_mask(lab),
                      fresh_init="scratch_b_imp/round1", compute_matched=True, budget_cap=cap,
                      level="round1", method="scratch_b_imp", family="control")
@@ -213,8 +213,9 @@ def test_reinit_draws_are_distinct_streams_and_draw_0_is_the_plain_purpose(lab):
                     method="reinit", family="control")
         assert run["result"]["draw"] == draw
         starts[draw] = load_tensors(lab / f"draw{draw}/rewind.safetensors")["fc1.weight"]
-    reinit = load_tensors(lab / "reinit1/rewind.safetensors")["fc1.weight"]
-    assert torch.equal(starts[0], reinit)  # draw 0 keeps the single-draw control's bytes
+    plain = build_model("lenet300_100", (1, 28, 28), 10, generator("t", 0, "reinit/round1"),
+                        0.0, "glorot").state_dict()["fc1.weight"]
+    assert torch.equal(starts[0], plain * mask["fc1.weight"])  # the purpose's own stream
     assert not torch.equal(starts[1], starts[0]) and not torch.equal(starts[2], starts[1])
     assert all(torch.all(s[~mask["fc1.weight"]] == 0) for s in starts.values())
 
@@ -227,7 +228,7 @@ def test_the_initialiser_is_recorded_and_a_fresh_init_uses_the_schedules(lab):
     glorot = load_tensors(lab / "init.safetensors")["fc1.weight"]
     assert float(fan_in.std()) == pytest.approx((2 / 784) ** 0.5, rel=0.02)
     assert float(glorot.std()) == pytest.approx((2 / (784 + 300)) ** 0.5, rel=0.02)
-    schedule = dataclasses.replace(SCHEDULE, init="kaiming_fan_in", iterations=1, eval_every=1)
+    schedule = dataclasses.replace(TINY_SCHEDULE, init="kaiming_fan_in", iterations=1, eval_every=1)
     assert lth("train", "--job", train_job(member(
         "fresh_kaiming", "init.safetensors", fresh_init="reinit/round0", save_at=0,
         method="reinit", family="control"), schedule=schedule), "--threads", 1) == 0
@@ -260,7 +261,7 @@ def test_global_imp_leaves_zero_rate_kinds_whole_and_density_counts_pruned_weigh
     kept = RESNET20_CONV - round_half_up(0.2 * RESNET20_CONV)
     assert M.counts(mask) == (kept + RESNET20_SHORTCUT + RESNET20_OUTPUT,
                               RESNET20_CONV + RESNET20_SHORTCUT + RESNET20_OUTPUT)
-    schedule = dataclasses.replace(SCHEDULE, iterations=1, eval_every=1)
+    schedule = dataclasses.replace(TINY_SCHEDULE, iterations=1, eval_every=1)
     assert lth("train", "--job", train_job(member(
         str(resnet / "round1"), str(resnet / "init.safetensors"),
         mask=str(resnet / "imp1.safetensors"), level="round1", counted_kinds=("conv",)),

@@ -5,7 +5,6 @@ import dataclasses
 
 import pytest
 import torch
-from test_train import SCHEDULE, cluster_splits, image_splits, lenet, sparse_mask
 from torch.nn import functional as F
 
 from lth.core.cohort import (
@@ -22,9 +21,10 @@ from lth.core.cohort import (
 )
 from lth.core.data import augment_batch
 from lth.core.io import LthError
-from lth.core.models import build_model, vgg
+from lth.core.models import build_model
 from lth.core.train import batch_indices, make_optimizer, train
 from lth.plan.spec import Engine
+from networks import SCHEDULE, cluster_splits, image_splits, lenet, magnitude_mask, small_vgg
 
 SPLITS = cluster_splits()
 S = dataclasses.replace(SCHEDULE, iterations=12, eval_every=4)
@@ -32,11 +32,6 @@ S = dataclasses.replace(SCHEDULE, iterations=12, eval_every=4)
 
 def order(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(1000 + seed)
-
-
-def small_vgg(seed: int):
-    """A two-conv VGG with BatchNorm on 28x28 images: seconds on a CPU."""
-    return vgg((4, "M", 8), (1, 28, 28), 10, torch.Generator().manual_seed(seed))
 
 
 def stacked(models, masks, seeds, s=S):
@@ -83,7 +78,7 @@ def test_grouped_conv_and_batch_norm_equal_per_network_ones_with_running_stats()
 
 def test_masked_weights_gradients_and_adam_state_stay_exactly_zero_at_every_step():
     models = [lenet(seed) for seed in range(3)]
-    masks = [sparse_mask(m, density=0.2 + 0.1 * i) for i, m in enumerate(models)]
+    masks = [magnitude_mask(m, density=0.2 + 0.1 * i) for i, m in enumerate(models)]
     net = StackedNet(models)
     masked = stacked_masks(net, masks)
     with torch.no_grad():
@@ -116,7 +111,7 @@ def test_each_network_sees_its_seeds_single_network_batches():
 
 def test_stacked_training_follows_the_reference_loop_and_learns():
     models = [lenet(seed) for seed in range(2)]
-    masks = [sparse_mask(m) for m in models]
+    masks = [magnitude_mask(m) for m in models]
     results = stacked([lenet(seed) for seed in range(2)], masks, [0, 1])
     for i, model in enumerate(models):
         reference = train(model, masks[i], SPLITS, S, order(i), log=lambda _: None)
@@ -133,7 +128,7 @@ def test_stacked_training_follows_the_reference_loop_and_learns():
 
 
 def test_permuting_a_cohort_gives_bitwise_identical_networks():
-    masks = [sparse_mask(lenet(seed)) for seed in range(3)]
+    masks = [magnitude_mask(lenet(seed)) for seed in range(3)]
     forward = stacked([lenet(seed) for seed in range(3)], masks, [0, 1, 2])
     backward = stacked([lenet(seed) for seed in (2, 1, 0)], masks[::-1], [2, 1, 0])
     for i in range(3):
@@ -142,7 +137,7 @@ def test_permuting_a_cohort_gives_bitwise_identical_networks():
 
 
 def test_the_same_cohort_twice_gives_identical_bytes():
-    masks = [sparse_mask(lenet(seed)) for seed in range(2)]
+    masks = [magnitude_mask(lenet(seed)) for seed in range(2)]
     first = stacked([lenet(seed) for seed in range(2)], masks, [0, 1])
     again = stacked([lenet(seed) for seed in range(2)], masks, [0, 1])
     for a, b in zip(first, again, strict=True):
@@ -150,7 +145,7 @@ def test_the_same_cohort_twice_gives_identical_bytes():
 
 
 def cohort_nets(seeds):
-    return [Net(lenet(seed), sparse_mask(lenet(seed)), seed, f"[{seed}]", (), seed)
+    return [Net(lenet(seed), magnitude_mask(lenet(seed)), seed, f"[{seed}]", (), seed)
             for seed in seeds]
 
 
@@ -171,7 +166,7 @@ def test_one_after_another_is_exactly_the_reference_loop():
     for net in nets:
         model = lenet(net.seed)
         torch.manual_seed(net.seed)
-        reference = train(model, sparse_mask(lenet(net.seed)), SPLITS, S, order(net.seed),
+        reference = train(model, magnitude_mask(lenet(net.seed)), SPLITS, S, order(net.seed),
                           log=lambda _: None)
         assert tensor_bytes(model.state_dict()) == tensor_bytes(net.model.state_dict())
         assert reference.metrics == net.result.metrics
@@ -206,7 +201,7 @@ def test_cuda_cohort_eager_and_captured_match_the_cpu_reference_loop(make, s):
     BatchNorm. TF32 off, so only reduction orders differ."""
     set_tf32(Engine(stack="on", slots=3, capture=True, tf32=False))
     splits = cluster_splits()
-    masks = [sparse_mask(make(seed)) for seed in range(3)]
+    masks = [magnitude_mask(make(seed)) for seed in range(3)]
     reference = []
     for seed in range(3):
         model = make(seed)
@@ -237,7 +232,7 @@ def test_stacked_and_reference_loops_agree_on_a_run_resumed_at_k():
     def nets():
         models = [build_model("lenet300_100", (3, 28, 28), 10,
                               torch.Generator().manual_seed(seed), 0.0) for seed in range(2)]
-        return [Net(m, sparse_mask(m), seed, f"[{seed}]", (7, 9), seed)
+        return [Net(m, magnitude_mask(m), seed, f"[{seed}]", (7, 9), seed)
                 for seed, m in enumerate(models)]
 
     runs = {}

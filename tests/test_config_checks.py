@@ -10,9 +10,13 @@ against the torch models and the workflow's own rules.
 
 from __future__ import annotations
 
+import ast
 import copy
 import dataclasses
+import gzip
+import re
 import shutil
+import struct
 import subprocess
 import sys
 from collections.abc import Callable
@@ -25,13 +29,15 @@ import pytest
 import torch
 import yaml
 
+import workflow_runner
 from generated import numbered_images, write_idx_gz, write_learnable_idx_folder
 from lth.core import masks, models
 from lth.core.errors import LthError
-from lth.plan import catalog, registry, spec
+from lth.plan import catalog, checks, config_checks, registry, spec
 from lth.plan.config_checks import RULE_KINDS, first_problem
-from lth.plan.spec import Engine, Member, Schedule, TrainJob, to_json
+from lth.plan.spec import Engine, Member, TrainJob, to_json
 from lth.verbs.cli import main
+from networks import TINY_SCHEDULE
 from paper import SETTINGS, paper_schedule
 
 REPO = Path(__file__).resolve().parents[1]
@@ -99,6 +105,12 @@ def labels_not_gzip(folder: Path) -> None:
     (folder / "train-labels-idx1-ubyte.gz").write_bytes(b"not gzip at all")
 
 
+def labels_with_an_images_header(folder: Path) -> None:
+    """A gzip file whose IDX magic is that of images (2051), where labels (2049) belong."""
+    with gzip.open(folder / "train-labels-idx1-ubyte.gz", "wb") as fh:
+        fh.write(struct.pack(">II", 2051, 600))
+
+
 def images_of_32x32(folder: Path) -> None:
     write_idx_gz(folder, "t10k", numbered_images(5, (32, 32), seed=0), np.arange(5))
 
@@ -135,7 +147,7 @@ class Case:
         return f"lth: config error at {self.key}: {message}"
 
 
-T, V = "experiments.tiny", "experiments.tiny_vgg"
+T, V, M = "experiments.tiny", "experiments.tiny_vgg", "experiments.tiny_mlp"
 TRAIN_SET = "600 in {source}/train-images-idx3-ubyte.gz"
 CASES = [
     # the three of the issue: each used to fail only inside a job, or not at all
@@ -173,6 +185,9 @@ CASES = [
          "datasets.source.fashion_mnist",
          "{source.parent}/labels_not_gzip/train-labels-idx1-ubyte.gz: not a readable gzip file "
          "(Not a gzipped file (b'no'))", dry_run=True),
+    Case("source-file-not-idx", (source_variant("not_idx", labels_with_an_images_header),),
+         "datasets.source.fashion_mnist", "{source.parent}/not_idx/train-labels-idx1-ubyte.gz: "
+         "not an IDX file of unsigned bytes (1-dimensional)"),
     Case("source-images-of-another-size", (source_variant("32x32", images_of_32x32),),
          "datasets.source.fashion_mnist", "{source.parent}/32x32/t10k-images-idx3-ubyte.gz: "
          "images of 32x32, fashion_mnist has 28x28"),
@@ -346,6 +361,52 @@ CASES = [
          "'nope' is not a matplotlib colormap"),
     Case("percent-above-100", (at("figures", curve_percents=[150]),),
          "figures.curve_percents.0", "150 is greater than the maximum of 100"),
+    # Early-Bird's cadence, mining, re-introduction
+    Case("eb-checks-only-theta-0", (at(f"{T}.earlybird", check_every=30),),
+         f"{T}.earlybird.check_every", "30 is not below train.iterations (30): the search "
+         "would check only the initial weights"),
+    Case("mining-densities-without-a-miner", (at(f"{T}.supermask.edge_popup", enabled=False),
+                                              at(f"{T}.supermask.gem_miner", enabled=False)),
+         f"{T}.supermask.densities", "set, but neither edge_popup nor gem_miner is enabled"),
+    Case("miner-without-densities", (at(f"{T}.supermask", densities=[]),),
+         f"{T}.supermask.edge_popup.enabled",
+         "true, but supermask.densities is empty: no level to mine"),
+    Case("gem-miner-never-freezes", (at(f"{T}.supermask.gem_miner", freeze_every=30),),
+         f"{T}.supermask.gem_miner.freeze_every", "30 is not below the 30 mining iterations: "
+         "GEM-MINER would never freeze its way to the target density"),
+    Case("mining-batch-larger-than-the-split", (at(f"{T}.supermask", batch_size=501),),
+         f"{T}.supermask.batch_size",
+         "501 is more than the 500 training examples: an epoch would have no batch"),
+    Case("reintroduce-without-rounds",
+         (at(f"{T}.imp", rounds=0, oneshot=False), at(f"{T}.finetune", enabled=False),
+          at(f"{T}.controls", reinit=False, random_pruning=False, scratch_e=False,
+             scratch_b=False)),
+         f"{T}.reintroduce.methods", "set, but imp.rounds is 0: there is no IMP round to "
+         "re-introduce weights into"),
+    # elastic transfer against its source experiment
+    Case("elastic-source-unknown", (at(f"{M}.elastic", source_experiment="nope"),),
+         f"{M}.elastic.source_experiment", "'nope' is not another experiment of this config "
+         "(tiny, tiny_mlp, tiny_mlp_src, tiny_vgg)"),
+    Case("elastic-source-itself", (at(f"{M}.elastic", source_experiment="tiny_mlp"),),
+         f"{M}.elastic.source_experiment", "'tiny_mlp' is not another experiment of this "
+         "config (tiny, tiny_mlp, tiny_mlp_src, tiny_vgg)"),
+    Case("elastic-seeds-differ", (at(M, seeds=[0, 1]),), f"{M}.elastic.source_experiment",
+         "tiny_mlp_src's seeds [0] differs from this experiment's [0, 1]"),
+    Case("elastic-rewinds-differ", (at(f"{M}.imp", rewind_iteration=5),),
+         f"{M}.elastic.source_experiment", "tiny_mlp_src rewinds to iteration 0, this "
+         "experiment to 5: the transferred weights are the source's and train on from the "
+         "target's rewind point"),
+    Case("elastic-round-beyond-the-source", (at(f"{M}.elastic", rounds=[1, 2]),),
+         f"{M}.elastic.rounds.1", "2 is beyond tiny_mlp_src's 1 IMP rounds"),
+    Case("elastic-model-without-depth-family", (at(M, model="lenet300_100"),),
+         f"{M}.elastic.source_experiment", "lenet300_100 has no depth family: elastic "
+         "transfer needs resnet14, resnet20, resnet32, resnet44, resnet56 or mlp<W>x<D> "
+         "networks"),
+    Case("elastic-depth-families-differ", (at(M, model="mlp16x3"),),
+         f"{M}.elastic.source_experiment", "mlp32x2 and mlp16x3 are not of one depth family"),
+    Case("elastic-one-block-cannot-grow", (at(f"{M}_src", model="mlp32x1"),),
+         f"{M}.elastic.source_experiment", "mlp32x1 has 1 block per stage, which is never "
+         "replicated, so it cannot grow into mlp32x3"),
 ]
 
 
@@ -358,6 +419,80 @@ def test_a_bad_config_gives_the_key_and_what_is_wrong(case, tiny_source, tmp_pat
     key, message = first_problem(cfg, SCHEMA)
     assert f"lth: config error at {key}: {message}" == case.line(tiny_source, tmp_path)
     assert cfg == untouched
+
+
+def message_pattern(node: ast.expr) -> str:
+    """A regular expression matching every value of a string expression of the source: its
+    literal text exactly, anything in place of a formatted or computed part."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return re.escape(node.value)
+    if isinstance(node, ast.JoinedStr):
+        return "".join(message_pattern(part) for part in node.values)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        return message_pattern(node.left) + message_pattern(node.right)
+    if isinstance(node, ast.IfExp):
+        return f"(?:{message_pattern(node.body)}|{message_pattern(node.orelse)})"
+    return ".*"
+
+
+def is_text(node: ast.expr) -> bool:
+    """Whether an expression is written text (a string literal or f-string, or a sum or
+    choice of them), not a value computed elsewhere."""
+    if isinstance(node, ast.BinOp):
+        return is_text(node.left) or is_text(node.right)
+    if isinstance(node, ast.IfExp):
+        return is_text(node.body) and is_text(node.orelse)
+    return isinstance(node, ast.JoinedStr) or (isinstance(node, ast.Constant)
+                                               and isinstance(node.value, str))
+
+
+def written_messages(node: ast.expr) -> list[ast.expr]:
+    """The text expressions a message expression can give: both branches of a choice
+    between a computed value and a text (`shape if shape else f"..."`) count apart."""
+    if isinstance(node, ast.IfExp) and not is_text(node):
+        return written_messages(node.body) + written_messages(node.orelse)
+    return [node] if is_text(node) else []
+
+
+def returns_str(node: ast.AST) -> bool:
+    """A function that returns a message (not a level name: <kind>_level)."""
+    return isinstance(node, ast.FunctionDef) and node.returns is not None and (
+        "str" in ast.unparse(node.returns)) and not node.name.endswith("_level")
+
+
+def check_modules() -> list[Path]:
+    """The source of every module the config check runs: lth.plan.config_checks, the shared
+    check base and each family's declaration (lth.plan.registry)."""
+    return [Path(config_checks.__file__), Path(checks.__file__),
+            *(Path(sys.modules[f.checks[0].__module__].__file__)
+              for f in registry.families() if f.checks)]
+
+
+def check_messages() -> dict[str, str]:
+    """File:line -> pattern of every message the config check writes: the text of each
+    `yield key, message` and of each str returned by a function that returns one (as
+    `_idx_shape` and the level checks' `unreadable` do)."""
+    messages = {}
+    for path in check_modules():
+        tree = ast.parse(path.read_text())
+        found = [n.value.elts[-1] for n in ast.walk(tree)
+                 if isinstance(n, ast.Yield) and isinstance(n.value, ast.Tuple)]
+        found += [r.value for f in ast.walk(tree) if returns_str(f) for r in ast.walk(f)
+                  if isinstance(r, ast.Return) and r.value is not None]
+        messages |= {f"{path.name}:{text.lineno}": message_pattern(text) for node in found
+                     for text in written_messages(node)}
+    return messages
+
+
+def test_every_message_of_the_config_checks_has_a_case():
+    """Each message that the config check can write is the message of some case above, so
+    every check is shown to fire (and to name its key) at least once."""
+    messages = check_messages()
+    assert len(messages) >= 50  # the walk found the checks' messages
+    written = [case.message.format(source=Path("/src"), cwd=Path("/cwd")) for case in CASES]
+    uncovered = {line: pattern for line, pattern in messages.items()
+                 if not any(re.fullmatch(pattern, text, re.S) for text in written)}
+    assert uncovered == {}, "config check messages without a case (file:line: pattern)"
 
 
 def test_the_tiny_config_and_a_customised_look_pass(tiny_source, tmp_path, monkeypatch):
@@ -445,19 +580,10 @@ def test_the_checks_import_no_torch(tiny_source, tmp_path):
 # ---------------------------------------------------------------- the real Snakemake
 
 
-def snakemake(workdir: Path, config: Path, *args: str) -> subprocess.CompletedProcess:
-    """The snakemake CLI on the repo's Snakefile in workdir (not checked)."""
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-         "--directory", str(workdir), "--cores", "2", *args,
-         "--configfile", str(config)],  # last: it takes several values
-        capture_output=True, text=True, cwd=workdir, timeout=900,
-        env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"})
-
-
 def dry_run(workdir: Path, cfg: dict) -> subprocess.CompletedProcess:
     (workdir / "config.yaml").write_text(yaml.safe_dump(cfg))
-    return snakemake(workdir, workdir / "config.yaml", "-n", "all")
+    return workflow_runner.run(workdir, "-n", "all", config=workdir / "config.yaml",
+                               check=False)
 
 
 DRY_RUNS = [case for case in CASES if case.dry_run]
@@ -480,7 +606,7 @@ def dry_runs(tmp_path_factory, tiny_source) -> dict[str, tuple]:
 def test_snakemake_stops_before_any_job_with_one_line(case, dry_runs, tiny_source):
     result, workdir = dry_runs[case.id]
     assert result.returncode == 1
-    assert (result.stdout + result.stderr).splitlines() == [case.line(tiny_source, workdir)]
+    assert workflow_runner.said(result) == [case.line(tiny_source, workdir)]
     assert sorted(p.name for p in workdir.iterdir()) == ["config.yaml"]  # nothing started
 
 
@@ -517,15 +643,15 @@ def test_a_rejected_run_changes_no_file_of_an_earlier_run(tmp_path, tiny_source)
     good = tiny_config(tiny_source)
     good["experiments"] = {"tiny": good["experiments"]["tiny"]}
     (tmp_path / "good.yaml").write_text(yaml.safe_dump(good))
-    made = snakemake(tmp_path, tmp_path / "good.yaml", "results/tiny/seed0/imp/round0/run.json")
-    assert made.returncode == 0, made.stderr[-3000:]
+    workflow_runner.run(tmp_path, "results/tiny/seed0/imp/round0/run.json",
+                        config=tmp_path / "good.yaml")
     before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.rglob("*")
               if p.is_file()}
     at("experiments.tiny.imp", rewind_iteration=50)(good)
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(good))
-    rejected = snakemake(tmp_path, tmp_path / "bad.yaml", "all")
+    rejected = workflow_runner.run(tmp_path, "all", config=tmp_path / "bad.yaml", check=False)
     assert rejected.returncode == 1
-    assert (rejected.stdout + rejected.stderr).splitlines() == [
+    assert workflow_runner.said(rejected) == [
         "lth: config error at experiments.tiny.imp.rewind_iteration: 50 is not before "
         "train.iterations (30): a rewound network would train no iteration"]
     assert any(p.name == "final.safetensors" for p in before)
@@ -536,11 +662,6 @@ def test_a_rejected_run_changes_no_file_of_an_earlier_run(tmp_path, tiny_source)
 
 
 # ---------------------------------------------------------------- the verbs
-
-
-SCHEDULE = Schedule(optimizer="adam", lr=0.002, momentum=0.0, nesterov=False, weight_decay=0.0,
-                    batch_size=50, iterations=40, milestones=(), gamma=0.1, warmup=0,
-                    eval_every=10, eval_batch_size=500, dropout=0.0, augment=False)
 
 
 @pytest.mark.parametrize(("changes", "expected"), [
@@ -558,7 +679,7 @@ def test_the_train_verb_applies_the_same_schedule_rules(changes, expected, tmp_p
     monkeypatch.chdir(tmp_path)
     member = Member(seed=0, method="imp", family="lottery", level="round0",
                     init="init.safetensors", out_dir="out")
-    job = TrainJob("t", "data", 100, "cpu", dataclasses.replace(SCHEDULE, **changes),
+    job = TrainJob("t", "data", 100, "cpu", dataclasses.replace(TINY_SCHEDULE, **changes),
                    Engine(stack="auto", slots=4, capture=False, tf32=False), (member,))
     assert main(["train", "--job", to_json(job)]) == 2
     assert capsys.readouterr().err == f"lth: error: {expected}\n"

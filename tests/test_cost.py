@@ -76,7 +76,7 @@ def write_metrics(folder: Path, val: list[float]) -> None:
 
 
 @functools.cache
-def lenet() -> torch.nn.Module:
+def chain_weights() -> torch.nn.Module:
     """LeNet-300-100's weights, standing in for every network of `chain` (only the headers
     of its files are read)."""
     return build(ARCH, torch.Generator().manual_seed(0), 0.0, None)
@@ -99,17 +99,17 @@ def write_training(out: str, init: str, mask_path: str | None, mask: M.Mask, *, 
     record["architecture"] = ARCH
     record["macs"] = {"sparse": 3 * (T - start) * B * kept_weights(mask),
                       "dense": 3 * (T - start) * B * DENSE_F}
-    tensors = {"final.safetensors": lenet().state_dict()}
+    tensors = {"final.safetensors": chain_weights().state_dict()}
     if mask_path is None:
         tensors["mask.safetensors"] = mask
     if save_at is not None:
-        tensors["rewind.safetensors"] = lenet().state_dict()
+        tensors["rewind.safetensors"] = chain_weights().state_dict()
     for name, values in tensors.items():
         save_tensors(folder / name, values, record)
     write_metrics(folder, val)
     record["outputs"] = [file_entry(folder / n) for n in (*tensors, "metrics.csv")]
     record["result"] = dict(
-        network_facts(lenet(), ARCH, mask), method=method,
+        network_facts(chain_weights(), ARCH, mask), method=method,
         family="control" if is_control(method) else "lottery", level=level,
         round=int(level.removeprefix("round")), target_density=1.0, iterations=T,
         start_iteration=start, draw=0, budget_factor=1.0, early_stop_iteration=T,
@@ -130,7 +130,7 @@ def write_prune(out: str, tensors: M.Mask, work: int = 0, **job) -> None:
 def imp_masks() -> list[M.Mask]:
     """IMP's layerwise masks of rounds 0..13 counted by hand: each round removes
     round_half_up(rate x alive) of a layer's alive weights; kept: the first ones (nested)."""
-    sizes = {n: p.shape for n, p in lenet().named_parameters() if n in RATES}
+    sizes = {n: p.shape for n, p in chain_weights().named_parameters() if n in RATES}
     alive = {n: shape.numel() for n, shape in sizes.items()}
     masks = []
     for _ in range(ROUNDS + 1):
@@ -153,7 +153,7 @@ def chain(tmp_path_factory):
     init = "results/e/seed0/init.safetensors"
     record = make_record("init", {"experiment": "e", "seed": 0, "purpose": "init"},
                          ["data/manifest.json"], argv=[])
-    save_tensors(init, lenet().state_dict(), dict(record, architecture=ARCH))
+    save_tensors(init, chain_weights().state_dict(), dict(record, architecture=ARCH))
     masks = imp_masks()
     write_training(run_dir("imp", 0), init, None, masks[0], method="imp", level="round0",
                    val=DENSE_VAL, save_at=0)

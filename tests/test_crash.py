@@ -8,7 +8,6 @@ import random
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,13 +15,12 @@ import pandas as pd
 import pytest
 import yaml
 
+import workflow_runner
 from generated import write_learnable_idx_folder
 from lth.launch import is_snakemake, workdir_of
+from workflow_runner import TINY
 
-REPO = Path(__file__).resolve().parents[1]
-TINY = REPO / "tests" / "configs" / "tiny.yaml"
 TARGET = "results/tiny/summary.csv"  # every training job of the tiny experiment
-ENV = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
 
 
 @pytest.fixture(scope="module")
@@ -43,21 +41,13 @@ def prepare(workdir: Path, dataset: Path) -> Path:
     return config
 
 
-def workflow_args(workdir: Path, config: Path) -> list[str]:
-    return ["--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-            "--configfile", str(config), "--workflow-profile", str(REPO / "profiles/local"),
-            "--cores", "2", TARGET]
-
-
 def start(workdir: Path, config: Path, launcher: str = "lth.launch") -> subprocess.Popen:
     """Start a run in its own process group (so it can be killed with all its jobs)."""
-    return subprocess.Popen([sys.executable, "-m", launcher, *workflow_args(workdir, config)],
-                            cwd=workdir, env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    return workflow_runner.start(workdir, TARGET, config=config, module=launcher)
 
 
 def finish(proc: subprocess.Popen) -> tuple[int, str]:
-    out, err = proc.communicate(timeout=900)
+    out, err = proc.communicate(timeout=workflow_runner.TIMEOUT_S)
     return proc.returncode, out + err
 
 

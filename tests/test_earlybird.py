@@ -7,14 +7,12 @@ import dataclasses
 import pytest
 import torch
 import torch.nn.functional as F
-from test_train import SCHEDULE, cluster_splits, lenet
 
 from lth.core.data import DatasetInfo
 from lth.core.errors import LthError
-from lth.core.masks import counts, full_mask, prune_to_density
+from lth.core.masks import counts, full_mask
 from lth.core.models import prunable_names, vgg
 from lth.core.train import train
-from lth.methods.criteria import ScoreData, magnitude_scores
 from lth.methods.earlybird import (
     Detector,
     changed_fraction,
@@ -29,6 +27,7 @@ from lth.methods.earlybird import (
 )
 from lth.plan.catalog import POOL, round_half_up
 from lth.plan.families.earlybird import EarlyBird
+from networks import SCHEDULE, cluster_splits, lenet, magnitude_mask
 
 EB = EarlyBird(densities=(0.2, 0.05), scope="global", check_every=10, epsilon=0.1, queue=5,
                distance="changed_fraction")
@@ -151,15 +150,6 @@ def test_faithful_hamming_settings_pass():
 # ---- tickets ----------------------------------------------------------------------------
 
 
-def magnitude_mask(model, density, scope="global"):
-    """lth's one-shot magnitude pruning, spelt out: prune_to_density of magnitude_scores."""
-    names = prunable_names(model)
-    params = dict(model.named_parameters())
-    dense = full_mask({n: params[n] for n in names})
-    data = ScoreData(names, [], torch.Generator(), 10, (1, 28, 28), None, None)
-    return prune_to_density(magnitude_scores(model, dense, data), dense, density, scope, names)
-
-
 @pytest.mark.parametrize("scope", ["global", "layerwise"])
 def test_magnitude_ticket_keeps_the_largest_weights_exactly(scope):
     model = lenet(seed=4)
@@ -179,7 +169,9 @@ def test_magnitude_ticket_keeps_the_largest_weights_exactly(scope):
         assert int(expected.sum()) == keep
 
 
-def small_vgg(cfg=(8, POOL, 16, 21), seed=0):
+def slimmable_vgg(cfg=(8, POOL, 16, 21), seed=0):
+    """A VGG on 3x8x8 inputs whose BatchNorm layers hold random scales, shifts and running
+    statistics, as network slimming leaves them (a channel ticket must carry them over)."""
     model = vgg(cfg, (3, 8, 8), 10, torch.Generator().manual_seed(seed))
     g = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
@@ -215,7 +207,7 @@ def test_channel_ticket_hand_case_keeps_an_exact_count_by_global_abs_gamma():
 @pytest.mark.parametrize("training", [False, True])
 @torch.no_grad()
 def test_pruned_channels_compute_what_the_masked_network_computes(training):
-    model = small_vgg()
+    model = slimmable_vgg()
     mask = channel_ticket(model, 0.5)
     assert counts(mask) == (23, 45)  # round_half_up(0.5 * 45)
     assert hamming(mask, channel_ticket(model, 0.2)) == 13 / 45  # the same ranking, 13 more
@@ -237,7 +229,7 @@ def test_pruned_channels_compute_what_the_masked_network_computes(training):
 
 
 def test_prune_channels_rejects_an_emptied_layer_and_other_models():
-    model = small_vgg()
+    model = slimmable_vgg()
     mask = {name: torch.ones_like(m) for name, m in channel_ticket(model, 0.5).items()}
     mask["bn2"] = torch.zeros_like(mask["bn2"])
     with pytest.raises(LthError, match="^prune_channels: bn2 would keep no channel"):
@@ -310,7 +302,7 @@ def expected_history(checkpoints, density, until, queue=5):
     masks = []
     for it in range(0, until + 1, 10):
         model.load_state_dict(checkpoints[it])
-        masks.append(magnitude_mask(model, density))
+        masks.append(magnitude_mask(model, density, "global"))
     return [[10 * k, *(changed_fraction(masks[k], masks[j])
                        for j in range(max(0, k - queue + 1), k))] for k in range(len(masks))]
 
@@ -338,7 +330,7 @@ def test_a_settled_run_fires_with_exact_masks_and_the_weights_of_t_eb():
         assert max(history[-1][1:]) <= 0.045 < max(history[-2][1:])
         model = lenet()
         model.load_state_dict(checkpoints[t])
-        mask = magnitude_mask(model, ticket.density)
+        mask = magnitude_mask(model, ticket.density, "global")
         assert all(torch.equal(ticket.mask[n], m) for n, m in mask.items())
     assert counts(second.mask)[0] == 13_310
     rows = [r for r in result.metrics if r["iteration"] == result.last_iteration]
@@ -353,7 +345,7 @@ def test_a_density_that_never_settles_gets_the_final_mask_and_fired_false():
     assert [row[0] for row in ticket.history] == [0, 10, 20, 30, 40]  # 40 is a check too
     assert max(ticket.history[-1][1:]) > 0
     assert all(torch.equal(ticket.weights[k], v) for k, v in model.state_dict().items())
-    final = magnitude_mask(model, 0.2)
+    final = magnitude_mask(model, 0.2, "global")
     assert all(torch.equal(ticket.mask[n], m) for n, m in final.items())
     assert counts(ticket.mask)[0] == 53_240
 

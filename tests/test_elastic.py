@@ -63,7 +63,7 @@ def distinct_state(model, seed=0):
     return state
 
 
-def magnitude_mask(model, state, density=0.3):
+def layerwise_top_mask(model, state, density=0.3):
     """Per layer, the round(density * size) largest-magnitude weights: a structured mask."""
     names = prunable_names(net(model))
     scores = {name: state[name].abs() for name in names}
@@ -173,7 +173,7 @@ def test_block_mapping_refuses_what_it_cannot_build(args, message):
 
 def test_identity_returns_the_source_state_and_mask_bitwise():
     state = distinct_state("resnet20")
-    mask = magnitude_mask("resnet20", state)
+    mask = layerwise_top_mask("resnet20", state)
     for strategy in elastic.STRATEGIES:
         new_state, new_mask = elastic.transfer(state, mask, "resnet20", "resnet20", strategy,
                                                torch.Generator().manual_seed(0))
@@ -185,7 +185,7 @@ def test_identity_returns_the_source_state_and_mask_bitwise():
 
 def test_resnet20_to_resnet32_interleave_copies_each_block_to_its_targets():
     state = distinct_state("resnet20")
-    mask = magnitude_mask("resnet20", state)
+    mask = layerwise_top_mask("resnet20", state)
     new_state, new_mask = elastic.transfer(state, mask, "resnet20", "resnet32", "interleave")
     mapping = {1: [1], 2: [2, 3], 3: [4, 5]}
     target_keys = list(skeleton_state("resnet32"))
@@ -236,7 +236,7 @@ def test_a_mapping_that_does_not_fill_the_target_is_refused(mapping, message):
 
 def test_stretch_then_squeeze_by_the_first_copies_recovers_the_source_bitwise():
     state = distinct_state("resnet20", seed=3)
-    mask = magnitude_mask("resnet20", state, density=0.2)
+    mask = layerwise_top_mask("resnet20", state, density=0.2)
     wide_state, wide_mask = elastic.transfer(state, mask, "resnet20", "resnet32", "interleave",
                                              torch.Generator().manual_seed(1))
     back = {1: [1], 2: [2], 4: [3]}
@@ -263,7 +263,7 @@ def block_counts(mask):
     ("tail", "resnet44"), ("interleave", "resnet14"), ("tail", "resnet14")])
 def test_kept_weights_of_the_target_are_the_formula_of_the_mapping(strategy, target):
     state = distinct_state("resnet20")
-    mask = magnitude_mask("resnet20", state, density=0.25)
+    mask = layerwise_top_mask("resnet20", state, density=0.25)
     _, new_mask = elastic.transfer(state, mask, "resnet20", target, strategy)
     n_dst = catalog.CIFAR_RESNET_BLOCKS[target]
     mapping = elastic.block_mapping(strategy, 3, n_dst)
@@ -279,7 +279,7 @@ def test_kept_weights_of_the_target_are_the_formula_of_the_mapping(strategy, tar
 
 def test_permuted_copies_keep_counts_and_overlap_the_source_by_chance():
     state = distinct_state("resnet20")
-    mask = magnitude_mask("resnet20", state, density=0.3)
+    mask = layerwise_top_mask("resnet20", state, density=0.3)
     plain_state, plain = elastic.transfer(state, mask, "resnet20", "resnet56", "interleave")
     new_state, control = elastic.transfer(state, mask, "resnet20", "resnet56", "interleave",
                                           torch.Generator().manual_seed(7))
@@ -313,7 +313,7 @@ def test_permuted_copies_keep_counts_and_overlap_the_source_by_chance():
 
 def test_mlp300x2_to_mlp300x4_and_back():
     state = distinct_state("mlp300x2")
-    mask = magnitude_mask("mlp300x2", state, density=0.1)
+    mask = layerwise_top_mask("mlp300x2", state, density=0.1)
     for strategy in elastic.STRATEGIES:
         deep_state, deep_mask = elastic.transfer(state, mask, "mlp300x2", "mlp300x4", strategy)
         assert list(deep_state) == list(skeleton_state("mlp300x4"))
@@ -332,7 +332,7 @@ def test_mlp300x2_to_mlp300x4_and_back():
 
 def test_mlp_interleave_squeeze_keeps_evenly_spaced_layers():
     state = distinct_state("mlp300x4")
-    mask = magnitude_mask("mlp300x4", state)
+    mask = layerwise_top_mask("mlp300x4", state)
     new_state, _ = elastic.transfer(state, mask, "mlp300x4", "mlp300x3", "interleave")
     # round(1 + i * 3 / 2) = 2.5 -> 3, 4: fc1 kept, fc3 -> fc2, fc4 -> fc3
     assert torch.equal(new_state["fc2.weight"], state["fc3.weight"])
@@ -358,13 +358,13 @@ def test_networks_of_different_families_are_refused(source, target, message):
     assert elastic_plan.elastic_problem(source, target) == expected
     state = distinct_state(source)
     with pytest.raises(LthError) as error:
-        elastic.transfer(state, magnitude_mask(source, state), source, target, "interleave")
+        elastic.transfer(state, layerwise_top_mask(source, state), source, target, "interleave")
     assert str(error.value) == message
 
 
 def test_weights_or_mask_of_another_network_are_refused():
     deep = distinct_state("resnet32")
-    mask = magnitude_mask("resnet20", distinct_state("resnet20"))
+    mask = layerwise_top_mask("resnet20", distinct_state("resnet20"))
     with pytest.raises(LthError) as error:
         elastic.transfer(deep, mask, "resnet20", "resnet44", "tail")
     assert str(error.value) == ("elastic transfer: the source weights are not those of resnet20 "

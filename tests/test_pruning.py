@@ -16,10 +16,11 @@ from lth.core.masks import (
     full_mask,
     keep_top_global,
 )
-from lth.core.models import build_model, prunable_names, vgg
+from lth.core.models import prunable_names, vgg
 from lth.core.networks import input_reaches_output
 from lth.methods import criteria as pruning
 from lth.plan.catalog import POOL, round_half_up
+from networks import lenet
 
 T_GRASP = 200.0  # Wang et al. 2020: softmax temperature of GraSP's loss
 
@@ -455,11 +456,6 @@ def test_snip_and_grasp_refuse_to_guess_the_batchnorm_mode(criterion):
 
 
 # --- SynFlow ranks float64 scores ---
-
-
-def lenet(seed: int) -> nn.Module:
-    """LeNet-300-100 at its Glorot initialisation (lth.core.models)."""
-    return build_model("lenet300_100", (1, 28, 28), 10, torch.Generator().manual_seed(seed), 0.0)
 
 
 def lenet_flows_by_hand(net: nn.Module) -> dict[str, torch.Tensor]:

@@ -5,7 +5,6 @@ import dataclasses
 
 import pytest
 import torch
-from test_train import SCHEDULE, cluster_splits, lenet, sparse_mask
 from torch import nn
 
 from lth.core import masks as M
@@ -20,6 +19,7 @@ from lth.methods.reintroduce import (
     reintroduce,
 )
 from lth.plan.catalog import round_half_up
+from networks import SCHEDULE, cluster_splits, lenet, magnitude_mask
 
 RATES = {"fc": 0.2, "output": 0.1}  # LTH's LeNet rates by layer kind
 SHORT = dataclasses.replace(SCHEDULE, iterations=30, eval_every=30)
@@ -181,14 +181,14 @@ def test_random_regrow_scores_rank_the_pruned_uniformly():
 def short_run(after_backward=None) -> dict[str, torch.Tensor]:
     """The final weights of 30 Adam steps of LeNet at 30% density (same start, data, mask)."""
     model = lenet()
-    train(model, sparse_mask(model, 0.3), cluster_splits(), SHORT,
+    train(model, magnitude_mask(model, 0.3), cluster_splits(), SHORT,
           torch.Generator().manual_seed(5), log=lambda _: None, after_backward=after_backward)
     return model.state_dict()
 
 
 def test_alignment_scores_observe_training_and_equal_a_hand_accumulation():
     model = lenet()
-    mask = sparse_mask(model, 0.3)
+    mask = magnitude_mask(model, 0.3)
     theta_k = {n: p.detach().clone() for n, p in model.named_parameters()}  # pruned included
     acc = AlignmentScores(theta_k, mask, window_start=10)
     with_hook = short_run(acc)
@@ -213,7 +213,7 @@ def test_alignment_scores_observe_training_and_equal_a_hand_accumulation():
 
 def test_alignment_scores_need_an_iteration_in_the_window():
     model = lenet()
-    mask = sparse_mask(model)
+    mask = magnitude_mask(model)
     acc = AlignmentScores(dict(model.named_parameters()), mask, window_start=30)
     train(model, mask, cluster_splits(), SHORT, torch.Generator().manual_seed(5),
           log=lambda _: None, after_backward=acc)
@@ -223,7 +223,7 @@ def test_alignment_scores_need_an_iteration_in_the_window():
 
 def test_complement_training_leaves_the_kept_positions_exactly_zero():
     model = lenet()
-    mask = sparse_mask(model, 0.3)
+    mask = magnitude_mask(model, 0.3)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     train(model, complement(mask), cluster_splits(), SHORT, torch.Generator().manual_seed(5),
           log=lambda _: None)

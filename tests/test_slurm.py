@@ -21,19 +21,18 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import workflow_runner
 from generated import write_learnable_idx_folder
+from workflow_runner import SLURM_PROFILE
 
 pytestmark = pytest.mark.slurm
 
-REPO = Path(__file__).resolve().parents[1]
-SLURM_PROFILE = REPO / "profiles" / "slurm"
 # The profile keeps the plugin's status polling for real clusters (first check after 40 s);
 # a test polls every second instead, which a one-node test cluster answers instantly.
 FAST_STATUS_CHECKS = (
     "--slurm-init-seconds-before-status-checks=1",
     "--seconds-between-status-checks=1",
 )
-SNAKEMAKE_TIMEOUT_S = 900
 OUTPUT_TAIL_CHARS = 4000
 
 
@@ -87,32 +86,13 @@ def check_lth_outputs(workdir: Path) -> None:
     recorded_job_ids_match_sbatch_logs(list(job_ids.values()), workdir)
 
 
-TINY = REPO / "tests" / "configs" / "tiny.yaml"
 TARGETS = ("all",)
 TRAINING_RULE = re.compile(r"rule_(?!prepare_data)\w+")
 
 
-def workflow_args(workdir: Path) -> list[str]:
-    """Arguments selecting the lth workflow, the tiny config and `workdir`."""
-    return ["--snakefile", str(REPO / "Snakefile"), "--configfile", str(TINY),
-            "--directory", str(workdir)]
-
-
-def snakemake_command(args: list[str], workdir: Path) -> dict:
-    """Popen/run keywords for the snakemake CLI of this interpreter in `workdir`.
-
-    The interpreter's bin directory leads PATH, as in an activated virtual environment,
-    so that `python` in the jobs (exported to SLURM with --export=ALL) is this one.
-    """
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    return dict(args=[sys.executable, "-m", "snakemake", *args], cwd=workdir, env=env,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def snakemake(args: list[str], workdir: Path) -> subprocess.CompletedProcess:
-    """Run the snakemake CLI in `workdir` to its end, output captured."""
-    return subprocess.run(**snakemake_command(args, workdir), timeout=SNAKEMAKE_TIMEOUT_S,
-                          check=False)
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run the tiny workflow in `workdir` with profiles/slurm to its end, output captured."""
+    return workflow_runner.run(workdir, *args, profile=SLURM_PROFILE, cores=None, check=False)
 
 
 def squeue_jobs(workdir: Path) -> list[tuple[str, str, str]]:
@@ -126,7 +106,7 @@ def squeue_jobs(workdir: Path) -> list[tuple[str, str, str]]:
 def cancel_a_running_training_job(run: subprocess.Popen, workdir: Path) -> str:
     """scancel a training job of `run` while it runs, as a preemption or an operator
     would; returns its id. A job that ended before the cancel reached it does not count."""
-    deadline = time.monotonic() + SNAKEMAKE_TIMEOUT_S
+    deadline = time.monotonic() + workflow_runner.TIMEOUT_S
     tried = set()
     while time.monotonic() < deadline and run.poll() is None:
         running = [i for i, state, comment in squeue_jobs(workdir)
@@ -168,12 +148,11 @@ def cluster_run(tmp_path_factory) -> ClusterRun:
         skip_or_fail(problem)
     workdir = tmp_path_factory.mktemp("slurm")
     write_learnable_idx_folder(workdir / "tiny_fmnist", 600, 200)
-    run = subprocess.Popen(**snakemake_command(
-        [*workflow_args(workdir), "--workflow-profile", str(SLURM_PROFILE), *FAST_STATUS_CHECKS,
-         "--latency-wait", "5", *TARGETS], workdir))
+    run = workflow_runner.start(workdir, *FAST_STATUS_CHECKS, "--latency-wait", "5", *TARGETS,
+                                profile=SLURM_PROFILE, cores=None)
     try:
         cancelled = cancel_a_running_training_job(run, workdir)
-        out, err = run.communicate(timeout=SNAKEMAKE_TIMEOUT_S)
+        out, err = run.communicate(timeout=workflow_runner.TIMEOUT_S)
     finally:
         run.kill()
     assert run.returncode == 0, failure_report(f"snakemake exited {run.returncode}:\n{out}{err}",
@@ -182,8 +161,7 @@ def cluster_run(tmp_path_factory) -> ClusterRun:
 
 
 def test_workflow_runs_in_slurm_jobs(cluster_run):
-    dry_run = snakemake([*workflow_args(cluster_run.workdir), "--dry-run", *TARGETS],
-                        cluster_run.workdir)
+    dry_run = snakemake(cluster_run.workdir, "--dry-run", *TARGETS)
     said = dry_run.stdout + dry_run.stderr
     assert dry_run.returncode == 0, failure_report(said, cluster_run.workdir)
     assert "Nothing to be done" in said, said

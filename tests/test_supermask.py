@@ -5,7 +5,6 @@ from dataclasses import dataclass, field
 
 import pytest
 import torch
-from test_train import cluster_splits, lenet
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
@@ -26,6 +25,7 @@ from lth.methods.supermask import (
 )
 from lth.plan.catalog import round_half_up
 from lth.plan.families.supermask import Mining
+from networks import cluster_splits, lenet
 
 
 def mining(algo: str, **changes) -> Mining:

@@ -7,44 +7,16 @@ import torch
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from lth.core import masks as M
-from lth.core.data import DatasetInfo, Splits
 from lth.core.errors import LthError
 from lth.core.models import build_model, prunable_names
-from lth.core.train import Schedule, batch_indices, early_stop, evaluate, lr_factor, train
-
-SCHEDULE = Schedule(optimizer="adam", lr=1e-3, momentum=0.0, nesterov=False, weight_decay=0.0,
-                    batch_size=32, iterations=60, milestones=(), gamma=0.1, warmup=0,
-                    eval_every=20, eval_batch_size=256, dropout=0.0, augment=False)
-
-
-def cluster_splits(n_train=960, seed=0) -> Splits:
-    """Ten well-separated Gaussian clusters in 784 dimensions: learnable in a few steps."""
-    gen = torch.Generator().manual_seed(seed)
-    centres = torch.randn(10, 1, 28, 28, generator=gen)
-
-    def draw(n):
-        y = torch.randint(0, 10, (n,), generator=gen)
-        return centres[y] + 0.8 * torch.randn(n, 1, 28, 28, generator=gen), y
-
-    (tx, ty), (vx, vy), (sx, sy) = draw(n_train), draw(300), draw(300)
-    return Splits(tx, ty, vx, vy, sx, sy, DatasetInfo("clusters", (1, 28, 28), 10), False)
-
-
-def lenet(seed=0):
-    return build_model("lenet300_100", (1, 28, 28), 10, torch.Generator().manual_seed(seed), 0.0)
-
-
-def sparse_mask(model, density=0.2):
-    params = dict(model.named_parameters())
-    names = prunable_names(model)
-    scores = {n: params[n].abs() for n in names}
-    return M.prune_to_density(scores, M.full_mask(scores), density, "layerwise", names)
+from lth.core.train import batch_indices, early_stop, evaluate, lr_factor, train
+from networks import SCHEDULE, cluster_splits, image_splits, lenet, magnitude_mask
 
 
 @pytest.mark.parametrize("optimizer,momentum,wd", [("adam", 0.0, 0.0), ("sgd", 0.9, 1e-3)])
 def test_pruned_weights_and_their_optimizer_state_stay_exactly_zero(optimizer, momentum, wd):
     model = lenet()
-    mask = sparse_mask(model)
+    mask = magnitude_mask(model)
     s = dataclasses.replace(SCHEDULE, optimizer=optimizer, momentum=momentum, weight_decay=wd,
                             lr=0.05 if optimizer == "sgd" else 1e-3, nesterov=optimizer == "sgd")
     result = train(model, mask, cluster_splits(), s, torch.Generator().manual_seed(1),
@@ -62,7 +34,7 @@ def test_pruned_weights_and_their_optimizer_state_stay_exactly_zero(optimizer, m
 
 def test_short_training_learns_far_above_chance():
     model = lenet()
-    result = train(model, sparse_mask(model, 0.3), cluster_splits(), SCHEDULE,
+    result = train(model, magnitude_mask(model, 0.3), cluster_splits(), SCHEDULE,
                    torch.Generator().manual_seed(1), log=lambda _: None)
     final = {r["split"]: r["accuracy"] for r in result.metrics if r["iteration"] == 60}
     first = {r["split"]: r["accuracy"] for r in result.metrics if r["iteration"] == 0}
@@ -77,7 +49,7 @@ def test_train_accuracy_is_measured_on_the_first_train_eval_size_examples():
     splits.train_y[:100] = (splits.train_y[:100] + 1) % 10
     s = dataclasses.replace(SCHEDULE, train_eval_size=100)
     model = lenet()
-    result = train(model, sparse_mask(model, 0.3), splits, s, torch.Generator().manual_seed(1),
+    result = train(model, magnitude_mask(model, 0.3), splits, s, torch.Generator().manual_seed(1),
                    log=lambda _: None)
     train_row = next(r for r in result.metrics if r["split"] == "train")
     expected = evaluate(model, splits.train_x[:100], splits.train_y[:100], 256)
@@ -89,7 +61,7 @@ def test_train_accuracy_is_measured_on_the_first_train_eval_size_examples():
 def test_training_is_byte_identical_for_the_same_seed():
     def run():
         model = lenet()
-        train(model, sparse_mask(model), cluster_splits(), SCHEDULE,
+        train(model, magnitude_mask(model), cluster_splits(), SCHEDULE,
               torch.Generator().manual_seed(3), log=lambda _: None)
         return model.state_dict()
 
@@ -99,7 +71,7 @@ def test_training_is_byte_identical_for_the_same_seed():
 
 def test_checkpoint_at_iteration_zero_is_the_masked_initial_weights():
     model = lenet()
-    mask = sparse_mask(model)
+    mask = magnitude_mask(model)
     theta0 = {k: v.clone() for k, v in model.state_dict().items()}
     result = train(model, mask, cluster_splits(), SCHEDULE, torch.Generator().manual_seed(1),
                    checkpoint_iterations=(0, 20), log=lambda _: None)
@@ -143,14 +115,6 @@ RESUME = dataclasses.replace(SCHEDULE, optimizer="sgd", lr=0.05, momentum=0.0, w
                              iterations=20, warmup=5, milestones=(12,), gamma=0.5, eval_every=5)
 
 
-def image_splits() -> Splits:
-    """The cluster data as 3x28x28 images, so that the CIFAR augmentation applies."""
-    s = cluster_splits()
-    rgb = [t.expand(-1, 3, -1, -1).contiguous() for t in (s.train_x, s.val_x, s.test_x)]
-    return Splits(rgb[0], s.train_y, rgb[1], s.val_y, rgb[2], s.test_y,
-                  DatasetInfo("clusters", (3, 28, 28), 10), False)
-
-
 @pytest.mark.parametrize("augmented", [False, True])
 def test_a_run_resumed_at_k_from_its_own_checkpoint_ends_bitwise_equal(augmented):
     """Late rewinding trains k..T with the schedule and the data stream continuing: with SGD
@@ -164,7 +128,7 @@ def test_a_run_resumed_at_k_from_its_own_checkpoint_ends_bitwise_equal(augmented
     def net():
         return build_model("lenet300_100", shape, 10, torch.Generator().manual_seed(0), 0.0)
 
-    mask = sparse_mask(net(), 0.5)
+    mask = magnitude_mask(net(), 0.5)
     augment = augment_batch if augmented else None
     whole = net()
     full = train(whole, mask, splits, RESUME, torch.Generator().manual_seed(1),
@@ -192,7 +156,7 @@ def test_a_run_resumed_at_k_from_its_own_checkpoint_ends_bitwise_equal(augmented
 def test_a_resumed_runs_progress_line_counts_from_its_start():
     lines = []
     model = lenet()
-    train(model, sparse_mask(model), cluster_splits(), SCHEDULE,
+    train(model, magnitude_mask(model), cluster_splits(), SCHEDULE,
           torch.Generator().manual_seed(1), log=lines.append, prefix="[t]", start=30)
     assert [line.split()[2] for line in lines] == ["30/60", "40/60", "60/60"]
     assert "ETA nans" in lines[0] and "ETA nans" not in lines[1]
@@ -209,7 +173,7 @@ def test_a_run_resumed_at_its_last_iteration_trains_nothing_and_is_evaluated_onc
     """Early-Bird's ticket drawn at the end (the detector never fired): EB Train resumes at
     T, so the weights stay as drawn and val, test and train are evaluated at T."""
     model = lenet()
-    mask = sparse_mask(model)
+    mask = magnitude_mask(model)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     result = train(model, mask, cluster_splits(), SCHEDULE, torch.Generator().manual_seed(1),
                    log=lambda _: None, start=SCHEDULE.iterations)

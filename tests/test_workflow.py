@@ -15,6 +15,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+import workflow_runner
 from generated import write_learnable_idx_folder
 from helpers import is_nested
 from lth.plan.config_checks import with_defaults
@@ -22,22 +23,9 @@ from lth.report import claims
 from lth.report.figures import FIGURES
 from lth.verbs.cli import main
 from paper import SETTINGS, paper_schedule
+from workflow_runner import REPO, TINY, copy_checkout, output_of
 
-REPO = Path(__file__).resolve().parents[1]
-TINY = REPO / "tests" / "configs" / "tiny.yaml"
 PRESETS = sorted((REPO / "workflow" / "presets").glob("*.yaml"))
-
-
-def snakemake(workdir: Path, *args: str, config: Path | None = None,
-              snakefile: Path = REPO / "Snakefile") -> str:
-    """Run the snakemake CLI on the repo's Snakefile in workdir; return its output."""
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile),
-           "--directory", str(workdir), "--cores", "2", *args,
-           *(["--configfile", str(config)] if config else [])]  # it takes several values
-    run = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir, timeout=900,
-                         env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"})
-    assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
-    return run.stdout + run.stderr
 
 
 def planned_jobs(output: str) -> dict[str, int]:
@@ -59,10 +47,11 @@ def variant(workdir: Path, edit) -> Path:
 
 @pytest.fixture(scope="module")
 def done(tmp_path_factory) -> Path:
-    """A working directory where the tiny workflow ran to its reports."""
-    workdir = tmp_path_factory.mktemp("tiny")
+    """A copied checkout, as its working directory, where the tiny workflow ran to its
+    reports (a test may edit its code)."""
+    workdir = copy_checkout(tmp_path_factory.mktemp("tiny"))
     write_learnable_idx_folder(workdir / "tiny_fmnist", n_train=600, n_test=200)
-    snakemake(workdir, "all", config=TINY)
+    output_of(workdir, "all")
     return workdir
 
 
@@ -293,7 +282,7 @@ def test_a_jobs_output_is_kept_in_its_log(done):
 
 
 def test_second_dry_run_has_nothing_to_do(done):
-    assert planned_jobs(snakemake(done, "-n", "all", config=TINY)) == {}
+    assert planned_jobs(output_of(done, "-n", "all")) == {}
 
 
 COHORTS = ["dense_tiny", "imp_tiny", "imp_oneshot_tiny", "controls_tiny", "scratch_e_tiny",
@@ -312,38 +301,35 @@ REPORTS = {"figures_tiny", "figures_tiny_vgg", "figures_tiny_mlp", "figures_tiny
 
 def test_adding_a_seed_reruns_its_cohorts_and_keeps_the_old_seeds_bytes(done, tmp_path):
     """A cohort is every seed of one method and level: a new seed joins (reruns) each
-    cohort, and the old seed's networks come out byte-identical."""
+    cohort, and the old seed's networks come out byte-identical (shown on one job, the
+    dense cohort, retrained with both seeds)."""
     copy = tmp_path / "copy"
     shutil.copytree(done, copy, symlinks=True)
     config = variant(copy, lambda c: c["experiments"]["tiny"].update(seeds=[0, 1]))
-    jobs = planned_jobs(snakemake(copy, "-n", "all", config=config))
+    jobs = planned_jobs(output_of(copy, "-n", "all", config=config))
     assert jobs == AGGREGATES | ONE_JOB | {
         rule: 2 for rule in COHORTS if rule not in ONE_JOB}
-    before = {p: p.read_bytes() for p in (copy / "results/tiny/seed0").rglob("*")
-              if p.suffix in (".safetensors", ".csv")}
-    snakemake(copy, "all", config=config)
-    assert len(before) > 40
+    dense = copy / "results/tiny/seed0/imp/round0"
+    before = {p: p.read_bytes() for p in dense.iterdir() if p.suffix in (".safetensors", ".csv")}
+    output_of(copy, "results/tiny/seed1/imp/round0/run.json", config=config)
+    assert json.loads((dense / "run.json").read_text())["cohort"]["size"] == 2  # retrained
+    assert len(before) == 4  # final, mask, rewind, metrics
     assert all(p.read_bytes() == data for p, data in before.items())
-    assert (copy / "results/tiny/seed1/scratch_b_finetune/round2/final.safetensors").is_file()
 
 
 def test_moving_a_checkout_with_its_results_reruns_nothing(tmp_path):
     """Run in the checkout itself, the rules name the checkout's code files relative to it:
     a moved (or renamed) checkout keeps its jobs' inputs and params."""
-    checkout = tmp_path / "checkout"
-    for part in ("workflow", "src/lth", "envs"):
-        shutil.copytree(REPO / part, checkout / part, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy2(REPO / "Snakefile", checkout)
+    checkout = copy_checkout(tmp_path / "checkout")
     write_learnable_idx_folder(checkout / "tiny_fmnist", n_train=600, n_test=200)
     target = "data/fashion_mnist/manifest.json"
-    snakemake(checkout, target, config=TINY, snakefile=checkout / "Snakefile")
+    output_of(checkout, target)
     moved = checkout.rename(tmp_path / "moved")
-    assert planned_jobs(snakemake(moved, "-n", target, config=TINY,
-                                  snakefile=moved / "Snakefile")) == {}
+    assert planned_jobs(output_of(moved, "-n", target)) == {}
 
 
 def test_changing_the_pruning_rate_keeps_theta_0_and_the_dense_run(done):
-    jobs = planned_jobs(snakemake(done, "-n", "all", config=variant(
+    jobs = planned_jobs(output_of(done, "-n", "all", config=variant(
         done, lambda c: c["experiments"]["tiny"]["imp"].update(rate_fc=0.4))))
     assert "dense_tiny" not in jobs and "prepare_data" not in jobs
     assert jobs["imp_tiny"] == 2 and jobs["imp_oneshot_tiny"] == 2
@@ -385,7 +371,7 @@ def planned_outputs(output: str) -> set[str]:
 def test_a_methods_setting_reruns_only_that_method(done, edit, jobs, folders):
     """A method's setting reruns only its jobs (a scoring setting only the criteria that read
     it, spec.SCORING_SETTINGS); nothing downstream of them but the aggregates."""
-    output = snakemake(done, "-n", "all", config=variant(
+    output = output_of(done, "-n", "all", config=variant(
         done, lambda c: edit(c["experiments"]["tiny"])))
     assert planned_jobs(output) == AGGREGATES | jobs
     assert planned_outputs(output) == folders
@@ -407,12 +393,13 @@ def test_a_methods_setting_reruns_only_that_method(done, edit, jobs, folders):
 ])
 def test_a_code_change_reruns_only_the_jobs_that_import_it(done, module, reruns):
     """Each rule's code inputs are the modules its verb imports (editing the report never
-    reruns training); shown by adding a comment line to one source file for a dry run."""
-    path = REPO / "src" / "lth" / module
+    reruns training); shown by adding a comment line to one source file of the run's own
+    copied checkout for a dry run."""
+    path = done / "src" / "lth" / module
     original, stat = path.read_bytes(), path.stat()
     try:
         path.write_bytes(original + b"# an edit\n")
-        jobs = planned_jobs(snakemake(done, "-n", "all", config=TINY))
+        jobs = planned_jobs(output_of(done, "-n", "all"))
     finally:
         path.write_bytes(original)
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
@@ -441,8 +428,8 @@ def test_a_training_job_imports_only_its_declared_code(done, tmp_path):
 def declared_code(done: Path) -> dict[str, set[str]]:
     """Rule -> the lth modules its code inputs list (as in sys.modules, less 'lth.'), for
     the figures and report jobs of a forced dry run."""
-    output = snakemake(done, "-n", "reports/tiny/report.pdf", "--forcerun", "figures_tiny",
-                       "report_html", "report_pdf", config=TINY)
+    output = output_of(done, "-n", "reports/tiny/report.pdf", "--forcerun", "figures_tiny",
+                       "report_html", "report_pdf")
     blocks = re.finditer(r"^(?:local)?rule (\w+):\n\s+input: (.*)$", output, re.M)
     return {m[1]: {name.removesuffix("/__init__").replace("/", ".")
                    for name in re.findall(r"src/lth/([\w/]+)\.py", m[2])} for m in blocks}
@@ -487,7 +474,7 @@ def test_a_report_job_imports_exactly_its_report_code(done, tmp_path):
 
 
 def test_changing_a_figure_style_reruns_only_figures_and_reports(done):
-    jobs = planned_jobs(snakemake(done, "-n", "all", config=variant(
+    jobs = planned_jobs(output_of(done, "-n", "all", config=variant(
         done, lambda c: c["figures"].update(dpi=80))))
     assert set(jobs) == REPORTS
 
@@ -502,20 +489,9 @@ def test_audit_of_a_figure_reaches_the_dataset_files(done, capsys, monkeypatch):
     assert any("made by: lth init" in line for line in lines)
 
 
-def test_audit_marks_a_changed_input(done, capsys, monkeypatch, tmp_path):
-    copy = tmp_path / "copy"
-    shutil.copytree(done, copy, symlinks=True)
-    monkeypatch.chdir(copy)
-    metrics = copy / "results/tiny/seed0/imp/round1/metrics.csv"
-    metrics.write_text(metrics.read_text() + "\n")
-    assert main(["audit", "results/tiny/summary.csv"]) == 0
-    changed = [line for line in capsys.readouterr().out.splitlines() if "CHANGED" in line]
-    assert changed and "imp/round1/metrics.csv" in changed[0]
-
-
 @pytest.mark.parametrize("preset", PRESETS, ids=[p.stem for p in PRESETS])
 def test_every_preset_passes_a_dry_run(preset, tmp_path):
-    jobs = planned_jobs(snakemake(tmp_path, "-n", "report", config=preset))
+    jobs = planned_jobs(output_of(tmp_path, "-n", "report", config=preset))
     assert jobs["report_pdf"] >= 1 and any(rule.startswith("dense_") for rule in jobs)
 
 
@@ -560,9 +536,7 @@ def test_the_lth_presets_evaluate_every_100_iterations_with_three_reinit_draws(e
 
 def test_bad_config_is_rejected_naming_the_key(tmp_path):
     bad = variant(tmp_path, lambda c: c["experiments"]["tiny"]["imp"].update(rate_fc=1.5))
-    run = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile",
-                          str(REPO / "Snakefile"), "--directory", str(tmp_path), "-n",
-                          "--configfile", str(bad)], capture_output=True, text=True)
+    run = workflow_runner.run(tmp_path, "-n", config=bad, check=False)
     assert run.returncode != 0 and "rate_fc" in run.stdout + run.stderr
 
 

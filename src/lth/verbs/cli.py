@@ -16,6 +16,8 @@ from lth.plan.registry import Verb
 
 PLAIN_VERBS = ("prepare", "init", "filter-prune", "summarize", "similarity", "audit")
 """The verbs of lth.verbs.commands that take plain arguments."""
+REPORT_VERBS = ("figure", "report", "pdf")
+"""The verbs of lth.verbs.report."""
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -139,10 +141,10 @@ def _add_audit(sub) -> None:
 
 
 def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
-    """The parser of every verb. Only what `verb` may need is imported: the families' verbs
-    (lth.plan.registry) unless it is a verb of lth.verbs.commands, the report verbs
-    (lth.verbs.report) unless it is a family's too, so that editing a family's declaration
-    or the report code never changes what a training job imports."""
+    """The parser of every verb. Only what `verb` may need is imported: the report verbs
+    (lth.verbs.report) for a report verb, the families' verbs (lth.plan.registry) for another
+    word (and, for --help or a typo, both), so that editing the report code or a family's
+    declaration never changes what a training job imports."""
     parser = OneLineParser(prog="lth", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="verb", required=True, parser_class=OneLineParser)
     for add in (_add_prepare, _add_init, _add_filter_prune, _add_summarize, _add_similarity,
@@ -152,8 +154,9 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
         _add_job_verb(sub, job_verb)
     if verb in own_verbs():
         return parser
-    for job_verb in registry.verbs().values():
-        _add_job_verb(sub, job_verb)
+    if verb not in REPORT_VERBS:
+        for job_verb in registry.verbs().values():
+            _add_job_verb(sub, job_verb)
     if verb not in registry.verbs():
         from lth.verbs import report as report_cli
 
@@ -180,7 +183,9 @@ def main(argv: list[str] | None = None) -> int:
 
     A chain (e.g. `prune ... :: train ...`) saves the interpreter start-up (~2 s of
     importing torch) between dependent steps; each verb still writes its own artifact and
-    record. LthError becomes one line on stderr and exit status 2.
+    record. LthError becomes one line on stderr and exit status 2; a verb that returns
+    another status (audit: 1 when its lineage has a changed or missing file) ends the chain
+    with it.
     """
     try:
         chain = segments(sys.argv[1:] if argv is None else argv)
@@ -188,7 +193,9 @@ def main(argv: list[str] | None = None) -> int:
         from lth.verbs import commands
 
         for seg, args in parsed:
-            commands.run(args, seg)
+            status = commands.run(args, seg)
+            if status:
+                return status
         return 0
     except LthError as err:
         print(f"lth: error: {err}", file=sys.stderr)

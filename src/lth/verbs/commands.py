@@ -5,6 +5,7 @@ function, and writes what it made; each imports only the modules it needs."""
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 
 from lth.core.io import LthError, save_tensors
@@ -108,13 +109,24 @@ def cmd_similarity(args, argv: list[str]) -> None:
                Path(args.out), argv=argv)
 
 
-def cmd_audit(args, argv: list[str]) -> None:
+AUDIT_FAILURES = ("[CHANGED]", "[MISSING]")
+
+
+def cmd_audit(args, argv: list[str]) -> int:
+    """Print the lineage of an artifact; exit status 1 when any file in it is CHANGED or
+    MISSING, so that a script can tell."""
     from lth.core.provenance import lineage
 
     path = Path(args.artifact)
     if not path.exists():
         raise LthError(f"{path}: no such artifact")
-    print("\n".join(lineage(path)))
+    lines = lineage(path)
+    print("\n".join(lines))
+    failed = sum(any(status in line for status in AUDIT_FAILURES) for line in lines)
+    if failed:
+        print(f"lth audit: {failed} file(s) of the lineage CHANGED or MISSING", file=sys.stderr)
+        return 1
+    return 0
 
 
 PLAIN_COMMANDS = {"prepare": cmd_prepare, "init": cmd_init, "filter-prune": cmd_filter_prune,
@@ -123,17 +135,17 @@ PLAIN_COMMANDS = {"prepare": cmd_prepare, "init": cmd_init, "filter-prune": cmd_
 
 def run(args, argv: list[str]) -> int:
     """Dispatch to the verb's command; argv: the verb's arguments, for its records. A verb
-    that takes a JSON job runs as run(job, argv, threads) (lth.plan.registry.Verb)."""
-    from lth.verbs.cli import CORE_JOB_VERBS
+    that takes a JSON job runs as run(job, argv, threads) (lth.plan.registry.Verb). The exit
+    status is 0 unless the command returns another."""
+    from lth.verbs.cli import CORE_JOB_VERBS, REPORT_VERBS
 
     job_verbs = {v.name: v for v in CORE_JOB_VERBS}
     if args.verb in PLAIN_COMMANDS:
-        PLAIN_COMMANDS[args.verb](args, argv)
-    elif args.verb in job_verbs or args.verb in registry.verbs():
-        verb = job_verbs.get(args.verb) or registry.verbs()[args.verb]
-        registry.load(verb.run)(args.job, argv, getattr(args, "threads", None))
-    else:
+        return PLAIN_COMMANDS[args.verb](args, argv) or 0
+    if args.verb in REPORT_VERBS:
         from lth.verbs import report as report_cli
 
-        report_cli.COMMANDS[args.verb](args, argv)
+        return report_cli.COMMANDS[args.verb](args, argv) or 0
+    verb = job_verbs.get(args.verb) or registry.verbs()[args.verb]
+    registry.load(verb.run)(args.job, argv, getattr(args, "threads", None))
     return 0
