@@ -17,7 +17,7 @@ RAW = "data/fm/raw/train-images.gz"
 
 def write_record(verb: str, inputs: list[str], outputs: list[str], at: Path) -> None:
     """A record of `verb` at `at` (run.json or a sidecar) naming its inputs and outputs."""
-    record = make_record(verb, {"experiment": "t"}, inputs)
+    record = make_record(verb, {"experiment": "t"}, inputs, argv=[])
     record["outputs"] = [file_entry(p) for p in outputs]
     write_json(at, record)
 
@@ -30,7 +30,7 @@ def build_chain() -> None:
                                          "files": {"raw/train-images.gz": sha256_file(RAW)}})
     save_tensors("data/fm/tensors.safetensors", {"train_x": torch.zeros(2, 3)})
     save_tensors("init.safetensors", {"w": torch.ones(3)},
-                 make_record("init", {"seed": 0}, ["data/fm/manifest.json"]))
+                 make_record("init", {"seed": 0}, ["data/fm/manifest.json"], argv=[]))
     Path("run").mkdir()
     save_tensors("run/final.safetensors", {"w": torch.full((3,), 2.0)})
     Path("run/metrics.csv").write_text("iteration,split,loss,accuracy\n0,val,1.0,0.5\n")
