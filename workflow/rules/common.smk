@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields
 
 SRC = f"{workflow.basedir}/src"
 sys.path.insert(0, SRC)
-from lth.plan import catalog, spec  # noqa: E402  (torch-free)
+from lth.plan import catalog, plugins, spec  # noqa: E402  (torch-free)
 
 # Every job runs `python -m lth` with this checkout's src/ on its PYTHONPATH, set once here
 # for all rules by the shell prefix (it runs before each rule's shell command):
@@ -55,6 +55,7 @@ LIBRARY_BASE = (
     "core.provenance",
     "core.seeding",
     "plan.catalog",
+    "plan.plugins",
     "plan.spec",
 )
 """The lth modules every verb imports (dotted, under lth)."""
@@ -191,7 +192,7 @@ def filter_finetune_schedule(e):
 def prune_job(e_name, e, seed, out, **how):
     """A PruneJob writing `out` (a member's mask). A data-driven criterion also gets the data
     and only the scoring settings it reads, so another method's setting never reruns it."""
-    reads = spec.SCORING_SETTINGS.get(how["criterion"], ())
+    reads = plugins.scoring_settings(how["criterion"])
     if reads:
         how.update(
             data_root=data_dir(e["dataset"]),
@@ -300,7 +301,8 @@ def cohort_inputs(kind, e_name):
         return {
             "files": sorted({f for f in read if f and f not in written}),
             "data": f"{data_dir(e['dataset'])}/tensors.safetensors",
-            "code": list(dict.fromkeys(TRAIN_CODE + library(*kind.code))),
+            "code": list(dict.fromkeys(TRAIN_CODE + library(*kind.code)))
+            + plugins.source_files(e["model"], tuple(p.criterion for p in prunes)),
         }
 
     return inputs

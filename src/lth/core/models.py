@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from lth.core.io import LthError
+from lth.plan import plugins
 from lth.plan.catalog import mlp_family_hidden
 
 MODEL_NAMES = (
@@ -426,6 +427,8 @@ def build_model(
     """
     hidden = {"lenet300_100": LENET_HIDDEN, "speech_mlp": SPEECH_MLP_HIDDEN}.get(name)
     hidden = hidden or mlp_family_hidden(name)
+    if name not in MODEL_NAMES and hidden is None and plugins.is_model_plugin(name):
+        return plugins.build_model(name, tuple(input_shape), num_classes, gen, dropout, init)
     if name not in MODEL_NAMES and hidden is None:
         raise LthError(
             f"model: expected one of {', '.join(MODEL_NAMES)} or mlp<W>x<D>, got {name!r}"

@@ -37,6 +37,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from lth.core.io import LthError
 from lth.core.masks import Mask, Scores, prune_to_density
+from lth.plan import plugins
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -252,12 +253,15 @@ def scored_steps(
         yield scores, mask
 
 
-def scoring_macs(criterion_name: str, dense_macs: int, examples: int, iterations: int) -> int:
+def scoring_macs(criterion_name: str, dense_macs: int, examples: int,
+                 iterations: int) -> int | None:
     """Multiply-accumulates a criterion spends scoring (forward + backward = 3 forwards):
     magnitude and random none; SNIP one forward-backward of its batch (Lee et al. 2019);
     GraSP two forward-backward passes over its sample and a Hessian-vector product, about
     5 forwards (Wang et al. 2020); SynFlow a forward-backward of one all-ones input per
-    iteration (Tanaka et al. 2020)."""
+    iteration (Tanaka et al. 2020); a plug-in what it declares, None (unknown) if nothing."""
+    if criterion_name not in CRITERIA:
+        return plugins.criterion_macs(criterion_name, dense_macs, examples, iterations)
     per_pass = {"snip": 3 * examples, "grasp": 5 * examples, "synflow": 3}
     return per_pass.get(criterion_name, 0) * dense_macs * iterations
 
@@ -306,6 +310,8 @@ def balanced_batches(
 
 
 def _criterion(name: str) -> Criterion:
+    if name not in CRITERIA and plugins.is_criterion_plugin(name):  # an installed plug-in's
+        return plugins.criterion_scores(name)
     if name not in CRITERIA:
         raise LthError(f"pruning criterion {name!r} is unknown; expected one of {sorted(CRITERIA)}")
     return CRITERIA[name]

@@ -293,8 +293,10 @@ def mlp_family_hidden(model: str) -> tuple[int, ...] | None:
 
 
 def is_model(model: str) -> bool:
-    """Whether lth.core.models.build_model knows `model`."""
-    return model in MODEL_NAMES or mlp_family_hidden(model) is not None
+    """Whether lth.core.models.build_model knows `model` (built in or an installed plug-in)."""
+    from lth.plan import plugins
+
+    return plugins.is_builtin_model(model) or plugins.is_model_plugin(model)
 
 
 def depth_family(model: str) -> tuple[str, int] | None:
@@ -368,6 +370,10 @@ def prunable_layers(model: str, input_shape: tuple[int, ...], num_classes: int) 
     if model in RESNET_STAGES:
         _require_image(model, input_shape, len(RESNET_STAGES[model]) - 1)
         return _resnet_layers(RESNET_STAGES[model], input_shape[0], num_classes)
+    from lth.plan import plugins
+
+    if plugins.is_model_plugin(model):
+        return plugins.model_layers(model, input_shape, num_classes)
     raise LthError(f"model: expected one of {', '.join(MODEL_NAMES)} or mlp<W>x<D>, "
                    f"got {model!r}")
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lth.core.errors import LthError
-from lth.plan import catalog, spec
+from lth.plan import catalog, plugins, spec
 from lth.plan.catalog import DATASETS, Layer, round_half_up
 
 Problem = tuple[str, str]
@@ -100,6 +100,7 @@ def _problems(cfg: dict, written: dict) -> Iterator[Problem]:
     keys, as far as the checks can go: the first is the one to report. `written` is the
     config as written, for settings that matter only where they are set."""
     yield from _name_problems(cfg["experiments"])
+    yield from plugins.config_problems(cfg["experiments"])  # names beyond the built-ins
     speech = list(_speech_problems(cfg["datasets"]))
     yield from speech
     if speech:

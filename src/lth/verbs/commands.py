@@ -24,9 +24,10 @@ from lth.core.io import (
     save_tensors,
     write_json,
 )
-from lth.core.provenance import file_entry, make_record
+from lth.core.provenance import file_entry, make_record, plugins_of
 from lth.core.seeding import derive_seed, generator
 from lth.plan.catalog import schedule_problems
+from lth.plan.plugins import is_criterion_plugin, scoring_settings
 from lth.plan.spec import (
     FAMILIES,
     SCORING_SETTINGS,
@@ -151,6 +152,7 @@ def cmd_init(args) -> None:
                                   "purpose": "init"},
                          [Path(args.data_root) / "manifest.json"])
     record["architecture"] = arch
+    record.update(plugins_of(arch["model"]))
     save_tensors(args.out, model.state_dict(), record)
 
 
@@ -188,9 +190,6 @@ def prune_to_counts(scores, mask, reference: M.Mask, scope: str) -> M.Mask:
     return M.keep_top_global(scores, mask, keep, pooled)
 
 
-DATA_CRITERIA = frozenset(SCORING_SETTINGS)
-
-
 @functools.lru_cache(maxsize=2)
 def splits_of(data_root: str, val_size: int | None, device: torch.device):
     """The normalised splits, loaded once per process (a cohort job's verbs share them)."""
@@ -202,18 +201,18 @@ def splits_of(data_root: str, val_size: int | None, device: torch.device):
 def score_batches(job: PruneJob, arch, gen, device) -> list:
     """Training batches a data-driven criterion scores on: one random batch for SNIP
     (Lee et al. 2019), a class-balanced sample for GraSP (Wang et al. 2020)."""
-    if job.criterion not in DATA_CRITERIA:
+    needed = scoring_settings(job.criterion)
+    if not needed:
         return []
     from lth.methods.criteria import balanced_batches
 
-    needed = SCORING_SETTINGS[job.criterion]
     if job.data_root is None or job.scoring is None or any(
             getattr(job.scoring, key) is None for key in needed):
         raise LthError(f"criterion {job.criterion} needs data_root and scoring settings "
                        f"{', '.join(needed)}")
     splits = splits_of(job.data_root, job.val_size, device)
     size = job.scoring.score_batch_size
-    if job.criterion == "snip":
+    if "samples_per_class" not in needed:  # SNIP's one random batch
         idx = torch.randperm(len(splits.train_x), generator=gen)[:size]
         return [(splits.train_x[idx.to(device)], splits.train_y[idx.to(device)])]
     return balanced_batches(splits.train_x, splits.train_y, job.scoring.samples_per_class,
@@ -252,7 +251,7 @@ def check_prune_job(job: PruneJob) -> None:
     """One line naming what is wrong with a prune job, before any work."""
     from lth.methods.criteria import CRITERIA
 
-    if job.criterion not in CRITERIA:
+    if job.criterion not in CRITERIA and not is_criterion_plugin(job.criterion):
         raise LthError(f"criterion {job.criterion!r}: expected one of {', '.join(CRITERIA)}")
     if job.scope not in ("layerwise", "global"):
         raise LthError(f"scope {job.scope!r}: expected layerwise or global")
@@ -303,7 +302,7 @@ def cmd_prune(args) -> None:
     inputs = [p for p in (job.weights, job.mask, job.match_counts) if p]
     if job.reintroduce is not None and job.reintroduce.scores:
         inputs.append(job.reintroduce.scores)
-    if job.criterion in DATA_CRITERIA:
+    if scoring_settings(job.criterion):
         inputs.append(Path(job.data_root) / "tensors.safetensors")
     params = dataclasses.asdict(job)
     del params["out"]
@@ -313,6 +312,7 @@ def cmd_prune(args) -> None:
     work = scoring_macs(job.criterion, M.macs(model, tuple(arch["input_shape"])), examples,
                         job.iterations)
     record["macs"] = {"sparse": work, "dense": work}
+    record.update(plugins_of(arch["model"], (job.criterion,)))
     save_tensors(job.out, new, record)
     if job.save_scores:
         save_tensors(Path(job.out).with_name("scores.safetensors"),
@@ -602,6 +602,7 @@ def train_record(job: TrainJob, p: Prepared, device) -> dict:
     record["architecture"] = p.arch
     record["macs"] = training_macs(p.schedule.iterations - p.start, p.schedule.batch_size,
                                    p.facts)
+    record.update(plugins_of(p.arch["model"], inputs=(m.mask,) if m.mask else ()))
     return record
 
 
