@@ -21,6 +21,7 @@ from lth.core.io import read_metadata
 from lth.methods.criteria import CRITERIA, ScoreData, scoring_macs
 from lth.plan import catalog, plugins
 from lth.plan.spec import Engine, Member, PruneJob, Schedule, Scoring, TrainJob, to_json
+from lth.report.render import display_tables
 from lth.verbs.cli import main
 
 SPEECH = ["--speech-features", "logmel", "--speech-n-fft", "480", "--speech-win-length",
@@ -235,6 +236,9 @@ def test_records_hold_the_plugins_and_their_cost_or_unknown(site, tmp_path):
     assert [p["name"] for p in known["plugins"]] == ["example_mlp", "gradient_magnitude"]
     (squared,) = [p for p in unknown["plugins"] if p["name"] == "squared"]
     assert (squared["distribution"], squared["version"]) == ("lth-nocost", "0.1.0")
+    cost = display_tables(pd.read_csv(tmp_path / "summary.csv"))[-1]
+    find = {row[0]: row[cost.headers.index("Find MACs")] for row in cost.rows}
+    assert find["squared"] == "unknown" and find["gradient_magnitude"] == "1.26e+07"
     summary = pd.read_csv(tmp_path / "summary.csv").set_index("method")
     assert summary.loc["gradient_magnitude", "find_macs"] == 3 * dense_macs * 40
     assert math.isnan(summary.loc["squared", "find_macs"])
