@@ -431,7 +431,7 @@ def test_a_training_job_imports_only_its_declared_code(done, tmp_path):
     declared = {"core", "methods", "plan", "verbs", "plan.catalog", "verbs.cli", "verbs.commands",
                 "core.errors", "core.io", "core.provenance", "core.seeding", "plan.spec",
                 "core.data", "core.models", "core.masks", "methods.criteria", "core.train",
-                "core.cohort"}
+                "core.cohort", "plan.plugins"}
     assert loaded <= declared and "report" not in loaded and "verbs.report" not in loaded
 
 

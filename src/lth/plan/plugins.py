@@ -25,7 +25,7 @@ from importlib import metadata
 from pathlib import Path
 
 from lth.core.errors import LthError
-from lth.plan import spec
+from lth.plan import catalog, spec
 
 CRITERIA_GROUP = "lth.criteria"
 MODELS_GROUP = "lth.models"
@@ -105,7 +105,7 @@ def installed(group: str) -> dict[str, Plugin | str]:
         try:
             found[entry.name] = _plugin(entry, group)
         except Exception as err:  # a plug-in's import can fail in any way; say how
-            found[entry.name] = f"{type(err).__name__}: {err}"
+            found[entry.name] = f"{type(err).__name__}: {' '.join(str(err).split())}"
     return found
 
 
@@ -190,8 +190,6 @@ def is_criterion_plugin(name: str) -> bool:
 
 
 def is_builtin_model(name: str) -> bool:
-    from lth.plan import catalog
-
     return name in catalog.MODEL_NAMES or catalog.mlp_family_hidden(name) is not None
 
 
