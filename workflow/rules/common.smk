@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields
 
 SRC = f"{workflow.basedir}/src"
 sys.path.insert(0, SRC)
-from lth.plan import catalog, registry, spec  # noqa: E402  (torch-free)
+from lth.plan import catalog, plugins, registry, spec  # noqa: E402  (torch-free)
 
 # Every job runs `python -m lth` with this checkout's src/ on its PYTHONPATH, set once here
 # for all rules by the shell prefix (it runs before each rule's shell command):
@@ -52,11 +52,14 @@ LIBRARY_BASE = (
     "core.errors",
     "core.io",
     "core.provenance",
+    "plan.catalog",
+    "plan.plugins",
     "plan.registry",
+    "plan.spec",
 )
 """The lth modules every verb imports (dotted, under lth); each verb imports the others it
 needs itself."""
-REGISTRY = ["plan.catalog", "plan.checks"] + [
+REGISTRY = ["plan.checks"] + [
     f"plan.families.{os.path.splitext(f)[0]}"
     for f in sorted(os.listdir(f"{SRC}/lth/plan/families"))
     if f.endswith(".py") and f != "__init__.py"
@@ -75,9 +78,6 @@ def library(*modules):
 
 
 TRAIN_CODE = library(
-    "plan.catalog",
-    "plan.registry",
-    "plan.spec",
     "core.seeding",
     "core.masks",
     "core.data",
@@ -171,7 +171,7 @@ def train_schedule(e):
 def prune_job(e_name, e, seed, out, **how):
     """A PruneJob writing `out` (a member's mask). A data-driven criterion also gets the data
     and only the scoring settings it reads, so another method's setting never reruns it."""
-    reads = spec.SCORING_SETTINGS.get(how["criterion"], ())
+    reads = plugins.scoring_settings(how["criterion"])
     if reads:
         how.update(
             data_root=data_dir(e["dataset"]),
@@ -269,7 +269,8 @@ def cohort_inputs(kind, e_name):
         return {
             "files": sorted({f for f in read if f and f not in written}),
             "data": f"{data_dir(e['dataset'])}/tensors.safetensors",
-            "code": list(dict.fromkeys(TRAIN_CODE + library(*kind.code, *search_code))),
+            "code": list(dict.fromkeys(TRAIN_CODE + library(*kind.code, *search_code)))
+            + plugins.source_files(e["model"], tuple(p.criterion for p in prunes)),
         }
 
     return inputs

@@ -3,7 +3,8 @@
 
 Each verb records the multiply-accumulates of its own work as `"macs": {"sparse", "dense"}`
 (1 MAC = 2 FLOPs; sparse counts the kept weights only, dense the same work on the dense
-network; records without the entry, such as init's, count 0). A network's cost is its own
+network; records without the entry, such as init's, count 0; null, unknown, makes the
+network's sums unknown: NaN, an empty cell of summary.csv). A network's cost is its own
 training (train_macs) plus everything needed to produce its starting weights and its mask
 (find_macs): every unique record in the lineage of its inputs, IMP's earlier rounds
 included, followed through safetensors headers and run.json files down to the dataset files.
@@ -27,10 +28,13 @@ RecordKey = tuple[str, str]
 Lineages = dict[str, dict[RecordKey, dict]]
 """Memo of the walk, per resolved path: the unique records that made the file."""
 
-def record_macs(record: dict) -> tuple[int, int]:
-    """(sparse, dense) MACs of the work of one verb call; (0, 0) when it recorded none."""
+def record_macs(record: dict) -> tuple[float, float]:
+    """(sparse, dense) MACs of the work of one verb call; (0, 0) when it recorded none; NaN
+    when it recorded them as unknown (null: a plug-in criterion that declares no cost), so
+    every sum they enter is unknown too, never counted as 0."""
     macs = record.get("macs") or {}
-    return int(macs.get("sparse", 0)), int(macs.get("dense", 0))
+    return tuple(math.nan if macs.get(view, 0) is None else int(macs.get(view, 0))
+                 for view in ("sparse", "dense"))
 
 
 def record_key(record: dict) -> RecordKey:

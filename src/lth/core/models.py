@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from lth.core.io import LthError
+from lth.plan import plugins
 from lth.plan.catalog import (
     CONVNET_BLOCKS,
     CONVNET_HIDDEN,
@@ -359,6 +360,8 @@ def build_model(
     drawn from ``gen``; the same generator state gives identical weights.
     """
     require_model(name)
+    if plugins.is_model_plugin(name):
+        return plugins.build_model(name, tuple(input_shape), num_classes, gen, dropout, init)
     hidden = MLP_HIDDEN.get(name) or mlp_family_hidden(name)
     if not 0 <= dropout < 1:
         raise LthError(f"model {name}: dropout must be in [0, 1), got {dropout}")

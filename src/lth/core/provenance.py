@@ -23,6 +23,7 @@ from importlib import metadata
 from pathlib import Path
 
 from lth.core.io import LthError, read_json, read_metadata, sha256_file
+from lth.plan import plugins
 
 PACKAGES = ("torch", "torchvision", "torchaudio", "safetensors", "snakemake", "pandas",
             "seaborn", "matplotlib", "jinja2", "numpy")
@@ -100,6 +101,17 @@ def make_record(verb: str, params: dict, inputs: list, device: str | None = None
         "host": socket.gethostname(),
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
     }
+
+
+def plugins_of(model: str, criteria: tuple[str, ...] = (),
+               inputs: tuple[str | os.PathLike, ...] = ()) -> dict:
+    """{"plugins": [...]}: the provenance of the plug-ins among the model and criteria and of
+    those the safetensors `inputs` record (a mask's criterion), once each; {} when there is
+    none, so a record without plug-ins is unchanged."""
+    found = {(p["group"], p["name"]): p for p in plugins.provenance(model, criteria)}
+    for path in inputs:
+        found.update({(p["group"], p["name"]): p for p in read_metadata(path).get("plugins", [])})
+    return {"plugins": list(found.values())} if found else {}
 
 
 def sidecar_path(path: Path) -> Path:

@@ -38,7 +38,8 @@ from lth.core.masks import Mask, Scores, prune_to_density
 from lth.core.models import prunable_names
 from lth.core.networks import scoring_mode, splits_of
 from lth.core.seeding import generator
-from lth.plan.spec import SCORING_SETTINGS, PruneJob
+from lth.plan import plugins
+from lth.plan.spec import PruneJob
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -226,12 +227,15 @@ def scored_steps(
         yield scores, mask
 
 
-def scoring_macs(criterion_name: str, dense_macs: int, examples: int, iterations: int) -> int:
+def scoring_macs(criterion_name: str, dense_macs: int, examples: int,
+                 iterations: int) -> int | None:
     """Multiply-accumulates a criterion spends scoring (forward + backward = 3 forwards):
     magnitude and random none; SNIP one forward-backward of its batch (Lee et al. 2019);
     GraSP two forward-backward passes over its sample and a Hessian-vector product, about
     5 forwards (Wang et al. 2020); SynFlow a forward-backward of one all-ones input per
-    iteration (Tanaka et al. 2020)."""
+    iteration (Tanaka et al. 2020); a plug-in what it declares, None (unknown) if nothing."""
+    if criterion_name not in CRITERIA:
+        return plugins.criterion_macs(criterion_name, dense_macs, examples, iterations)
     per_pass = {"snip": 3 * examples, "grasp": 5 * examples, "synflow": 3}
     return per_pass.get(criterion_name, 0) * dense_macs * iterations
 
@@ -279,9 +283,6 @@ def balanced_batches(
     return [(x[idx], y[idx]) for idx in chosen.split(batch_size)]
 
 
-DATA_CRITERIA = frozenset(SCORING_SETTINGS)
-"""The criteria that score on training data (SNIP, GraSP)."""
-
 BATCHNORM_STATISTICS = ("batch", "running")
 """How BatchNorm normalises while SNIP or GraSP scores: with the scoring batch's statistics
 (train mode) or with the running ones (eval mode)."""
@@ -301,17 +302,18 @@ def score_data(job: PruneJob, model: nn.Module, arch: dict, device: torch.device
 def score_batches(job: PruneJob, arch: dict, gen: torch.Generator,
                   device: torch.device) -> list[Batch]:
     """Training batches a data-driven criterion scores on: one random batch for SNIP
-    (Lee et al. 2019), a class-balanced sample for GraSP (Wang et al. 2020)."""
-    if job.criterion not in DATA_CRITERIA:
+    (Lee et al. 2019), a class-balanced sample for GraSP (Wang et al. 2020); a plug-in that
+    reads samples_per_class the balanced sample, another one the random batch."""
+    needed = plugins.scoring_settings(job.criterion)
+    if not needed:
         return []
-    needed = SCORING_SETTINGS[job.criterion]
     if job.data_root is None or job.scoring is None or any(
             getattr(job.scoring, key) is None for key in needed):
         raise LthError(f"criterion {job.criterion} needs data_root and scoring settings "
                        f"{', '.join(needed)}")
     splits = splits_of(job.data_root, job.val_size, device)
     size = job.scoring.score_batch_size
-    if job.criterion == "snip":
+    if "samples_per_class" not in needed:  # SNIP's one random batch
         idx = torch.randperm(len(splits.train_x), generator=gen)[:size]
         return [(splits.train_x[idx.to(device)], splits.train_y[idx.to(device)])]
     return balanced_batches(splits.train_x, splits.train_y, job.scoring.samples_per_class,
@@ -322,12 +324,14 @@ def batchnorm_training(job: PruneJob) -> bool | None:
     """Whether the job's criterion scores with BatchNorm on batch statistics (its
     `<criterion>_batchnorm` setting is "batch"); None for the criteria without one."""
     key = f"{job.criterion}_batchnorm"
-    if job.scoring is None or key not in SCORING_SETTINGS.get(job.criterion, ()):
+    if job.scoring is None or key not in plugins.scoring_settings(job.criterion):
         return None
     return getattr(job.scoring, key) == "batch"
 
 
 def _criterion(name: str) -> Criterion:
+    if name not in CRITERIA and plugins.is_criterion_plugin(name):  # an installed plug-in's
+        return plugins.criterion_scores(name)
     if name not in CRITERIA:
         raise LthError(f"pruning criterion {name!r} is unknown; expected one of {sorted(CRITERIA)}")
     return CRITERIA[name]

@@ -17,12 +17,12 @@ from lth.core.networks import load_mask, load_model, prunable_params
 from lth.methods.criteria import (
     BATCHNORM_STATISTICS,
     CRITERIA,
-    DATA_CRITERIA,
     ScoreData,
     score_data,
     scored_steps,
     scoring_macs,
 )
+from lth.plan import plugins
 from lth.plan.spec import PruneJob, Rates
 
 
@@ -60,7 +60,7 @@ def prune_to_counts(scores, mask, reference: M.Mask, scope: str) -> M.Mask:
 
 def check_prune_job(job: PruneJob) -> None:
     """One line naming what is wrong with a prune job, before any work."""
-    if job.criterion not in CRITERIA:
+    if job.criterion not in CRITERIA and not plugins.is_criterion_plugin(job.criterion):
         raise LthError(f"criterion {job.criterion!r}: expected one of {', '.join(CRITERIA)}")
     if job.scope not in ("layerwise", "global"):
         raise LthError(f"scope {job.scope!r}: expected layerwise or global")
@@ -129,6 +129,6 @@ def prune_inputs(job: PruneJob) -> list:
     inputs = [p for p in (job.weights, job.mask, job.match_counts) if p]
     if job.reintroduce is not None and job.reintroduce.scores:
         inputs.append(job.reintroduce.scores)
-    if job.criterion in DATA_CRITERIA:
+    if plugins.scoring_settings(job.criterion):
         inputs.append(Path(job.data_root) / "tensors.safetensors")
     return inputs

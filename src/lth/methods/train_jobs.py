@@ -15,7 +15,7 @@ import torch
 from lth.core import masks as M
 from lth.core.io import LthError, load_tensors, read_metadata
 from lth.core.networks import build, load_mask, load_model, prunable_params, splits_of
-from lth.core.provenance import make_record
+from lth.core.provenance import make_record, plugins_of
 from lth.core.records import (
     network_facts,
     one_member,
@@ -207,6 +207,7 @@ def train_record(job: TrainJob, p: Prepared, device) -> dict:
     record["architecture"] = p.arch
     record["macs"] = training_macs(p.schedule.iterations - p.start, p.schedule.batch_size,
                                    p.facts)
+    record.update(plugins_of(p.arch["model"], inputs=(m.mask,) if m.mask else ()))
     return record
 
 

@@ -315,8 +315,10 @@ def mlp_family_hidden(model: str) -> tuple[int, ...] | None:
 
 
 def is_model(model: str) -> bool:
-    """Whether lth.core.models.build_model knows `model`."""
-    return model in MODEL_NAMES or mlp_family_hidden(model) is not None
+    """Whether lth.core.models.build_model knows `model` (built in or an installed plug-in)."""
+    from lth.plan import plugins
+
+    return plugins.is_builtin_model(model) or plugins.is_model_plugin(model)
 
 
 def require_model(model: str) -> None:
@@ -353,8 +355,12 @@ def prunable_layers(model: str, input_shape: tuple[int, ...], num_classes: int) 
     if model in VGG_CFGS:
         require_image(model, input_shape, VGG_CFGS[model].count(POOL))
         return _vgg_layers(VGG_CFGS[model], input_shape[0], num_classes)
-    require_image(model, input_shape, len(RESNET_STAGES[model]) - 1)
-    return _resnet_layers(RESNET_STAGES[model], input_shape[0], num_classes)
+    if model in RESNET_STAGES:
+        require_image(model, input_shape, len(RESNET_STAGES[model]) - 1)
+        return _resnet_layers(RESNET_STAGES[model], input_shape[0], num_classes)
+    from lth.plan import plugins
+
+    return plugins.model_layers(model, input_shape, num_classes)
 
 
 def vgg_conv_widths(model: str) -> list[int]:

@@ -20,7 +20,7 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from lth.plan import catalog, registry, spec
+from lth.plan import catalog, plugins, registry, spec
 from lth.plan.catalog import DATASETS
 from lth.plan.checks import Experiment, Problem, TrainingSet, speech_features
 
@@ -75,6 +75,7 @@ def _problems(cfg: dict, written: dict) -> Iterator[Problem]:
     keys, as far as the checks can go: the first is the one to report. `written` is the
     config as written, for settings that matter only where they are set."""
     yield from _name_problems(cfg["experiments"])
+    yield from plugins.config_problems(cfg["experiments"])  # names beyond the built-ins
     speech = list(_speech_problems(cfg["datasets"]))
     yield from speech
     if speech:

@@ -45,9 +45,9 @@ class DisplayTable(NamedTuple):
     rows: list[list[str]]
 
 
-def _fmt(value: float, spec: str) -> str:
-    """value formatted by spec, or "n/a" when missing."""
-    return "n/a" if pd.isna(value) else format(value, spec)
+def _fmt(value: float, spec: str, missing: str = "n/a") -> str:
+    """value formatted by spec, or `missing` when missing."""
+    return missing if pd.isna(value) else format(value, spec)
 
 
 def _display(title: str, note: str, df: pd.DataFrame, columns: list) -> DisplayTable:
@@ -135,15 +135,16 @@ def _cost_display(summary: pd.DataFrame, label: dict[str, str]) -> DisplayTable:
         "in these MACs and counted as if every run were dense (the epoch view); iterations "
         "until the validation accuracy first reaches 99% of the same seed's dense network's "
         "best (not reached: no seed did; k/n: the mean over the k of n seeds that did); "
+        "unknown: a plug-in criterion that declares no scoring cost; "
         "test accuracy at the early-stopping iteration (ES acc.).",
         cost_table(summary),
         [
             ("Method", "l", lambda r: label[r.method]),
             ("Level", "l", lambda r: r.level),
             ("Left (%)", "r", lambda r: _fmt(r.percent, ".3g")),
-            ("Find MACs", "r", lambda r: _fmt(r.find_macs, ".3g")),
+            ("Find MACs", "r", lambda r: _fmt(r.find_macs, ".3g", "unknown")),
             ("Train MACs", "r", lambda r: _fmt(r.train_macs, ".3g")),
-            ("Total MACs", "r", lambda r: _fmt(r.total_macs, ".3g")),
+            ("Total MACs", "r", lambda r: _fmt(r.total_macs, ".3g", "unknown")),
             ("Dense tr. (MACs)", "r", lambda r: _fmt(r.sparse_trainings, ".3g")),
             ("Dense tr. (epochs)", "r", lambda r: _fmt(r.dense_trainings, ".3g")),
             ("Iter. to target", "r", lambda r: iterations_text(r.iterations, r.reached, r.n)),

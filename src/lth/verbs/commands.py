@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from lth.core.io import LthError, save_tensors
-from lth.core.provenance import make_record
+from lth.core.provenance import make_record, plugins_of
 from lth.plan import registry
 
 
@@ -46,6 +46,7 @@ def cmd_init(args, argv: list[str]) -> None:
                                   "purpose": "init"},
                          [Path(args.data_root) / "manifest.json"], argv=argv)
     record["architecture"] = arch
+    record.update(plugins_of(arch["model"]))
     save_tensors(args.out, model.state_dict(), record)
 
 
@@ -62,6 +63,7 @@ def prune_job(job, argv: list[str], threads: int | None) -> None:
     record = make_record("prune", params, prune_inputs(job), str(device), argv=argv)
     record["architecture"] = pruned.arch
     record["macs"] = {"sparse": pruned.macs, "dense": pruned.macs}
+    record.update(plugins_of(pruned.arch["model"], (job.criterion,)))
     save_tensors(job.out, pruned.mask, record)
     if job.save_scores:
         save_tensors(Path(job.out).with_name("scores.safetensors"),
