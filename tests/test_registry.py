@@ -74,3 +74,4 @@ def test_the_registry_is_torch_free():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
