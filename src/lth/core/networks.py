@@ -114,8 +114,8 @@ def check_mask(mask: M.Mask, params: dict, where: str) -> None:
 
 def smaller_architecture(arch: dict, dense, small, **facts) -> dict:
     """The recorded architecture of a VGG with channels removed from the dense one (filter
-    pruning, Early-Bird's channel tickets): its conv widths, and the dense network's weights
-    and MACs that its density and cost count against (with any further `facts`)."""
+    pruning, channel tickets drawn during training): its conv widths, and the dense network's
+    weights and MACs that its density and cost count against (with any further `facts`)."""
     dense_params = sum(p.numel() for p in prunable_params(dense).values())
     macs = M.macs(dense, tuple(arch["input_shape"]))
     return dict(arch, cfg=list(small.cfg),

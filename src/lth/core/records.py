@@ -99,7 +99,7 @@ def write_run(out: Path, record: dict, tensors: dict, result, fields: dict,
     """A network's run folder: its safetensors files and metrics.csv, then run.json (written
     last) with the record, the outputs' hashes and the results (early stop, accuracies).
     stops_early False (a mined mask): the early-stop figures are the final ones, since only
-    the final mask is saved (GEM-MINER's earlier masks are not even at the target density)."""
+    the final mask is saved (a mining method's earlier masks need not be at the target density)."""
     from lth.core.train import early_stop
 
     outputs = []

@@ -138,8 +138,8 @@ def _check_kept(model: VGG, kept: Mapping[str, torch.Tensor]) -> None:
 def keep_filters(model: VGG, kept: Mapping[str, torch.Tensor]) -> VGG:
     """A new, smaller VGG keeping, for each conv weight name, the filters at the ascending
     indices ``kept[name]`` (with their BatchNorm entries and the next layer's matching input
-    channels). The one removal step of :func:`prune_filters` (L1 norms) and of Early-Bird's
-    channel tickets (lth.methods.earlybird.prune_channels, BatchNorm scales).
+    channels). The one removal step of :func:`prune_filters` (L1 norms) and of the channel
+    tickets drawn during training (BatchNorm scales).
 
     Surviving weights, BatchNorm parameters and running statistics are copied exactly; layer
     order and the train/eval mode are kept. The input model is not changed.

@@ -126,8 +126,8 @@ def prepare_member(job: TrainJob, m: Member, device: torch.device) -> Prepared:
 
 
 def recorded_iteration(weights_path: str, iterations: int) -> int:
-    """The training iteration a weights file was saved at (Early-Bird's ticket weights), for
-    a member that resumes from it. A ticket drawn at the end of training (the detector never
+    """The training iteration a weights file was saved at (a ticket drawn during training),
+    for a member that resumes from it. A ticket drawn at the end of training (the detector never
     fired) resumes at `iterations`: nothing is left to train, and it is evaluated as drawn."""
     iteration = read_metadata(weights_path).get("iteration")
     if not isinstance(iteration, int) or not 0 <= iteration <= iterations:

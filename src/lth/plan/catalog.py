@@ -213,8 +213,8 @@ CIFAR_RESNET_BLOCKS = {"resnet14": 2, "resnet20": 3, "resnet32": 5, "resnet44": 
                        "resnet56": 9}
 """The CIFAR ResNets of depth 6n+2 (He et al. 2016, Sec. 4.2): name -> n, the basic blocks of
 each of the three stages (16, 32, 64 filters). ResNet-20/32/44/56 are the paper's (Table 6);
-ResNet-14 (n=2) is the shallowest one with a block beside block 1 of each stage, which the
-Elastic LTH (Chen et al. 2021) keeps as it is, to replicate or drop."""
+ResNet-14 (n=2) is the shallowest one with a block beside block 1 of each stage, which a
+depth transfer (Chen et al. 2021) keeps as it is, to replicate or drop."""
 
 RESNET_STAGES = {**{name: ((16, n), (32, n), (64, n)) for name, n in CIFAR_RESNET_BLOCKS.items()},
                  "resnet18": ((64, 2), (128, 2), (256, 2), (512, 2))}
@@ -227,7 +227,7 @@ every name MLP_FAMILY_PATTERN matches."""
 
 MLP_FAMILY_PATTERN = r"^mlp([1-9][0-9]*)x([1-9][0-9]*)$"
 """mlp<W>x<D>: D hidden fully-connected layers of equal width W (inputs -> W, (D-1) x W -> W,
-W -> classes), the MLPs whose depth the Elastic LTH can change (Chen et al. 2021; their
+W -> classes), the MLPs whose depth a ticket transfer can change (Chen et al. 2021; their
 mnist_lenet_300_300_300). A regular expression for the config schema as well."""
 
 BATCHNORM_MODELS = frozenset({*VGG_CFGS, *RESNET_STAGES})

@@ -107,7 +107,7 @@ class Member:
     compute_matched: bool = False  # Scratch-B: stretch the schedule by dense/sparse MACs
     budget_cap: float | None = None  # cap on that stretch factor (None: uncapped)
     counted_kinds: tuple[str, ...] | None = None  # layer kinds whose weights define density
-    resume: bool = False  # start at the iteration recorded in `init` (Early-Bird's EB Train)
+    resume: bool = False  # start at the iteration recorded in `init` (a drawn ticket's)
     complement_of: str | None = None  # train the pruned weights of this mask (Double-pruning)
     alignment_from: str | None = None  # Scored-pruning: accumulate alignment scores of the
     # pruned weights against these reset weights, written to regrow_scores.safetensors
