@@ -26,11 +26,11 @@ from pathlib import Path
 
 from lth.core.errors import LthError
 from lth.plan import catalog, spec
-from lth.plan.families.at_init import BUILTIN_CRITERIA
 
 CRITERIA_GROUP = "lth.criteria"
 MODELS_GROUP = "lth.models"
 
+BUILTIN_CRITERIA = ("magnitude", "random", "snip", "grasp", "synflow")
 """The criteria of lth.methods.criteria.CRITERIA (tests/test_plugins.py checks they agree)."""
 
 REFERENCE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")

@@ -10,9 +10,6 @@ from lth.plan import registry
 from lth.plan.checks import Experiment, Problem, density_levels
 from lth.plan.registry import Family
 
-BUILTIN_CRITERIA = ("magnitude", "random", "snip", "grasp", "synflow")
-"""The criteria of lth.methods.criteria.CRITERIA (plug-ins add more: lth.plan.plugins)."""
-
 
 def _oneshot(e: Experiment) -> Iterator[Problem]:
     """Methods and densities come together; method names are not the workflow's own; each
