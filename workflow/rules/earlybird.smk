@@ -13,7 +13,11 @@ def channel_variant(e):
 
 def eb_level(e, density):
     """density<D>, or channels<P> (P percent of the channels kept) in the channel variant."""
-    return earlybird_plan.channel_level(density) if channel_variant(e) else catalog.density_level(density)
+    return (
+        earlybird_plan.channel_level(density)
+        if channel_variant(e)
+        else catalog.density_level(density)
+    )
 
 
 def eb_levels(e):

@@ -1,6 +1,7 @@
 # Structured pruning (Li et al. 2017): a physically smaller VGG, fine-tuned, and the same
 # architecture trained from scratch (Liu et al. 2019). Both train from the smaller network
-# that the filter_prune rule cuts out of the dense run.
+# that filter_prune (in training.smk, as snakemake --lint keeps rules and functions apart)
+# cuts out of the dense run.
 
 PRUNED = "results/{exp}/seed{seed}/filter_l1/{structure}/pruned.safetensors"
 
@@ -49,33 +50,3 @@ COHORT_KINDS += [
         constraints=lambda e: {"structure": "|".join(e["filters"]["structures"])},
     ),
 ]
-
-
-rule filter_prune:
-    input:
-        weights="results/{exp}/seed{seed}/imp/round0/final.safetensors",
-        code=library(
-            "plan.catalog", "core.masks", "core.models", "core.networks", "methods.filters"
-        ),
-    output:
-        PRUNED,
-    log:
-        "results/{exp}/logs/filter_prune/{structure}/seed{seed}.log",
-    conda:
-        "../../envs/lth.yaml"
-    resources:
-        gpu=lambda w: EXPERIMENTS[w.exp]["resources"]["gpu"],
-    params:
-        fractions=lambda w: ",".join(
-            f"{conv}={f}"
-            for conv, f in EXPERIMENTS[w.exp]["filters"]["structures"][w.structure].items()
-        ),
-        latency=lambda w: (
-            f"--latency-batch-size {EXPERIMENTS[w.exp]['filters']['latency_batch_size']} "
-            f"--latency-repeats {EXPERIMENTS[w.exp]['filters']['latency_repeats']}"
-        ),
-        device=config["device"],
-    shell:
-        "python -m lth filter-prune --experiment {wildcards.exp} --seed {wildcards.seed} "
-        "--weights {input.weights} --fractions {params.fractions} {params.latency} "
-        "--device {params.device} --out {output} 2>&1 | tee {log}"

@@ -31,3 +31,34 @@ for _e_name, _e in EXPERIMENTS.items():
                 verbs=cohort_command(_kind, _e_name),
             shell:
                 "python -m lth {params.verbs} --threads {threads} 2>&1 | tee {log}"
+
+
+# Filter pruning's cut (filters.smk): a smaller dense VGG from the dense run.
+rule filter_prune:
+    input:
+        weights="results/{exp}/seed{seed}/imp/round0/final.safetensors",
+        code=library(
+            "plan.catalog", "core.masks", "core.models", "core.networks", "methods.filters"
+        ),
+    output:
+        PRUNED,
+    log:
+        "results/{exp}/logs/filter_prune/{structure}/seed{seed}.log",
+    conda:
+        "../../envs/lth.yaml"
+    resources:
+        gpu=lambda w: EXPERIMENTS[w.exp]["resources"]["gpu"],
+    params:
+        fractions=lambda w: ",".join(
+            f"{conv}={f}"
+            for conv, f in EXPERIMENTS[w.exp]["filters"]["structures"][w.structure].items()
+        ),
+        latency=lambda w: (
+            f"--latency-batch-size {EXPERIMENTS[w.exp]['filters']['latency_batch_size']} "
+            f"--latency-repeats {EXPERIMENTS[w.exp]['filters']['latency_repeats']}"
+        ),
+        device=config["device"],
+    shell:
+        "python -m lth filter-prune --experiment {wildcards.exp} --seed {wildcards.seed} "
+        "--weights {input.weights} --fractions {params.fractions} {params.latency} "
+        "--device {params.device} --out {output} 2>&1 | tee {log}"
