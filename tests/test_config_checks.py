@@ -634,7 +634,8 @@ def test_rule_kinds_and_method_names_are_the_workflows(dry_runs):
     draws = {m for m in methods if registry.method_of(m) and registry.method_of(m)[1].pattern}
     assert draws == {"reinit_draw1", "elastic_interleave", "elastic_interleave_randmask",
                      "elastic_tail", "elastic_tail_randmask"}
-    assert methods - draws - {"snip", "grasp", "synflow"} == set(registry.fixed_method_names())
+    fixed = {m.name for f in registry.families() for m in f.methods if not m.pattern}
+    assert methods - draws - {"snip", "grasp", "synflow"} == fixed
 
 
 def test_a_rejected_run_changes_no_file_of_an_earlier_run(tmp_path, tiny_source):

@@ -20,7 +20,8 @@ def test_families_are_found_in_their_declared_order_with_distinct_names_and_kind
                      "reintroduce", "elastic"]
     kinds = registry.rule_kinds()
     assert len(kinds) == len(set(kinds))
-    assert len(registry.fixed_method_names()) == len(set(registry.fixed_method_names()))
+    labels = registry.method_labels()
+    assert len(labels) == len(set(labels))
 
 
 @pytest.mark.parametrize("folder,family,group,control", [

@@ -132,11 +132,6 @@ def family_of(folder: str) -> str | None:
     return found[0].name if found else None
 
 
-def fixed_method_names() -> tuple[str, ...]:
-    """The run folders the workflow names itself (patterns aside)."""
-    return tuple(m.name for f in families() for m in f.methods if not m.pattern)
-
-
 def method_labels() -> tuple[str, ...]:
     """Every run folder the workflow names itself, patterns by their labels."""
     return tuple(m.label or m.name for f in families() for m in f.methods)
