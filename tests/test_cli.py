@@ -400,3 +400,15 @@ def test_mask_of_another_model_is_rejected(lab, capsys):
     err = error_of(capsys, "train", "--job", train_job(member(
         "wrong", "init.safetensors", level="round1", mask="wrong_mask.safetensors")))
     assert "does not match the model" in err and not (lab / "wrong").exists()
+
+
+def test_the_cli_names_exactly_the_verbs_the_commands_run():
+    """cli's verb names (parsed without importing torch or the report code) are the
+    commands that run them: lth.verbs.commands' and lth.verbs.report's."""
+    from lth.plan import registry
+    from lth.verbs import cli, commands
+    from lth.verbs import report as report_cli
+
+    assert set(cli.PLAIN_VERBS) == set(commands.PLAIN_COMMANDS)
+    assert set(cli.REPORT_VERBS) == set(report_cli.COMMANDS)
+    assert not set(cli.own_verbs()) & set(registry.verbs())

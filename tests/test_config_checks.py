@@ -14,6 +14,7 @@ import ast
 import copy
 import dataclasses
 import gzip
+import importlib
 import re
 import shutil
 import struct
@@ -464,8 +465,7 @@ def check_modules() -> list[Path]:
     """The source of every module the config check runs: lth.plan.config_checks, the shared
     check base and each family's declaration (lth.plan.registry)."""
     return [Path(config_checks.__file__), Path(checks.__file__),
-            *(Path(sys.modules[f.checks[0].__module__].__file__)
-              for f in registry.families() if f.checks)]
+            *(Path(importlib.import_module(m).__file__) for m in registry.declaration_modules())]
 
 
 def check_messages() -> dict[str, str]:

@@ -59,11 +59,7 @@ LIBRARY_BASE = (
 )
 """The lth modules every verb imports (dotted, under lth); each verb imports the others it
 needs itself."""
-REGISTRY = ["plan.checks"] + [
-    f"plan.families.{os.path.splitext(f)[0]}"
-    for f in sorted(os.listdir(f"{SRC}/lth/plan/families"))
-    if f.endswith(".py") and f != "__init__.py"
-]
+REGISTRY = ["plan.checks"] + [m.removeprefix("lth.") for m in registry.declaration_modules()]
 """The family declarations the registry reads (lth.plan.registry.families): the code of
 every verb that asks which family a method belongs to."""
 

@@ -126,9 +126,7 @@ def run_prune_job(job: PruneJob, device: torch.device) -> Pruned:
 
 def prune_inputs(job: PruneJob) -> list:
     """The files a prune job reads: weights, masks, regrowth scores, training data."""
-    inputs = [p for p in (job.weights, job.mask, job.match_counts) if p]
-    if job.reintroduce is not None and job.reintroduce.scores:
-        inputs.append(job.reintroduce.scores)
+    inputs = [p for p in job.reads() if p]
     if plugins.scoring_settings(job.criterion):
         inputs.append(Path(job.data_root) / "tensors.safetensors")
     return inputs

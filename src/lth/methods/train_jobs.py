@@ -199,7 +199,7 @@ def train_record(job: TrainJob, p: Prepared, device) -> dict:
     one-member job that retrains exactly this network."""
     own = one_member(job, p.member)
     m = p.member
-    inputs = [x for x in (m.init, m.mask, m.complement_of, m.alignment_from) if x]
+    inputs = [x for x in own.reads() if x]
     inputs.append(Path(job.data_root) / "tensors.safetensors")
     params = dataclasses.asdict(own)
     params.update(seed=m.seed, schedule_used=dataclasses.asdict(p.schedule))

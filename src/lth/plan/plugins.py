@@ -26,6 +26,7 @@ from pathlib import Path
 
 from lth.core.errors import LthError
 from lth.plan import catalog, spec
+from lth.plan.registry import load
 
 CRITERIA_GROUP = "lth.criteria"
 MODELS_GROUP = "lth.models"
@@ -217,12 +218,6 @@ def _named_problem(key: str, group: str, name: str) -> list[tuple[str, str]]:
     except LthError as err:
         return [(key, str(err))]
     return []
-
-
-def load(reference: str):
-    """The callable named "module:function" (the module is imported here)."""
-    module, function = reference.split(":")
-    return getattr(importlib.import_module(module), function)
 
 
 def scoring_settings(criterion: str) -> tuple[str, ...]:

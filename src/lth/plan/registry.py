@@ -100,13 +100,18 @@ class Family:
     checks: tuple[Callable[..., Iterator[tuple[str, str]]], ...] = ()
 
 
+def declaration_modules() -> tuple[str, ...]:
+    """The modules of lth.plan.families, one per family (found, not listed)."""
+    from lth.plan import families as package
+
+    return tuple(f"{package.__name__}.{info.name}"
+                 for info in pkgutil.iter_modules(package.__path__))
+
+
 @functools.cache
 def families() -> tuple[Family, ...]:
     """Every family of lth.plan.families, in the order of their positions."""
-    from lth.plan import families as package
-
-    found = [importlib.import_module(f"{package.__name__}.{info.name}").FAMILY
-             for info in pkgutil.iter_modules(package.__path__)]
+    found = [importlib.import_module(module).FAMILY for module in declaration_modules()]
     return tuple(sorted(found, key=lambda f: f.position))
 
 

@@ -64,7 +64,7 @@ def _add_init(sub) -> None:
 
 def _job(cls: str):
     """An argparse type reading a JSON job spec of the dataclass "module:Class" `cls`."""
-    from lth.plan import registry, spec
+    from lth.plan import spec
 
     def parse(text: str):
         return spec.from_json(registry.load(cls), text)
