@@ -35,7 +35,7 @@ from generated import numbered_images, write_idx_gz, write_learnable_idx_folder
 from lth.core import masks, models
 from lth.core.errors import LthError
 from lth.plan import catalog, checks, config_checks, registry, spec
-from lth.plan.config_checks import RULE_KINDS, first_problem
+from lth.plan.config_checks import RULE_NAMES, first_problem
 from lth.plan.spec import Engine, Member, TrainJob, to_json
 from lth.verbs.cli import main
 from networks import TINY_SCHEDULE
@@ -619,14 +619,14 @@ def kind_of(rule: str) -> str | None:
 
 
 def test_rule_kinds_and_method_names_are_the_workflows(dry_runs):
-    """RULE_KINDS and the registry's method names are what the workflow makes of the tiny
+    """RULE_NAMES and the registry's method names are what the workflow makes of the tiny
     config, which has every kind of job (its experiments tiny, tiny_vgg and the elastic pair,
     its one-shot methods snip, grasp and synflow, two reinit draws)."""
     result, _ = dry_runs["tiny"]
     assert result.returncode == 0, result.stderr[-3000:]
     rules = {line.split()[1].rstrip(":") for line in result.stdout.splitlines()
              if line.startswith("rule ")}
-    assert {kind_of(rule) for rule in rules} - {None} == set(RULE_KINDS)
+    assert {kind_of(rule) for rule in rules} - {None} == set(RULE_NAMES)
     outputs = [path for line in result.stdout.splitlines() if line.startswith("    output: ")
                for path in line.removeprefix("    output: ").split(", ")]
     methods = {Path(p).parts[3] for p in outputs if p.startswith("results/") and "/seed" in p

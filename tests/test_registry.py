@@ -1,5 +1,5 @@
 """The method registry (lth.plan.registry): each family declares itself once in
-lth.plan.families, and what lists methods (groups, controls, rule kinds, the names a config
+lth.plan.families, and what lists methods (groups, controls, rules, the names a config
 may not take, the config checks) is derived from it."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ def test_families_are_found_in_their_declared_order_with_distinct_names_and_kind
     families = registry.families()
     names = [f.name for f in families]
     assert names == ["imp", "finetune", "at_init", "filters", "earlybird", "supermask",
-                     "reintroduce", "elastic"]
-    kinds = registry.rule_kinds()
+                     "elastic", "reintroduce"]
+    kinds = registry.rules()
     assert len(kinds) == len(set(kinds))
     labels = registry.method_labels()
     assert len(labels) == len(set(labels))
@@ -30,11 +30,11 @@ def test_families_are_found_in_their_declared_order_with_distinct_names_and_kind
     ("scratch_b_imp", "imp", "control", True),
     ("scratch_e_finetune", "finetune", "control", True),
     ("finetune", "finetune", "baseline", False),
-    ("eb_continue", "earlybird", "early", False),
+    ("eb_continue", "earlybird", "earlybird", False),
     ("gem_miner_gem", "supermask", "supermask", False),
     ("regrow_random", "reintroduce", "reintroduce", True),
     ("elastic_tail_randmask", "elastic", "control", True),
-    ("elastic_interleave", "elastic", "transfer", False),
+    ("elastic_interleave", "elastic", "elastic", False),
 ])
 def test_a_run_folder_names_its_family_group_and_whether_it_is_a_control(folder, family,
                                                                            group, control):
@@ -50,15 +50,22 @@ def test_a_configured_method_belongs_to_no_family(folder):
     assert registry.is_control(folder) is False
 
 
-def test_a_method_in_an_unknown_group_is_refused():
+def test_a_method_in_a_group_no_family_declares_is_refused():
+    stray = registry.Family("stray", 99, "a test family",
+                            methods=(registry.Method("mine", "tickets"),))
     with pytest.raises(ValueError, match="group 'tickets' is not one of"):
-        registry.Method("mine", "tickets")
+        registry.in_order([*registry.families(), stray])
+
+
+def test_the_groups_are_declared_by_the_families_in_their_order():
+    assert registry.group_names() == ("lottery", "control", "at_init", "baseline", "earlybird",
+                                      "supermask", "elastic", "reintroduce")
 
 
 def test_every_group_is_drawn_apart_from_the_others():
-    looks = [(style.FAMILY_LINESTYLE[g], style.FAMILY_MARKER[g]) for g in registry.GROUP_NAMES]
+    looks = [(style.FAMILY_LINESTYLE[g], style.FAMILY_MARKER[g]) for g in registry.group_names()]
     assert len({str(look) for look in looks}) == len(looks)
-    assert set(style.FAMILY_MARKER) == set(registry.GROUP_NAMES)
+    assert set(style.FAMILY_MARKER) == set(registry.group_names())
 
 
 def test_the_config_check_runs_the_general_checks_then_each_familys_in_order():
@@ -66,7 +73,7 @@ def test_the_config_check_runs_the_general_checks_then_each_familys_in_order():
     assert checks[:len(config_checks.GENERAL_CHECKS)] == config_checks.GENERAL_CHECKS
     owned = [c for f in registry.families() for c in f.checks]
     assert list(checks[len(config_checks.GENERAL_CHECKS):]) == owned
-    assert (*registry.rule_kinds(), "figures") == config_checks.RULE_KINDS
+    assert (*registry.rules(), "figures") == config_checks.RULE_NAMES
 
 
 def test_the_registry_is_torch_free():

@@ -157,7 +157,7 @@ def test_bad_inputs_are_refused():
     with pytest.raises(LthError, match="scores.safetensors: no tensor shaped like .* w"):
         regrow_scores_of("scored", previous, {"w": torch.zeros(5)}, torch.Generator(),
                          "scores.safetensors")
-    with pytest.raises(LthError, match="kind 'grow'"):
+    with pytest.raises(LthError, match="ranking 'grow'"):
         regrow_scores_of("grow", previous, None, torch.Generator())
 
 

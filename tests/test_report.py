@@ -74,7 +74,7 @@ TOTAL = sum(size for _, _, size in LAYERS)
 FAMILY = {
     "imp": "lottery", "reinit": "control", "random_pruning": "control",
     "scratch_b_imp": "control", "scratch_e_finetune": "control", "snip": "at_init",
-    "synflow": "at_init", "finetune": "baseline", "eb": "early", "edge_popup": "supermask",
+    "synflow": "at_init", "finetune": "baseline", "eb": "earlybird", "edge_popup": "supermask",
 }  # fmt: skip
 CONTROLS = ("reinit", "random_pruning", "scratch_b_imp", "scratch_e_finetune")
 ONE_SHOT = ("snip", "synflow", "eb", "edge_popup")

@@ -576,7 +576,7 @@ def test_early_birds_channel_tickets_are_smaller_vggs(done):
     vgg16 = [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]
     for method, start in (("eb", 0), ("eb_continue", ticket["iteration"])):
         row = summary.loc[method]
-        assert row.level == "channels70" and row.family == "early"
+        assert row.level == "channels70" and row.family == "earlybird"
         assert row.params_total == vgg_weights(vgg16, 1, 10)
         assert row.params_kept == vgg_weights(kept, 1, 10)
         result = json.loads((out / method / "channels70/run.json").read_text())["result"]

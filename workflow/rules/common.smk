@@ -1,8 +1,8 @@
 # Helpers shared by the rules: config access, artifact paths, and the typed job specs.
 #
 # A training job trains a cohort: every seed of one method and level (or a round's controls)
-# in one process. Each stage file declares its cohort kinds as data (CohortKind); training.smk
-# turns every (experiment, kind) into one rule. A job's settings are built here, from the
+# in one process. Each stage file declares its cohort rules as data (CohortRule); training.smk
+# turns every (experiment, cohort rule) into one rule. A job's settings are built here, from the
 # config, into the typed specs of lth.plan.spec and handed to the verb as one JSON param.
 import os
 import shlex
@@ -122,8 +122,8 @@ def oneshot_methods(e):
 
 def run_levels(e):
     """(method, level) of every trained network of an experiment, as configured: the
-    networks of every enabled cohort kind, in the order the rule files declare them."""
-    return [net for kind in COHORT_KINDS if kind.enabled(e) for net in kind.networks(e)]
+    networks of every enabled cohort rule, in the order the rule files declare them."""
+    return [net for cohort in COHORT_RULES if cohort.enabled(e) for net in cohort.networks(e)]
 
 
 def runs_of(e_name, filename="run.json"):
@@ -182,8 +182,8 @@ RUN_FILES = ("final.safetensors", "metrics.csv", "run.json", "mask.safetensors")
 
 
 @dataclass(kw_only=True)
-class CohortKind:
-    """One kind of training job. members(e_name, e, w, seed) gives, for one seed, a list of
+class CohortRule:
+    """One rule of training jobs. members(e_name, e, w, seed) gives, for one seed, a list of
     (member fields, prune how or None): a member whose `mask` is None and who has a prune
     step gets the mask that step writes into its run directory. networks(e) lists the
     (method, level) of the trained networks its jobs write (what summary and similarity
@@ -225,7 +225,7 @@ class CohortKind:
         return files + (self.extra_outputs(e_name, e) if self.extra_outputs else [])
 
     def steps(self, e_name, wildcards):
-        """(search steps, prune jobs, train job or None) of one job of this kind."""
+        """(search steps, prune jobs, train job or None) of one job of this rule."""
         e = EXPERIMENTS[e_name]
         searches = self.searches(e_name, e, wildcards) if self.searches else []
         prunes, members = [], []
@@ -252,35 +252,35 @@ class CohortKind:
         return searches, prunes, job
 
 
-def cohort_inputs(kind, e_name):
+def cohort_inputs(cohort, e_name):
     """Input function: every file the job's steps read that the job does not write."""
 
     def inputs(wildcards):
         e = EXPERIMENTS[e_name]
-        searches, prunes, job = kind.steps(e_name, wildcards)
+        searches, prunes, job = cohort.steps(e_name, wildcards)
         search_code = REGISTRY if searches else ()  # a family's verbs: lth.plan.registry
-        written = {f.format(**wildcards) for f in kind.outputs(e_name, e)}
+        written = {f.format(**wildcards) for f in cohort.outputs(e_name, e)}
         steps = [s for _, s in searches] + prunes + ([job] if job else [])
         read = [f for step in steps for f in step.reads()]
         return {
             "files": sorted({f for f in read if f and f not in written}),
             "data": f"{data_dir(e['dataset'])}/tensors.safetensors",
-            "code": list(dict.fromkeys(TRAIN_CODE + library(*kind.code, *search_code)))
+            "code": list(dict.fromkeys(TRAIN_CODE + library(*cohort.code, *search_code)))
             + plugins.source_files(e["model"], tuple(p.criterion for p in prunes)),
         }
 
     return inputs
 
 
-def cohort_command(kind, e_name):
+def cohort_command(cohort, e_name):
     """Params function: the `lth` verbs of one job, chained with `::` in one process:
     init (dense only), the searches, one prune per produced mask, then train of the cohort."""
 
     def command(wildcards):
         e = EXPERIMENTS[e_name]
-        searches, prunes, job = kind.steps(e_name, wildcards)
+        searches, prunes, job = cohort.steps(e_name, wildcards)
         verbs = []
-        if kind.makes_init:
+        if cohort.makes_init:
             verbs += [
                 f"init --experiment {e_name} --seed {s} --model {e['model']} "
                 f"--init {e['train']['init']} "
@@ -294,4 +294,4 @@ def cohort_command(kind, e_name):
     return command
 
 
-COHORT_KINDS = []
+COHORT_RULES = []

@@ -118,8 +118,8 @@ def scratch_members(variant):
     return members
 
 
-COHORT_KINDS += [
-    CohortKind(
+COHORT_RULES += [
+    CohortRule(
         name="controls",
         methods=control_methods,
         level="round{r}",
@@ -132,7 +132,7 @@ COHORT_KINDS += [
         constraints=control_rounds_constraint,
     ),
     *(
-        CohortKind(
+        CohortRule(
             name=f"scratch_{variant}",
             methods=lambda e, variant=variant: scratch_methods(e, variant),
             level="round{r}",

@@ -81,8 +81,8 @@ def eb_members(e_name, e, w, seed):
     return members
 
 
-COHORT_KINDS.append(
-    CohortKind(
+COHORT_RULES.append(
+    CohortRule(
         name="earlybird",
         methods=eb_methods,
         level="",

@@ -49,8 +49,8 @@ def elastic_steps(e_name, e, seed, r):
     return steps
 
 
-COHORT_KINDS.append(
-    CohortKind(
+COHORT_RULES.append(
+    CohortRule(
         name="elastic",
         methods=elastic_methods,
         level="round{r}",

@@ -29,8 +29,8 @@ def structure_networks(method):
     return lambda e: [(method, s) for s in e["filters"]["structures"]]
 
 
-COHORT_KINDS += [
-    CohortKind(
+COHORT_RULES += [
+    CohortRule(
         name="filter_l1",
         methods=lambda e: ["filter_l1"],
         level="{structure}",
@@ -40,7 +40,7 @@ COHORT_KINDS += [
         schedule=filter_finetune_schedule,
         constraints=lambda e: {"structure": "|".join(e["filters"]["structures"])},
     ),
-    CohortKind(
+    CohortRule(
         name="filter_scratch",
         methods=lambda e: ["filter_scratch"],
         level="{structure}",

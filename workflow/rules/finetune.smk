@@ -36,8 +36,8 @@ def finetune_members(e_name, e, w, seed):
     return [(member, how)]
 
 
-COHORT_KINDS.append(
-    CohortKind(
+COHORT_RULES.append(
+    CohortRule(
         name="finetune",
         methods=lambda e: ["finetune"],
         level="round{r}",

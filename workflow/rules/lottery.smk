@@ -54,8 +54,8 @@ def imp_oneshot_members(e_name, e, w, seed):
     return [(member, how)]
 
 
-COHORT_KINDS += [
-    CohortKind(
+COHORT_RULES += [
+    CohortRule(
         name="dense",
         methods=lambda e: ["imp"],
         level="round0",
@@ -67,7 +67,7 @@ COHORT_KINDS += [
         priority=3,
     ),
     # IMP's rounds are the longest chain of the DAG: keep it moving, fill the cores around it
-    CohortKind(
+    CohortRule(
         name="imp",
         methods=lambda e: ["imp"],
         level="round{r}",
@@ -76,7 +76,7 @@ COHORT_KINDS += [
         networks=lambda e: [("imp", level) for level in round_levels(e)],
         priority=3,
     ),
-    CohortKind(
+    CohortRule(
         name="imp_oneshot",
         methods=lambda e: ["imp_oneshot"],
         level="round{r}",

@@ -24,8 +24,8 @@ def oneshot_members(e_name, e, w, seed):
     return members
 
 
-COHORT_KINDS.append(
-    CohortKind(
+COHORT_RULES.append(
+    CohortRule(
         name="oneshot",
         methods=lambda e: ["{method}"],
         level="",

@@ -6,26 +6,39 @@
 # round trains every configured method and seed (the chains advance together; one job a
 # round saves the start-up of two more per round).
 
-REINTRODUCE_KINDS = {"double": "double", "scored": "scored", "regrow_random": "random"}
+from dataclasses import asdict
+
+from lth.plan.families import reintroduce as reintroduce_plan  # noqa: E402  (torch-free)
+
+REINTRODUCE_RANKINGS = {"double": "double", "scored": "scored", "regrow_random": "random"}
+REINTRODUCE_MODULE = "lth.methods.reintroduce"
+
+
+def reintroduce_extension(settings, *files):
+    """The Extension by which re-introduction changes an IMP step or a training member."""
+    return spec.Extension(
+        module=REINTRODUCE_MODULE, settings=asdict(settings), files=tuple(files)
+    )
 
 
 def reintroduce_step(e_name, e, seed, method, r):
     """How round r re-introduces weights (None in round 1: nothing is pruned before it)."""
     if int(r) == 1:
         return None
-    kind = REINTRODUCE_KINDS[method]
+    ranking = REINTRODUCE_RANKINGS[method]
     previous = run_dir(e_name, seed, method, f"round{int(r) - 1}")
     scores = {
         "double": f"{run_dir(e_name, seed, 'double_complement', f'round{int(r) - 1}')}/final.safetensors",
         "scored": f"{previous}/regrow_scores.safetensors",
         "random": None,
-    }[kind]
-    return spec.Reintroduce(
-        kind=kind,
+    }[ranking]
+    how = reintroduce_plan.Reintroduce(
+        ranking=ranking,
         ratio=e["reintroduce"]["ratio"],
         scores=scores,
-        positive_only=kind == "scored",
+        positive_only=ranking == "scored",
     )
+    return reintroduce_extension(how, *([scores] if scores else []))
 
 
 def reintroduce_members(e_name, e, w, seed):
@@ -47,15 +60,24 @@ def reintroduce_members(e_name, e, w, seed):
             scope=e["imp"]["scope"],
             rates=rates(e),
             purpose=f"{method}/round{w.r}",
-            reintroduce=reintroduce_step(e_name, e, seed, method, w.r),
+            extension=reintroduce_step(e_name, e, seed, method, w.r),
         )
         own = dict(common, method=method)
         if method == "scored":
-            own["alignment_from"] = rewind_path(e_name, seed)
+            reset = rewind_path(e_name, seed)
+            own["extension"] = reintroduce_extension(
+                reintroduce_plan.MemberRole(alignment_from=reset), reset
+            )
         members.append((own, how))
         if method == "double":
             mask = f"{run_dir(e_name, seed, method, f'round{w.r}')}/mask.safetensors"
-            members.append((dict(common, method="double_complement", complement_of=mask), None))
+            role = reintroduce_plan.MemberRole(complement_of=mask)
+            complement = dict(
+                common,
+                method="double_complement",
+                extension=reintroduce_extension(role, mask),
+            )
+            members.append((complement, None))
     return members
 
 
@@ -68,8 +90,8 @@ def reintroduce_folders(e):
     return methods + (["double_complement"] if "double" in methods else [])
 
 
-COHORT_KINDS.append(
-    CohortKind(
+COHORT_RULES.append(
+    CohortRule(
         name="reintroduce",
         methods=reintroduce_folders,
         level="round{r}",
@@ -85,6 +107,6 @@ COHORT_KINDS.append(
             for s in e["seeds"]
             if "scored" in reintroduce_methods(e)
         ],
-        code=("methods.reintroduce",),
+        code=("methods.reintroduce", "plan.families.reintroduce"),
     )
 )

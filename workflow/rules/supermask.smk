@@ -83,8 +83,8 @@ def supermask_enabled(algo):
     return lambda e: bool(e["supermask"]["densities"]) and e["supermask"][algo]["enabled"]
 
 
-COHORT_KINDS += [
-    CohortKind(
+COHORT_RULES += [
+    CohortRule(
         name="edge_popup",
         methods=lambda e: ["edge_popup"],
         level="",
@@ -97,7 +97,7 @@ COHORT_KINDS += [
         extra_outputs=mined_files("edge_popup", ["scores"]),
         code=("methods.supermask",),
     ),
-    CohortKind(
+    CohortRule(
         name="gem_miner",
         methods=lambda e: ["gem_miner_gem", "gem_miner"],
         level="",

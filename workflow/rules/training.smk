@@ -1,25 +1,25 @@
-# The rules that make networks. One rule per (experiment, cohort kind): a job trains the
-# kind's whole cohort in one process (`lth init/prune ... :: train --job <cohort>`), writing
+# The rules that make networks. One rule per (experiment, cohort rule): a job trains the
+# rule's whole cohort in one process (`lth init/prune ... :: train --job <cohort>`), writing
 # every network's own files. The cohort of a job is a pure function of the config, so reruns
 # are byte-identical.
 
 for _e_name, _e in EXPERIMENTS.items():
-    for _kind in COHORT_KINDS:
-        if not _kind.enabled(_e):
+    for _cohort in COHORT_RULES:
+        if not _cohort.enabled(_e):
             continue
 
         rule:
             name:
-                f"{_kind.name}_{_e_name}".replace("-", "_")
+                f"{_cohort.name}_{_e_name}".replace("-", "_")
             input:
-                unpack(cohort_inputs(_kind, _e_name)),
+                unpack(cohort_inputs(_cohort, _e_name)),
             output:
-                _kind.outputs(_e_name, _e),
+                _cohort.outputs(_e_name, _e),
             log:
-                f"results/{_e_name}/logs/{_kind.name}/{_kind.log_tag or _kind.level}.log",
+                f"results/{_e_name}/logs/{_cohort.name}/{_cohort.log_tag or _cohort.level}.log",
             wildcard_constraints:
-                **_kind.constraints(_e),
-            priority: _kind.priority
+                **_cohort.constraints(_e),
+            priority: _cohort.priority
             conda:
                 "../../envs/lth.yaml"
             threads: _e["resources"]["threads"]
@@ -28,7 +28,7 @@ for _e_name, _e in EXPERIMENTS.items():
                 mem_mb=_e["resources"]["mem_mb"],
                 runtime=_e["resources"]["runtime"],
             params:
-                verbs=cohort_command(_kind, _e_name),
+                verbs=cohort_command(_cohort, _e_name),
             shell:
                 "python -m lth {params.verbs} --threads {threads} 2>&1 | tee {log}"
 

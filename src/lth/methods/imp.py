@@ -1,7 +1,7 @@
 """One prune job: IMP's step (a fraction of the remaining weights per layer kind), its
 count-matching controls (as many weights kept as a reference mask keeps), pruning at
-initialisation (a density reached in scored steps, lth.methods.criteria), and the
-re-introduction of pruned weights at an IMP step (lth.methods.reintroduce)."""
+initialisation (a density reached in scored steps, lth.methods.criteria), and a family's
+extension of the step (lth.plan.spec.Extension: check_prune, after_prune)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from lth.methods.criteria import (
     scoring_macs,
 )
 from lth.plan import plugins
+from lth.plan.registry import load
 from lth.plan.spec import PruneJob, Rates
 
 
@@ -69,11 +70,8 @@ def check_prune_job(job: PruneJob) -> None:
         raise LthError("a prune job needs exactly one of rates, density and match_counts")
     if job.density is not None and not 0 < job.density <= 1:
         raise LthError(f"density {job.density}: expected a fraction in (0, 1]")
-    if job.reintroduce is not None:
-        from lth.methods.reintroduce import check_reintroduction
-
-        check_reintroduction(job.reintroduce,
-                             imp_step=job.rates is not None and job.criterion == "magnitude")
+    if job.extension is not None:
+        load(f"{job.extension.module}:check_prune")(job.extension, job)
     for key in ("snip_batchnorm", "grasp_batchnorm"):
         value = getattr(job.scoring, key) if job.scoring else None
         if value is not None and value not in BATCHNORM_STATISTICS:
@@ -84,7 +82,7 @@ def prune(job: PruneJob, model: torch.nn.Module, mask: M.Mask, reference: M.Mask
           data: ScoreData) -> tuple[M.Scores, M.Mask]:
     """(the scores, the new mask) of a prune job on `model` under `mask`: to the job's
     density in its scored steps (the last step's scores), by IMP's rates, or to the counts
-    of `reference`; then, at an IMP step, with pruned weights re-introduced."""
+    of `reference`; then as the job's extension changes it."""
     if job.density is not None:
         *_, (scores, new) = scored_steps(model, mask, job.criterion, job.density, job.scope,
                                          data, job.iterations)
@@ -92,10 +90,9 @@ def prune(job: PruneJob, model: torch.nn.Module, mask: M.Mask, reference: M.Mask
         scores = CRITERIA[job.criterion](model, mask, data)
         new = (prune_by_rates(scores, mask, kind_rates(model, job.rates), job.scope)
                if job.rates else prune_to_counts(scores, mask, reference, job.scope))
-    if job.reintroduce is not None:
-        from lth.methods.reintroduce import reintroduced
-
-        new = reintroduced(job.reintroduce, new, mask, scores, data.gen)
+    if job.extension is not None:
+        new = load(f"{job.extension.module}:after_prune")(job.extension, new, mask, scores,
+                                                          data.gen)
     return scores, new
 
 
@@ -125,7 +122,7 @@ def run_prune_job(job: PruneJob, device: torch.device) -> Pruned:
 
 
 def prune_inputs(job: PruneJob) -> list:
-    """The files a prune job reads: weights, masks, regrowth scores, training data."""
+    """The files a prune job reads: weights, masks, its extension's files, training data."""
     inputs = [p for p in job.reads() if p]
     if plugins.scoring_settings(job.criterion):
         inputs.append(Path(job.data_root) / "tensors.safetensors")

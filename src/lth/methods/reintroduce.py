@@ -10,6 +10,10 @@ pruned weights is the method:
 * scored: the mean alignment -G * theta_k of each pruned weight's gradient with its reset
   value, accumulated by AlignmentScores while the kept network trains;
 * random: uniformly random ranks (random_regrow_scores).
+
+The module is the Extension (lth.plan.spec) of IMP's prune step (check_prune, after_prune)
+and of the training members (training_mask: Double-pruning's complement network;
+training_monitor: Scored-pruning's alignment scores).
 """
 
 from __future__ import annotations
@@ -20,10 +24,10 @@ from torch import nn
 from lth.core.errors import LthError
 from lth.core.io import load_tensors
 from lth.core.masks import Mask, Scores, keep_top_layerwise
+from lth.core.networks import load_mask
 from lth.plan.catalog import round_half_up
-from lth.plan.spec import Reintroduce
-
-KINDS = ("double", "scored", "random")
+from lth.plan.families.reintroduce import RANKINGS, MemberRole, Reintroduce
+from lth.plan.spec import Extension, PruneJob, from_dict
 
 
 def complement(mask: Mask) -> Mask:
@@ -90,22 +94,24 @@ def random_regrow_scores(mask: Mask, gen: torch.Generator) -> Scores:
     return {name: out[name] for name in mask}
 
 
-def regrow_scores_of(kind: str, previous: Mask, stored: dict[str, torch.Tensor] | None,
+def regrow_scores_of(ranking: str, previous: Mask, stored: dict[str, torch.Tensor] | None,
                      gen: torch.Generator, where: str = "regrow scores") -> Scores:
-    """The scores that rank the pruned weights of `previous` for a kind: |stored| for double
-    (the complement network's trained weights), stored itself for scored (AlignmentScores),
-    random ranks from `gen` for random. LthError naming `where` when stored does not fit."""
-    if kind not in KINDS:
-        raise LthError(f"re-introduction kind {kind!r}: expected one of {', '.join(KINDS)}")
-    if kind == "random":
+    """The scores that rank the pruned weights of `previous`: |stored| for double (the
+    complement network's trained weights), stored itself for scored (AlignmentScores), random
+    ranks from `gen` for random. LthError naming `where` when stored does not fit."""
+    if ranking not in RANKINGS:
+        raise LthError(f"re-introduction ranking {ranking!r}: expected one of "
+                       f"{', '.join(RANKINGS)}")
+    if ranking == "random":
         return random_regrow_scores(previous, gen)
     if stored is None:
-        raise LthError(f"re-introduction kind {kind} needs a scores file")
+        raise LthError(f"re-introduction ranking {ranking} needs a scores file")
     missing = [n for n in previous if n not in stored or stored[n].shape != previous[n].shape]
     if missing:
         raise LthError(f"{where}: no tensor shaped like prunable weight {missing[0]}")
     device = next(iter(previous.values())).device
-    return {n: (stored[n].abs() if kind == "double" else stored[n]).to(device) for n in previous}
+    return {n: (stored[n].abs() if ranking == "double" else stored[n]).to(device)
+            for n in previous}
 
 
 def check_reintroduction(how: Reintroduce, imp_step: bool) -> None:
@@ -113,12 +119,12 @@ def check_reintroduction(how: Reintroduce, imp_step: bool) -> None:
     the job is an IMP step (magnitude criterion and rates), the only step it goes with."""
     if not imp_step:
         raise LthError("reintroduce: only with an IMP step (magnitude criterion and rates)")
-    if how.kind not in KINDS or not 0 <= how.ratio <= 1:
-        raise LthError(f"reintroduce: expected kind {'|'.join(KINDS)} and a ratio in "
-                       f"[0, 1], got {how.kind!r}, {how.ratio}")
-    if (how.scores is None) != (how.kind == "random"):
-        raise LthError(f"reintroduce: kind {how.kind} "
-                       + ("takes no scores file" if how.kind == "random" else
+    if how.ranking not in RANKINGS or not 0 <= how.ratio <= 1:
+        raise LthError(f"reintroduce: expected ranking {'|'.join(RANKINGS)} and a ratio in "
+                       f"[0, 1], got {how.ranking!r}, {how.ratio}")
+    if (how.scores is None) != (how.ranking == "random"):
+        raise LthError(f"reintroduce: ranking {how.ranking} "
+                       + ("takes no scores file" if how.ranking == "random" else
                           "needs a scores file"))
 
 
@@ -127,8 +133,35 @@ def reintroduced(how: Reintroduce, imp_mask: Mask, previous: Mask, alive_scores:
     """Double-/Scored-pruning (or the random control): IMP's new mask with a share of the
     removed weights swapped for pruned weights ranked by `how`'s regrowth scores."""
     stored = load_tensors(how.scores) if how.scores else None
-    ranking = regrow_scores_of(how.kind, previous, stored, gen, how.scores or "reintroduce")
+    ranking = regrow_scores_of(how.ranking, previous, stored, gen, how.scores or "reintroduce")
     return reintroduce(imp_mask, previous, alive_scores, ranking, how.ratio, how.positive_only)
+
+
+def check_prune(extension: Extension, job: PruneJob) -> None:
+    """The prune job's re-introduction is well formed and goes with an IMP step."""
+    how = from_dict(Reintroduce, extension.settings, "extension.settings")
+    check_reintroduction(how, imp_step=job.rates is not None and job.criterion == "magnitude")
+
+
+def after_prune(extension: Extension, imp_mask: Mask, previous: Mask, alive_scores: Scores,
+                gen: torch.Generator) -> Mask:
+    """IMP's step re-introducing pruned weights as the extension's settings say."""
+    how = from_dict(Reintroduce, extension.settings, "extension.settings")
+    return reintroduced(how, imp_mask, previous, alive_scores, gen)
+
+
+def training_mask(extension: Extension, params) -> Mask | None:
+    """Double-pruning's complement network trains the weights its mask prunes."""
+    role = from_dict(MemberRole, extension.settings, "extension.settings")
+    return complement(load_mask(role.complement_of, params)) if role.complement_of else None
+
+
+def training_monitor(extension: Extension, mask: Mask, device: torch.device):
+    """Scored-pruning's network accumulates the alignment scores of its pruned weights."""
+    role = from_dict(MemberRole, extension.settings, "extension.settings")
+    if role.alignment_from is None:
+        return None
+    return AlignmentScores(load_tensors(role.alignment_from, device), mask)
 
 
 class AlignmentScores:
@@ -171,4 +204,9 @@ class AlignmentScores:
             raise ValueError(f"no training iteration at or after window_start "
                              f"{self.window_start}: no alignment scores")
         return {n: s / self.steps for n, s in zip(self.names, self.sums, strict=True)}
+
+    def files(self) -> dict[str, Scores]:
+        """The tensors saved beside the network: the scores that rank its pruned weights at
+        the next round."""
+        return {"regrow_scores.safetensors": self.scores()}
 

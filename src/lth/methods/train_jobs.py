@@ -1,6 +1,6 @@
 """Training jobs: their checks, their members made ready for the cohort engine
-(lth.core.cohort: starting weights or a fresh draw, a mask or its complement, Scratch-B's
-budget, the start iteration, Scored-pruning's alignment hook), their training, and each
+(lth.core.cohort: starting weights or a fresh draw, a mask or the one its extension makes,
+Scratch-B's budget, the start iteration, its extension's monitor), their training, and each
 member's run folder."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from lth.core import masks as M
-from lth.core.io import LthError, load_tensors, read_metadata
+from lth.core.io import LthError, read_metadata
 from lth.core.networks import build, load_mask, load_model, prunable_params, splits_of
 from lth.core.provenance import make_record, plugins_of
 from lth.core.records import (
@@ -26,7 +26,8 @@ from lth.core.records import (
 )
 from lth.core.seeding import derive_seed, generator
 from lth.plan.catalog import schedule_problems
-from lth.plan.spec import FAMILIES, Member, Rates, Schedule, TrainJob
+from lth.plan.registry import group_names, load
+from lth.plan.spec import Extension, Member, Rates, Schedule, TrainJob
 
 LAYER_KINDS = tuple(f.name for f in dataclasses.fields(Rates))
 """The layer kinds of lth.core.models.layer_kinds (Rates has one rate per kind)."""
@@ -51,8 +52,8 @@ def check_train_job(job: TrainJob) -> None:
 
 def member_problem(m: Member, iterations: int) -> str | None:
     """What is wrong with one member of a job training `iterations` iterations, or None."""
-    if m.family not in FAMILIES:
-        return f"family {m.family!r} is not one of {FAMILIES}"
+    if m.family not in group_names():
+        return f"family {m.family!r} is not one of {group_names()}"
     parse_level(m.level)
     if not 0 <= m.start_iteration < iterations:
         return (f"start_iteration {m.start_iteration} is outside the {iterations} training "
@@ -112,12 +113,8 @@ def prepare_member(job: TrainJob, m: Member, device: torch.device) -> Prepared:
                       job.schedule.init)
         model.load_state_dict(fresh.state_dict())
     params = prunable_params(model)
-    if m.complement_of is not None:
-        from lth.methods.reintroduce import complement
-
-        mask = complement(load_mask(m.complement_of, params))
-    else:
-        mask = load_mask(m.mask, params)
+    own = extension_call(m.extension, "training_mask", params)
+    mask = own if own is not None else load_mask(m.mask, params)
     facts = network_facts(model, arch, mask, m.counted_kinds)
     factor = budget_factor(m, facts)
     schedule = job.schedule.scaled(factor) if factor != 1 else job.schedule
@@ -139,7 +136,7 @@ def recorded_iteration(weights_path: str, iterations: int) -> int:
 @dataclasses.dataclass
 class Trained:
     """A member after training: its result, its place in the cohort, its timings and the
-    tensors beyond final/mask/rewind it saves (Scored-pruning's regrowth scores)."""
+    tensors beyond final/mask/rewind it saves (its extension's monitor's files)."""
 
     prepared: Prepared
     result: object  # lth.core.train.TrainResult
@@ -164,7 +161,8 @@ def train_members(job: TrainJob, device: torch.device) -> Iterator[Trained]:
     for p in prepared:
         groups.setdefault((p.schedule, p.start), []).append(p)
     for (schedule, start), group in groups.items():
-        hooks = [alignment_hook(p, device) for p in group]
+        hooks = [extension_call(p.member.extension, "training_monitor", p.mask, device)
+                 for p in group]
         nets = [Net(p.model, p.mask, p.member.seed,
                     f"[{job.experiment} seed{p.member.seed} {p.member.method}/{p.member.level}]",
                     (p.member.save_at,) if p.member.save_at is not None else (),
@@ -180,17 +178,15 @@ def train_members(job: TrainJob, device: torch.device) -> Iterator[Trained]:
                       "threads": torch.get_num_threads(), "tf32": tf32}
             yield Trained(p, net.result, cohort,
                           {"load": load_seconds, "train": net.result.wall_seconds},
-                          {"regrow_scores.safetensors": hook.scores()} if hook else {})
+                          hook.files() if hook else {})
 
 
-def alignment_hook(p: Prepared, device: torch.device):
-    """Scored-pruning's accumulator of a member with alignment_from, else None."""
-    if p.member.alignment_from is None:
+def extension_call(extension: Extension | None, function: str, *args):
+    """A member's extension's `function` (lth.plan.spec.Extension) on args; None without
+    one."""
+    if extension is None:
         return None
-    from lth.methods.reintroduce import AlignmentScores
-
-    reset = load_tensors(p.member.alignment_from, device)
-    return AlignmentScores(reset, p.mask)
+    return load(f"{extension.module}:{function}")(extension, *args)
 
 
 def train_record(job: TrainJob, p: Prepared, device) -> dict:

@@ -27,9 +27,9 @@ from lth.plan.checks import Experiment, Problem, TrainingSet, speech_features
 DATA_DIR = "data/{dataset}"
 """Where the workflow prepares a dataset (workflow/rules/common.smk, data_dir)."""
 
-RULE_KINDS = (*registry.rule_kinds(), "figures")
+RULE_NAMES = (*registry.rules(), "figures")
 """Snakemake gets one rule `<kind>_<experiment>` ('-' written '_') per experiment and kind:
-the families' rule kinds (lth.plan.registry) and the figures rule."""
+the families' rules (lth.plan.registry) and the figures rule."""
 
 
 def first_problem(cfg: dict, schema_path: str | os.PathLike) -> Problem | None:
@@ -109,7 +109,7 @@ def _name_problems(experiments: dict) -> Iterator[Problem]:
             yield (f"experiments.{name}", f"differs from experiment {other!r} only in case: "
                    f"their results/ folders are one folder where case does not count (macOS, "
                    f"Windows)")
-        for kind in RULE_KINDS:
+        for kind in RULE_NAMES:
             rule = f"{kind}_{name}".replace("-", "_")
             owner = rules.setdefault(rule, name)
             if owner != name:

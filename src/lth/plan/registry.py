@@ -2,10 +2,10 @@
 
 A family is one block of the workflow config (imp, finetune, at_init, ...). Its module in
 lth.plan.families defines `FAMILY = Family(...)`: the run folders its jobs write (methods,
-each with its report group and whether it is a control), its rule kinds, its config checks
+each with its report group and whether it is a control), its rules, its config checks
 and its description. Everything that lists methods derives from here: the report's groups and
 line styles, what counts as a control, the names a configured method may not take, and the
-rule kinds whose names the config check keeps apart. A new family is a new module there.
+rules whose names the config check keeps apart. A new family is a new module there.
 """
 
 from __future__ import annotations
@@ -30,24 +30,6 @@ class Group:
     look: str
 
 
-GROUPS = (
-    Group("lottery", "winning tickets and their one-shot comparison (Frankle & Carbin 2019)",
-          "-", "o", "solid"),
-    Group("control", "controls of a ticket: its mask or its counts with another init "
-          "(Frankle & Carbin 2019; Liu et al. 2019)", "--", "s", "dashed"),
-    Group("at_init", "pruning at initialization", ":", "^", "dotted"),
-    Group("baseline", "baselines pruned after training (Han et al. 2015; Li et al. 2017)",
-          "-.", "D", "dash-dotted"),
-    Group("early", "tickets drawn early in dense training (You et al. 2020)", (0, (5, 1)), "v",
-          "short dashes"),
-    Group("supermask", "masks mined on frozen weights (Ramanujan et al. 2020; Sreenivasan et "
-          "al. 2022)", (0, (1, 1)), "P", "fine dots"),
-    Group("transfer", "tickets transferred from a network of another depth (Chen et al. 2021)",
-          (0, (3, 1, 1, 1, 1, 1)), "*", "dash-dot-dot"),
-    Group("reintroduce", "IMP with pruned weights re-introduced (METHODS.md 5)", (0, (8, 2)),
-          "h", "long dashes"),
-)
-GROUP_NAMES = tuple(g.name for g in GROUPS)
 
 
 @dataclass(frozen=True)
@@ -60,11 +42,6 @@ class Method:
     control: bool = False
     pattern: bool = False
     label: str = ""  # a pattern's name in words, e.g. reinit_draw<D>
-
-    def __post_init__(self):
-        if self.group not in GROUP_NAMES:
-            raise ValueError(f"method {self.name}: group {self.group!r} is not one of "
-                             f"{GROUP_NAMES}")
 
     def names(self, folder: str) -> bool:
         """Whether `folder` is this method's run folder."""
@@ -87,7 +64,7 @@ class Verb:
 @dataclass(frozen=True)
 class Family:
     """One method family: its config block `name`, its place in the config check and the
-    report (`position`), the run folders it writes, its rule kinds (one Snakemake rule
+    report (`position`), the run folders it writes, its rules (one Snakemake rule
     `<kind>_<experiment>` each), the verbs it adds and its config checks (each takes a
     lth.plan.checks.Experiment and yields (key, message) problems)."""
 
@@ -95,7 +72,8 @@ class Family:
     position: int
     description: str
     methods: tuple[Method, ...] = ()
-    rule_kinds: tuple[str, ...] = ()
+    groups: tuple[Group, ...] = ()  # the report groups it declares (others may use them)
+    rules: tuple[str, ...] = ()
     verbs: tuple[Verb, ...] = ()
     checks: tuple[Callable[..., Iterator[tuple[str, str]]], ...] = ()
 
@@ -111,8 +89,29 @@ def declaration_modules() -> tuple[str, ...]:
 @functools.cache
 def families() -> tuple[Family, ...]:
     """Every family of lth.plan.families, in the order of their positions."""
-    found = [importlib.import_module(module).FAMILY for module in declaration_modules()]
-    return tuple(sorted(found, key=lambda f: f.position))
+    return in_order([importlib.import_module(m).FAMILY for m in declaration_modules()])
+
+
+def in_order(found: list[Family]) -> tuple[Family, ...]:
+    """Families by position; ValueError for a method whose report group none declares."""
+    ordered = tuple(sorted(found, key=lambda f: f.position))
+    names = [g.name for f in ordered for g in f.groups]
+    for family in ordered:
+        for method in family.methods:
+            if method.group not in names:
+                raise ValueError(f"method {method.name}: group {method.group!r} is not one of "
+                                 f"{tuple(names)}")
+    return ordered
+
+
+def groups() -> tuple[Group, ...]:
+    """The report's groups (summary.csv's `family` column), in the families' order."""
+    return tuple(g for f in families() for g in f.groups)
+
+
+def group_names() -> tuple[str, ...]:
+    """The names of groups(), in order."""
+    return tuple(g.name for g in groups())
 
 
 def method_of(folder: str) -> tuple[Family, Method] | None:
@@ -153,6 +152,6 @@ def load(path: str):
     return getattr(importlib.import_module(module), name)
 
 
-def rule_kinds() -> tuple[str, ...]:
-    """Every family's rule kinds."""
-    return tuple(kind for f in families() for kind in f.rule_kinds)
+def rules() -> tuple[str, ...]:
+    """Every family's rules."""
+    return tuple(kind for f in families() for kind in f.rules)

@@ -18,10 +18,6 @@ import typing
 from dataclasses import dataclass, replace
 
 from lth.core.errors import LthError
-from lth.plan.registry import GROUP_NAMES
-
-FAMILIES = GROUP_NAMES
-"""What a network is, for the report (a run's `family`): the groups of lth.plan.registry."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +86,25 @@ class Engine:
 
 
 @dataclass(frozen=True)
+class Extension:
+    """A method family's own step inside a core job: how a family changes IMP's prune step or
+    a training member without editing the core. `module` is the family's module (a
+    lth.methods module or a plug-in's); `settings` is its own JSON object, which that module
+    checks and reads; `files` are the files it reads (they join the job's inputs).
+
+    For a prune job the module defines check_prune(extension, job) (LthError, one line) and
+    after_prune(extension, new_mask, previous_mask, scores, generator) -> the job's mask.
+    For a member it defines training_mask(extension, params) -> the mask to train (None: the
+    member's own) and training_monitor(extension, mask, device) -> None or an after_backward
+    hook of lth.core.train whose files() are the extra tensors saved in the run folder.
+    """
+
+    module: str
+    settings: dict
+    files: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Member:
     """One network of a cohort: where it starts, its mask, where its artifacts go."""
 
@@ -108,9 +123,7 @@ class Member:
     budget_cap: float | None = None  # cap on that stretch factor (None: uncapped)
     counted_kinds: tuple[str, ...] | None = None  # layer kinds whose weights define density
     resume: bool = False  # start at the iteration recorded in `init` (a drawn ticket's)
-    complement_of: str | None = None  # train the pruned weights of this mask (Double-pruning)
-    alignment_from: str | None = None  # Scored-pruning: accumulate alignment scores of the
-    # pruned weights against these reset weights, written to regrow_scores.safetensors
+    extension: Extension | None = None  # a family's own mask or monitor for this member
 
 
 @dataclass(frozen=True)
@@ -128,20 +141,7 @@ class TrainJob:
     def reads(self) -> list[str | None]:
         """The files the job reads besides the dataset (None where a member has none)."""
         return [f for m in self.members
-                for f in (m.init, m.mask, m.complement_of, m.alignment_from)]
-
-
-@dataclass(frozen=True)
-class Reintroduce:
-    """How a round of Double- or Scored-pruning re-introduces pruned weights (METHODS §5):
-    `ratio` of the weights IMP removes this round are replaced by pruned weights ranked by
-    `scores` (the complement network's trained weights for double, the alignment scores for
-    scored, none for random); `positive_only` keeps only scores above 0 (scored)."""
-
-    kind: str  # double | scored | random
-    ratio: float
-    scores: str | None = None  # weights or scores file ranking the pruned weights
-    positive_only: bool = False
+                for f in (m.init, m.mask, *(m.extension.files if m.extension else ()))]
 
 
 SCORING_SETTINGS = {
@@ -184,13 +184,13 @@ class PruneJob:
     data_root: str | None = None
     val_size: int | None = None
     scoring: Scoring | None = None
-    reintroduce: Reintroduce | None = None  # with rates: Double-/Scored-pruning's regrowth
+    extension: Extension | None = None  # a family's step after the pruning (with rates)
     save_scores: bool = False  # also write the scores, <out folder>/scores.safetensors
 
     def reads(self) -> list[str | None]:
         """The files the job reads besides the dataset (None where it has none)."""
-        scores = self.reintroduce.scores if self.reintroduce else None
-        return [self.weights, self.mask, self.match_counts, scores]
+        return [self.weights, self.mask, self.match_counts,
+                *(self.extension.files if self.extension else ())]
 
 
 def to_json(spec) -> str:

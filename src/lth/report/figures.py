@@ -18,7 +18,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from lth.plan.registry import GROUPS
+from lth.plan.registry import groups
 from lth.report.cost_figures import fig_cost_vs_accuracy, fig_iterations_to_target
 from lth.report.overlap_figures import (
     fig_input_degree_maps,
@@ -390,7 +390,7 @@ FIGURES: dict[str, FigureSpec] = {
         fig_all_methods,
         "Final test accuracy (at the end of training) vs. percent of weights remaining for all "
         "methods; line style and marker by family: "
-        + ", ".join(f"{g.look} {g.description}" for g in GROUPS)
+        + ", ".join(f"{g.look} {g.description}" for g in groups())
         + ". Methods marked (untrained) keep their initial weights: the accuracy is that of "
         "the mask alone." + BANDS,
         ("summary",),

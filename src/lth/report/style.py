@@ -14,11 +14,11 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from lth.core.io import LthError
-from lth.plan.registry import GROUPS
+from lth.plan.registry import groups
 from lth.report.tables import sorted_by_family
 
-FAMILY_LINESTYLE = {g.name: g.linestyle for g in GROUPS}
-FAMILY_MARKER = {g.name: g.marker for g in GROUPS}
+FAMILY_LINESTYLE = {g.name: g.linestyle for g in groups()}
+FAMILY_MARKER = {g.name: g.marker for g in groups()}
 CONTROL_COLOR = "0.6"
 """Grey of the controls where a figure sets them apart (the cost Pareto figure)."""
 SPREADS = {"std": "±1 sample standard deviation", "minmax": "the minimum to maximum"}

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from lth.core.io import LthError
-from lth.plan.spec import FAMILIES
+from lth.plan.registry import group_names
 
 # fmt: off
 REQUIRED_COLUMNS = {
@@ -63,8 +63,8 @@ def _read_csv(name: str, path: str | os.PathLike) -> pd.DataFrame:
     missing = [c for c in REQUIRED_COLUMNS[name] if c not in df.columns]
     if missing:
         raise LthError(f"{path}: missing columns {missing}")
-    if name == "summary" and not set(df["family"]).issubset(FAMILIES):
-        raise LthError(f"{path}: family must be one of {FAMILIES}")
+    if name == "summary" and not set(df["family"]).issubset(group_names()):
+        raise LthError(f"{path}: family must be one of {group_names()}")
     return df
 
 
@@ -81,8 +81,8 @@ def read_tables(paths: dict[str, str | os.PathLike]) -> ReportTables:
 
 
 def sorted_by_family(df: pd.DataFrame, then: list[str], ascending: list[bool]) -> pd.DataFrame:
-    """Rows in the order of FAMILIES, then by the given columns."""
-    keyed = df.assign(_family=df["family"].map(FAMILIES.index))
+    """Rows in the order of group_names(), then by the given columns."""
+    keyed = df.assign(_family=df["family"].map(group_names().index))
     ordered = keyed.sort_values(["_family", *then], ascending=[True, *ascending])
     return ordered.drop(columns="_family").reset_index(drop=True)
 
@@ -218,7 +218,7 @@ def collapse_table(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def methods_in_order(summary: pd.DataFrame, methods) -> list[str]:
-    """The given methods in the report's order: by family (FAMILIES), then name."""
+    """The given methods in the report's order: by family (group_names()), then name."""
     pairs = summary.loc[summary["method"].isin(set(methods)), ["family", "method"]]
     return sorted_by_family(pairs.drop_duplicates("method"), ["method"], [True])["method"].tolist()
 

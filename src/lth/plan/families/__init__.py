@@ -1,2 +1,2 @@
 """The method families, one module each, each declaring `FAMILY` (lth.plan.registry.Family):
-its run folders, rule kinds and config checks. lth.plan.registry finds them here."""
+its run folders, rules and config checks. lth.plan.registry finds them here."""

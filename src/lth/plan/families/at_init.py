@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 from lth.plan import registry
 from lth.plan.checks import Experiment, Problem, density_levels
-from lth.plan.registry import Family
+from lth.plan.registry import Family, Group
 
 
 def _oneshot(e: Experiment) -> Iterator[Problem]:
@@ -34,6 +34,7 @@ FAMILY = Family(
     name="at_init",
     position=2,
     description="pruning at initialisation, one shot, then trained",
-    rule_kinds=("oneshot",),
+    groups=(Group("at_init", "pruning at initialization", ":", "^", "dotted"),),
+    rules=("oneshot",),
     checks=(_oneshot,),
 )

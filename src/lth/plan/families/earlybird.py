@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from lth.plan.checks import Experiment, Problem, density_levels, named_levels
-from lth.plan.registry import Family, Method, Verb
+from lth.plan.registry import Family, Group, Method, Verb
 from lth.plan.spec import Schedule
 
 
@@ -110,8 +110,10 @@ FAMILY = Family(
     name="earlybird",
     position=4,
     description="Early-Bird tickets drawn during dense training",
-    methods=(Method("eb", "early"), Method("eb_continue", "early")),
-    rule_kinds=("earlybird",),
+    groups=(Group("earlybird", "tickets drawn early in dense training (You et al. 2020)",
+                  (0, (5, 1)), "v", "short dashes"),),
+    methods=(Method("eb", "earlybird"), Method("eb_continue", "earlybird")),
+    rules=("earlybird",),
     verbs=(Verb("eb-search", f"{__name__}:SearchJob", "lth.methods.earlybird:run_search_job",
                 "Early-Bird: train dense until each density's ticket is drawn; per density "
                 "its mask and the weights it was drawn at"),),

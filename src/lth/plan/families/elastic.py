@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from lth.plan import catalog
 from lth.plan.checks import Experiment, Problem
-from lth.plan.registry import Family, Method, Verb
+from lth.plan.registry import Family, Group, Method, Verb
 
 
 @dataclass(frozen=True)
@@ -96,12 +96,14 @@ def elastic_problem(source: str, target: str) -> str | None:
 
 FAMILY = Family(
     name="elastic",
-    position=7,
+    position=6,
     description="tickets transferred from a network of another depth",
+    groups=(Group("elastic", "tickets transferred from a network of another depth (Chen et "
+                  "al. 2021)", (0, (3, 1, 1, 1, 1, 1)), "*", "dash-dot-dot"),),
     methods=(Method("elastic_.*_randmask", "control", control=True, pattern=True,
                     label="elastic_<strategy>_randmask"),
-             Method("elastic_.*", "transfer", pattern=True, label="elastic_<strategy>")),
-    rule_kinds=("elastic",),
+             Method("elastic_.*", "elastic", pattern=True, label="elastic_<strategy>")),
+    rules=("elastic",),
     verbs=(Verb("transfer-depth", f"{__name__}:TransferJob",
                 "lth.methods.elastic:run_transfer_job", "Elastic LTH: a ticket's mask and "
                 "rewound weights stretched or squeezed to another depth", threads=False),),

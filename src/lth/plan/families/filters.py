@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from lth.plan import catalog
 from lth.plan.catalog import round_half_up
 from lth.plan.checks import READ_AS_NUMBERED_LEVEL, Experiment, Problem
-from lth.plan.registry import Family, Method
+from lth.plan.registry import Family, Group, Method
 
 
 def _filters(e: Experiment) -> Iterator[Problem]:
@@ -43,7 +43,9 @@ FAMILY = Family(
     name="filters",
     position=3,
     description="structured filter pruning of VGG, fine-tuned or trained from scratch",
+    groups=(Group("baseline", "baselines pruned after training (Han et al. 2015; Li et al. "
+                  "2017)", "-.", "D", "dash-dotted"),),
     methods=(Method("filter_l1", "baseline"), Method("filter_scratch", "baseline")),
-    rule_kinds=("filter_l1", "filter_scratch"),
+    rules=("filter_l1", "filter_scratch"),
     checks=(_filters,),
 )

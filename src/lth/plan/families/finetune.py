@@ -14,5 +14,5 @@ FAMILY = Family(
         Method("scratch_e_finetune", "control", control=True),
         Method("scratch_b_finetune", "control", control=True),
     ),
-    rule_kinds=("finetune",),
+    rules=("finetune",),
 )

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 from lth.plan.catalog import round_half_up
 from lth.plan.checks import Experiment, Problem
-from lth.plan.registry import Family, Method
+from lth.plan.registry import Family, Group, Method
 
 
 def _rates_of_present_kinds(e: Experiment) -> dict[str, float]:
@@ -88,6 +88,10 @@ FAMILY = Family(
     name="imp",
     position=0,
     description="iterative magnitude pruning, its one-shot comparison and its controls",
+    groups=(Group("lottery", "winning tickets and their one-shot comparison (Frankle & Carbin "
+                  "2019)", "-", "o", "solid"),
+            Group("control", "controls of a ticket: its mask or its counts with another init "
+                  "(Frankle & Carbin 2019; Liu et al. 2019)", "--", "s", "dashed")),
     methods=(
         Method("imp", "lottery"),
         Method("imp_oneshot", "lottery"),
@@ -97,6 +101,6 @@ FAMILY = Family(
         Method("scratch_e_imp", "control", control=True),
         Method("scratch_b_imp", "control", control=True),
     ),
-    rule_kinds=("dense", "imp", "imp_oneshot", "controls", "scratch_e", "scratch_b"),
+    rules=("dense", "imp", "imp_oneshot", "controls", "scratch_e", "scratch_b"),
     checks=(_imp, _scratch),
 )

@@ -4,9 +4,37 @@ network), Scored-pruning, and random re-introduction as their control."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from lth.plan.checks import Experiment, Problem
-from lth.plan.registry import Family, Method
+from lth.plan.registry import Family, Group, Method
+
+RANKINGS = ("double", "scored", "random")
+"""What ranks the pruned weights a round gives back: the complement network's trained
+weights, the alignment scores, or uniformly random ranks."""
+
+
+@dataclass(frozen=True)
+class Reintroduce:
+    """How a round of Double- or Scored-pruning re-introduces pruned weights (METHODS §5):
+    `ratio` of the weights IMP removes this round are replaced by pruned weights ranked by
+    `scores` (the complement network's trained weights for double, the alignment scores for
+    scored, none for random); `positive_only` keeps only scores above 0 (scored)."""
+
+    ranking: str  # one of RANKINGS
+    ratio: float
+    scores: str | None = None  # weights or scores file ranking the pruned weights
+    positive_only: bool = False
+
+
+@dataclass(frozen=True)
+class MemberRole:
+    """A training member's part in re-introduction: Double-pruning's complement network
+    (trains the weights this mask prunes) or Scored-pruning's network (accumulates alignment
+    scores of its pruned weights against these reset weights)."""
+
+    complement_of: str | None = None
+    alignment_from: str | None = None
 
 
 def _reintroduce(e: Experiment) -> Iterator[Problem]:
@@ -18,11 +46,13 @@ def _reintroduce(e: Experiment) -> Iterator[Problem]:
 
 FAMILY = Family(
     name="reintroduce",
-    position=6,
+    position=7,
     description="IMP re-introducing pruned weights",
+    groups=(Group("reintroduce", "IMP with pruned weights re-introduced (METHODS.md 5)",
+                  (0, (8, 2)), "h", "long dashes"),),
     methods=(Method("double", "reintroduce"), Method("double_complement", "reintroduce"),
              Method("scored", "reintroduce"),
              Method("regrow_random", "reintroduce", control=True)),
-    rule_kinds=("reintroduce",),
+    rules=("reintroduce",),
     checks=(_reintroduce,),
 )

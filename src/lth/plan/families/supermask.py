@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from lth.plan.checks import Experiment, Problem, density_levels
-from lth.plan.registry import Family, Method, Verb
+from lth.plan.registry import Family, Group, Method, Verb
 
 
 @dataclass(frozen=True)
@@ -87,9 +87,11 @@ FAMILY = Family(
     name="supermask",
     position=5,
     description="masks mined on frozen weights",
+    groups=(Group("supermask", "masks mined on frozen weights (Ramanujan et al. 2020; "
+                  "Sreenivasan et al. 2022)", (0, (1, 1)), "P", "fine dots"),),
     methods=(Method("edge_popup", "supermask"), Method("gem_miner_gem", "supermask"),
              Method("gem_miner", "supermask")),
-    rule_kinds=("edge_popup", "gem_miner"),
+    rules=("edge_popup", "gem_miner"),
     verbs=(Verb("mine", f"{__name__}:MiningJob", "lth.methods.supermask:run_mining_job",
                 "edge-popup / GEM-MINER: masks mined on frozen weights; per network the "
                 "untrained ticket, its scores, metrics, run.json"),),
