@@ -151,6 +151,13 @@ class Case:
 T, V, M = "experiments.tiny", "experiments.tiny_vgg", "experiments.tiny_mlp"
 TRAIN_SET = "600 in {source}/train-images-idx3-ubyte.gz"
 CASES = [
+    Case("reintroduce-control-without-its-method",
+         (at(f"{T}.reintroduce", methods=["double", "regrow_random_scored"]),),
+         f"{T}.reintroduce.methods.1", "regrow_random_scored re-introduces as many weights as "
+         "scored does, which reintroduce.methods does not run"),
+    # a key a family has renamed: one line naming the new key, before the schema's error
+    Case("renamed-key", (at(T, oneshot={"densities": [0.1]}),), f"{T}.oneshot",
+         "renamed: write at_init instead", dry_run=True),
     # the three of the issue: each used to fail only inside a job, or not at all
     Case("rewind-beyond-training", (at(f"{T}.imp", rewind_iteration=5000),),
          f"{T}.imp.rewind_iteration", "5000 is not before train.iterations (30): a rewound "
@@ -245,12 +252,12 @@ CASES = [
     Case("batch-larger-than-the-split", (at(f"{T}.train", batch_size=501),),
          f"{T}.train.batch_size", f"501 is more than the 500 training examples ({TRAIN_SET}, "
          f"less val_size 100): an epoch would have no batch", dry_run=True),
-    Case("snip-batch-larger-than-the-split", (at(f"{T}.oneshot", score_batch_size=501),),
-         f"{T}.oneshot.score_batch_size", f"501 is more than the 500 training examples SNIP "
+    Case("snip-batch-larger-than-the-split", (at(f"{T}.at_init", score_batch_size=501),),
+         f"{T}.at_init.score_batch_size", f"501 is more than the 500 training examples SNIP "
          f"can draw from ({TRAIN_SET}, less val_size 100)"),
     Case("grasp-sample-larger-than-the-split",
-         (at(f"{T}.oneshot", samples_per_class=51, methods={"grasp": {"criterion": "grasp"}}),),
-         f"{T}.oneshot.samples_per_class", f"51 examples of each of 10 classes are more than "
+         (at(f"{T}.at_init", samples_per_class=51, methods={"grasp": {"criterion": "grasp"}}),),
+         f"{T}.at_init.samples_per_class", f"51 examples of each of 10 classes are more than "
          f"the 500 training examples ({TRAIN_SET}, less val_size 100)"),
     Case("no-hold-out-for-images", (at(T, val_size=None),), f"{T}.val_size",
          "null is only for speech_commands; fashion_mnist needs a number of training "
@@ -280,29 +287,33 @@ CASES = [
     Case("finetune-without-rounds", (at(f"{T}.imp", rounds=0, oneshot=False),),
          f"{T}.finetune.enabled", "true, but imp.rounds is 0: there is no IMP round to act on"),
     # one-shot densities against the model, and the names they make
-    Case("density-1", (at(f"{T}.oneshot", densities=[1.0]),), f"{T}.oneshot.densities.0",
+    Case("density-1", (at(f"{T}.at_init", densities=[1.0]),), f"{T}.at_init.densities.0",
          "1.0 is greater than or equal to the maximum of 1"),
     Case("density-empties-a-layer",
-         (at(f"{T}.oneshot", densities=[0.0004]),
-          at(f"{T}.oneshot.methods.snip", scope="layerwise")),
-         f"{T}.oneshot.densities.0", "0.0004 keeps no weight of output.weight (1000 weights) "
+         (at(f"{T}.at_init", densities=[0.0004]),
+          at(f"{T}.at_init.methods.snip", scope="layerwise")),
+         f"{T}.at_init.densities.0", "0.0004 keeps no weight of output.weight (1000 weights) "
          "under method snip's layerwise scope", dry_run=True),
-    Case("density-level-name-unreadable", (at(f"{T}.oneshot", densities=[0.00005]),),
-         f"{T}.oneshot.densities.0", "5e-05 would name its level density5e-05, which lth "
+    Case("density-level-name-unreadable", (at(f"{T}.at_init", densities=[0.00005]),),
+         f"{T}.at_init.densities.0", "5e-05 would name its level density5e-05, which lth "
          "cannot read back (densities from 0.0001 name levels in plain digits)"),
-    Case("densities-one-level-name", (at(f"{T}.oneshot", densities=[0.1, 0.1000001]),),
-         f"{T}.oneshot.densities.1", "0.1000001 and 0.1 both name the level density0.1"),
-    Case("densities-without-methods", (at(f"{T}.oneshot", methods={}),),
-         f"{T}.oneshot.densities", "set, but no oneshot.methods prunes to them"),
-    Case("methods-without-densities", (at(f"{T}.oneshot", densities=[]),),
-         f"{T}.oneshot.methods", "set, but oneshot.densities is empty: no level to prune to"),
-    Case("method-named-like-the-workflows", (at(f"{T}.oneshot.methods.imp",
+    Case("densities-one-level-name", (at(f"{T}.at_init", densities=[0.1, 0.1000001]),),
+         f"{T}.at_init.densities.1", "0.1000001 and 0.1 both name the level density0.1"),
+    Case("densities-without-methods", (at(f"{T}.at_init", methods={}),),
+         f"{T}.at_init.densities", "set, but no at_init.methods prunes to them"),
+    Case("methods-without-densities", (at(f"{T}.at_init", densities=[]),),
+         f"{T}.at_init.methods", "set, but at_init.densities is empty: no level to prune to"),
+    Case("method-named-like-the-workflows", (at(f"{T}.at_init.methods.imp",
                                                 criterion="magnitude"),),
-         f"{T}.oneshot.methods.imp", "'imp' is a method of the workflow itself ("
+         f"{T}.at_init.methods.imp", "'imp' names a folder of the workflow itself ("
          + ", ".join(registry.method_labels()) + ")"),
-    Case("method-named-like-a-reinit-draw", (at(f"{T}.oneshot.methods.reinit_draw2",
+    Case("method-named-like-a-search-folder", (at(f"{T}.at_init.methods.earlybird",
+                                                  criterion="magnitude"),),
+         f"{T}.at_init.methods.earlybird", "'earlybird' names a folder of the workflow itself ("
+         + ", ".join(registry.method_labels()) + ")"),
+    Case("method-named-like-a-reinit-draw", (at(f"{T}.at_init.methods.reinit_draw2",
                                                 criterion="magnitude"),),
-         f"{T}.oneshot.methods.reinit_draw2", "'reinit_draw2' is a method of the workflow "
+         f"{T}.at_init.methods.reinit_draw2", "'reinit_draw2' names a folder of the workflow "
          "itself (" + ", ".join(registry.method_labels()) + ")"),
     Case("scratch-on-finetune-masks-without-finetuning", (at(f"{T}.finetune", enabled=False),),
          f"{T}.controls.scratch_masks", "holds finetune, but finetune.enabled is false: there "
@@ -316,9 +327,9 @@ CASES = [
     Case("unknown-initialiser", (at(f"{T}.train", init="orthogonal"),),
          f"{T}.train.init", "'orthogonal' is not one of ['glorot', 'kaiming_fan_in', "
          "'kaiming_fan_out']"),
-    Case("method-name-not-a-folder-name", (at(f"{T}.oneshot.methods.a/b",
+    Case("method-name-not-a-folder-name", (at(f"{T}.at_init.methods.a/b",
                                               criterion="magnitude"),),
-         f"{T}.oneshot.methods", "'a/b' does not match '^[a-z][a-z0-9_]*$'"),
+         f"{T}.at_init.methods", "'a/b' does not match '^[a-z][a-z0-9_]*$'"),
     # filter structures against the VGG's convolutions
     Case("filters-of-a-conv-vgg16-lacks", (at(f"{V}.filters.structures.half_ends",
                                               conv14=0.5),),
@@ -339,10 +350,10 @@ CASES = [
          "-1 is less than the minimum of 0", dry_run=True),
     Case("names-one-rule", (copied("tiny", "a-b"), copied("tiny", "a_b")), "experiments.a_b",
          "its rule dense_a_b would also be a rule of experiment 'a-b' (rules are named "
-         "<kind>_<experiment>, '-' as '_')", dry_run=True),
-    Case("names-one-rule-across-kinds", (copied("tiny", "oneshot_tiny"),),
+         "<rule>_<experiment>, '-' as '_')", dry_run=True),
+    Case("names-one-rule-across-rules", (copied("tiny", "oneshot_tiny"),),
          "experiments.oneshot_tiny", "its rule imp_oneshot_tiny would also be a rule of "
-         "experiment 'tiny' (rules are named <kind>_<experiment>, '-' as '_')"),
+         "experiment 'tiny' (rules are named <rule>_<experiment>, '-' as '_')"),
     Case("names-differ-in-case", (copied("tiny", "Tiny"),), "experiments.Tiny",
          "differs from experiment 'tiny' only in case: their results/ folders are one folder "
          "where case does not count (macOS, Windows)"),
@@ -611,7 +622,7 @@ def test_snakemake_stops_before_any_job_with_one_line(case, dry_runs, tiny_sourc
 
 
 def kind_of(rule: str) -> str | None:
-    """The kind of a rule named <kind>_<a tiny experiment>, else None."""
+    """The family rule of a rule named <rule>_<a tiny experiment>, else None."""
     for suffix in ("_tiny_vgg", "_tiny_mlp_src", "_tiny_mlp", "_tiny"):
         if rule.endswith(suffix):
             return rule.removesuffix(suffix)
@@ -635,7 +646,9 @@ def test_rule_kinds_and_method_names_are_the_workflows(dry_runs):
     assert draws == {"reinit_draw1", "elastic_interleave", "elastic_interleave_randmask",
                      "elastic_tail", "elastic_tail_randmask"}
     fixed = {m.name for f in registry.families() for m in f.methods if not m.pattern}
-    assert methods - draws - {"snip", "grasp", "synflow"} == fixed
+    folders = {folder for f in registry.families() for folder in f.folders}
+    assert folders == {"earlybird"}
+    assert methods - draws - {"snip", "grasp", "synflow"} == fixed | folders
 
 
 def test_a_rejected_run_changes_no_file_of_an_earlier_run(tmp_path, tiny_source):

@@ -333,7 +333,7 @@ def test_pareto_front_drops_dominated_points_and_keeps_ties():
 
 @pytest.mark.parametrize("method,control", [
     ("reinit", True), ("reinit_draw2", True), ("random_pruning", True), ("scratch_b_imp", True),
-    ("elastic_ett_randmask", True), ("regrow_random", True), ("imp", False), ("snip", False),
+    ("elastic_ett_randmask", True), ("regrow_random_double", True), ("imp", False), ("snip", False),
     ("elastic_ett", False), ("gem_miner_gem", False), ("random", False)])
 def test_controls_are_named_by_method(method, control):
     assert is_control(method) is control

@@ -23,11 +23,12 @@ from lth.methods.earlybird import (
     prune_channels,
     search,
     slimming_hook,
+    training_monitor,
     vacuous_hamming,
 )
 from lth.plan.catalog import POOL, round_half_up
-from lth.plan.families.earlybird import EarlyBird
-from networks import SCHEDULE, cluster_splits, lenet, magnitude_mask
+from lth.plan.families.earlybird import EarlyBird, slimming_extension
+from networks import SCHEDULE, cluster_splits, lenet, magnitude_mask, small_vgg
 
 EB = EarlyBird(densities=(0.2, 0.05), scope="global", check_every=10, epsilon=0.1, queue=5,
                distance="changed_fraction")
@@ -373,3 +374,41 @@ def test_the_channel_variant_searches_with_slimming_and_prunes_physically():
     assert all(torch.equal(ticket.mask[n], m) for n, m in channel_ticket(at_eb, 0.5).items())
     pruned = prune_channels(at_eb, ticket.mask)
     assert sum(w for w in pruned.cfg if w != POOL) == 12
+
+
+def test_a_retraining_slims_the_batchnorm_scales_as_its_extension_says():
+    """earlybird.retrain_slimming: the retraining's after_backward hook adds s * sign(gamma) to
+    every BatchNorm scale's gradient, as both of the authors' retrain scripts do
+    (--sparsity-regularization); the hook saves no file and refuses a strength <= 0."""
+    model = small_vgg()
+    with torch.no_grad():
+        model.get_parameter("features.1.weight").neg_()  # negative scales: sign -1
+    x = torch.randn(4, 1, 28, 28)
+    F.cross_entropy(model(x), torch.tensor([0, 1, 2, 3])).backward()
+    before = {n: p.grad.clone() for n, p in model.named_parameters()}
+    hook = training_monitor(slimming_extension(0.25), {}, "cpu")
+    hook(0, model)
+    for name, p in model.named_parameters():
+        if p.dim() == 1 and name.endswith("weight") and name.startswith("features"):
+            assert torch.equal(p.grad, before[name] + 0.25 * torch.sign(p.detach())), name
+        else:
+            assert torch.equal(p.grad, before[name]), name
+    assert hook.files() == {}
+    with pytest.raises(LthError, match="slimming: expected a strength > 0"):
+        training_monitor(slimming_extension(0.0), {}, "cpu")
+
+
+def test_every_retraining_reading_is_a_registered_run_folder_of_the_family():
+    """The four readings of Early-Bird's retraining name four run folders of the earlybird
+    family, and each states whose reading it is."""
+    from lth.plan import registry
+    from lth.plan.families.earlybird import RETRAININGS, method_name
+
+    assert set(RETRAININGS) == {"rewind", "resume", "scratch_rest", "scratch"}
+    for reading, how in RETRAININGS.items():
+        assert registry.family_of(method_name(reading)) == "earlybird"
+        assert how.weights in ("theta_0", "drawn", "fresh") and how.source
+    assert RETRAININGS["scratch_rest"] == dataclasses.replace(RETRAININGS["scratch"],
+                                                              resume=True,
+                                                              source=RETRAININGS[
+                                                                  "scratch_rest"].source)

@@ -327,3 +327,21 @@ def test_unknown_initialiser_is_named_in_one_line():
     with pytest.raises(LthError, match=r"^model resnet: init must be one of glorot, "
                                        r"kaiming_fan_in, kaiming_fan_out, got 'he'$"):
         build("resnet20", init="he")
+
+
+def test_a_recorded_batchnorm_init_sets_every_scale_and_survives_a_fresh_draw():
+    """train.batchnorm_init (Early-Bird's VGG: 0.5): theta_0's architecture records it, and a
+    fresh init drawn from that architecture (a control) starts its scales there too; the conv
+    weights are the generator's, as without it."""
+    from lth.core.networks import build
+
+    arch = {"model": "vgg16", "input_shape": [3, 32, 32], "num_classes": 10}
+    plain = build(arch, torch.Generator().manual_seed(3), 0.0, None)
+    halved = build(dict(arch, batchnorm_init=0.5), torch.Generator().manual_seed(3), 0.0, None)
+    scales = [m.weight for m in halved.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert scales and all(torch.equal(s, torch.full_like(s, 0.5)) for s in scales)
+    for (name, a), (_, b) in zip(plain.state_dict().items(), halved.state_dict().items(),
+                                 strict=True):
+        if not any(name == f"{n}.weight" for n, m in halved.named_modules()
+                   if isinstance(m, torch.nn.BatchNorm2d)):
+            assert torch.equal(a, b), name

@@ -24,7 +24,7 @@ CONFIG = REPO / "tests" / "configs" / "plugin.yaml"
 EXAMPLE = REPO / "examples" / "lth-example-plugin"
 TARGETS = ["reports/plug/report.html", "results/plug/similarity.csv",
            "results/builtin/summary.csv"]
-TRAINING_RULES = re.compile(r"^(dense|imp|oneshot)_")
+TRAINING_RULES = re.compile(r"^(dense|imp|at_init)_")
 
 
 def run(cmd: list, venv: Path, cwd: Path) -> subprocess.CompletedProcess:
@@ -144,14 +144,14 @@ def test_editing_the_plugin_plans_exactly_its_jobs(done):
 
 def test_a_config_naming_a_missing_plugin_fails_in_one_line(done):
     cfg = yaml.safe_load(CONFIG.read_text())
-    cfg["experiments"]["builtin"]["oneshot"]["methods"]["grad"]["criterion"] = "gradient_norm"
+    cfg["experiments"]["builtin"]["at_init"]["methods"]["grad"]["criterion"] = "gradient_norm"
     variant = done["workdir"] / "missing.yaml"
     variant.write_text(yaml.safe_dump(cfg))
     failed = snakemake(done["venv"], done["workdir"], variant, *TARGETS)
     assert failed.returncode != 0
     lines = [line for line in (failed.stdout + failed.stderr).splitlines() if "lth:" in line]
     assert lines == [
-        "lth: config error at experiments.builtin.oneshot.methods.grad.criterion: criterion "
+        "lth: config error at experiments.builtin.at_init.methods.grad.criterion: criterion "
         "'gradient_norm' is neither built in nor an installed lth.criteria plug-in "
         "(installed: gradient_magnitude)"]
     assert "rule " not in failed.stdout + failed.stderr  # before any job

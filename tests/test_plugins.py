@@ -148,13 +148,13 @@ def test_installed_plugins_are_named_like_builtins(site):
 
 
 def experiments(model: str, criterion: str) -> dict:
-    return {"x": {"model": model, "oneshot": {"methods": {"m": {"criterion": criterion}}}}}
+    return {"x": {"model": model, "at_init": {"methods": {"m": {"criterion": criterion}}}}}
 
 
 def test_the_config_check_names_a_missing_or_malformed_plugin_in_one_line(site):
     assert plugins.config_problems(experiments("example_mlp", "gradient_magnitude")) == []
     ((key, message),) = plugins.config_problems(experiments("lenet300_100", "gradient_norm"))
-    assert key == "experiments.x.oneshot.methods.m.criterion"
+    assert key == "experiments.x.at_init.methods.m.criterion"
     assert message == ("criterion 'gradient_norm' is neither built in nor an installed "
                        "lth.criteria plug-in (installed: broken, gradient_magnitude, squared)")
     ((key, message),) = plugins.config_problems(experiments("mlp_tiny", "snip"))

@@ -30,9 +30,9 @@ def test_families_are_found_in_their_declared_order_with_distinct_names_and_kind
     ("scratch_b_imp", "imp", "control", True),
     ("scratch_e_finetune", "finetune", "control", True),
     ("finetune", "finetune", "baseline", False),
-    ("eb_continue", "earlybird", "earlybird", False),
+    ("earlybird_scratch_rest", "earlybird", "earlybird", False),
     ("gem_miner_gem", "supermask", "supermask", False),
-    ("regrow_random", "reintroduce", "reintroduce", True),
+    ("regrow_random_scored", "reintroduce", "reintroduce", True),
     ("elastic_tail_randmask", "elastic", "control", True),
     ("elastic_interleave", "elastic", "elastic", False),
 ])

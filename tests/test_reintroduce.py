@@ -16,6 +16,7 @@ from lth.methods.reintroduce import (
     complement,
     random_regrow_scores,
     regrow_scores_of,
+    regrown_counts,
     reintroduce,
 )
 from lth.plan.catalog import round_half_up
@@ -231,3 +232,18 @@ def test_complement_training_leaves_the_kept_positions_exactly_zero():
     for n, m in mask.items():
         assert torch.all(params[n][m] == 0)
         assert torch.count_nonzero(params[n][~m] - before[n][~m]) > 0.9 * int((~m).sum())
+
+
+def test_a_random_control_reintroduces_its_methods_counts():
+    """regrow_random_<method> gives back exactly the method's g_l per layer (capped by the
+    pruned weights), whatever its own ratio would give."""
+    previous = single_layer([0, 1, 2, 3, 4, 5], size=12)
+    imp = single_layer([0, 1, 2, 3], size=12)
+    alive = {"w": torch.arange(12.0, 0, -1)}
+    regrow = random_regrow_scores(previous, torch.Generator().manual_seed(0))
+    new = reintroduce(imp, previous, alive, regrow, 0.5, counts={"w": 1})
+    assert int((new["w"] & ~previous["w"]).sum()) == 1 and int(new["w"].sum()) == 4
+    method_after = single_layer([0, 1, 6, 7], size=12)
+    assert regrown_counts(method_after, previous) == {"w": 2}
+    many = reintroduce(imp, previous, alive, regrow, 0.0, counts={"w": 99})
+    assert int((many["w"] & ~previous["w"]).sum()) == 4  # every kept weight a pruned one

@@ -61,9 +61,10 @@ def test_summary_has_a_row_per_method_level_and_seed(done):
     assert counts == {"imp": 3, "imp_oneshot": 2, "reinit": 4, "random_pruning": 2,
                       "scratch_e_imp": 2, "scratch_e_finetune": 2, "scratch_b_imp": 2,
                       "scratch_b_finetune": 2, "finetune": 2, "snip": 1, "grasp": 1,
-                      "synflow": 1, "eb": 1, "eb_continue": 1, "edge_popup": 1,
+                      "synflow": 1, "earlybird_rewind": 1, "earlybird_resume": 1,
+                      "earlybird_scratch_rest": 1, "earlybird_scratch": 1, "edge_popup": 1,
                       "gem_miner_gem": 1, "gem_miner": 1, "double": 2, "scored": 2,
-                      "regrow_random": 2}
+                      "regrow_random_double": 2, "regrow_random_scored": 2}
     imp = summary[summary.method == "imp"].sort_values("round")
     assert imp.density.is_monotonic_decreasing and imp.density.iloc[0] == 1.0
     # imp_oneshot keeps exactly the per-layer counts of the IMP round it matches
@@ -183,19 +184,24 @@ def test_similarity_compares_the_methods_masks_at_each_round(done):
 
 
 def test_tickets_found_early_or_without_weight_training(done):
-    """Early-Bird draws its ticket within the search and eb_continue trains on from there;
+    """Early-Bird draws its ticket within the search; earlybird_resume trains on from there,
+    earlybird_scratch_rest from a fresh init (the authors' code's EB Train) from t_EB on;
     edge-popup and the GEM-MINER gem never train a weight (final = frozen start x mask);
     gem_miner trains the weights of the gem's flags from that start; every ticket but the gem
     hits its density exactly, the gem (the rounded mask) keeps at most that, inside the flags."""
-    search = json.loads((done / "results/tiny/seed0/eb/search.json").read_text())["search"]
-    (ticket,) = search["tickets"]
+    search = json.loads((done / "results/tiny/seed0/earlybird/search.json").read_text())
+    (ticket,) = search["search"]["tickets"]
     assert 0 < ticket["iteration"] <= 30 and ticket["iteration"] % 5 == 0
-    assert run_json(done, "eb_continue", "density0.1")["result"]["start_iteration"] == (
-        ticket["iteration"])
-    assert run_json(done, "eb", "density0.1")["result"]["start_iteration"] == 0
+    readings = {"earlybird_rewind": (0, None), "earlybird_resume": (ticket["iteration"], None),
+                "earlybird_scratch_rest": (ticket["iteration"], "earlybird_fresh/density0.1"),
+                "earlybird_scratch": (0, "earlybird_fresh/density0.1")}
+    for method, (start, fresh) in readings.items():
+        record = run_json(done, method, "density0.1")
+        assert record["result"]["start_iteration"] == start, method
+        assert record["params"]["fresh_init"] == fresh, method
     init = load_file(done / "results/tiny/seed0/init.safetensors")
     target = round(0.1 * 266200)
-    for method in ("eb", "eb_continue", "edge_popup", "gem_miner"):
+    for method in (*readings, "edge_popup", "gem_miner"):
         result = run_json(done, method, "density0.1")["result"]
         assert result["params_kept"] == target, method
     gem = run_json(done, "gem_miner_gem", "density0.1")["result"]
@@ -224,16 +230,22 @@ def test_tickets_found_early_or_without_weight_training(done):
 
 
 def test_reintroduction_keeps_imps_counts_and_round_one(done):
-    """Round 1 of Double-/Scored-pruning and the random control is IMP's round 1 (nothing
-    was pruned before it); later rounds keep IMP's per-layer counts with other weights."""
+    """Round 1 of Double-/Scored-pruning and their random controls is IMP's round 1 (nothing
+    was pruned before it); later rounds keep IMP's per-layer counts with other weights; each
+    control re-introduces exactly its method's g_l, which run.json records."""
     imp1 = tensors(done, "imp", "round1", "mask")
-    for method in ("double", "scored", "regrow_random"):
+    for method in ("double", "scored", "regrow_random_double", "regrow_random_scored"):
         assert same_tensors(tensors(done, method, "round1", "mask"), imp1)
         mask = tensors(done, method, "round2", "mask")
         imp2 = tensors(done, "imp", "round2", "mask")
         assert {n: int(m.sum()) for n, m in mask.items()} == {
             n: int(m.sum()) for n, m in imp2.items()}
         assert not same_tensors(mask, imp2), method
+    for control, method in (("regrow_random_double", "double"),
+                            ("regrow_random_scored", "scored")):
+        own = run_json(done, method, "round2")["pruning_extension"]["reintroduced"]
+        assert run_json(done, control, "round2")["pruning_extension"]["reintroduced"] == own
+        assert sum(own.values()) > 0, method
     complement = tensors(done, "double_complement", "round1", "mask")
     assert all(complement[n].equal(~imp1[n].bool()) for n in imp1)
     assert (done / "results/tiny/seed0/scored/round1/regrow_scores.safetensors").is_file()
@@ -285,10 +297,10 @@ def test_second_dry_run_has_nothing_to_do(done):
     assert planned_jobs(output_of(done, "-n", "all")) == {}
 
 
-COHORTS = ["dense_tiny", "imp_tiny", "imp_oneshot_tiny", "controls_tiny", "scratch_e_tiny",
-           "scratch_b_tiny", "finetune_tiny", "oneshot_tiny", "earlybird_tiny",
+COHORTS = ["dense_tiny", "imp_tiny", "imp_at_init_tiny", "controls_tiny", "scratch_e_tiny",
+           "scratch_b_tiny", "finetune_tiny", "at_init_tiny", "earlybird_tiny",
            "edge_popup_tiny", "gem_miner_tiny", "reintroduce_tiny"]
-ONE_JOB = {"dense_tiny": 1, "oneshot_tiny": 3, "earlybird_tiny": 1, "edge_popup_tiny": 1,
+ONE_JOB = {"dense_tiny": 1, "at_init_tiny": 3, "earlybird_tiny": 1, "edge_popup_tiny": 1,
            "gem_miner_tiny": 1}  # the kinds that are not one job per IMP round
 OTHER_TRAINING = {"dense_tiny_vgg", "imp_tiny_vgg", "filter_prune", "filter_l1_tiny_vgg",
                   "filter_scratch_tiny_vgg", "earlybird_tiny_vgg", "dense_tiny_mlp_src",
@@ -332,9 +344,9 @@ def test_changing_the_pruning_rate_keeps_theta_0_and_the_dense_run(done):
     jobs = planned_jobs(output_of(done, "-n", "all", config=variant(
         done, lambda c: c["experiments"]["tiny"]["imp"].update(rate_fc=0.4))))
     assert "dense_tiny" not in jobs and "prepare_data" not in jobs
-    assert jobs["imp_tiny"] == 2 and jobs["imp_oneshot_tiny"] == 2
+    assert jobs["imp_tiny"] == 2 and jobs["imp_at_init_tiny"] == 2
     assert jobs["controls_tiny"] == jobs["scratch_e_tiny"] == jobs["scratch_b_tiny"] == 2
-    assert "oneshot_tiny" not in jobs  # pruning at init does not depend on the IMP rate
+    assert "at_init_tiny" not in jobs  # pruning at init does not depend on the IMP rate
 
 
 def planned_outputs(output: str) -> set[str]:
@@ -345,17 +357,17 @@ def planned_outputs(output: str) -> set[str]:
 
 
 @pytest.mark.parametrize("edit,jobs,folders", [
-    (lambda e: e["oneshot"]["methods"]["synflow"].update(iterations=20), {"oneshot_tiny": 1},
+    (lambda e: e["at_init"]["methods"]["synflow"].update(iterations=20), {"at_init_tiny": 1},
      {"synflow/density0.1"}),
-    (lambda e: e["oneshot"].update(grasp_temperature=100.0), {"oneshot_tiny": 1},
+    (lambda e: e["at_init"].update(grasp_temperature=100.0), {"at_init_tiny": 1},
      {"grasp/density0.1"}),
-    (lambda e: e["oneshot"].update(samples_per_class=3), {"oneshot_tiny": 1},
+    (lambda e: e["at_init"].update(samples_per_class=3), {"at_init_tiny": 1},
      {"grasp/density0.1"}),
-    (lambda e: e["oneshot"].update(grasp_batchnorm="running"), {"oneshot_tiny": 1},
+    (lambda e: e["at_init"].update(grasp_batchnorm="running"), {"at_init_tiny": 1},
      {"grasp/density0.1"}),
-    (lambda e: e["oneshot"].update(snip_batchnorm="batch"), {"oneshot_tiny": 1},
+    (lambda e: e["at_init"].update(snip_batchnorm="batch"), {"at_init_tiny": 1},
      {"snip/density0.1"}),
-    (lambda e: e["oneshot"].update(score_batch_size=40), {"oneshot_tiny": 2},
+    (lambda e: e["at_init"].update(score_batch_size=40), {"at_init_tiny": 2},
      {"snip/density0.1", "grasp/density0.1"}),
     (lambda e: e["controls"].update(scratch_b_cap=2.0), {"scratch_b_tiny": 2},
      {f"scratch_b_{s}/round{r}" for s in ("imp", "finetune") for r in (1, 2)}),
@@ -561,20 +573,23 @@ def test_filter_pruning_makes_a_smaller_dense_network(done):
 
 
 def test_early_birds_channel_tickets_are_smaller_vggs(done):
-    """The channel variant keeps round(0.7 x 4,224) BatchNorm channels over all layers; eb
-    starts from theta_0's surviving weights, eb_continue from the draw's, at t_EB."""
+    """The channel variant keeps round(0.7 x 4,224) BatchNorm channels over all layers;
+    earlybird_rewind starts from theta_0's surviving weights, earlybird_resume from the
+    draw's at t_EB, the scratch readings from a fresh init (at t_EB for scratch_rest)."""
     out = done / "results/tiny_vgg/seed0"
-    channels = load_file(out / "eb/channels70/channels.safetensors")
+    channels = load_file(out / "earlybird/channels70/channels.safetensors")
     kept = [int(channels[f"bn{i}"].sum()) for i in range(1, 14)]  # forward order
     assert sum(kept) == 2957 and min(kept) > 0
-    (ticket,) = json.loads((out / "eb/search.json").read_text())["search"]["tickets"]
+    (ticket,) = json.loads((out / "earlybird/search.json").read_text())["search"]["tickets"]
     init = load_file(out / "init.safetensors")
-    at_init = load_file(out / "eb/channels70/weights_at_init.safetensors")
+    at_init = load_file(out / "earlybird/channels70/weights_at_init.safetensors")
     first = channels["bn1"].nonzero().squeeze(1)
     assert at_init["conv1.weight"].equal(init["conv1.weight"][first])
     summary = pd.read_csv(done / "results/tiny_vgg/summary.csv").set_index("method")
     vgg16 = [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]
-    for method, start in (("eb", 0), ("eb_continue", ticket["iteration"])):
+    t_eb = ticket["iteration"]
+    for method, start in (("earlybird_rewind", 0), ("earlybird_resume", t_eb),
+                          ("earlybird_scratch_rest", t_eb), ("earlybird_scratch", 0)):
         row = summary.loc[method]
         assert row.level == "channels70" and row.family == "earlybird"
         assert row.params_total == vgg_weights(vgg16, 1, 10)

@@ -117,7 +117,7 @@ def round_levels(e):
 
 
 def oneshot_methods(e):
-    return e["oneshot"]["methods"] if e["oneshot"]["densities"] else {}
+    return e["at_init"]["methods"] if e["at_init"]["densities"] else {}
 
 
 def run_levels(e):
@@ -164,6 +164,12 @@ def train_schedule(e):
     return e["train"]
 
 
+def batchnorm_init_option(e):
+    """The init verb's --batchnorm-init, given only when it is not BatchNorm's usual 1."""
+    scale = e["train"]["batchnorm_init"]
+    return f"--batchnorm-init {scale} " if scale != 1 else ""
+
+
 def prune_job(e_name, e, seed, out, **how):
     """A PruneJob writing `out` (a member's mask). A data-driven criterion also gets the data
     and only the scoring settings it reads, so another method's setting never reruns it."""
@@ -172,7 +178,7 @@ def prune_job(e_name, e, seed, out, **how):
         how.update(
             data_root=data_dir(e["dataset"]),
             val_size=e["val_size"],
-            scoring=spec.Scoring(**{key: e["oneshot"][key] for key in reads}),
+            scoring=spec.Scoring(**{key: e["at_init"][key] for key in reads}),
         )
     how.setdefault("iterations", 1)
     return spec.PruneJob(experiment=e_name, seed=seed, device=config["device"], out=out, **how)
@@ -283,7 +289,7 @@ def cohort_command(cohort, e_name):
         if cohort.makes_init:
             verbs += [
                 f"init --experiment {e_name} --seed {s} --model {e['model']} "
-                f"--init {e['train']['init']} "
+                f"--init {e['train']['init']} {batchnorm_init_option(e)}"
                 f"--data-root {data_dir(e['dataset'])} --out {init_path(e_name, s)}"
                 for s in e["seeds"]
             ]

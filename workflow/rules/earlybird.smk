@@ -1,8 +1,9 @@
 # Early-Bird tickets (You et al., ICLR 2020): one job per experiment runs each seed's search
-# (dense training from theta_0 until every density's ticket is drawn, `lth eb-search`), then
-# trains the tickets: eb from theta_0 (the lottery-ticket reading) and eb_continue from the
-# weights the ticket was drawn at, for the rest of the schedule (the paper's EB Train). The
-# channel variant's tickets are smaller VGGs (weights_at_init, weights_at_eb), trained whole.
+# (dense training from theta_0 until every density's ticket is drawn, `lth eb-search`; the
+# tickets go to earlybird/<level>/), then trains each ticket in the configured retrainings
+# (earlybird.retrain; lth.plan.families.earlybird.RETRAININGS says which reading is whose).
+# The channel variant's tickets are smaller VGGs (weights_at_init, weights_at_eb), trained
+# whole.
 
 from lth.plan.families import earlybird as earlybird_plan  # noqa: E402  (torch-free)
 
@@ -25,21 +26,22 @@ def eb_levels(e):
 
 
 def eb_methods(e):
-    return ["eb"] + (["eb_continue"] if e["earlybird"]["continue_training"] else [])
+    return [earlybird_plan.method_name(r) for r in e["earlybird"]["retrain"]]
 
 
 def eb_ticket(e_name, seed, level, filename):
-    return f"{run_dir(e_name, seed, 'eb', level)}/{filename}"
+    return f"{run_dir(e_name, seed, earlybird_plan.TICKETS, level)}/{filename}"
 
 
 def eb_files(e):
     """What the search writes per density besides the run files."""
     channel = ("channels", "weights_at_init")
-    return [f"{f}.safetensors" for f in ("weights_at_eb", *(channel if channel_variant(e) else ()))]
+    ticket = ("mask", "weights_at_eb", *(channel if channel_variant(e) else ()))
+    return [f"{f}.safetensors" for f in ticket]
 
 
 def eb_search_record(e_name, seed):
-    return f"results/{e_name}/seed{seed}/eb/search.json"
+    return f"results/{e_name}/seed{seed}/{earlybird_plan.TICKETS}/search.json"
 
 
 def eb_search(e_name, e, seed):
@@ -58,26 +60,37 @@ def eb_search(e_name, e, seed):
             variant=b["variant"],
             slimming=b["slimming"] if channel_variant(e) else 0.0,
         ),
-        out_dirs=tuple(run_dir(e_name, seed, "eb", level) for level in eb_levels(e)),
+        out_dirs=tuple(run_dir(e_name, seed, earlybird_plan.TICKETS, level) for level in eb_levels(e)),
         record=eb_search_record(e_name, seed),
     )
 
 
 def eb_members(e_name, e, w, seed):
-    members = []
+    """Each ticket in each configured retraining (RETRAININGS): from theta_0's weights (the
+    surviving ones in the channel variant) or the draw's, or a fresh init, for the whole
+    schedule or from t_EB on."""
+    b, members = e["earlybird"], []
     for level in eb_levels(e):
+        common = dict(family="earlybird", level=level)
         if channel_variant(e):  # the smaller network, whole
-            common = dict(family="early", level=level)
-            start = eb_ticket(e_name, seed, level, "weights_at_init.safetensors")
+            theta_0 = eb_ticket(e_name, seed, level, "weights_at_init.safetensors")
         else:
-            common = dict(
-                family="early", level=level, mask=eb_ticket(e_name, seed, level, "mask.safetensors")
+            common["mask"] = eb_ticket(e_name, seed, level, "mask.safetensors")
+            theta_0 = init_path(e_name, seed)
+        drawn = eb_ticket(e_name, seed, level, "weights_at_eb.safetensors")
+        for reading in b["retrain"]:
+            how = earlybird_plan.RETRAININGS[reading]
+            member = dict(
+                common,
+                method=earlybird_plan.method_name(reading),
+                init=drawn if how.weights == "drawn" or how.resume else theta_0,
+                resume=how.resume,
             )
-            start = init_path(e_name, seed)
-        members.append((dict(common, method="eb", init=start), None))
-        if e["earlybird"]["continue_training"]:
-            weights = eb_ticket(e_name, seed, level, "weights_at_eb.safetensors")
-            members.append((dict(common, method="eb_continue", init=weights, resume=True), None))
+            if how.weights == "fresh":
+                member["fresh_init"] = f"{earlybird_plan.TICKETS}_fresh/{level}"
+            if b["retrain_slimming"] and channel_variant(e):
+                member["extension"] = earlybird_plan.slimming_extension(b["slimming"])
+            members.append((member, None))
     return members
 
 
@@ -90,7 +103,7 @@ COHORT_RULES.append(
         members=eb_members,
         networks=lambda e: [(m, level) for m in eb_methods(e) for level in eb_levels(e)],
         levels=eb_levels,
-        log_tag="eb",
+        log_tag="earlybird",
         searches=lambda e_name, e, w: [("eb-search", eb_search(e_name, e, s)) for s in e["seeds"]],
         extra_outputs=lambda e_name, e: [
             f

@@ -38,7 +38,7 @@ def elastic_steps(e_name, e, seed, r):
         )
         member = dict(
             method=method,
-            family="control" if job.permute_copies else "transfer",
+            family="control" if job.permute_copies else "elastic",
             level=f"round{r}",
             init=job.out_weights,
             mask=job.out_mask,

@@ -68,7 +68,7 @@ def scoring_settings(e):
     """The scoring settings of the configured data-driven criteria, in words ("" if none)."""
     criteria = {m["criterion"] for m in oneshot_methods(e).values()}
     return "; ".join(
-        f"{c}: " + ", ".join(f"{key} {e['oneshot'][key]}" for key in spec.SCORING_SETTINGS[c])
+        f"{c}: " + ", ".join(f"{key} {e['at_init'][key]}" for key in spec.SCORING_SETTINGS[c])
         for c in sorted(criteria & set(spec.SCORING_SETTINGS))
     )
 

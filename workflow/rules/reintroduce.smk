@@ -1,7 +1,8 @@
 # IMP chains that re-introduce pruned weights (METHODS.md 5): Double-pruning (double, with
 # the complement network double_complement trained alongside each round), Scored-pruning
-# (scored, whose training accumulates the alignment scores of the pruned weights) and the
-# random control (regrow_random). Each round prunes its own chain's previous round like IMP
+# (scored, whose training accumulates the alignment scores of the pruned weights) and each
+# one's random control (regrow_random_<method>: as many weights per layer, at random). Each
+# round prunes its own chain's previous round like IMP
 # (round 1 from the dense run, so it equals IMP's round 1), then re-introduces. One job per
 # round trains every configured method and seed (the chains advance together; one job a
 # round saves the start-up of two more per round).
@@ -10,14 +11,16 @@ from dataclasses import asdict
 
 from lth.plan.families import reintroduce as reintroduce_plan  # noqa: E402  (torch-free)
 
-REINTRODUCE_RANKINGS = {"double": "double", "scored": "scored", "regrow_random": "random"}
+REINTRODUCE_RANKINGS = {"double": "double", "scored": "scored"} | {
+    control: "random" for control in reintroduce_plan.CONTROLS
+}
 REINTRODUCE_MODULE = "lth.methods.reintroduce"
 
 
 def reintroduce_extension(settings, *files):
     """The Extension by which re-introduction changes an IMP step or a training member."""
     return spec.Extension(
-        module=REINTRODUCE_MODULE, settings=asdict(settings), files=tuple(files)
+        hooks=REINTRODUCE_MODULE, settings=asdict(settings), files=tuple(files)
     )
 
 
@@ -32,11 +35,20 @@ def reintroduce_step(e_name, e, seed, method, r):
         "scored": f"{previous}/regrow_scores.safetensors",
         "random": None,
     }[ranking]
+    controlled = reintroduce_plan.CONTROLS.get(method)
     how = reintroduce_plan.Reintroduce(
         ranking=ranking,
         ratio=e["reintroduce"]["ratio"],
         scores=scores,
         positive_only=ranking == "scored",
+        counts_from=(
+            tuple(
+                f"{run_dir(e_name, seed, controlled, f'round{k}')}/mask.safetensors"
+                for k in (int(r), int(r) - 1)
+            )
+            if controlled
+            else ()
+        ),
     )
     return reintroduce_extension(how, *([scores] if scores else []))
 
@@ -82,7 +94,10 @@ def reintroduce_members(e_name, e, w, seed):
 
 
 def reintroduce_methods(e):
-    return e["reintroduce"]["methods"] if e["imp"]["rounds"] > 0 else []
+    """The configured chains, each method before the controls (a control's prune step reads
+    the mask its method's step writes in the same job)."""
+    methods = e["reintroduce"]["methods"] if e["imp"]["rounds"] > 0 else []
+    return sorted(methods, key=lambda m: m in reintroduce_plan.CONTROLS)
 
 
 def reintroduce_folders(e):

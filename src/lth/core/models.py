@@ -183,6 +183,16 @@ def _init_batchnorm_(module: nn.Module) -> None:
     module.reset_running_stats()
 
 
+@torch.no_grad()
+def fill_batchnorm_scales_(model: nn.Module, scale: float) -> None:
+    """Every BatchNorm weight (scale) set to `scale`: Early-Bird's VGG starts them at 0.5
+    (You et al. 2020, RICE-EIC/Early-Bird-Tickets models/vgg.py:65), which
+    sets how strongly network slimming acts. Draws nothing from a generator."""
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.weight.fill_(scale)
+
+
 def _init_layers_(model: nn.Module, gen: torch.Generator, init_weight: Initialiser) -> None:
     """Every conv and linear weight by ``init_weight``, in registration order; biases 0;
     BatchNorm by :func:`_init_batchnorm_`."""

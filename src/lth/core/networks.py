@@ -71,14 +71,19 @@ def build(arch: dict, gen: torch.Generator, dropout: float, init: str | None):
     """An nn.Module of the recorded architecture, initialised from gen by the initialiser
     `init` (lth.core.models.INITIALISERS; None: the model's own default).
 
-    A filter-pruned VGG (lth.methods.filters) records its narrower conv widths as "cfg".
+    A filter-pruned VGG (lth.methods.filters) records its narrower conv widths as "cfg"; a
+    network whose BatchNorm scales start elsewhere than 1 records "batchnorm_init".
     """
-    from lth.core.models import build_model, vgg
+    from lth.core.models import build_model, fill_batchnorm_scales_, vgg
 
     shape = tuple(arch["input_shape"])
     if "cfg" in arch:
-        return vgg(arch["cfg"], shape, arch["num_classes"], gen, init)
-    return build_model(arch["model"], shape, arch["num_classes"], gen, dropout, init)
+        model = vgg(arch["cfg"], shape, arch["num_classes"], gen, init)
+    else:
+        model = build_model(arch["model"], shape, arch["num_classes"], gen, dropout, init)
+    if "batchnorm_init" in arch:
+        fill_batchnorm_scales_(model, arch["batchnorm_init"])
+    return model
 
 
 def load_model(weights_path: str, dropout: float, device: torch.device):

@@ -58,7 +58,7 @@ from lth.methods.criteria import ScoreData, magnitude_scores
 from lth.methods.filters import keep_filters
 from lth.plan.catalog import round_half_up
 from lth.plan.families.earlybird import EarlyBird, SearchJob, vacuous_hamming
-from lth.plan.spec import Schedule
+from lth.plan.spec import Extension, Schedule
 
 TicketFn = Callable[[nn.Module, float], Mask]
 """(model, density) -> the ticket of the model's current weights at that density."""
@@ -184,6 +184,34 @@ def slimming_hook(strength: float) -> Callable[[int, nn.Module], None]:
             bn.weight.grad.add_(torch.sign(bn.weight.detach()), alpha=strength)
 
     return add_l1_subgradient
+
+
+class RetrainingSlimming:
+    """Network slimming while a channel ticket retrains (the authors' retrain_continue.sh and
+    retrain_scratch.sh pass --sparsity-regularization): lth.core.train.train's after_backward
+    hook, with no files to save (the Extension protocol of lth.plan.spec)."""
+
+    def __init__(self, strength: float):
+        self.add = slimming_hook(strength)
+
+    def __call__(self, it: int, model: nn.Module) -> None:
+        self.add(it, model)
+
+    def files(self) -> dict:
+        return {}
+
+
+def training_mask(_extension: Extension, _params) -> None:
+    """A retraining trains the member's own mask."""
+    return None
+
+
+def training_monitor(extension: Extension, _mask: Mask, _device) -> RetrainingSlimming:
+    """Network slimming of the strength the extension's settings give."""
+    strength = extension.settings.get("slimming")
+    if not isinstance(strength, float | int) or strength <= 0:
+        raise LthError(f"extension.settings.slimming: expected a strength > 0, got {strength!r}")
+    return RetrainingSlimming(float(strength))
 
 
 def channel_ticket(model: nn.Module, ratio: float) -> Mask:

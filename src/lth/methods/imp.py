@@ -71,7 +71,7 @@ def check_prune_job(job: PruneJob) -> None:
     if job.density is not None and not 0 < job.density <= 1:
         raise LthError(f"density {job.density}: expected a fraction in (0, 1]")
     if job.extension is not None:
-        load(f"{job.extension.module}:check_prune")(job.extension, job)
+        load(f"{job.extension.hooks}:check_prune")(job.extension, job)
     for key in ("snip_batchnorm", "grasp_batchnorm"):
         value = getattr(job.scoring, key) if job.scoring else None
         if value is not None and value not in BATCHNORM_STATISTICS:
@@ -91,7 +91,7 @@ def prune(job: PruneJob, model: torch.nn.Module, mask: M.Mask, reference: M.Mask
         new = (prune_by_rates(scores, mask, kind_rates(model, job.rates), job.scope)
                if job.rates else prune_to_counts(scores, mask, reference, job.scope))
     if job.extension is not None:
-        new = load(f"{job.extension.module}:after_prune")(job.extension, new, mask, scores,
+        new = load(f"{job.extension.hooks}:after_prune")(job.extension, new, mask, scores,
                                                           data.gen)
     return scores, new
 
@@ -99,12 +99,13 @@ def prune(job: PruneJob, model: torch.nn.Module, mask: M.Mask, reference: M.Mask
 @dataclasses.dataclass
 class Pruned:
     """What a prune job made: the network's architecture, the new mask, the scores that
-    made it, and the multiply-accumulates spent scoring."""
+    made it, the multiply-accumulates spent scoring, and what its extension records."""
 
     arch: dict
     mask: M.Mask
     scores: M.Scores
     macs: int
+    extension: dict | None = None
 
 
 def run_prune_job(job: PruneJob, device: torch.device) -> Pruned:
@@ -118,7 +119,9 @@ def run_prune_job(job: PruneJob, device: torch.device) -> Pruned:
     examples = sum(len(x) for x, _ in data.batches)
     work = scoring_macs(job.criterion, M.macs(model, tuple(arch["input_shape"])), examples,
                         job.iterations)
-    return Pruned(arch, new, scores, work)
+    extension = (load(f"{job.extension.hooks}:prune_record")(job.extension, new, mask)
+                 if job.extension else None)
+    return Pruned(arch, new, scores, work, extension)
 
 
 def prune_inputs(job: PruneJob) -> list:

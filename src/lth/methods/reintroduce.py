@@ -9,7 +9,8 @@ pruned weights is the method:
 * double: |theta^C|, the complement network's trained weights (trained under complement(m));
 * scored: the mean alignment -G * theta_k of each pruned weight's gradient with its reset
   value, accumulated by AlignmentScores while the kept network trains;
-* random: uniformly random ranks (random_regrow_scores).
+* random: uniformly random ranks (random_regrow_scores); a method's random control
+  (regrow_random_<method>) re-introduces exactly the method's g_l of the same seed and round.
 
 The module is the Extension (lth.plan.spec) of IMP's prune step (check_prune, after_prune)
 and of the training members (training_mask: Double-pruning's complement network;
@@ -57,12 +58,15 @@ def check_imp_step(imp_mask: Mask, previous: Mask, ratio: float) -> None:
 
 
 def reintroduce(imp_mask: Mask, previous: Mask, alive_scores: Scores, regrow_scores: Scores,
-                ratio: float, positive_only: bool = False) -> Mask:
+                ratio: float, positive_only: bool = False,
+                counts: dict[str, int] | None = None) -> Mask:
     """IMP's round with a fraction `ratio` of its removals given back to pruned weights.
 
     Per layer: the top (|imp_l| - g_l) weights of `previous` by `alive_scores` together with
     the top g_l not-previous weights by `regrow_scores` (only those scoring > 0 when
-    positive_only), each by keep_top_layerwise (exact counts, ties to the lower index). So
+    positive_only; `counts` instead of g_l: another method's, capped by the eligible and by
+    |imp_l|), each by
+    keep_top_layerwise (exact counts, ties to the lower index). So
     every layer keeps |imp_l| weights, re-introduced weights were pruned before and extra
     removals were alive before; a dense `previous` (round 1) re-introduces nothing.
 
@@ -77,6 +81,9 @@ def reintroduce(imp_mask: Mask, previous: Mask, alive_scores: Scores, regrow_sco
     if positive_only:
         eligible = {n: e & (regrow_scores[n] > 0) for n, e in eligible.items()}
     grow = regrow_counts(imp_mask, previous, eligible, ratio)
+    if counts is not None:
+        grow = {n: min(counts[n], int(eligible[n].sum()), int(imp_mask[n].sum()))
+                for n in previous}
     keep = {n: int(imp_mask[n].sum()) - g for n, g in grow.items()}
     kept = keep_top_layerwise(alive_scores, previous, keep)
     regrown = keep_top_layerwise(regrow_scores, eligible, grow)
@@ -122,6 +129,9 @@ def check_reintroduction(how: Reintroduce, imp_step: bool) -> None:
     if how.ranking not in RANKINGS or not 0 <= how.ratio <= 1:
         raise LthError(f"reintroduce: expected ranking {'|'.join(RANKINGS)} and a ratio in "
                        f"[0, 1], got {how.ranking!r}, {how.ratio}")
+    if how.counts_from and (how.ranking != "random" or len(how.counts_from) != 2):
+        raise LthError("reintroduce: counts_from takes two masks (after and before the "
+                       "controlled round) and goes with ranking random")
     if (how.scores is None) != (how.ranking == "random"):
         raise LthError(f"reintroduce: ranking {how.ranking} "
                        + ("takes no scores file" if how.ranking == "random" else
@@ -134,7 +144,15 @@ def reintroduced(how: Reintroduce, imp_mask: Mask, previous: Mask, alive_scores:
     removed weights swapped for pruned weights ranked by `how`'s regrowth scores."""
     stored = load_tensors(how.scores) if how.scores else None
     ranking = regrow_scores_of(how.ranking, previous, stored, gen, how.scores or "reintroduce")
-    return reintroduce(imp_mask, previous, alive_scores, ranking, how.ratio, how.positive_only)
+    counts = regrown_counts(*map(load_tensors, how.counts_from)) if how.counts_from else None
+    return reintroduce(imp_mask, previous, alive_scores, ranking, how.ratio, how.positive_only,
+                       counts)
+
+
+def regrown_counts(after: Mask, before: Mask) -> dict[str, int]:
+    """g_l per layer: the weights `after` keeps that `before` pruned (re-introduced ones)."""
+    return {n: int((after[n].bool() & ~before[n].bool().to(after[n].device)).sum())
+            for n in before}
 
 
 def check_prune(extension: Extension, job: PruneJob) -> None:
@@ -148,6 +166,11 @@ def after_prune(extension: Extension, imp_mask: Mask, previous: Mask, alive_scor
     """IMP's step re-introducing pruned weights as the extension's settings say."""
     how = from_dict(Reintroduce, extension.settings, "extension.settings")
     return reintroduced(how, imp_mask, previous, alive_scores, gen)
+
+
+def prune_record(extension: Extension, new: Mask, previous: Mask) -> dict:
+    """What the prune record keeps of a round: g_l, the weights re-introduced per layer."""
+    return {"reintroduced": regrown_counts(new, previous)}
 
 
 def training_mask(extension: Extension, params) -> Mask | None:

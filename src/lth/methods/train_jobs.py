@@ -186,7 +186,7 @@ def extension_call(extension: Extension | None, function: str, *args):
     one."""
     if extension is None:
         return None
-    return load(f"{extension.module}:{function}")(extension, *args)
+    return load(f"{extension.hooks}:{function}")(extension, *args)
 
 
 def train_record(job: TrainJob, p: Prepared, device) -> dict:
@@ -203,6 +203,9 @@ def train_record(job: TrainJob, p: Prepared, device) -> dict:
     record["architecture"] = p.arch
     record["macs"] = training_macs(p.schedule.iterations - p.start, p.schedule.batch_size,
                                    p.facts)
+    pruning = read_metadata(m.mask).get("extension") if m.mask else None
+    if pruning is not None:
+        record["pruning_extension"] = pruning  # what the mask's prune step recorded
     record.update(plugins_of(p.arch["model"], inputs=(m.mask,) if m.mask else ()))
     return record
 

@@ -28,7 +28,7 @@ DATA_DIR = "data/{dataset}"
 """Where the workflow prepares a dataset (workflow/rules/common.smk, data_dir)."""
 
 RULE_NAMES = (*registry.rules(), "figures")
-"""Snakemake gets one rule `<kind>_<experiment>` ('-' written '_') per experiment and kind:
+"""Snakemake gets one rule `<name>_<experiment>` ('-' written '_') per experiment and name:
 the families' rules (lth.plan.registry) and the figures rule."""
 
 
@@ -37,10 +37,25 @@ def first_problem(cfg: dict, schema_path: str | os.PathLike) -> Problem | None:
 
     The schema's defaults are filled into a copy; `cfg` itself is not changed.
     """
-    schema_error = _first_schema_error(cfg, schema_path)
+    schema_error = _renamed_key(cfg) or _first_schema_error(cfg, schema_path)
     if schema_error:
         return schema_error
     return next(_problems(with_defaults(cfg, schema_path), cfg), None)
+
+
+def _renamed_key(cfg: dict) -> Problem | None:
+    """The first key an experiment sets under a name its family has since changed."""
+    experiments = cfg.get("experiments") if isinstance(cfg, dict) else None
+    for name, e in (experiments or {}).items():
+        for family in registry.families():
+            for old, new in family.renamed:
+                *parents, last = old.split(".")
+                block = e
+                for part in parents:
+                    block = block.get(part) if isinstance(block, dict) else None
+                if isinstance(block, dict) and last in block:
+                    return f"experiments.{name}.{old}", f"renamed: write {new} instead"
+    return None
 
 
 def _first_schema_error(cfg: dict, schema_path) -> Problem | None:
@@ -114,7 +129,7 @@ def _name_problems(experiments: dict) -> Iterator[Problem]:
             owner = rules.setdefault(rule, name)
             if owner != name:
                 yield (f"experiments.{name}", f"its rule {rule} would also be a rule of "
-                       f"experiment {owner!r} (rules are named <kind>_<experiment>, '-' as '_')")
+                       f"experiment {owner!r} (rules are named <rule>_<experiment>, '-' as '_')")
                 break
 
 
@@ -277,16 +292,16 @@ def _batches_fit(e: Experiment) -> Iterator[Problem]:
     if batch > left:
         yield e.key("train.batch_size"), (f"{batch} is more than the {left} training examples "
                                           f"({where}): an epoch would have no batch")
-    criteria = {m["criterion"] for m in e.cfg["oneshot"]["methods"].values()}
-    oneshot = e.cfg["oneshot"]
-    if "snip" in criteria and oneshot["score_batch_size"] > left:
-        yield e.key("oneshot.score_batch_size"), (
-            f"{oneshot['score_batch_size']} is more than the {left} training examples SNIP "
+    criteria = {m["criterion"] for m in e.cfg["at_init"]["methods"].values()}
+    at_init = e.cfg["at_init"]
+    if "snip" in criteria and at_init["score_batch_size"] > left:
+        yield e.key("at_init.score_batch_size"), (
+            f"{at_init['score_batch_size']} is more than the {left} training examples SNIP "
             f"can draw from ({where})")
     classes = DATASETS[e.cfg["dataset"]].num_classes
-    if "grasp" in criteria and oneshot["samples_per_class"] * classes > left:
-        yield e.key("oneshot.samples_per_class"), (
-            f"{oneshot['samples_per_class']} examples of each of {classes} classes are more "
+    if "grasp" in criteria and at_init["samples_per_class"] * classes > left:
+        yield e.key("at_init.samples_per_class"), (
+            f"{at_init['samples_per_class']} examples of each of {classes} classes are more "
             f"than the {left} training examples ({where})")
 
 

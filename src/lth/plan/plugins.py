@@ -1,7 +1,7 @@
 """Plug-ins: pruning criteria and models that another installed distribution adds, with no
 edit of lth, through the entry-point groups `lth.criteria` and `lth.models`.
 
-An entry point's name is what a config names (`oneshot.methods.<m>.criterion`, `model`); its
+An entry point's name is what a config names (`at_init.methods.<m>.criterion`, `model`); its
 object is a declaration, a CriterionPlugin or a ModelPlugin, defined in a torch-free module
 of the plug-in. Torch-free here: the config check and the rule files read the declarations;
 the callables they name as "module:function" are imported by the jobs, except a model's
@@ -46,7 +46,7 @@ class CriterionPlugin:
 
     scores: "module:function", function(model, mask, data) -> {weight name: scores}, as the
         criteria of lth.methods.criteria (higher = keep; data is their ScoreData).
-    reads: the oneshot settings it reads (lth.plan.spec.Scoring fields): () scores without
+    reads: the at_init settings it reads (lth.plan.spec.Scoring fields): () scores without
         data; with score_batch_size, one random training batch of that size; with
         samples_per_class as well, a class-balanced sample, as GraSP.
     macs: "module:function", function(dense_macs, examples, iterations) -> the
@@ -205,9 +205,9 @@ def config_problems(experiments: dict) -> list[tuple[str, str]]:
     for exp, e in experiments.items():
         if not is_builtin_model(e["model"]):
             problems += _named_problem(f"experiments.{exp}.model", MODELS_GROUP, e["model"])
-        for method, how in e["oneshot"]["methods"].items():
+        for method, how in e["at_init"]["methods"].items():
             if how["criterion"] not in BUILTIN_CRITERIA:
-                key = f"experiments.{exp}.oneshot.methods.{method}.criterion"
+                key = f"experiments.{exp}.at_init.methods.{method}.criterion"
                 problems += _named_problem(key, CRITERIA_GROUP, how["criterion"])
     return problems
 
@@ -221,7 +221,7 @@ def _named_problem(key: str, group: str, name: str) -> list[tuple[str, str]]:
 
 
 def scoring_settings(criterion: str) -> tuple[str, ...]:
-    """The oneshot settings a criterion reads (built in: lth.plan.spec.SCORING_SETTINGS)."""
+    """The at_init settings a criterion reads (built in: lth.plan.spec.SCORING_SETTINGS)."""
     if criterion in spec.SCORING_SETTINGS or not is_criterion_plugin(criterion):
         return spec.SCORING_SETTINGS.get(criterion, ())
     return plugin(CRITERIA_GROUP, criterion).declaration.reads

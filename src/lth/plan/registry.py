@@ -65,17 +65,20 @@ class Verb:
 class Family:
     """One method family: its config block `name`, its place in the config check and the
     report (`position`), the run folders it writes, its rules (one Snakemake rule
-    `<kind>_<experiment>` each), the verbs it adds and its config checks (each takes a
-    lth.plan.checks.Experiment and yields (key, message) problems)."""
+    `<rule>_<experiment>` each), the verbs it adds, its config checks (each takes a
+    lth.plan.checks.Experiment and yields (key, message) problems) and the config keys it has
+    renamed (a config using an old one gets one line naming the new one)."""
 
     name: str
     position: int
     description: str
     methods: tuple[Method, ...] = ()
+    folders: tuple[str, ...] = ()  # seed folders it writes that hold no network (e.g. a search)
     groups: tuple[Group, ...] = ()  # the report groups it declares (others may use them)
     rules: tuple[str, ...] = ()
     verbs: tuple[Verb, ...] = ()
     checks: tuple[Callable[..., Iterator[tuple[str, str]]], ...] = ()
+    renamed: tuple[tuple[str, str], ...] = ()  # (old key, new key) in an experiment's block
 
 
 def declaration_modules() -> tuple[str, ...]:
@@ -137,8 +140,16 @@ def family_of(folder: str) -> str | None:
 
 
 def method_labels() -> tuple[str, ...]:
-    """Every run folder the workflow names itself, patterns by their labels."""
-    return tuple(m.label or m.name for f in families() for m in f.methods)
+    """Every seed folder the workflow names itself: run folders (patterns by their labels),
+    then the families' other folders."""
+    return (*(m.label or m.name for f in families() for m in f.methods),
+            *(folder for f in families() for folder in f.folders))
+
+
+def names_a_workflow_folder(name: str) -> bool:
+    """Whether a seed folder `name` is one the workflow writes itself (a configured method
+    may not take it)."""
+    return method_of(name) is not None or any(name in f.folders for f in families())
 
 
 def verbs() -> dict[str, Verb]:

@@ -38,6 +38,8 @@ class Training:
     augment: bool
     # a key of lth.core.models.INITIALISERS
     init: str = dataclasses.field(default="glorot", kw_only=True)
+    # BatchNorm scales at init (theta_0's architecture records it when not 1)
+    batchnorm_init: float = dataclasses.field(default=1.0, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -88,18 +90,20 @@ class Engine:
 @dataclass(frozen=True)
 class Extension:
     """A method family's own step inside a core job: how a family changes IMP's prune step or
-    a training member without editing the core. `module` is the family's module (a
-    lth.methods module or a plug-in's); `settings` is its own JSON object, which that module
-    checks and reads; `files` are the files it reads (they join the job's inputs).
+    a training member without editing the core. `hooks` names the family's module that
+    holds its hooks (a lth.methods module or a plug-in's); `settings` is its own JSON object,
+    which that module checks and reads; `files` are the files it reads (they join the job's
+    inputs).
 
-    For a prune job the module defines check_prune(extension, job) (LthError, one line) and
-    after_prune(extension, new_mask, previous_mask, scores, generator) -> the job's mask.
+    For a prune job the module defines check_prune(extension, job) (LthError, one line),
+    after_prune(extension, new_mask, previous_mask, scores, generator) -> the job's mask, and
+    prune_record(extension, mask, previous_mask) -> what the prune record keeps of it.
     For a member it defines training_mask(extension, params) -> the mask to train (None: the
     member's own) and training_monitor(extension, mask, device) -> None or an after_backward
     hook of lth.core.train whose files() are the extra tensors saved in the run folder.
     """
 
-    module: str
+    hooks: str
     settings: dict
     files: tuple[str, ...] = ()
 
@@ -154,7 +158,7 @@ these, so a GraSP setting never reruns another method's jobs."""
 
 @dataclass(frozen=True)
 class Scoring:
-    """Settings of the data-driven criteria (the `oneshot` block of an experiment)."""
+    """Settings of the data-driven criteria (the `at_init` block of an experiment)."""
 
     score_batch_size: int  # SNIP: one batch of training data (Lee et al. 2019)
     samples_per_class: int | None = None  # GraSP: a class-balanced sample (Wang et al. 2020)

@@ -41,6 +41,8 @@ def cmd_init(args, argv: list[str]) -> None:
     from lth.core.seeding import generator
 
     arch = dict(dataset_architecture(args.data_root), model=args.model, init=args.init)
+    if args.batchnorm_init is not None:
+        arch["batchnorm_init"] = args.batchnorm_init
     model = build(arch, generator(args.experiment, args.seed, "init"), 0.0, args.init)
     record = make_record("init", {"experiment": args.experiment, "seed": args.seed,
                                   "purpose": "init"},
@@ -64,6 +66,8 @@ def prune_job(job, argv: list[str], threads: int | None) -> None:
     record["architecture"] = pruned.arch
     record["macs"] = {"sparse": pruned.macs, "dense": pruned.macs}
     record.update(plugins_of(pruned.arch["model"], (job.criterion,)))
+    if pruned.extension is not None:
+        record["extension"] = pruned.extension
     save_tensors(job.out, pruned.mask, record)
     if job.save_scores:
         save_tensors(Path(job.out).with_name("scores.safetensors"),

@@ -14,19 +14,19 @@ from lth.plan.registry import Family, Group
 def _oneshot(e: Experiment) -> Iterator[Problem]:
     """Methods and densities come together; method names are not the workflow's own; each
     density names a level lth can read, and keeps weights in the model."""
-    densities, methods = e.cfg["oneshot"]["densities"], e.cfg["oneshot"]["methods"]
+    densities, methods = e.cfg["at_init"]["densities"], e.cfg["at_init"]["methods"]
     if densities and not methods:
-        yield e.key("oneshot.densities"), "set, but no oneshot.methods prunes to them"
+        yield e.key("at_init.densities"), "set, but no at_init.methods prunes to them"
     if methods and not densities:
-        yield e.key("oneshot.methods"), "set, but oneshot.densities is empty: no level to prune to"
+        yield e.key("at_init.methods"), "set, but at_init.densities is empty: no level to prune to"
     for method in methods:
-        if registry.method_of(method) is not None:
-            yield e.key("oneshot.methods", method), (
-                f"{method!r} is a method of the workflow itself "
+        if registry.names_a_workflow_folder(method):
+            yield e.key("at_init.methods", method), (
+                f"{method!r} names a folder of the workflow itself "
                 f"({', '.join(registry.method_labels())})")
     if methods:
         layerwise = [m for m, how in methods.items() if how["scope"] == "layerwise"]
-        yield from density_levels(e, "oneshot", densities,
+        yield from density_levels(e, "at_init", densities,
                                   f"method {layerwise[0]}" if layerwise else None)
 
 
@@ -35,6 +35,7 @@ FAMILY = Family(
     position=2,
     description="pruning at initialisation, one shot, then trained",
     groups=(Group("at_init", "pruning at initialization", ":", "^", "dotted"),),
-    rules=("oneshot",),
+    rules=("at_init",),
+    renamed=(("oneshot", "at_init"),),
     checks=(_oneshot,),
 )

@@ -10,7 +10,50 @@ from dataclasses import dataclass
 
 from lth.plan.checks import Experiment, Problem, density_levels, named_levels
 from lth.plan.registry import Family, Group, Method, Verb
-from lth.plan.spec import Schedule
+from lth.plan.spec import Extension, Schedule
+
+TICKETS = "earlybird"
+"""The folder of a seed's search (results/<exp>/seed<S>/earlybird/): search.json, and per level
+the drawn ticket (mask, weights_at_eb; the channel variant's channels and weights_at_init)."""
+
+
+@dataclass(frozen=True)
+class Retraining:
+    """One reading of how a drawn Early-Bird ticket is trained: from which weights (theta_0's,
+    the ones it was drawn at, or a fresh init), over the whole schedule or on from t_EB (the
+    schedule continuing), and whose reading it is."""
+
+    weights: str  # theta_0 | drawn | fresh
+    resume: bool
+    source: str
+
+
+RETRAININGS = {
+    "rewind": Retraining("theta_0", False, "the lottery-ticket reading (Frankle & Carbin 2019): "
+                         "the ticket on theta_0, trained over the whole schedule"),
+    "resume": Retraining("drawn", True, "the ticket trained on from the weights it was drawn "
+                         "at for the rest of the schedule: the abstract's \"continuing to train "
+                         "merely the EB tickets\" read literally; not what the authors' code "
+                         "runs"),
+    "scratch_rest": Retraining("fresh", True, "the authors' code's EB Train "
+                               "(retrain_continue.sh: main_c.py --scratch builds the pruned VGG "
+                               "with a fresh random init and trains the epochs after the draw; "
+                               "METHODS.md 1.1 step 6)"),
+    "scratch": Retraining("fresh", False, "the authors' retrain_scratch.sh: the pruned network "
+                          "from a fresh random init over the whole schedule"),
+}
+"""Early-Bird's retrainings by the name earlybird.retrain uses; run folders earlybird_<name>."""
+
+
+def method_name(reading: str) -> str:
+    """The run folder of a retraining: earlybird_<reading>."""
+    return f"{TICKETS}_{reading}"
+
+
+def slimming_extension(strength: float) -> Extension:
+    """Network slimming during a channel ticket's retraining, as the authors' retrain scripts
+    run it (--sparsity-regularization; lth.methods.earlybird.training_monitor)."""
+    return Extension(hooks="lth.methods.earlybird", settings={"slimming": strength})
 
 
 @dataclass(frozen=True)
@@ -112,8 +155,10 @@ FAMILY = Family(
     description="Early-Bird tickets drawn during dense training",
     groups=(Group("earlybird", "tickets drawn early in dense training (You et al. 2020)",
                   (0, (5, 1)), "v", "short dashes"),),
-    methods=(Method("eb", "earlybird"), Method("eb_continue", "earlybird")),
+    methods=tuple(Method(method_name(r), "earlybird") for r in RETRAININGS),
+    folders=(TICKETS,),
     rules=("earlybird",),
+    renamed=(("earlybird.continue_training", "earlybird.retrain"),),
     verbs=(Verb("eb-search", f"{__name__}:SearchJob", "lth.methods.earlybird:run_search_job",
                 "Early-Bird: train dense until each density's ticket is drawn; per density "
                 "its mask and the weights it was drawn at"),),

@@ -25,6 +25,14 @@ class Reintroduce:
     ratio: float
     scores: str | None = None  # weights or scores file ranking the pruned weights
     positive_only: bool = False
+    # a random control: (mask after, mask before) the round of the method it controls, whose
+    # per-layer counts of re-introduced weights g_l it re-introduces too
+    counts_from: tuple[str, ...] = ()
+
+
+CONTROLS = {"regrow_random_double": "double", "regrow_random_scored": "scored"}
+"""The random control of each method: as many weights re-introduced per layer and round as
+the method re-introduces (g_l), chosen uniformly among the pruned ones."""
 
 
 @dataclass(frozen=True)
@@ -38,10 +46,17 @@ class MemberRole:
 
 
 def _reintroduce(e: Experiment) -> Iterator[Problem]:
-    """Re-introduction chains need IMP's rounds."""
-    if e.cfg["reintroduce"]["methods"] and e.cfg["imp"]["rounds"] == 0:
+    """Re-introduction chains need IMP's rounds; a random control needs the method it
+    controls."""
+    methods = e.cfg["reintroduce"]["methods"]
+    if methods and e.cfg["imp"]["rounds"] == 0:
         yield e.key("reintroduce.methods"), ("set, but imp.rounds is 0: there is no IMP "
                                              "round to re-introduce weights into")
+    for index, method in enumerate(methods):
+        if method in CONTROLS and CONTROLS[method] not in methods:
+            yield e.key("reintroduce.methods", index), (
+                f"{method} re-introduces as many weights as {CONTROLS[method]} does, which "
+                f"reintroduce.methods does not run")
 
 
 FAMILY = Family(
@@ -52,7 +67,7 @@ FAMILY = Family(
                   (0, (8, 2)), "h", "long dashes"),),
     methods=(Method("double", "reintroduce"), Method("double_complement", "reintroduce"),
              Method("scored", "reintroduce"),
-             Method("regrow_random", "reintroduce", control=True)),
+             *(Method(control, "reintroduce", control=True) for control in CONTROLS)),
     rules=("reintroduce",),
     checks=(_reintroduce,),
 )

@@ -6,9 +6,9 @@
 
 
 def oneshot_members(e_name, e, w, seed):
-    method = e["oneshot"]["methods"][w.method]
+    method = e["at_init"]["methods"][w.method]
     members = []
-    for d in e["oneshot"]["densities"]:
+    for d in e["at_init"]["densities"]:
         level = catalog.density_level(d)
         how = dict(
             weights=init_path(e_name, seed),
@@ -26,7 +26,7 @@ def oneshot_members(e_name, e, w, seed):
 
 COHORT_RULES.append(
     CohortRule(
-        name="oneshot",
+        name="at_init",
         methods=lambda e: ["{method}"],
         level="",
         enabled=lambda e: bool(oneshot_methods(e)),
@@ -34,9 +34,9 @@ COHORT_RULES.append(
         networks=lambda e: [
             (m, catalog.density_level(d))
             for m in oneshot_methods(e)
-            for d in e["oneshot"]["densities"]
+            for d in e["at_init"]["densities"]
         ],
-        levels=lambda e: [catalog.density_level(d) for d in e["oneshot"]["densities"]],
+        levels=lambda e: [catalog.density_level(d) for d in e["at_init"]["densities"]],
         constraints=lambda e: {"method": "|".join(oneshot_methods(e))},
         log_tag="{method}",
     ),
