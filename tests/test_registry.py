@@ -13,13 +13,13 @@ from lth.plan import config_checks, registry
 from lth.report import style
 
 
-def test_families_are_found_in_their_declared_order_with_distinct_names_and_kinds():
+def test_families_are_found_in_their_declared_order_with_distinct_names_and_rules():
     families = registry.families()
     names = [f.name for f in families]
-    assert names == ["imp", "finetune", "at_init", "filters", "earlybird", "supermask",
-                     "elastic", "reintroduce"]
-    kinds = registry.rules()
-    assert len(kinds) == len(set(kinds))
+    assert names == ["imp", "at_init", "finetune", "filters", "earlybird", "supermask",
+                     "reintroduce", "elastic"]
+    rules = registry.rules()
+    assert len(rules) == len(set(rules))
     labels = registry.method_labels()
     assert len(labels) == len(set(labels))
 
@@ -59,7 +59,7 @@ def test_a_method_in_a_group_no_family_declares_is_refused():
 
 def test_the_groups_are_declared_by_the_families_in_their_order():
     assert registry.group_names() == ("lottery", "control", "at_init", "baseline", "earlybird",
-                                      "supermask", "elastic", "reintroduce")
+                                      "supermask", "reintroduce", "elastic")
 
 
 def test_every_group_is_drawn_apart_from_the_others():

@@ -1,17 +1,17 @@
 # Helpers shared by the rules: config access, artifact paths, and the typed job specs.
 #
 # A training job trains a cohort: every seed of one method and level (or a round's controls)
-# in one process. Each stage file declares its cohort rules as data (CohortRule); training.smk
-# turns every (experiment, cohort rule) into one rule. A job's settings are built here, from the
-# config, into the typed specs of lth.plan.spec and handed to the verb as one JSON param.
+# in one process. Each family declares its cohort rules (lth.plan.jobs.CohortRule, in its
+# module of lth.plan.families); training.smk turns every (experiment, cohort rule) into one
+# rule, with the typed specs of lth.plan.spec handed to the verb as one JSON param.
 import os
 import shlex
 import sys
-from dataclasses import dataclass, field, fields
 
 SRC = f"{workflow.basedir}/src"
 sys.path.insert(0, SRC)
-from lth.plan import catalog, plugins, registry, spec  # noqa: E402  (torch-free)
+from lth.plan import catalog, jobs, plugins, registry, spec  # noqa: E402  (torch-free)
+from lth.plan.jobs import data_dir, init_path, run_dir  # noqa: E402
 
 # Every job runs `python -m lth` with this checkout's src/ on its PYTHONPATH, set once here
 # for all rules by the shell prefix (it runs before each rule's shell command):
@@ -89,79 +89,12 @@ TRAIN_CODE = library(
 """The lth modules a cohort job's init, prune and train verbs import."""
 
 
-def data_dir(dataset):
-    return f"data/{dataset}"
-
-
-def run_dir(e_name, seed, method, level):
-    return f"results/{e_name}/seed{seed}/{method}/{level}"
-
-
-def init_path(e_name, seed):
-    return f"results/{e_name}/seed{seed}/init.safetensors"
-
-
-def rewind_path(e_name, seed):
-    return f"{run_dir(e_name, seed, 'imp', 'round0')}/rewind.safetensors"
-
-
-def prev_round(e_name, seed, method, r, filename):
-    """The previous round's file of an iterative method (round 0 is the dense IMP run)."""
-    source = "imp" if int(r) == 1 else method
-    return f"{run_dir(e_name, seed, source, f'round{int(r) - 1}')}/{filename}"
-
-
-def round_levels(e):
-    """round1 ... round<R> of IMP's rounds, the levels of every iterative method."""
-    return [f"round{r}" for r in range(1, e["imp"]["rounds"] + 1)]
-
-
-def oneshot_methods(e):
-    return e["at_init"]["methods"] if e["at_init"]["densities"] else {}
-
-
-def run_levels(e):
-    """(method, level) of every trained network of an experiment, as configured: the
-    networks of every enabled cohort rule, in the order the rule files declare them."""
-    return [net for cohort in COHORT_RULES if cohort.enabled(e) for net in cohort.networks(e)]
-
-
 def runs_of(e_name, filename="run.json"):
-    e = EXPERIMENTS[e_name]
-    return [
-        f"{run_dir(e_name, s, m, lvl)}/{filename}" for s in e["seeds"] for m, lvl in run_levels(e)
-    ]
+    return jobs.runs_of(e_name, EXPERIMENTS[e_name], filename)
 
 
 def report_targets():
     return [f"reports/{e}/report.{ext}" for e in EXPERIMENTS for ext in ("html", "pdf")]
-
-
-def rates(e):
-    """IMP's per-kind pruning rates as the typed spec holds them."""
-    i = e["imp"]
-    return spec.Rates(**{kind: i[f"rate_{kind}"] for kind in LAYER_KINDS})
-
-
-LAYER_KINDS = [f.name for f in fields(spec.Rates)]
-
-
-def pruned_kinds(e):
-    """The layer kinds IMP prunes (rate > 0): the weights whose kept fraction is the density
-    of an IMP-mask network (Frankle & Carbin 2019, App. I.3 count neither the shortcuts nor
-    the output layer they leave whole)."""
-    return tuple(kind for kind in LAYER_KINDS if e["imp"][f"rate_{kind}"] > 0)
-
-
-def rewind_start(e):
-    """The iteration a rewound network starts training at: k under the continuing schedule
-    (Frankle et al. 2020; open_lth), 0 when the schedule restarts."""
-    i = e["imp"]
-    return i["rewind_iteration"] if i["rewind_schedule"] == "continue" else 0
-
-
-def train_schedule(e):
-    return e["train"]
 
 
 def batchnorm_init_option(e):
@@ -170,92 +103,9 @@ def batchnorm_init_option(e):
     return f"--batchnorm-init {scale} " if scale != 1 else ""
 
 
-def prune_job(e_name, e, seed, out, **how):
-    """A PruneJob writing `out` (a member's mask). A data-driven criterion also gets the data
-    and only the scoring settings it reads, so another method's setting never reruns it."""
-    reads = plugins.scoring_settings(how["criterion"])
-    if reads:
-        how.update(
-            data_root=data_dir(e["dataset"]),
-            val_size=e["val_size"],
-            scoring=spec.Scoring(**{key: e["at_init"][key] for key in reads}),
-        )
-    how.setdefault("iterations", 1)
-    return spec.PruneJob(experiment=e_name, seed=seed, device=config["device"], out=out, **how)
-
-
-RUN_FILES = ("final.safetensors", "metrics.csv", "run.json", "mask.safetensors")
-
-
-@dataclass(kw_only=True)
-class CohortRule:
-    """One rule of training jobs. members(e_name, e, w, seed) gives, for one seed, a list of
-    (member fields, prune how or None): a member whose `mask` is None and who has a prune
-    step gets the mask that step writes into its run directory. networks(e) lists the
-    (method, level) of the trained networks its jobs write (what summary and similarity
-    read). searches(e_name, e, w) gives the (verb, job spec) steps that run first
-    (a ticket search, mining, a transfer), whose files beyond the run files are
-    extra_outputs(e_name, e); code names the library modules they import beyond training's."""
-
-    name: str
-    methods: object  # e -> method names (output paths; may hold {wildcards})
-    level: str  # level pattern, e.g. round{r}, {structure}, or a literal
-    enabled: object  # e -> bool
-    members: object
-    networks: object  # e -> [(method, level)]
-    schedule: object = train_schedule
-    levels: object = None  # e -> level patterns when one job covers several levels
-    rewind: bool = False
-    makes_init: bool = False
-    constraints: object = field(default_factory=lambda: (lambda e: {}))
-    log_tag: str = ""  # names the job's log (holds every wildcard); default: the level
-    priority: int = 0  # Snakemake runs higher first: the sequential chains (IMP, fine-tuning)
-    searches: object = None
-    extra_outputs: object = None
-    code: tuple = ()
-
-    def level_patterns(self, e):
-        return self.levels(e) if self.levels else [self.level]
-
-    def outputs(self, e_name, e):
-        files = []
-        for seed in e["seeds"]:
-            if self.makes_init:
-                files.append(init_path(e_name, seed))
-            for method in self.methods(e):
-                for level in self.level_patterns(e):
-                    d = run_dir(e_name, seed, method, level)
-                    files += [f"{d}/{f}" for f in RUN_FILES]
-                    if self.rewind:
-                        files.append(f"{d}/rewind.safetensors")
-        return files + (self.extra_outputs(e_name, e) if self.extra_outputs else [])
-
-    def steps(self, e_name, wildcards):
-        """(search steps, prune jobs, train job or None) of one job of this rule."""
-        e = EXPERIMENTS[e_name]
-        searches = self.searches(e_name, e, wildcards) if self.searches else []
-        prunes, members = [], []
-        for seed in e["seeds"]:
-            for member, how in self.members(e_name, e, wildcards, seed):
-                member = dict(member)  # "folder": the run folder, when not the method's
-                folder = member.pop("folder", member["method"])
-                out_dir = run_dir(e_name, seed, folder, member["level"])
-                if how is not None:
-                    member["mask"] = f"{out_dir}/mask.safetensors"
-                    prunes.append(prune_job(e_name, e, seed, member["mask"], **how))
-                members.append(spec.Member(seed=seed, out_dir=out_dir, **member))
-        job = None
-        if members:
-            job = spec.TrainJob(
-                experiment=e_name,
-                data_root=data_dir(e["dataset"]),
-                val_size=e["val_size"],
-                device=config["device"],
-                schedule=spec.schedule_from_config(self.schedule(e)),
-                engine=spec.from_dict(spec.Engine, e["engine"], f"experiments.{e_name}.engine"),
-                members=tuple(members),
-            )
-        return searches, prunes, job
+def job_steps(cohort, e_name, wildcards):
+    """(search steps, prune jobs, train job or None) of one job of a cohort rule."""
+    return cohort.steps(e_name, EXPERIMENTS[e_name], wildcards, config["device"])
 
 
 def cohort_inputs(cohort, e_name):
@@ -263,7 +113,7 @@ def cohort_inputs(cohort, e_name):
 
     def inputs(wildcards):
         e = EXPERIMENTS[e_name]
-        searches, prunes, job = cohort.steps(e_name, wildcards)
+        searches, prunes, job = job_steps(cohort, e_name, wildcards)
         search_code = REGISTRY if searches else ()  # a family's verbs: lth.plan.registry
         written = {f.format(**wildcards) for f in cohort.outputs(e_name, e)}
         steps = [s for _, s in searches] + prunes + ([job] if job else [])
@@ -284,7 +134,7 @@ def cohort_command(cohort, e_name):
 
     def command(wildcards):
         e = EXPERIMENTS[e_name]
-        searches, prunes, job = cohort.steps(e_name, wildcards)
+        searches, prunes, job = job_steps(cohort, e_name, wildcards)
         verbs = []
         if cohort.makes_init:
             verbs += [
@@ -300,4 +150,4 @@ def cohort_command(cohort, e_name):
     return command
 
 
-COHORT_RULES = []
+COHORT_RULES = jobs.cohort_rules()

@@ -4,6 +4,8 @@ import glob
 import json
 from types import SimpleNamespace
 
+from lth.plan.families import at_init as at_init_plan  # noqa: E402  (torch-free)
+
 FIGURES_ALWAYS = [
     "accuracy_vs_density",
     "early_stop_vs_density",
@@ -50,7 +52,7 @@ PDF_MODULES = ["verbs.report", "report.latex"]
 def compared_methods(e):
     """The methods of an experiment beyond IMP and the controls on its masks (the methods
     of lth.plan's imp family)."""
-    return {m for m, _ in run_levels(e) if registry.family_of(m) != "imp"}
+    return {m for m, _ in jobs.run_levels(e) if registry.family_of(m) != "imp"}
 
 
 def figures_of(e):
@@ -66,7 +68,7 @@ def figure_pdfs(wildcards):
 
 def scoring_settings(e):
     """The scoring settings of the configured data-driven criteria, in words ("" if none)."""
-    criteria = {m["criterion"] for m in oneshot_methods(e).values()}
+    criteria = {m["criterion"] for m in at_init_plan.configured_methods(e).values()}
     return "; ".join(
         f"{c}: " + ", ".join(f"{key} {e['at_init'][key]}" for key in spec.SCORING_SETTINGS[c])
         for c in sorted(criteria & set(spec.SCORING_SETTINGS))

@@ -33,7 +33,10 @@ for _e_name, _e in EXPERIMENTS.items():
                 "python -m lth {params.verbs} --threads {threads} 2>&1 | tee {log}"
 
 
-# Filter pruning's cut (filters.smk): a smaller dense VGG from the dense run.
+# Filter pruning's cut (lth.plan.families.filters): a smaller dense VGG from the dense run.
+from lth.plan.families import filters as filters_plan  # noqa: E402  (torch-free)
+
+
 rule filter_prune:
     input:
         weights="results/{exp}/seed{seed}/imp/round0/final.safetensors",
@@ -41,7 +44,7 @@ rule filter_prune:
             "plan.catalog", "core.masks", "core.models", "core.networks", "methods.filters"
         ),
     output:
-        PRUNED,
+        filters_plan.PRUNED,
     log:
         "results/{exp}/logs/filter_prune/{structure}/seed{seed}.log",
     conda:

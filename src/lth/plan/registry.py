@@ -75,7 +75,7 @@ class Family:
     methods: tuple[Method, ...] = ()
     folders: tuple[str, ...] = ()  # seed folders it writes that hold no network (e.g. a search)
     groups: tuple[Group, ...] = ()  # the report groups it declares (others may use them)
-    rules: tuple[str, ...] = ()
+    cohorts: tuple = ()  # its rules of training jobs (lth.plan.jobs.CohortRule)
     verbs: tuple[Verb, ...] = ()
     checks: tuple[Callable[..., Iterator[tuple[str, str]]], ...] = ()
     renamed: tuple[tuple[str, str], ...] = ()  # (old key, new key) in an experiment's block
@@ -164,5 +164,5 @@ def load(path: str):
 
 
 def rules() -> tuple[str, ...]:
-    """Every family's rules."""
-    return tuple(kind for f in families() for kind in f.rules)
+    """Every family's rules: the names of its cohort rules."""
+    return tuple(rule.name for f in families() for rule in f.cohorts)

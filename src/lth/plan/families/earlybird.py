@@ -8,9 +8,11 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from lth.plan import catalog
 from lth.plan.checks import Experiment, Problem, density_levels, named_levels
+from lth.plan.jobs import CohortRule, data_dir, init_path, run_dir
 from lth.plan.registry import Family, Group, Method, Verb
-from lth.plan.spec import Extension, Schedule
+from lth.plan.spec import Extension, Schedule, schedule_from_config
 
 TICKETS = "earlybird"
 """The folder of a seed's search (results/<exp>/seed<S>/earlybird/): search.json, and per level
@@ -149,6 +151,116 @@ def channel_level(kept: float) -> str:
     exact)."""
     return f"channels{round(100 * kept)}"
 
+def channel_variant(e):
+    return e["earlybird"]["variant"] == "channel"
+
+
+def eb_level(e, density):
+    """density<D>, or channels<P> (P percent of the channels kept) in the channel variant."""
+    return (
+        channel_level(density)
+        if channel_variant(e)
+        else catalog.density_level(density)
+    )
+
+
+def eb_levels(e):
+    return [eb_level(e, d) for d in e["earlybird"]["densities"]]
+
+
+def eb_methods(e):
+    return [method_name(r) for r in e["earlybird"]["retrain"]]
+
+
+def eb_ticket(e_name, seed, level, filename):
+    return f"{run_dir(e_name, seed, TICKETS, level)}/{filename}"
+
+
+def eb_files(e):
+    """What the search writes per density: the ticket (a weight mask, or the channel
+    variant's kept channels and smaller network at theta_0) and the weights at the draw."""
+    ticket = ("channels", "weights_at_init") if channel_variant(e) else ("mask",)
+    return [f"{f}.safetensors" for f in (*ticket, "weights_at_eb")]
+
+
+def eb_search_record(e_name, seed):
+    return f"results/{e_name}/seed{seed}/{TICKETS}/search.json"
+
+
+def eb_search(e_name, e, seed, device):
+    b = e["earlybird"]
+    return SearchJob(
+        experiment=e_name,
+        seed=seed,
+        data_root=data_dir(e["dataset"]),
+        val_size=e["val_size"],
+        device=device,
+        init=init_path(e_name, seed),
+        schedule=schedule_from_config(e["train"]),
+        earlybird=EarlyBird(
+            densities=tuple(float(d) for d in b["densities"]),
+            **{k: b[k] for k in ("scope", "check_every", "epsilon", "queue", "distance")},
+            variant=b["variant"],
+            slimming=b["slimming"] if channel_variant(e) else 0.0,
+        ),
+        out_dirs=tuple(run_dir(e_name, seed, TICKETS, level) for level in eb_levels(e)),
+        record=eb_search_record(e_name, seed),
+    )
+
+
+def eb_members(e_name, e, w, seed):
+    """Each ticket in each configured retraining (RETRAININGS): from theta_0's weights (the
+    surviving ones in the channel variant) or the draw's, or a fresh init, for the whole
+    schedule or from t_EB on."""
+    b, members = e["earlybird"], []
+    for level in eb_levels(e):
+        common = dict(family="earlybird", level=level)
+        if channel_variant(e):  # the smaller network, whole
+            theta_0 = eb_ticket(e_name, seed, level, "weights_at_init.safetensors")
+        else:
+            common["mask"] = eb_ticket(e_name, seed, level, "mask.safetensors")
+            theta_0 = init_path(e_name, seed)
+        drawn = eb_ticket(e_name, seed, level, "weights_at_eb.safetensors")
+        for reading in b["retrain"]:
+            how = RETRAININGS[reading]
+            member = dict(
+                common,
+                method=method_name(reading),
+                init=drawn if how.weights == "drawn" or how.resume else theta_0,
+                resume=how.resume,
+            )
+            if how.weights == "fresh":
+                member["fresh_init"] = f"{TICKETS}_fresh/{level}"
+            if b["retrain_slimming"] and channel_variant(e):
+                member["extension"] = slimming_extension(b["slimming"])
+            members.append((member, None))
+    return members
+
+
+_COHORTS_earlybird = (
+    CohortRule(
+        name="earlybird",
+        methods=eb_methods,
+        level="",
+        enabled=lambda e: bool(e["earlybird"]["densities"]),
+        members=eb_members,
+        networks=lambda e: [(m, level) for m in eb_methods(e) for level in eb_levels(e)],
+        levels=eb_levels,
+        log_tag="earlybird",
+        searches=lambda e_name, e, w, device: [
+            ("eb-search", eb_search(e_name, e, s, device)) for s in e["seeds"]
+        ],
+        extra_outputs=lambda e_name, e: [
+            f
+            for s in e["seeds"]
+            for f in [eb_search_record(e_name, s)]
+            + [eb_ticket(e_name, s, lvl, name) for lvl in eb_levels(e) for name in eb_files(e)]
+        ],
+        code=("methods.earlybird", "methods.filters"),
+    ),
+)
+
+
 FAMILY = Family(
     name="earlybird",
     position=4,
@@ -157,7 +269,7 @@ FAMILY = Family(
                   (0, (5, 1)), "v", "short dashes"),),
     methods=tuple(Method(method_name(r), "earlybird") for r in RETRAININGS),
     folders=(TICKETS,),
-    rules=("earlybird",),
+    cohorts=_COHORTS_earlybird,
     renamed=(("earlybird.continue_training", "earlybird.retrain"),),
     verbs=(Verb("eb-search", f"{__name__}:SearchJob", "lth.methods.earlybird:run_search_job",
                 "Early-Bird: train dense until each density's ticket is drawn; per density "

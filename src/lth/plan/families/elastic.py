@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from lth.plan import catalog
 from lth.plan.checks import Experiment, Problem
+from lth.plan.jobs import CohortRule, pruned_kinds, rewind_path, rewind_start, run_dir
 from lth.plan.registry import Family, Group, Method, Verb
 
 
@@ -94,16 +95,85 @@ def elastic_problem(source: str, target: str) -> str | None:
                 f"grow into {target}")
     return None
 
+def elastic_methods(e):
+    x = e["elastic"]
+    suffixes = [""] + (["_randmask"] if x["random_mask_control"] else [])
+    return [f"elastic_{s}{suffix}" for s in x["strategies"] for suffix in suffixes]
+
+
+def elastic_levels(e):
+    return [f"round{r}" for r in e["elastic"]["rounds"]]
+
+
+def elastic_steps(e_name, e, seed, r):
+    """(transfer job, member) of every method of one seed at source round r."""
+    source = e["elastic"]["source_experiment"]
+    steps = []
+    for method in elastic_methods(e):
+        strategy = method.split("_")[1]
+        out = run_dir(e_name, seed, method, f"round{r}")
+        job = TransferJob(
+            experiment=e_name,
+            seed=seed,
+            source_weights=rewind_path(source, seed),
+            source_mask=f"{run_dir(source, seed, 'imp', f'round{r}')}/mask.safetensors",
+            target_model=e["model"],
+            strategy=strategy,
+            permute_copies=method.endswith("_randmask"),
+            purpose=f"elastic/permute/round{r}",
+            out_weights=f"{out}/start.safetensors",
+            out_mask=f"{out}/mask.safetensors",
+        )
+        member = dict(
+            method=method,
+            family="control" if job.permute_copies else "elastic",
+            level=f"round{r}",
+            init=job.out_weights,
+            mask=job.out_mask,
+            start_iteration=rewind_start(e),
+            counted_kinds=pruned_kinds(e),
+        )
+        steps.append((job, member))
+    return steps
+
+
+_COHORTS_elastic = (
+    CohortRule(
+        name="elastic",
+        methods=elastic_methods,
+        level="round{r}",
+        enabled=lambda e: e["elastic"]["source_experiment"] is not None
+        and bool(e["elastic"]["rounds"]),
+        members=lambda e_name, e, w, seed: [
+            (m, None) for _, m in elastic_steps(e_name, e, seed, w.r)
+        ],
+        networks=lambda e: [(m, level) for m in elastic_methods(e) for level in elastic_levels(e)],
+        constraints=lambda e: {"r": "|".join(map(str, e["elastic"]["rounds"]))},
+        searches=lambda e_name, e, w, _device: [
+            ("transfer-depth", job)
+            for s in e["seeds"]
+            for job, _ in elastic_steps(e_name, e, s, w.r)
+        ],
+        extra_outputs=lambda e_name, e: [
+            f"{run_dir(e_name, s, m, 'round{r}')}/start.safetensors"
+            for s in e["seeds"]
+            for m in elastic_methods(e)
+        ],
+        code=("methods.elastic",),
+    ),
+)
+
+
 FAMILY = Family(
     name="elastic",
-    position=6,
+    position=7,
     description="tickets transferred from a network of another depth",
     groups=(Group("elastic", "tickets transferred from a network of another depth (Chen et "
                   "al. 2021)", (0, (3, 1, 1, 1, 1, 1)), "*", "dash-dot-dot"),),
     methods=(Method("elastic_.*_randmask", "control", control=True, pattern=True,
                     label="elastic_<strategy>_randmask"),
              Method("elastic_.*", "elastic", pattern=True, label="elastic_<strategy>")),
-    rules=("elastic",),
+    cohorts=_COHORTS_elastic,
     verbs=(Verb("transfer-depth", f"{__name__}:TransferJob",
                 "lth.methods.elastic:run_transfer_job", "Elastic LTH: a ticket's mask and "
                 "rewound weights stretched or squeezed to another depth", threads=False),),

@@ -3,16 +3,65 @@ and trained on, round after round (no reset); Liu et al. 2019's Scratch-E/B on i
 
 from __future__ import annotations
 
+from lth.plan.jobs import CohortRule, prev_round, pruned_kinds, rates, round_levels
 from lth.plan.registry import Family, Method
+
+
+def finetune_schedule(e):
+    """Han et al. 2015: continue from the trained weights at a reduced learning rate."""
+    s = dict(e["train"])
+    s.update(
+        lr=s["lr"] * e["finetune"]["lr_scale"],
+        iterations=e["finetune"]["iterations"],
+        milestones=[],
+        warmup=0,
+    )
+    return s
+
+
+def finetune_members(e_name, e, w, seed):
+    """Han et al. 2015: prune the trained weights and keep training them (no reset)."""
+    previous = prev_round(e_name, seed, "finetune", w.r, "final.safetensors")
+    how = dict(
+        weights=previous,
+        mask=prev_round(e_name, seed, "finetune", w.r, "mask.safetensors"),
+        criterion="magnitude",
+        scope=e["imp"]["scope"],
+        rates=rates(e),
+        purpose=f"finetune/round{w.r}",
+    )
+    member = dict(
+        method="finetune",
+        family="baseline",
+        level=f"round{w.r}",
+        init=previous,
+        counted_kinds=pruned_kinds(e),
+    )
+    return [(member, how)]
+
+
+_COHORTS_finetune = (
+    CohortRule(
+        name="finetune",
+        methods=lambda e: ["finetune"],
+        level="round{r}",
+        enabled=lambda e: e["finetune"]["enabled"],
+        members=finetune_members,
+        networks=lambda e: [("finetune", level) for level in round_levels(e)],
+        schedule=finetune_schedule,
+        priority=2,
+    ),
+)
+
 
 FAMILY = Family(
     name="finetune",
-    position=1,
+    position=2,
     description="magnitude pruning with fine-tuning, and Scratch-E/B on its masks",
     methods=(
         Method("finetune", "baseline"),
         Method("scratch_e_finetune", "control", control=True),
         Method("scratch_b_finetune", "control", control=True),
     ),
-    rules=("finetune",),
+    cohorts=_COHORTS_finetune,
 )

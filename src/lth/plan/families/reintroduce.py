@@ -4,9 +4,20 @@ network), Scored-pruning, and random re-introduction as their control."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
+from lth.plan import spec
 from lth.plan.checks import Experiment, Problem
+from lth.plan.jobs import (
+    CohortRule,
+    prev_round,
+    pruned_kinds,
+    rates,
+    rewind_path,
+    rewind_start,
+    round_levels,
+    run_dir,
+)
 from lth.plan.registry import Family, Group, Method
 
 RANKINGS = ("double", "scored", "random")
@@ -59,15 +70,132 @@ def _reintroduce(e: Experiment) -> Iterator[Problem]:
                 f"reintroduce.methods does not run")
 
 
+REINTRODUCE_RANKINGS = {"double": "double", "scored": "scored"} | {
+    control: "random" for control in CONTROLS
+}
+REINTRODUCE_MODULE = "lth.methods.reintroduce"
+
+
+def reintroduce_extension(settings, *files):
+    """The Extension by which re-introduction changes an IMP step or a training member."""
+    return spec.Extension(
+        hooks=REINTRODUCE_MODULE, settings=asdict(settings), files=tuple(files)
+    )
+
+
+def reintroduce_step(e_name, e, seed, method, r):
+    """How round r re-introduces weights (None in round 1: nothing is pruned before it)."""
+    if int(r) == 1:
+        return None
+    ranking = REINTRODUCE_RANKINGS[method]
+    previous = run_dir(e_name, seed, method, f"round{int(r) - 1}")
+    scores = {
+        "double": f"{run_dir(e_name, seed, 'double_complement', f'round{int(r) - 1}')}"
+        "/final.safetensors",
+        "scored": f"{previous}/regrow_scores.safetensors",
+        "random": None,
+    }[ranking]
+    controlled = CONTROLS.get(method)
+    how = Reintroduce(
+        ranking=ranking,
+        ratio=e["reintroduce"]["ratio"],
+        scores=scores,
+        positive_only=ranking == "scored",
+        counts_from=(
+            tuple(
+                f"{run_dir(e_name, seed, controlled, f'round{k}')}/mask.safetensors"
+                for k in (int(r), int(r) - 1)
+            )
+            if controlled
+            else ()
+        ),
+    )
+    return reintroduce_extension(how, *([scores] if scores else []))
+
+
+def reintroduce_members(e_name, e, w, seed):
+    """Every configured chain's round-r network of one seed (and Double-pruning's complement
+    network, whose trained weights rank the pruned weights for the next round)."""
+    common = dict(
+        family="reintroduce",
+        level=f"round{w.r}",
+        init=rewind_path(e_name, seed),
+        start_iteration=rewind_start(e),
+        counted_kinds=pruned_kinds(e),
+    )
+    members = []
+    for method in reintroduce_methods(e):
+        how = dict(
+            weights=prev_round(e_name, seed, method, w.r, "final.safetensors"),
+            mask=prev_round(e_name, seed, method, w.r, "mask.safetensors"),
+            criterion="magnitude",
+            scope=e["imp"]["scope"],
+            rates=rates(e),
+            purpose=f"{method}/round{w.r}",
+            extension=reintroduce_step(e_name, e, seed, method, w.r),
+        )
+        own = dict(common, method=method)
+        if method == "scored":
+            reset = rewind_path(e_name, seed)
+            own["extension"] = reintroduce_extension(
+                MemberRole(alignment_from=reset), reset
+            )
+        members.append((own, how))
+        if method == "double":
+            mask = f"{run_dir(e_name, seed, method, f'round{w.r}')}/mask.safetensors"
+            role = MemberRole(complement_of=mask)
+            complement = dict(
+                common,
+                method="double_complement",
+                extension=reintroduce_extension(role, mask),
+            )
+            members.append((complement, None))
+    return members
+
+
+def reintroduce_methods(e):
+    """The configured chains, each method before the controls (a control's prune step reads
+    the mask its method's step writes in the same job)."""
+    methods = e["reintroduce"]["methods"] if e["imp"]["rounds"] > 0 else []
+    return sorted(methods, key=lambda m: m in CONTROLS)
+
+
+def reintroduce_folders(e):
+    methods = reintroduce_methods(e)
+    return methods + (["double_complement"] if "double" in methods else [])
+
+
+_COHORTS_reintroduce = (
+    CohortRule(
+        name="reintroduce",
+        methods=reintroduce_folders,
+        level="round{r}",
+        enabled=lambda e: bool(reintroduce_methods(e)),
+        members=reintroduce_members,
+        # double_complement's networks only serve double: they are not compared
+        networks=lambda e: [
+            (m, level) for m in reintroduce_methods(e) for level in round_levels(e)
+        ],
+        priority=2,
+        extra_outputs=lambda e_name, e: [
+            f"{run_dir(e_name, s, 'scored', 'round{r}')}/regrow_scores.safetensors"
+            for s in e["seeds"]
+            if "scored" in reintroduce_methods(e)
+        ],
+        code=("methods.reintroduce", "plan.families.reintroduce"),
+    ),
+)
+
+
 FAMILY = Family(
     name="reintroduce",
-    position=7,
+    position=6,
     description="IMP re-introducing pruned weights",
     groups=(Group("reintroduce", "IMP with pruned weights re-introduced (METHODS.md 5)",
                   (0, (8, 2)), "h", "long dashes"),),
     methods=(Method("double", "reintroduce"), Method("double_complement", "reintroduce"),
              Method("scored", "reintroduce"),
              *(Method(control, "reintroduce", control=True) for control in CONTROLS)),
-    rules=("reintroduce",),
+    cohorts=_COHORTS_reintroduce,
     checks=(_reintroduce,),
 )

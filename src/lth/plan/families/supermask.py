@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from lth.plan import catalog
 from lth.plan.checks import Experiment, Problem, density_levels
+from lth.plan.jobs import CohortRule, data_dir, init_path, run_dir
 from lth.plan.registry import Family, Group, Method, Verb
 
 
@@ -83,6 +85,118 @@ def _supermask(e: Experiment) -> Iterator[Problem]:
                                               f"examples: an epoch would have no batch")
 
 
+def supermask_levels(e):
+    return [catalog.density_level(d) for d in e["supermask"]["densities"]]
+
+
+def mining(e, algo):
+    m, t = e["supermask"], e["train"]
+    own = m[algo]
+    gem = ("regularization", "freeze_every") if algo == "gem_miner" else ()
+    return Mining(
+        algo=algo,
+        weights=m["weights"],
+        optimizer=own["optimizer"],
+        lr=own["lr"],
+        momentum=own["momentum"],
+        weight_decay=own["weight_decay"],
+        batch_size=m["batch_size"] or t["batch_size"],
+        iterations=m["iterations"] or t["iterations"],
+        eval_every=t["eval_every"],
+        eval_batch_size=t["eval_batch_size"],
+        train_eval_size=t["train_eval_size"],
+        **{key: own[key] for key in gem},
+    )
+
+
+def mining_job(e_name, e, algo, method, device):
+    members = tuple(
+        MiningMember(
+            seed=s,
+            method=method,
+            level=catalog.density_level(d),
+            density=float(d),
+            init=init_path(e_name, s),
+            out_dir=run_dir(e_name, s, method, catalog.density_level(d)),
+        )
+        for s in e["seeds"]
+        for d in e["supermask"]["densities"]
+    )
+    return MiningJob(
+        experiment=e_name,
+        data_root=data_dir(e["dataset"]),
+        val_size=e["val_size"],
+        device=device,
+        mining=mining(e, algo),
+        members=members,
+    )
+
+
+def mined_files(method, names):
+    return lambda e_name, e: [
+        f"{run_dir(e_name, s, method, lvl)}/{name}.safetensors"
+        for s in e["seeds"]
+        for lvl in supermask_levels(e)
+        for name in names
+    ]
+
+
+def gem_miner_members(e_name, e, w, seed):
+    """The flagged weights trained from the frozen start they were mined on."""
+    members = []
+    for level in supermask_levels(e):
+        gem = run_dir(e_name, seed, "gem_miner_gem", level)
+        member = dict(
+            method="gem_miner",
+            family="supermask",
+            level=level,
+            init=f"{gem}/start.safetensors",
+            mask=f"{gem}/flags.safetensors",
+        )
+        members.append((member, None))
+    return members
+
+
+def supermask_enabled(algo):
+    return lambda e: bool(e["supermask"]["densities"]) and e["supermask"][algo]["enabled"]
+
+
+_COHORTS_supermask = (
+    CohortRule(
+        name="edge_popup",
+        methods=lambda e: ["edge_popup"],
+        level="",
+        enabled=supermask_enabled("edge_popup"),
+        members=lambda e_name, e, w, seed: [],
+        networks=lambda e: [("edge_popup", level) for level in supermask_levels(e)],
+        levels=supermask_levels,
+        log_tag="edge_popup",
+        searches=lambda e_name, e, w, device: [
+            ("mine", mining_job(e_name, e, "edge_popup", "edge_popup", device))
+        ],
+        extra_outputs=mined_files("edge_popup", ["scores"]),
+        code=("methods.supermask",),
+    ),
+    CohortRule(
+        name="gem_miner",
+        methods=lambda e: ["gem_miner_gem", "gem_miner"],
+        level="",
+        enabled=supermask_enabled("gem_miner"),
+        members=gem_miner_members,
+        networks=lambda e: [
+            (m, level) for m in ("gem_miner_gem", "gem_miner") for level in supermask_levels(e)
+        ],
+        levels=supermask_levels,
+        log_tag="gem_miner",
+        searches=lambda e_name, e, w, device: [
+            ("mine", mining_job(e_name, e, "gem_miner", "gem_miner_gem", device))
+        ],
+        extra_outputs=mined_files("gem_miner_gem", ["scores", "flags", "start"]),
+        code=("methods.supermask",),
+    ),
+)
+
+
 FAMILY = Family(
     name="supermask",
     position=5,
@@ -91,7 +205,7 @@ FAMILY = Family(
                   "Sreenivasan et al. 2022)", (0, (1, 1)), "P", "fine dots"),),
     methods=(Method("edge_popup", "supermask"), Method("gem_miner_gem", "supermask"),
              Method("gem_miner", "supermask")),
-    rules=("edge_popup", "gem_miner"),
+    cohorts=_COHORTS_supermask,
     verbs=(Verb("mine", f"{__name__}:MiningJob", "lth.methods.supermask:run_mining_job",
                 "edge-popup / GEM-MINER: masks mined on frozen weights; per network the "
                 "untrained ticket, its scores, metrics, run.json"),),
