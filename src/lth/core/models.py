@@ -185,8 +185,8 @@ def _init_batchnorm_(module: nn.Module) -> None:
 
 @torch.no_grad()
 def fill_batchnorm_scales_(model: nn.Module, scale: float) -> None:
-    """Every BatchNorm weight (scale) set to `scale`: Early-Bird's VGG starts them at 0.5
-    (You et al. 2020, RICE-EIC/Early-Bird-Tickets models/vgg.py:65), which
+    """Every BatchNorm weight (scale) set to `scale`: You et al. 2020's reference VGG starts
+    them at 0.5 (their models/vgg.py:65), which
     sets how strongly network slimming acts. Draws nothing from a generator."""
     for module in model.modules():
         if isinstance(module, nn.BatchNorm2d):

@@ -59,7 +59,7 @@ def _add_init(sub) -> None:
     p.add_argument("--init", required=True,
                    help="weight initialiser: glorot, kaiming_fan_in or kaiming_fan_out")
     p.add_argument("--batchnorm-init", type=float, default=None,
-                   help="BatchNorm scales at init (default 1; Early-Bird's VGG: 0.5)")
+                   help="BatchNorm scales at init (default 1)")
     p.add_argument("--data-root", required=True)
     p.add_argument("--out", required=True)
 
