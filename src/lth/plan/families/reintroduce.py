@@ -191,7 +191,10 @@ FAMILY = Family(
     name="reintroduce",
     position=6,
     description="IMP re-introducing pruned weights",
-    groups=(Group("reintroduce", "IMP with pruned weights re-introduced (METHODS.md 5)",
+    groups=(Group("reintroduce", "IMP with pruned weights re-introduced (METHODS.md 5; each "
+                  "method's random control re-introduces as many weights per layer at random; "
+                  "METHODS.md 5.4's IMP arm with as many trainings is not run, so compare at "
+                  "equal compute in the cost figures)",
                   (0, (8, 2)), "h", "long dashes"),),
     methods=(Method("double", "reintroduce"), Method("double_complement", "reintroduce"),
              Method("scored", "reintroduce"),
