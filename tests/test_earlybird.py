@@ -127,16 +127,16 @@ def eb(**changes):
 
 @pytest.mark.parametrize(("settings", "message"), [
     (eb(distance="hamming", densities=(0.2, 0.05)),
-     "^eb: the hamming threshold is vacuous at density 0.05"),
-    (eb(densities=(0.2, 1.0)), r"^eb.densities must be in \(0, 1\)"),
-    (eb(densities=()), r"^eb.densities must be in \(0, 1\)"),
-    (eb(densities=(0.2, 0.2)), r"^eb.densities must be distinct, got \[0.2, 0.2\]"),
-    (eb(scope="per_layer"), "^eb.scope must be"),
-    (eb(check_every=0), "^eb.check_every must be >= 1"),
-    (eb(epsilon=1.0), r"^eb.epsilon must be in \[0, 1\)"),
-    (eb(queue=1), "^eb.queue must be >= 2"),
-    (eb(distance="cosine"), "^eb.distance must be one of changed_fraction, hamming"),
-    (eb(check_every=100), "^eb: a queue of 5 checks every 100 iterations first fills at "
+     "^earlybird: the hamming threshold is vacuous at density 0.05"),
+    (eb(densities=(0.2, 1.0)), r"^earlybird.densities must be in \(0, 1\)"),
+    (eb(densities=()), r"^earlybird.densities must be in \(0, 1\)"),
+    (eb(densities=(0.2, 0.2)), r"^earlybird.densities must be distinct, got \[0.2, 0.2\]"),
+    (eb(scope="per_layer"), "^earlybird.scope must be"),
+    (eb(check_every=0), "^earlybird.check_every must be >= 1"),
+    (eb(epsilon=1.0), r"^earlybird.epsilon must be in \[0, 1\)"),
+    (eb(queue=1), "^earlybird.queue must be >= 2"),
+    (eb(distance="cosine"), "^earlybird.distance must be one of changed_fraction, hamming"),
+    (eb(check_every=100), "^earlybird: a queue of 5 checks every 100 iterations first fills at "
                           "iteration 400, but training has 300"),
 ])
 def test_bad_settings_give_one_clear_error(settings, message):
@@ -382,14 +382,14 @@ def test_a_retraining_slims_the_batchnorm_scales_as_its_extension_says():
     (--sparsity-regularization); the hook saves no file and refuses a strength <= 0."""
     model = small_vgg()
     with torch.no_grad():
-        model.get_parameter("features.1.weight").neg_()  # negative scales: sign -1
+        model.get_parameter("bn1.weight").neg_()  # negative scales: sign -1
     x = torch.randn(4, 1, 28, 28)
     F.cross_entropy(model(x), torch.tensor([0, 1, 2, 3])).backward()
     before = {n: p.grad.clone() for n, p in model.named_parameters()}
     hook = training_monitor(slimming_extension(0.25), {}, "cpu")
     hook(0, model)
     for name, p in model.named_parameters():
-        if p.dim() == 1 and name.endswith("weight") and name.startswith("features"):
+        if name in ("bn1.weight", "bn2.weight"):
             assert torch.equal(p.grad, before[name] + 0.25 * torch.sign(p.detach())), name
         else:
             assert torch.equal(p.grad, before[name]), name

@@ -97,9 +97,9 @@ DISTANCES: dict[str, Callable[[Mask, Mask], float]] = {
 
 def _check_queue_and_distance(queue: int, distance: str) -> None:
     if distance not in DISTANCES:
-        raise LthError(f"eb.distance must be one of {', '.join(DISTANCES)}, got {distance!r}")
+        raise LthError(f"earlybird.distance must be one of {', '.join(DISTANCES)}, got {distance!r}")
     if queue < 2:
-        raise LthError(f"eb.queue must be >= 2 (a mask and one to compare with), got {queue}")
+        raise LthError(f"earlybird.queue must be >= 2 (a mask and one to compare with), got {queue}")
 
 
 class Detector:
@@ -130,30 +130,30 @@ class Detector:
 
 def check_earlybird(eb: EarlyBird, iterations: int) -> None:
     """One clear error for settings under which the search cannot mean anything: the config
-    check of eb_search (also run by `search` before training)."""
+    check of earlybird_search (also run by `search` before training)."""
     if not eb.densities or not all(0 < d < 1 for d in eb.densities):
-        raise LthError(f"eb.densities must be in (0, 1), got {list(eb.densities)}")
+        raise LthError(f"earlybird.densities must be in (0, 1), got {list(eb.densities)}")
     if len(set(eb.densities)) < len(eb.densities):
-        raise LthError(f"eb.densities must be distinct, got {list(eb.densities)}")
+        raise LthError(f"earlybird.densities must be distinct, got {list(eb.densities)}")
     if eb.scope not in ("layerwise", "global"):
-        raise LthError(f"eb.scope must be 'layerwise' or 'global', got {eb.scope!r}")
+        raise LthError(f"earlybird.scope must be 'layerwise' or 'global', got {eb.scope!r}")
     if eb.check_every < 1:
-        raise LthError(f"eb.check_every must be >= 1, got {eb.check_every}")
+        raise LthError(f"earlybird.check_every must be >= 1, got {eb.check_every}")
     if not 0 <= eb.epsilon < 1:
-        raise LthError(f"eb.epsilon must be in [0, 1), got {eb.epsilon}")
+        raise LthError(f"earlybird.epsilon must be in [0, 1), got {eb.epsilon}")
     _check_queue_and_distance(eb.queue, eb.distance)
     if eb.variant not in VARIANTS:
-        raise LthError(f"eb.variant must be one of {', '.join(VARIANTS)}, got {eb.variant!r}")
+        raise LthError(f"earlybird.variant must be one of {', '.join(VARIANTS)}, got {eb.variant!r}")
     if eb.slimming < 0 or (eb.slimming > 0 and eb.variant != "channel"):
-        raise LthError(f"eb.slimming must be >= 0 and is the channel variant's, got "
+        raise LthError(f"earlybird.slimming must be >= 0 and is the channel variant's, got "
                        f"{eb.slimming} with variant {eb.variant}")
     needed = (eb.queue - 1) * eb.check_every
     if needed > iterations:
-        raise LthError(f"eb: a queue of {eb.queue} checks every {eb.check_every} iterations "
+        raise LthError(f"earlybird: a queue of {eb.queue} checks every {eb.check_every} iterations "
                        f"first fills at iteration {needed}, but training has {iterations}")
     for d in eb.densities:
         if eb.distance == "hamming" and vacuous_hamming(d, eb.epsilon):
-            raise LthError(f"eb: the hamming threshold is vacuous at density {d}: two masks "
+            raise LthError(f"earlybird: the hamming threshold is vacuous at density {d}: two masks "
                            f"differ by at most 2*min(d, 1-d) = {2 * min(d, 1 - d):g} <= "
                            f"epsilon {eb.epsilon}; use distance changed_fraction")
 

@@ -155,7 +155,7 @@ def channel_variant(e):
     return e["earlybird"]["variant"] == "channel"
 
 
-def eb_level(e, density):
+def earlybird_level(e, density):
     """density<D>, or channels<P> (P percent of the channels kept) in the channel variant."""
     return (
         channel_level(density)
@@ -164,30 +164,30 @@ def eb_level(e, density):
     )
 
 
-def eb_levels(e):
-    return [eb_level(e, d) for d in e["earlybird"]["densities"]]
+def earlybird_levels(e):
+    return [earlybird_level(e, d) for d in e["earlybird"]["densities"]]
 
 
-def eb_methods(e):
+def earlybird_methods(e):
     return [method_name(r) for r in e["earlybird"]["retrain"]]
 
 
-def eb_ticket(e_name, seed, level, filename):
+def earlybird_ticket(e_name, seed, level, filename):
     return f"{run_dir(e_name, seed, TICKETS, level)}/{filename}"
 
 
-def eb_files(e):
+def earlybird_files(e):
     """What the search writes per density: the ticket (a weight mask, or the channel
     variant's kept channels and smaller network at theta_0) and the weights at the draw."""
     ticket = ("channels", "weights_at_init") if channel_variant(e) else ("mask",)
     return [f"{f}.safetensors" for f in (*ticket, "weights_at_eb")]
 
 
-def eb_search_record(e_name, seed):
+def earlybird_search_record(e_name, seed):
     return f"results/{e_name}/seed{seed}/{TICKETS}/search.json"
 
 
-def eb_search(e_name, e, seed, device):
+def earlybird_search(e_name, e, seed, device):
     b = e["earlybird"]
     return SearchJob(
         experiment=e_name,
@@ -203,24 +203,24 @@ def eb_search(e_name, e, seed, device):
             variant=b["variant"],
             slimming=b["slimming"] if channel_variant(e) else 0.0,
         ),
-        out_dirs=tuple(run_dir(e_name, seed, TICKETS, level) for level in eb_levels(e)),
-        record=eb_search_record(e_name, seed),
+        out_dirs=tuple(run_dir(e_name, seed, TICKETS, level) for level in earlybird_levels(e)),
+        record=earlybird_search_record(e_name, seed),
     )
 
 
-def eb_members(e_name, e, w, seed):
+def earlybird_members(e_name, e, w, seed):
     """Each ticket in each configured retraining (RETRAININGS): from theta_0's weights (the
     surviving ones in the channel variant) or the draw's, or a fresh init, for the whole
     schedule or from t_EB on."""
     b, members = e["earlybird"], []
-    for level in eb_levels(e):
+    for level in earlybird_levels(e):
         common = dict(family="earlybird", level=level)
         if channel_variant(e):  # the smaller network, whole
-            theta_0 = eb_ticket(e_name, seed, level, "weights_at_init.safetensors")
+            theta_0 = earlybird_ticket(e_name, seed, level, "weights_at_init.safetensors")
         else:
-            common["mask"] = eb_ticket(e_name, seed, level, "mask.safetensors")
+            common["mask"] = earlybird_ticket(e_name, seed, level, "mask.safetensors")
             theta_0 = init_path(e_name, seed)
-        drawn = eb_ticket(e_name, seed, level, "weights_at_eb.safetensors")
+        drawn = earlybird_ticket(e_name, seed, level, "weights_at_eb.safetensors")
         for reading in b["retrain"]:
             how = RETRAININGS[reading]
             member = dict(
@@ -240,21 +240,21 @@ def eb_members(e_name, e, w, seed):
 _COHORTS_earlybird = (
     CohortRule(
         name="earlybird",
-        methods=eb_methods,
+        methods=earlybird_methods,
         level="",
         enabled=lambda e: bool(e["earlybird"]["densities"]),
-        members=eb_members,
-        networks=lambda e: [(m, level) for m in eb_methods(e) for level in eb_levels(e)],
-        levels=eb_levels,
+        members=earlybird_members,
+        networks=lambda e: [(m, level) for m in earlybird_methods(e) for level in earlybird_levels(e)],
+        levels=earlybird_levels,
         log_tag="earlybird",
         searches=lambda e_name, e, w, device: [
-            ("eb-search", eb_search(e_name, e, s, device)) for s in e["seeds"]
+            ("eb-search", earlybird_search(e_name, e, s, device)) for s in e["seeds"]
         ],
         extra_outputs=lambda e_name, e: [
             f
             for s in e["seeds"]
-            for f in [eb_search_record(e_name, s)]
-            + [eb_ticket(e_name, s, lvl, name) for lvl in eb_levels(e) for name in eb_files(e)]
+            for f in [earlybird_search_record(e_name, s)]
+            + [earlybird_ticket(e_name, s, lvl, name) for lvl in earlybird_levels(e) for name in earlybird_files(e)]
         ],
         code=("methods.earlybird", "methods.filters"),
     ),
