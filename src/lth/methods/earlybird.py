@@ -97,9 +97,11 @@ DISTANCES: dict[str, Callable[[Mask, Mask], float]] = {
 
 def _check_queue_and_distance(queue: int, distance: str) -> None:
     if distance not in DISTANCES:
-        raise LthError(f"earlybird.distance must be one of {', '.join(DISTANCES)}, got {distance!r}")
+        raise LthError(f"earlybird.distance must be one of {', '.join(DISTANCES)}, "
+                       f"got {distance!r}")
     if queue < 2:
-        raise LthError(f"earlybird.queue must be >= 2 (a mask and one to compare with), got {queue}")
+        raise LthError(f"earlybird.queue must be >= 2 (a mask and one to compare with), "
+                       f"got {queue}")
 
 
 class Detector:
@@ -143,7 +145,8 @@ def check_earlybird(eb: EarlyBird, iterations: int) -> None:
         raise LthError(f"earlybird.epsilon must be in [0, 1), got {eb.epsilon}")
     _check_queue_and_distance(eb.queue, eb.distance)
     if eb.variant not in VARIANTS:
-        raise LthError(f"earlybird.variant must be one of {', '.join(VARIANTS)}, got {eb.variant!r}")
+        raise LthError(f"earlybird.variant must be one of {', '.join(VARIANTS)}, "
+                       f"got {eb.variant!r}")
     if eb.slimming < 0 or (eb.slimming > 0 and eb.variant != "channel"):
         raise LthError(f"earlybird.slimming must be >= 0 and is the channel variant's, got "
                        f"{eb.slimming} with variant {eb.variant}")

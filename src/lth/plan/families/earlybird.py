@@ -237,6 +237,13 @@ def earlybird_members(e_name, e, w, seed):
     return members
 
 
+def earlybird_outputs(e_name, e):
+    """The search's files of every seed: its record and each level's ticket."""
+    return [f for s in e["seeds"] for f in [earlybird_search_record(e_name, s)]
+            + [earlybird_ticket(e_name, s, lvl, name) for lvl in earlybird_levels(e)
+               for name in earlybird_files(e)]]
+
+
 _COHORTS_earlybird = (
     CohortRule(
         name="earlybird",
@@ -244,18 +251,15 @@ _COHORTS_earlybird = (
         level="",
         enabled=lambda e: bool(e["earlybird"]["densities"]),
         members=earlybird_members,
-        networks=lambda e: [(m, level) for m in earlybird_methods(e) for level in earlybird_levels(e)],
+        networks=lambda e: [
+            (m, level) for m in earlybird_methods(e) for level in earlybird_levels(e)
+        ],
         levels=earlybird_levels,
         log_tag="earlybird",
         searches=lambda e_name, e, w, device: [
             ("eb-search", earlybird_search(e_name, e, s, device)) for s in e["seeds"]
         ],
-        extra_outputs=lambda e_name, e: [
-            f
-            for s in e["seeds"]
-            for f in [earlybird_search_record(e_name, s)]
-            + [earlybird_ticket(e_name, s, lvl, name) for lvl in earlybird_levels(e) for name in earlybird_files(e)]
-        ],
+        extra_outputs=earlybird_outputs,
         code=("methods.earlybird", "methods.filters"),
     ),
 )
