@@ -16,15 +16,7 @@ from matplotlib.figure import Figure
 
 from lth.analysis.cost import DENSE_RUN, pareto_front
 from lth.report.plotting import legend_below, log_axis, percent_axis
-from lth.report.style import (
-    CONTROL_COLOR,
-    FAMILY_MARKER,
-    FigureStyle,
-    method_colors,
-    method_line,
-    new_figure,
-    styled,
-)
+from lth.report.style import FigureStyle, MethodStyle, method_styles, new_figure, styled
 from lth.report.tables import (
     ES_ACCURACY,
     LEVEL_KEYS,
@@ -70,17 +62,17 @@ def front_of(points: pd.DataFrame, cost: str) -> pd.DataFrame:
     return candidates[on_front].sort_values([cost, "mean"])
 
 
-def _draw_cost_panel(ax: Axes, points: pd.DataFrame, cost: str, colors: dict,
-                     labels: dict) -> None:
-    """One marker per (method, level) with its accuracy spread, controls grey, and the
-    Pareto front connected."""
-    for (family, method), rows in points.groupby(["family", "method"], sort=False):
+def _draw_cost_panel(ax: Axes, points: pd.DataFrame, cost: str,
+                     styles: dict[str, MethodStyle], labels: dict) -> None:
+    """One marker per (method, level) with its accuracy spread (controls grey, see
+    method_styles), and the Pareto front connected."""
+    for method, rows in points.groupby("method", sort=False):
         control = bool(rows["control"].any())
         ax.errorbar(
             rows[cost], rows["mean"], yerr=[rows["mean"] - rows["lo"], rows["hi"] - rows["mean"]],
-            linestyle="none", marker=FAMILY_MARKER[family], markersize=4, elinewidth=0.6,
-            color=CONTROL_COLOR if control else colors[method], alpha=0.6 if control else 1.0,
+            elinewidth=0.6, alpha=0.6 if control else 1.0,
             label=labels[method] + (" (control)" if control else ""),
+            **styles[method].line(linestyle="none"),
         )
     front = front_of(points, cost)
     ax.plot(front[cost], front["mean"], color="black", linewidth=1, zorder=0,
@@ -99,12 +91,12 @@ def fig_cost_vs_accuracy(tables: ReportTables, style: FigureStyle) -> Figure | N
     points = points[(points[[cost for cost, _ in VIEWS]] > 0).all(axis=1)]
     if points.empty:
         return None
-    colors = method_colors(tables.summary, style.palette)
+    styles = method_styles(tables.summary, style.palette)
     labels = method_labels(tables.summary)
     with styled(style):
         fig, axes = new_figure(style, ncols=2)
         for ax, (cost, xlabel) in zip(axes, VIEWS, strict=True):
-            _draw_cost_panel(ax, points, cost, colors, labels)
+            _draw_cost_panel(ax, points, cost, styles, labels)
             ax.set_xlabel(xlabel)
         axes[0].set_ylabel("Early-stop test accuracy (%)")
         legend_below(fig, axes, ncols=4)
@@ -136,12 +128,12 @@ def fig_iterations_to_target(tables: ReportTables, style: FigureStyle) -> Figure
     if stats.empty:
         return None
     ceiling = 1.1 * float(summary["iterations"].max())
-    colors = method_colors(summary, style.palette)
+    styles = method_styles(summary, style.palette)
     labels = method_labels(summary)
     with styled(style):
         fig, (ax,) = new_figure(style)
-        for (family, method), rows in stats.groupby(["family", "method"], sort=False):
-            line = method_line(family, colors[method])
+        for method, rows in stats.groupby("method", sort=False):
+            line = styles[method].line()
             partial = rows["reached"].between(1, rows["n"] - 1)
             ax.plot(rows["percent"], rows["iterations"], label=labels[method], **line)
             ax.plot(rows["percent"][partial], rows["iterations"][partial],

@@ -18,6 +18,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from lth.analysis.cost import DENSE_RUN
 from lth.plan.registry import GROUPS
 from lth.report.cost_figures import fig_cost_vs_accuracy, fig_iterations_to_target
 from lth.report.overlap_figures import (
@@ -30,11 +31,14 @@ from lth.report.plotting import (
     draw_mean_spread,
     legend_below,
     log_axis,
+    method_facets,
     nearest_level,
+    panel_grid,
+    panel_legends,
     percent_axis,
     place_legend,
 )
-from lth.report.style import FigureStyle, method_colors, method_line, new_figure, styled
+from lth.report.style import FigureStyle, MethodStyle, method_styles, new_figure, styled
 from lth.report.tables import (
     ES_ACCURACY,
     ReportTables,
@@ -53,7 +57,7 @@ def _metrics_vs_density(
     panels: list[tuple[str, str | None]],
     scale: float,
     ylabel: str,
-    colors: dict[str, tuple],
+    styles: dict[str, MethodStyle],
 ) -> Figure | None:
     """One panel per (value column, title) of panels, sharing the y axis: one line (mean)
     and band (spread) per method of rows vs. percent remaining on a reversed log axis; None
@@ -64,18 +68,22 @@ def _metrics_vs_density(
     with styled(style):
         fig, axes = new_figure(style, ncols=len(panels))
         for ax, (value, title) in zip(axes, panels, strict=True):
-            stats = level_stats(rows.assign(y=scale * rows[value]), "y", style.spread)
-            for (family, method), s in stats.groupby(["family", "method"], sort=False):
-                draw_mean_spread(
-                    ax, s["percent"], s, label=labels[method],
-                    **method_line(family, colors[method])
-                )
-            percent_axis(ax, stats["percent"])
+            _draw_vs_density(ax, rows.assign(y=scale * rows[value]), style, styles, labels)
             if title:
                 ax.set_title(title)
         axes[0].set_ylabel(ylabel)
         place_legend(axes, fig, rows["method"].nunique())
     return fig
+
+
+def _draw_vs_density(ax, rows: pd.DataFrame, style: FigureStyle,
+                     styles: dict[str, MethodStyle], labels: dict[str, str]) -> None:
+    """Column y of rows per method: mean line and spread band vs. percent remaining (reversed
+    log axis)."""
+    stats = level_stats(rows, "y", style.spread)
+    for method, s in stats.groupby("method", sort=False):
+        draw_mean_spread(ax, s["percent"], s, label=labels[method], **styles[method].line())
+    percent_axis(ax, stats["percent"])
 
 
 def _curve_levels(curves: pd.DataFrame, style: FigureStyle) -> list[tuple[str, str]]:
@@ -110,7 +118,7 @@ def fig_accuracy_vs_density(tables: ReportTables, style: FigureStyle) -> Figure 
         [(ES_ACCURACY, "At early stop"), ("final_test_accuracy", "At the end of training")],
         100,
         "Test accuracy (%)",
-        method_colors(tables.summary, style.palette),
+        method_styles(tables.summary, style.palette),
     )
 
 
@@ -123,23 +131,30 @@ def fig_early_stop_vs_density(tables: ReportTables, style: FigureStyle) -> Figur
         [("early_stop_iteration", None)],
         1,
         "Early-stop iteration",
-        method_colors(tables.summary, style.palette),
+        method_styles(tables.summary, style.palette),
     )
 
 
 def fig_all_methods(tables: ReportTables, style: FigureStyle) -> Figure | None:
     """Final test accuracy vs. percent remaining for every method; None unless methods
     other than IMP and its controls were run (else it would repeat accuracy_vs_density)."""
-    if tables.summary["family"].isin(("lottery", "control")).all():
+    summary = tables.summary
+    if summary["family"].isin(("lottery", "control")).all():
         return None
-    return _metrics_vs_density(
-        tables.summary,
-        style,
-        [("final_test_accuracy", None)],
-        100,
-        "Final test accuracy (%)",
-        method_colors(tables.summary, style.palette),
-    )
+    facets = method_facets(summary, summary["method"].unique(), reference=DENSE_RUN[0])
+    styles = method_styles(summary, style.palette)
+    labels = method_labels(summary)
+    rows = summary.assign(y=100 * summary["final_test_accuracy"])
+    with styled(style):
+        fig, axes = panel_grid(style, len(facets), ncols=2, sharey=True)
+        for ax, (title, methods) in zip(axes, facets, strict=True):
+            _draw_vs_density(ax, rows[rows["method"].isin(methods)], style, styles, labels)
+            percent_axis(ax, summary["percent_remaining"])
+            ax.set_title(title, fontsize="small")
+        for ax in axes[:: min(2, len(axes))]:
+            ax.set_ylabel("Final test acc. (%)")
+        panel_legends(axes)
+    return fig
 
 
 def fig_learning_curves(tables: ReportTables, style: FigureStyle) -> Figure | None:
@@ -179,7 +194,7 @@ def fig_generalization_gap(tables: ReportTables, style: FigureStyle) -> Figure |
     rows = tables.summary[tables.summary["method"].isin(("imp", "reinit"))]
     if rows.empty:
         return None
-    colors = method_colors(tables.summary, style.palette)
+    styles = method_styles(tables.summary, style.palette)
     with styled(style):
         fig, (ax,) = new_figure(style)
         for split, dash, fill in (("train", "--", "none"), ("test", "-", "full")):
@@ -191,7 +206,7 @@ def fig_generalization_gap(tables: ReportTables, style: FigureStyle) -> Figure |
                     ax,
                     s["percent"],
                     s,
-                    color=colors[method],
+                    color=styles[method].color,
                     linestyle=dash,
                     marker="o",
                     markersize=4,
@@ -245,7 +260,7 @@ def fig_layer_collapse(tables: ReportTables, style: FigureStyle) -> Figure | Non
     if tables.summary.empty:
         return None
     table = collapse_table(tables.summary)
-    colors = method_colors(tables.summary, style.palette)
+    styles = method_styles(tables.summary, style.palette)
     y = np.arange(len(table))
     with styled(style):
         fig, (ax,) = new_figure(style)
@@ -253,7 +268,7 @@ def fig_layer_collapse(tables: ReportTables, style: FigureStyle) -> Figure | Non
             y,
             table["max_compression_no_collapse"].fillna(0),
             height=0.6,
-            color=[colors[m] for m in table["method"]],
+            color=[styles[m].color for m in table["method"]],
             label="largest compression before any layer collapsed",
         )
         if table["first_collapse_compression"].notna().any():
@@ -304,8 +319,7 @@ def fig_density_profiles(tables: ReportTables, style: FigureStyle) -> Figure | N
     if not facets:
         return None
     order = {name: i + 1 for i, name in enumerate(pd.unique(layers["layer"]))}
-    family = tables.summary.drop_duplicates("method").set_index("method")["family"]
-    colors = method_colors(tables.summary, style.palette)
+    styles = method_styles(tables.summary, style.palette)
     labels = method_labels(tables.summary)
     with styled(style):
         fig, axes = new_figure(style, ncols=len(facets))
@@ -315,8 +329,7 @@ def fig_density_profiles(tables: ReportTables, style: FigureStyle) -> Figure | N
                 mean = 100 * rows.groupby("layer", sort=False)["layer_density"].mean()
                 x = mean.index.map(order)
                 y = mean.where(mean > 0)
-                ax.plot(x, y, label=labels[method],
-                        **method_line(family[method], colors[method]))
+                ax.plot(x, y, label=labels[method], **styles[method].line())
             ax.set_title(f"{target:g}% remaining")
             ax.set_xlabel("Layer")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -20,7 +20,7 @@ from lth.report.plotting import (
     panel_grid,
     percent_axis,
 )
-from lth.report.style import FigureStyle, method_colors, method_line, styled
+from lth.report.style import FigureStyle, method_styles, styled
 from lth.report.tables import ReportTables, method_labels, methods_in_order
 
 MASK_VIEW = "mask"
@@ -144,8 +144,7 @@ def fig_mask_overlap_layers(tables: ReportTables, style: FigureStyle) -> Figure 
     if tidy.empty:
         return None
     layer_names = [OVERALL] + [n for n in pd.unique(tidy["layer"]) if n != OVERALL]
-    colors = method_colors(tables.summary, style.palette)
-    family = tables.summary.drop_duplicates("method").set_index("method")["family"]
+    styles = method_styles(tables.summary, style.palette)
     labels = method_labels(tables.summary)
     with styled(style):
         fig, axes = panel_grid(style, len(layer_names), ncols=2, sharey=True)
@@ -159,7 +158,7 @@ def fig_mask_overlap_layers(tables: ReportTables, style: FigureStyle) -> Figure 
             for method in methods_in_order(tables.summary, stats["method"]):
                 line = stats[stats["method"] == method].sort_values("percent")
                 ax.plot(line["percent"], line["excess"], label=labels[method],
-                        **method_line(family[method], colors[method]))
+                        **styles[method].line())
             ax.axhline(0, color="0.3", linewidth=0.6)
             percent_axis(ax, tidy["percent"])
             ax.set_title("all layers" if layer == OVERALL else layer)
