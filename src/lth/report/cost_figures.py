@@ -14,7 +14,8 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from lth.analysis.cost import DENSE_RUN, pareto_front
+from lth.analysis.cost import pareto_front
+from lth.analysis.dense import with_sparse_trainings
 from lth.report.plotting import legend_below, log_axis, percent_axis
 from lth.report.style import FigureStyle, MethodStyle, method_styles, new_figure, styled
 from lth.report.tables import (
@@ -30,15 +31,6 @@ VIEWS = (
     ("sparse_trainings", "Total multiply-accumulates (MACs),\nin dense trainings"),
     ("dense_trainings", "Trainings, epoch view\n(every run counted as dense)"),
 )
-
-
-def with_sparse_trainings(summary: pd.DataFrame) -> pd.DataFrame:
-    """summary with sparse_trainings: total_macs over the train_macs_dense of the same
-    seed's dense run (NaN without one)."""
-    dense = summary[(summary["method"] == DENSE_RUN[0]) & (summary["level"] == DENSE_RUN[1])]
-    per_seed = dense.groupby("seed")["train_macs_dense"].first()
-    per_seed = per_seed.where(per_seed > 0)
-    return summary.assign(sparse_trainings=summary["total_macs"] / summary["seed"].map(per_seed))
 
 
 def cost_points(summary: pd.DataFrame, spread: str) -> pd.DataFrame:

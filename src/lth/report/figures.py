@@ -18,7 +18,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from lth.analysis.cost import DENSE_RUN
+from lth.analysis.dense import DENSE_RUN
 from lth.plan.registry import GROUPS
 from lth.report.cost_figures import fig_cost_vs_accuracy, fig_iterations_to_target
 from lth.report.overlap_figures import (
