@@ -27,7 +27,13 @@ REPORT_TEMPLATES = [
     for t in sorted(glob.glob("src/lth/report/templates/*.j2", root_dir=workflow.basedir))
 ]
 # The lth.report modules each report verb imports (figure, report, pdf), for library().
-FIGURE_MODULES = ["verbs.report", "analysis.cost", "plan.registry", "plan.spec"] + [
+FIGURE_MODULES = [
+    "verbs.report",
+    "analysis.cost",
+    "analysis.dense",
+    "plan.registry",
+    "plan.spec",
+] + [
     f"report.{m}"
     for m in (
         "tables",
@@ -41,7 +47,7 @@ FIGURE_MODULES = ["verbs.report", "analysis.cost", "plan.registry", "plan.spec"]
 ]
 REPORT_MODULES = (
     FIGURE_MODULES
-    + ["analysis.summary"]
+    + ["analysis.summary", "analysis.findings"]
     + [f"report.{m}" for m in ("claims", "scorecard", "html", "latex", "render")]
 )
 PDF_MODULES = ["verbs.report", "report.latex"]

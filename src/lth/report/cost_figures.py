@@ -15,8 +15,15 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from lth.analysis.cost import pareto_front
-from lth.analysis.dense import with_sparse_trainings
-from lth.report.plotting import legend_below, log_axis, percent_axis
+from lth.analysis.dense import DENSE_RUN, with_sparse_trainings
+from lth.report.plotting import (
+    legend_below,
+    log_axis,
+    method_facets,
+    panel_grid,
+    panel_legends,
+    percent_axis,
+)
 from lth.report.style import FigureStyle, MethodStyle, method_styles, new_figure, styled
 from lth.report.tables import (
     ES_ACCURACY,
@@ -111,10 +118,28 @@ def target_stats(summary: pd.DataFrame) -> pd.DataFrame:
 NOT_REACHED = "not reached"
 
 
+def _draw_to_target(ax: Axes, stats: pd.DataFrame, ceiling: float,
+                    styles: dict[str, MethodStyle], labels: dict[str, str]) -> None:
+    """Iterations to target per method of stats vs. percent remaining: open markers where
+    only some seeds reached it, crosses on the 'not reached' line where none did."""
+    for method, rows in stats.groupby("method", sort=False):
+        line = styles[method].line()
+        partial = rows["reached"].between(1, rows["n"] - 1)
+        ax.plot(rows["percent"], rows["iterations"], label=labels[method], **line)
+        ax.plot(rows["percent"][partial], rows["iterations"][partial],
+                **(line | {"linestyle": "none", "markerfacecolor": "white"}))
+        never = rows[rows["reached"] == 0]
+        if len(never):
+            ax.plot(never["percent"], np.full(len(never), ceiling),
+                    **(line | {"linestyle": "none", "marker": "x", "markersize": 6}))
+    ax.axhline(ceiling, color="0.5", linestyle=":", linewidth=0.8)
+
+
 def fig_iterations_to_target(tables: ReportTables, style: FigureStyle) -> Figure | None:
     """Iterations until the validation accuracy first reaches the target vs. percent
-    remaining per method; a level no seed reached is marked on the 'not reached' line above
-    the longest training, a level only some seeds reached has an open marker."""
+    remaining per method, one panel per group of methods (method_facets, IMP in each); a
+    level no seed reached is marked on the 'not reached' line above the longest training, a
+    level only some seeds reached has an open marker."""
     summary = tables.summary
     stats = target_stats(summary)
     if stats.empty:
@@ -122,25 +147,20 @@ def fig_iterations_to_target(tables: ReportTables, style: FigureStyle) -> Figure
     ceiling = 1.1 * float(summary["iterations"].max())
     styles = method_styles(summary, style.palette)
     labels = method_labels(summary)
+    facets = method_facets(summary, stats["method"].unique(), reference=DENSE_RUN[0])
     with styled(style):
-        fig, (ax,) = new_figure(style)
-        for method, rows in stats.groupby("method", sort=False):
-            line = styles[method].line()
-            partial = rows["reached"].between(1, rows["n"] - 1)
-            ax.plot(rows["percent"], rows["iterations"], label=labels[method], **line)
-            ax.plot(rows["percent"][partial], rows["iterations"][partial],
-                    **(line | {"linestyle": "none", "markerfacecolor": "white"}))
-            never = rows[rows["reached"] == 0]
-            if len(never):
-                ax.plot(never["percent"], np.full(len(never), ceiling),
-                        **(line | {"linestyle": "none", "marker": "x", "markersize": 6}))
-        ax.axhline(ceiling, color="0.5", linestyle=":", linewidth=0.8)
-        ticks = [t for t in ax.get_yticks() if 0 <= t <= ceiling / 1.1]
-        ax.set_yticks([*ticks, ceiling], [f"{t:g}" for t in ticks] + [NOT_REACHED])
-        ax.set_ylim(0, ceiling * 1.05)
-        percent_axis(ax, stats["percent"])
-        ax.set_ylabel("Iterations to target")
-        legend_below(fig, [ax], ncols=4)
+        fig, axes = panel_grid(style, len(facets), ncols=2, sharey=True)
+        for ax, (title, methods) in zip(axes, facets, strict=True):
+            _draw_to_target(ax, stats[stats["method"].isin(methods)], ceiling, styles, labels)
+            percent_axis(ax, stats["percent"])
+            if len(facets) > 1:
+                ax.set_title(title, fontsize="small")
+        ticks = [t for t in axes[0].get_yticks() if 0 <= t <= ceiling / 1.1]
+        axes[0].set_yticks([*ticks, ceiling], [f"{t:g}" for t in ticks] + [NOT_REACHED])
+        axes[0].set_ylim(0, ceiling * 1.05)
+        for ax in axes[:: min(2, len(axes))]:
+            ax.set_ylabel("Iterations to target")
+        panel_legends(axes)
     return fig
 
 

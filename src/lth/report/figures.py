@@ -30,6 +30,7 @@ from lth.report.overlap_figures import (
 from lth.report.plotting import (
     draw_mean_spread,
     legend_below,
+    legend_cell,
     log_axis,
     method_facets,
     nearest_level,
@@ -310,35 +311,54 @@ def _profile_facets(layers: pd.DataFrame, style: FigureStyle) -> list[tuple[floa
     return facets
 
 
+def _draw_profiles(ax, layers: pd.DataFrame, pairs: list, order: dict,
+                   styles: dict[str, MethodStyle], labels: dict[str, str]) -> None:
+    """Per (method, level) of pairs: mean percent remaining of each layer (x: its index in
+    forward order; a gap: a layer collapsed in every seed)."""
+    for method, level in pairs:
+        rows = layers[(layers["method"] == method) & (layers["level"] == level)]
+        mean = 100 * rows.groupby("layer", sort=False)["layer_density"].mean()
+        ax.plot(mean.index.map(order), mean.where(mean > 0), label=labels[method],
+                **styles[method].line())
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_yscale("log")
+
+
 def fig_density_profiles(tables: ReportTables, style: FigureStyle) -> Figure | None:
-    """Per-layer percent remaining (x: layer index in forward order, log y) for each method,
-    one facet per overall percent in style.profile_percents; mean over seeds, so a gap is a
-    layer collapsed in every seed."""
+    """Per-layer percent remaining (x: layer index in forward order, log y) for each method:
+    one column per overall percent in style.profile_percents, one row per group of methods
+    (method_facets, IMP in each where it has a level); mean over seeds, so a gap is a layer
+    collapsed in every seed."""
     layers = tables.layers
-    facets = _profile_facets(layers, style) if len(layers) else []
-    if not facets:
+    columns = _profile_facets(layers, style) if len(layers) else []
+    if not columns:
         return None
+    shown = {method for _, pairs in columns for method, _ in pairs}
+    rows = method_facets(tables.summary, shown, reference=DENSE_RUN[0])
     order = {name: i + 1 for i, name in enumerate(pd.unique(layers["layer"]))}
     styles = method_styles(tables.summary, style.palette)
     labels = method_labels(tables.summary)
     with styled(style):
-        fig, axes = new_figure(style, ncols=len(facets))
-        for ax, (target, pairs) in zip(axes, facets, strict=True):
-            for method, level in pairs:
-                rows = layers[(layers["method"] == method) & (layers["level"] == level)]
-                mean = 100 * rows.groupby("layer", sort=False)["layer_density"].mean()
-                x = mean.index.map(order)
-                y = mean.where(mean > 0)
-                ax.plot(x, y, label=labels[method], **styles[method].line())
-            ax.set_title(f"{target:g}% remaining")
-            ax.set_xlabel("Layer")
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.set_yscale("log")
+        fig, axes = panel_grid(style, len(rows) * (len(columns) + 1), len(columns) + 1,
+                               sharey=True, row_heights=[style.height / 2.2] * len(rows))
+        cells = iter(axes)
+        for title, methods in rows:
+            row = [next(cells) for _ in columns]
+            for ax, (target, pairs) in zip(row, columns, strict=True):
+                chosen = [(m, lv) for m, lv in pairs if m in methods]
+                if title == rows[0][0]:
+                    ax.set_title(f"{target:g}% remaining", fontsize="x-small")
+                if not chosen:
+                    ax.set_axis_off()
+                    ax.text(0.5, 0.5, "no level near", ha="center", fontsize="x-small",
+                            transform=ax.transAxes)
+                _draw_profiles(ax, layers, chosen, order, styles, labels)
+            row[0].set_ylabel(f"{title}\nlayer % left", fontsize="x-small")
+            legend_cell(next(cells), row)
         lo = min(np.nanmin(line.get_ydata()) for ax in axes for line in ax.get_lines())
         axes[0].set_ylim(lo / 1.5, 150)
         log_axis(axes[0].yaxis, lo / 1.5, 150, "")
-        axes[0].set_ylabel("Layer weights remaining (%)")
-        legend_below(fig, axes, ncols=5)
+        fig.supxlabel("Layer (forward order)", fontsize="small")
     return fig
 
 
@@ -355,11 +375,13 @@ CONTROLS = (
 
 class FigureSpec(NamedTuple):
     """A registered figure: the function drawing it, its caption template (placeholders:
-    experiment, spread and the keys of render.REQUIRED_SETTINGS), and the tables it reads."""
+    experiment, spread and the keys of render.REQUIRED_SETTINGS), the tables it reads, and
+    the report's question it answers (a topic of render.GUIDE)."""
 
     make: Callable[[ReportTables, FigureStyle], Figure | None]
     caption: str
     reads: tuple[str, ...]
+    topic: str = "accuracy"
 
 
 FIGURES: dict[str, FigureSpec] = {
@@ -431,9 +453,11 @@ FIGURES: dict[str, FigureSpec] = {
         "(I_max - E[I]) of two masks of the same seed (same initialization), where I is the "
         "number of weights both keep, E[I] its expectation for random masks with the same "
         "per-layer counts and I_max the largest overlap those counts allow: 0 is chance, 1 "
-        "nested masks. Cells read 'J/J_chance': mean Jaccard index and the Jaccard index at "
-        "the chance overlap. Blank: no matched pair (or an overlap the counts force).",
+        "nested masks; each cell gives its value (the Jaccard index J of each pair and its value "
+        "at chance are similarity.csv's columns jaccard and expected_jaccard). Blank: no "
+        "matched pair (or an overlap the counts force).",
         ("summary", "similarity"),
+        "similarity",
     ),
     "mask_overlap_layers": FigureSpec(
         fig_mask_overlap_layers,
@@ -445,6 +469,7 @@ FIGURES: dict[str, FigureSpec] = {
         "(per layer, summed), and the band is ±1.645 of it (normal approximation), the "
         "widest over the methods at each round.",
         ("summary", "similarity"),
+        "similarity",
     ),
     "input_degree_maps": FigureSpec(
         fig_input_degree_maps,
@@ -456,6 +481,7 @@ FIGURES: dict[str, FigureSpec] = {
         "control training that method's mask) is counted under it ('+k same'). Networks "
         "whose first layer is a convolution have none.",
         ("summary", "indegree"),
+        "similarity",
     ),
     "score_rank_correlation": FigureSpec(
         fig_score_rank_correlation,
@@ -464,6 +490,7 @@ FIGURES: dict[str, FigureSpec] = {
         "layers and per layer; mean over seeds and matched levels. Only methods that save "
         "scores (pruning at initialization, mined supermasks) appear.",
         ("summary", "similarity"),
+        "similarity",
     ),
     "cost_vs_accuracy": FigureSpec(
         fig_cost_vs_accuracy,
@@ -477,6 +504,7 @@ FIGURES: dict[str, FigureSpec] = {
         "controls "
         "(grey) need a ticket's mask and are kept off the front.",
         ("summary",),
+        "cost",
     ),
     "iterations_to_target": FigureSpec(
         fig_iterations_to_target,
@@ -486,6 +514,7 @@ FIGURES: dict[str, FigureSpec] = {
         "reached it (open marker: only some did); crosses on the 'not reached' line: no seed "
         "reached it within its training.",
         ("summary",),
+        "cost",
     ),
 }
 

@@ -94,6 +94,18 @@ def panel_legends(axes: list[Axes]) -> None:
         ax.legend(loc="best", fontsize="x-small", handlelength=2.5, borderaxespad=0.3)
 
 
+def legend_cell(cell: Axes, row: list[Axes]) -> None:
+    """The legend of a row of panels in its own cell at the row's end (each label once),
+    so that it covers no data."""
+    entries = {}
+    for ax in row:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            entries.setdefault(label, handle)
+    cell.set_axis_off()
+    cell.legend(entries.values(), entries.keys(), loc="center left", fontsize="x-small",
+                frameon=False, borderaxespad=0)
+
+
 def place_legend(axes: list[Axes], fig: Figure, entries: int) -> None:
     """Legend inside the first axes when short, else below the plots, off the data."""
     if entries <= 5:
