@@ -4,6 +4,7 @@ are the ones computed here by hand."""
 from __future__ import annotations
 
 import pandas as pd
+
 from lth.analysis.findings import Finding, findings, findings_table
 
 DENSE_MACS = 1000.0

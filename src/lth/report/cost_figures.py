@@ -98,7 +98,7 @@ def fig_cost_vs_accuracy(tables: ReportTables, style: FigureStyle) -> Figure | N
             _draw_cost_panel(ax, points, cost, styles, labels)
             ax.set_xlabel(xlabel)
         axes[0].set_ylabel("Early-stop test accuracy (%)")
-        legend_below(fig, axes, ncols=4)
+        legend_below(fig, axes, ncols=3)
     return fig
 
 

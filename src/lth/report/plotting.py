@@ -14,6 +14,7 @@ from matplotlib.collections import QuadMesh
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
+from lth.plan.registry import GROUP_NAMES
 from lth.report.style import FigureStyle, ordered_methods, panel_group
 
 MAX_LINES = 6
@@ -77,7 +78,8 @@ def method_facets(summary: pd.DataFrame, methods, reference: str | None = None,
                                    zip(ordered["method"], ordered["family"], strict=True)])
     has_reference = reference in set(methods)
     facets = []
-    for panel, members in groups.groupby("panel", sort=False):
+    for panel, members in sorted(groups.groupby("panel", sort=False),
+                                 key=lambda pair: GROUP_NAMES.index(pair[0])):
         names = [m for m in members["method"] if m != reference]
         room = MAX_LINES - (1 if has_reference else 0)
         chunks = [names[i:i + room] for i in range(0, len(names), room)] or [[]]
@@ -125,9 +127,9 @@ def legend_below(fig: Figure, axes: list[Axes], ncols: int, title: str | None = 
         entries.keys(),
         loc="outside lower center",
         ncols=min(len(entries), ncols),
-        fontsize="small",
+        fontsize="x-small",
         title=title,
-        title_fontsize="small",
+        title_fontsize="x-small",
     )
 
 
