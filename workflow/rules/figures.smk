@@ -31,6 +31,7 @@ FIGURE_MODULES = [
     "verbs.report",
     "analysis.cost",
     "analysis.dense",
+    "analysis.findings",
     "plan.registry",
     "plan.spec",
 ] + [
@@ -40,6 +41,7 @@ FIGURE_MODULES = [
         "style",
         "plotting",
         "overlap_figures",
+        "layer_figures",
         "cost_figures",
         "figures",
         "figure_files",
@@ -47,7 +49,7 @@ FIGURE_MODULES = [
 ]
 REPORT_MODULES = (
     FIGURE_MODULES
-    + ["analysis.summary", "analysis.findings"]
+    + ["analysis.summary"]
     + [f"report.{m}" for m in ("claims", "scorecard", "html", "latex", "render")]
 )
 PDF_MODULES = ["verbs.report", "report.latex"]

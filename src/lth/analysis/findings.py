@@ -270,7 +270,7 @@ def overlap(levels: pd.DataFrame, similarity: pd.DataFrame | None) -> list[Findi
         per_pair = rows.groupby(["method_a", "method_b"], as_index=False)["excess"].mean()
         per_pair = per_pair.sort_values("excess", ascending=False)
         def named(r):
-            return f"{r.method_a}–{r.method_b} {r.excess:.2f}"
+            return f"{r.method_a}–{r.method_b} {r.excess + 0.0:.2f}".replace("-0.00", "0.00")
         top = per_pair.head(TOP_PAIRS)
         low = per_pair.tail(min(TOP_PAIRS, len(per_pair) - len(top)))
         text = (f"{band_text(band)} of weights remaining: most alike "

@@ -7,20 +7,17 @@ deviation or minimum to maximum, the latter as in Frankle & Carbin 2019, Fig. 1-
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import NamedTuple
 
-import numpy as np
 import pandas as pd
 import seaborn as sns
-from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
 from lth.analysis.dense import DENSE_RUN
 from lth.plan.registry import GROUPS
 from lth.report.cost_figures import fig_cost_vs_accuracy, fig_iterations_to_target
+from lth.report.layer_figures import fig_density_profiles, fig_layer_collapse, fig_layer_density
 from lth.report.overlap_figures import (
     fig_input_degree_maps,
     fig_mask_overlap_heatmap,
@@ -30,8 +27,6 @@ from lth.report.overlap_figures import (
 from lth.report.plotting import (
     draw_mean_spread,
     legend_below,
-    legend_cell,
-    log_axis,
     method_facets,
     nearest_level,
     panel_grid,
@@ -43,7 +38,6 @@ from lth.report.style import FigureStyle, MethodStyle, method_styles, new_figure
 from lth.report.tables import (
     ES_ACCURACY,
     ReportTables,
-    collapse_table,
     level_stats,
     mean_and_spread,
     method_labels,
@@ -220,148 +214,6 @@ def fig_generalization_gap(tables: ReportTables, style: FigureStyle) -> Figure |
     return fig
 
 
-def fig_layer_density(tables: ReportTables, style: FigureStyle) -> Figure | None:
-    """Heatmap of each layer's percent of weights remaining (rows, forward order) per IMP
-    round (columns, labelled by overall percent remaining), mean over seeds; a blank cell
-    is a layer collapsed in every seed. Cells are annotated when there are few columns."""
-    imp = tables.layers[tables.layers["method"] == "imp"]
-    if imp.empty:
-        return None
-    grid = imp.assign(p=100 * imp["layer_density"]).pivot_table(
-        index="layer", columns="round", values="p", aggfunc="mean", sort=False
-    )
-    grid = grid[sorted(grid.columns)]
-    overall = 100 * imp.groupby("round")["density"].mean()
-    positive = grid.to_numpy()[grid.to_numpy() > 0]
-    with styled(style):
-        fig, (ax,) = new_figure(style)
-        sns.heatmap(
-            grid,
-            ax=ax,
-            cmap=style.cmap,
-            norm=LogNorm(positive.min(), 100),
-            annot=len(grid.columns) <= 12,
-            fmt=".3g",
-            annot_kws={"fontsize": "x-small"},
-            xticklabels=[f"{overall[r]:.3g}" for r in grid.columns],
-            cbar_kws={"label": "Layer weights remaining (%)"},
-        )
-        colorbar = ax.collections[0].colorbar
-        log_axis(colorbar.ax.yaxis, positive.min(), 100, "")
-        ax.set_xlabel("IMP round: overall weights remaining (%)")
-        ax.set_ylabel("Layer")
-        ax.tick_params(axis="x", labelrotation=90)
-        ax.tick_params(axis="y", labelrotation=0)
-    return fig
-
-
-def fig_layer_collapse(tables: ReportTables, style: FigureStyle) -> Figure | None:
-    """Per method, the largest compression reached before any layer collapsed (bar, log
-    scale) and the first compression with a collapsed layer (cross); see collapse_table."""
-    if tables.summary.empty:
-        return None
-    table = collapse_table(tables.summary)
-    styles = method_styles(tables.summary, style.palette)
-    y = np.arange(len(table))
-    with styled(style):
-        fig, (ax,) = new_figure(style)
-        ax.barh(
-            y,
-            table["max_compression_no_collapse"].fillna(0),
-            height=0.6,
-            color=[styles[m].color for m in table["method"]],
-            label="largest compression before any layer collapsed",
-        )
-        if table["first_collapse_compression"].notna().any():
-            ax.plot(
-                table["first_collapse_compression"],
-                y,
-                linestyle="none",
-                marker="X",
-                markersize=9,
-                color="black",
-                label="first compression with a collapsed layer",
-            )
-        ax.set_yticks(y, table["method"].map(method_labels(tables.summary)))
-        ax.invert_yaxis()
-        ax.set_xscale("log")
-        hi = 1.5 * table["max_compression_tested"].max()
-        ax.set_xlim(1, hi)
-        log_axis(ax.xaxis, 1, hi, "×")
-        ax.set_xlabel("Compression ratio (total / remaining weights)")
-        legend_below(fig, [ax], ncols=1)
-    return fig
-
-
-def _profile_facets(layers: pd.DataFrame, style: FigureStyle) -> list[tuple[float, list]]:
-    """Per facet percent: the (method, level) pairs whose overall percent is within
-    style.profile_match_factor of it, nearest level per method; facets without any dropped."""
-    percent = 100 * layers.groupby(["method", "level"], sort=False)["density"].mean()
-    facets = []
-    for target in style.profile_percents:
-        pairs = []
-        for method in percent.index.get_level_values("method").unique():
-            level = nearest_level(percent[method], target)
-            if abs(math.log(percent[method][level] / target)) <= math.log(
-                style.profile_match_factor
-            ):
-                pairs.append((method, level))
-        if pairs:
-            facets.append((target, pairs))
-    return facets
-
-
-def _draw_profiles(ax, layers: pd.DataFrame, pairs: list, order: dict,
-                   styles: dict[str, MethodStyle], labels: dict[str, str]) -> None:
-    """Per (method, level) of pairs: mean percent remaining of each layer (x: its index in
-    forward order; a gap: a layer collapsed in every seed)."""
-    for method, level in pairs:
-        rows = layers[(layers["method"] == method) & (layers["level"] == level)]
-        mean = 100 * rows.groupby("layer", sort=False)["layer_density"].mean()
-        ax.plot(mean.index.map(order), mean.where(mean > 0), label=labels[method],
-                **styles[method].line())
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_yscale("log")
-
-
-def fig_density_profiles(tables: ReportTables, style: FigureStyle) -> Figure | None:
-    """Per-layer percent remaining (x: layer index in forward order, log y) for each method:
-    one column per overall percent in style.profile_percents, one row per group of methods
-    (method_facets, IMP in each where it has a level); mean over seeds, so a gap is a layer
-    collapsed in every seed."""
-    layers = tables.layers
-    columns = _profile_facets(layers, style) if len(layers) else []
-    if not columns:
-        return None
-    shown = {method for _, pairs in columns for method, _ in pairs}
-    rows = method_facets(tables.summary, shown, reference=DENSE_RUN[0])
-    order = {name: i + 1 for i, name in enumerate(pd.unique(layers["layer"]))}
-    styles = method_styles(tables.summary, style.palette)
-    labels = method_labels(tables.summary)
-    with styled(style):
-        fig, axes = panel_grid(style, len(rows) * (len(columns) + 1), len(columns) + 1,
-                               sharey=True, row_heights=[style.height / 2.2] * len(rows))
-        cells = iter(axes)
-        for title, methods in rows:
-            row = [next(cells) for _ in columns]
-            for ax, (target, pairs) in zip(row, columns, strict=True):
-                chosen = [(m, lv) for m, lv in pairs if m in methods]
-                if title == rows[0][0]:
-                    ax.set_title(f"{target:g}% remaining", fontsize="x-small")
-                if not chosen:
-                    ax.set_axis_off()
-                    ax.text(0.5, 0.5, "no level near", ha="center", fontsize="x-small",
-                            transform=ax.transAxes)
-                _draw_profiles(ax, layers, chosen, order, styles, labels)
-            row[0].set_ylabel(f"{title}\nlayer % left", fontsize="x-small")
-            legend_cell(next(cells), row)
-        lo = min(np.nanmin(line.get_ydata()) for ax in axes for line in ax.get_lines())
-        axes[0].set_ylim(lo / 1.5, 150)
-        log_axis(axes[0].yaxis, lo / 1.5, 150, "")
-        fig.supxlabel("Layer (forward order)", fontsize="small")
-    return fig
-
-
 BANDS = " Lines are means over seeds; bands show {spread} over seeds."
 CONTROLS = (
     "reinit (the same mask, a new initialization; Frankle & Carbin 2019, Sec. 2), "
@@ -424,7 +276,10 @@ FIGURES: dict[str, FigureSpec] = {
     "all_methods": FigureSpec(
         fig_all_methods,
         "Final test accuracy (at the end of training) vs. percent of weights remaining for all "
-        "methods; line style and marker by family: "
+        "methods, one panel per group of methods (at most six lines a panel; a ticket's "
+        "controls beside it), imp in every panel as the common yardstick. Each method has one "
+        "look in every figure: its group's hue (its members shades of it, each its own "
+        "marker), controls grey and dashed; line style by group: "
         + ", ".join(f"{g.look} {g.description}" for g in GROUPS)
         + ". Methods marked (untrained) keep their initial weights: the accuracy is that of "
         "the mask alone." + BANDS,
@@ -441,7 +296,8 @@ FIGURES: dict[str, FigureSpec] = {
     "density_profiles": FigureSpec(
         fig_density_profiles,
         "Percent of weights remaining per layer (forward order) for each method at a few "
-        "overall percents remaining (facets); mean over seeds, so a gap is a layer collapsed "
+        "overall percents remaining (columns), one row per group of methods (imp in each "
+        "where it has a level near); mean over seeds, so a gap is a layer collapsed "
         "in every seed.",
         ("summary", "layers"),
     ),
@@ -462,7 +318,8 @@ FIGURES: dict[str, FigureSpec] = {
     "mask_overlap_layers": FigureSpec(
         fig_mask_overlap_layers,
         "Excess overlap (see mask_overlap_heatmap) of imp's mask with each other method's at "
-        "matched density, per layer and over all layers, vs. imp's percent of weights "
+        "matched density, over all layers and per layer (columns; per layer for networks of "
+        "up to four layers), one row per group of methods, vs. imp's percent of weights "
         "remaining; means over seeds. Grey: the 5-95% band of the excess of two independent "
         "random masks with the same per-layer counts, computed, not simulated: the excess of "
         "such masks has mean 0 and the standard deviation of the hypergeometric overlap "
@@ -510,7 +367,8 @@ FIGURES: dict[str, FigureSpec] = {
         fig_iterations_to_target,
         "Training iterations until the validation accuracy first reaches 99% of the best "
         "validation accuracy of the same seed's dense network, vs. percent of weights "
-        "remaining, as evaluated every eval_every iterations; mean over the seeds that "
+        "remaining, one panel per group of methods (imp in each), as evaluated every "
+        "eval_every iterations; mean over the seeds that "
         "reached it (open marker: only some did); crosses on the 'not reached' line: no seed "
         "reached it within its training.",
         ("summary",),

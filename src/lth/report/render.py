@@ -184,7 +184,7 @@ def findings_section(tables: ReportTables) -> list[dict]:
     them: question, the sentences with the rows each cites, and the rule (source)."""
     table = findings_table(tables.summary, tables.similarity)
     return [
-        {"question": question, "source": rows["source"].iloc[0],
+        {"question": question, "source": "; ".join(rows["source"].unique()),
          "items": rows[["text", "rows"]].to_dict("records")}
         for question, rows in table.groupby("question", sort=False)
     ]

@@ -188,13 +188,12 @@ def method_styles(summary: pd.DataFrame, palette: str) -> dict[str, MethodStyle]
     every experiment), its members shades of that hue and distinct markers (the group's
     marker first) and the group's line style; controls are grey shades, dashed."""
     hues = group_hues(palette)
-    marker = {g.name: g.marker for g in GROUPS}
     methods = ordered_methods(summary)
     controls = methods[methods["control"]]
     styles = {}
     for family, members in methods[~methods["control"]].groupby("family", sort=False):
         looks = zip(shades(hues[family], len(members)),
-                    members_markers(marker[family], len(members)), strict=True)
+                    members_markers(FAMILY_MARKER[family], len(members)), strict=True)
         for method, (color, mark) in zip(members["method"], looks, strict=True):
             styles[method] = MethodStyle(color, mark, FAMILY_LINESTYLE[family])
     greys = [(g, g, g) for g in np.linspace(0.2, 0.65, len(controls)).tolist()]
