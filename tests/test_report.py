@@ -21,9 +21,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from markupsafe import escape
 
 from lth.analysis import similarity as S
 from lth.analysis.cost import pareto_front
+from lth.analysis.findings import findings_table
 from lth.core.io import LthError, read_json, sha256_file
 from lth.core.provenance import find_record
 from lth.report import claims
@@ -417,17 +419,23 @@ def test_layer_density_heatmap_values(tables):
     assert [t.get_text() for t in ax.get_yticklabels()] == [name for name, _, _ in LAYERS]
 
 
-def test_all_methods_line_style_by_family(tables):
-    ax = fig_all_methods(tables, STYLE).axes[0]
-    lines = lines_by_label(ax)
-    assert len(lines) == 10 and "scratch_e_finetune" in lines
+def test_all_methods_one_panel_per_group_with_imp_in_each(tables):
+    panels = {ax.get_title(): lines_by_label(ax) for ax in fig_all_methods(tables, STYLE).axes}
+    family = tables.summary.drop_duplicates("method").set_index("method")["family"]
+    assert list(panels) == [family[m] for m in ("imp", "snip", "finetune", "eb", "edge_popup")]
+    assert all("imp" in lines for lines in panels.values())
+    # a control beside the ticket it controls
+    assert set(panels[family["finetune"]]) == {"imp", "finetune", "scratch_e_finetune"}
+    assert set(panels[family["imp"]]) == {"imp", "reinit", "random_pruning", "scratch_b_imp"}
+    lines = {name: line for drawn in panels.values() for name, line in drawn.items()}
+    assert len(lines) == 10
     styles = {name: line.get_linestyle() for name, line in lines.items()}
     assert styles["imp"] == "-" and styles["reinit"] == "--"
     assert styles["snip"] == ":" and styles["finetune"] == "-."
     assert lines["eb"].get_marker() == "v" and lines["edge_popup (untrained)"].get_marker() == "P"
     assert lines["edge_popup (untrained)"].get_ydata() == pytest.approx(
         mean_over_seeds(tables, "edge_popup", "final_test_accuracy"))
-    assert ax.get_xscale() == "log"
+    assert lines["imp"].axes.get_xscale() == "log"
 
 
 def test_layer_collapse_bars_and_collapse_marks(tables):
@@ -441,13 +449,24 @@ def test_layer_collapse_bars_and_collapse_marks(tables):
     assert ax.get_xscale() == "log"
 
 
+def grid_columns(fig, ncols: int) -> list[dict]:
+    """Per column of a grid of panels with a legend cell closing each row: the lines of
+    its panels by label, and its title (the top row's)."""
+    rows = [fig.axes[i:i + ncols + 1] for i in range(0, len(fig.axes), ncols + 1)]
+    return [{"title": rows[0][c].get_title(),
+             "lines": {k: v for row in rows for k, v in lines_by_label(row[c]).items()}}
+            for c in range(ncols)]
+
+
 def test_density_profiles_facets_match_overall_density(tables):
-    axes = fig_density_profiles(tables, STYLE).axes
-    assert [ax.get_title() for ax in axes] == ["50% remaining", "20% remaining", "5% remaining"]
-    assert sorted(lines_by_label(axes[1])) == [  # IMP 32.8% is too far
+    fig = fig_density_profiles(tables, STYLE)
+    columns = grid_columns(fig, 3)
+    assert [c["title"] for c in columns] == ["50% remaining", "20% remaining", "5% remaining"]
+    assert sorted(columns[1]["lines"]) == [  # IMP 32.8% is too far
         "eb", "edge_popup (untrained)", "snip", "synflow"]
-    assert len(lines_by_label(axes[0])) == 10
-    synflow = lines_by_label(axes[2])["synflow"]
+    assert len(columns[0]["lines"]) == 10
+    axes = fig.axes
+    synflow = columns[2]["lines"]["synflow"]
     assert synflow.get_xdata().tolist() == [1, 2, 3]
     assert synflow.get_ydata() == pytest.approx([100 * 0.95 * 0.05, 5.0, 50.0])
     assert axes[0].get_yscale() == "log"
@@ -509,24 +528,26 @@ def test_mask_overlap_heatmap_cells_are_the_mean_excess_of_their_rows(tables):
     assert np.isnan(grid.loc["imp", "imp"])  # no pair of a method with itself
     texts = {t.get_text() for t in panels["≈50% remaining"].texts}
     rows = mask_pair_rows(sim, "imp", "round3", "reinit", "round3")
-    assert f"{rows['jaccard'].mean():.2f}/0.10".replace("0.", ".") in texts
+    assert f"{rows['excess'].mean():.2f}".replace("0.", ".", 1) in texts
     # at 5 %: only the one-shot methods, IMP's sparsest round is 32.8 %
     assert set(heatmap_grid(panels["≈5% remaining"]).index) == {
         "snip", "synflow", "eb", "edge_popup (untrained)"}
 
 
 def test_mask_overlap_layers_per_layer_with_the_chance_band(tables):
-    panels = panels_by_title(fig_mask_overlap_layers(tables, STYLE))
-    assert list(panels) == ["all layers", "fc1.weight", "fc2.weight", "fc3.weight"]
-    ax = panels["fc2.weight"]
-    reinit = lines_by_label(ax)["reinit"]
+    fig = fig_mask_overlap_layers(tables, STYLE)
+    columns = grid_columns(fig, 4)
+    assert [c["title"] for c in columns] == ["all layers", "fc1.weight", "fc2.weight",
+                                             "fc3.weight"]
+    ax = fig.axes[2]
+    reinit = columns[2]["lines"]["reinit"]
     sim = tables.similarity
     rows = sim[(sim["view"] == "mask") & (sim["layer"] == "fc2.weight")
                & (sim["method_a"] == "imp") & (sim["method_b"] == "reinit")]
     expected = rows.groupby("density_a")["excess"].mean().sort_index()
     assert reinit.get_xdata() == pytest.approx(100 * expected.index.to_numpy())
     assert reinit.get_ydata() == pytest.approx(expected.to_numpy())
-    assert "edge_popup (untrained)" in lines_by_label(ax)  # compared with imp at 51.2 %
+    assert "edge_popup (untrained)" in columns[2]["lines"]  # compared with imp at 51.2 %
     band = ax.collections[0].get_paths()[0].vertices[:, 1]
     assert band.max() == pytest.approx(1.6448536 * 0.02)  # excess_sd of fc2 is 0.02
     assert band.min() == pytest.approx(-1.6448536 * 0.02)
@@ -590,27 +611,30 @@ def test_cost_vs_accuracy_front_is_lth_cost_pareto_front(tables):
         assert line.get_ydata() == pytest.approx(front["mean"].to_numpy())
         assert len(front) >= 2
         markers = {c.get_label(): c.lines[0] for c in ax.containers}
-        assert markers["reinit (control)"].get_color() == "0.6"
+        red, green, blue = markers["reinit (control)"].get_color()
+        assert red == green == blue  # grey
         assert markers["imp"].get_xdata() == pytest.approx(imp[cost].to_numpy())
         assert "edge_popup (untrained)" in markers
     assert "multiply-accumulates (MACs)" in fig.axes[0].get_xlabel()
 
 
 def test_iterations_to_target_marks_never_reached_levels_apart_from_zero(tables):
-    ax = fig_iterations_to_target(tables, STYLE).axes[0]
+    fig = fig_iterations_to_target(tables, STYLE)
+    ax = fig.axes[0]
+    lines = [line for panel in fig.axes for line in panel.get_lines()]
     ceiling = 1.1 * 1000
-    never = sorted((x, y) for line in ax.get_lines() if line.get_marker() == "x"
+    never = sorted((x, y) for line in lines if line.get_marker() == "x"
                    for x, y in zip(line.get_xdata(), line.get_ydata(), strict=True))
     # edge-popup at every density, SNIP at 5 %
     assert np.array(never) == pytest.approx(np.array(
         [(5.0, ceiling), (5.0, ceiling), (20.0, ceiling), (50.0, ceiling)]))
     assert ax.get_yticklabels()[-1].get_text() == "not reached"
-    snip = lines_by_label(ax)["snip"]
+    snip = next(line for line in lines if line.get_label() == "snip")
     assert np.isnan(snip.get_ydata()[-1]) and snip.get_xdata()[-1] == pytest.approx(5.0)
     synflow = target_stats(tables.summary).set_index(["method", "level"]).loc[
         ("synflow", "density0.05")]
     assert (synflow["iterations"], synflow["reached"], synflow["n"]) == (580.0, 1, 2)
-    open_markers = [line for line in ax.get_lines() if line.get_markerfacecolor() == "white"
+    open_markers = [line for line in lines if line.get_markerfacecolor() == "white"
                     and len(line.get_xdata())]
     assert [(line.get_xdata().tolist(), line.get_ydata().tolist())
             for line in open_markers] == [([5.0], [580.0])]
@@ -721,6 +745,29 @@ def test_scorecard_opens_the_html_with_verdicts_in_text(made):
         "synflow_no_collapse"
     ]
     assert "Verdicts: 5 reproduced, 0 not reproduced, 8 not tested at this scale." in html
+
+
+def test_findings_and_guide_open_the_report_before_the_scorecard(tables, made):
+    html = made["html"].read_text()
+    guide, findings, scorecard = (html.index(f'<h2>{h}</h2>') for h in (
+        "Guide", "What this run shows", "Reproduction scorecard"))
+    assert html.index("</h1>") < guide < findings < scorecard
+    # the guide points each question at its figures: cost at both cost figures
+    cost = re.search(r"<li><strong>What does each network cost.*?</li>", html, flags=re.S)[0]
+    assert [int(n) for n in re.findall(r"Fig\. (\d+)", cost)] == [
+        i for i, name in enumerate(FIGURES, 1) if FIGURES[name].topic == "cost"]
+    path = made["out_dir"] / "findings.csv"
+    assert made["findings"] == path
+    written = pd.read_csv(path, keep_default_na=False)
+    expected = findings_table(tables.summary, tables.similarity).fillna("")
+    assert written.to_dict("records") == expected.to_dict("records")
+    for text in written["text"]:
+        assert str(escape(text)) in html
+    assert [e["path"] for e in find_record(path)["inputs"]] == [
+        str(made["csv"]["summary"]), str(made["csv"]["similarity"])]
+    tex = made["tex"].read_text()
+    assert tex.index("What this run shows") < tex.index("Reproduction scorecard")
+    assert r"\pageref{fig-" in tex and r"\label{audit}" in tex
 
 
 def test_scorecard_opens_the_tex_escaped(made):

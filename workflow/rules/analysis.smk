@@ -7,7 +7,7 @@ rule summarize:
         runs=lambda w: runs_of(w.exp),
         metrics=lambda w: runs_of(w.exp, "metrics.csv"),
         finals=lambda w: runs_of(w.exp, "final.safetensors"),
-        code=library("analysis.summary", "analysis.cost", *REGISTRY),
+        code=library("analysis.summary", "analysis.cost", "analysis.dense", *REGISTRY),
     output:
         summary="results/{exp}/summary.csv",
         layers="results/{exp}/layers.csv",
@@ -28,7 +28,9 @@ rule similarity:
     input:
         summary="results/{exp}/summary.csv",
         masks=lambda w: runs_of(w.exp, "mask.safetensors"),
-        code=library("analysis.similarity", "analysis.summary", "analysis.cost", *REGISTRY),
+        code=library(
+            "analysis.similarity", "analysis.summary", "analysis.cost", "analysis.dense", *REGISTRY
+        ),
     output:
         similarity="results/{exp}/similarity.csv",
         indegree="results/{exp}/indegree.csv",  # written beside similarity.csv

@@ -29,13 +29,21 @@ REPORT_TEMPLATES = [
     for t in sorted(glob.glob("src/lth/report/templates/*.j2", root_dir=workflow.basedir))
 ]
 # The lth.report modules each report verb imports (figure, report, pdf), for library().
-FIGURE_MODULES = ["verbs.report", "analysis.cost", "plan.registry", "plan.spec"] + [
+FIGURE_MODULES = [
+    "verbs.report",
+    "analysis.cost",
+    "analysis.dense",
+    "analysis.findings",
+    "plan.registry",
+    "plan.spec",
+] + [
     f"report.{m}"
     for m in (
         "tables",
         "style",
         "plotting",
         "overlap_figures",
+        "layer_figures",
         "cost_figures",
         "figures",
         "figure_files",

@@ -38,6 +38,7 @@ rule report_html:
         tex="reports/{exp}/report.tex",
         provenance="reports/{exp}/provenance.json",
         scorecard="reports/{exp}/scorecard.csv",
+        findings="reports/{exp}/findings.csv",
     log:
         "results/{exp}/logs/report_html.log",
     localrule: True

@@ -91,10 +91,6 @@ def record_costs(record: dict, run_json: str | Path, cache: Lineages | None = No
             "total_macs_dense": find_dense + train_dense}
 
 
-DENSE_RUN = ("imp", "round0")
-"""(method, level) of each seed's dense network: the reference of the target and the cost."""
-
-
 def iterations_to_target(curve_rows, target: float) -> float:
     """The first iteration whose validation accuracy reaches `target` (rows with iteration,
     split and accuracy, as metrics.csv); NaN when none does."""

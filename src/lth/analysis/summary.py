@@ -10,12 +10,12 @@ from pathlib import Path
 import pandas as pd
 
 from lth.analysis.cost import (
-    DENSE_RUN,
     Lineages,
     iterations_to_target,
     macs_to_target,
     record_costs,
 )
+from lth.analysis.dense import DENSE_RUN
 from lth.core.io import LthError, atomic_write_text, read_json, write_json
 from lth.core.provenance import file_entry, make_record, sidecar_path
 from lth.plan.registry import is_control

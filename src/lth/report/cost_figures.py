@@ -14,17 +14,17 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from lth.analysis.cost import DENSE_RUN, pareto_front
-from lth.report.plotting import legend_below, log_axis, percent_axis
-from lth.report.style import (
-    CONTROL_COLOR,
-    FAMILY_MARKER,
-    FigureStyle,
-    method_colors,
-    method_line,
-    new_figure,
-    styled,
+from lth.analysis.cost import pareto_front
+from lth.analysis.dense import DENSE_RUN, with_sparse_trainings
+from lth.report.plotting import (
+    legend_below,
+    log_axis,
+    method_facets,
+    panel_grid,
+    panel_legends,
+    percent_axis,
 )
+from lth.report.style import FigureStyle, MethodStyle, method_styles, new_figure, styled
 from lth.report.tables import (
     ES_ACCURACY,
     LEVEL_KEYS,
@@ -38,15 +38,6 @@ VIEWS = (
     ("sparse_trainings", "Total multiply-accumulates (MACs),\nin dense trainings"),
     ("dense_trainings", "Trainings, epoch view\n(every run counted as dense)"),
 )
-
-
-def with_sparse_trainings(summary: pd.DataFrame) -> pd.DataFrame:
-    """summary with sparse_trainings: total_macs over the train_macs_dense of the same
-    seed's dense run (NaN without one)."""
-    dense = summary[(summary["method"] == DENSE_RUN[0]) & (summary["level"] == DENSE_RUN[1])]
-    per_seed = dense.groupby("seed")["train_macs_dense"].first()
-    per_seed = per_seed.where(per_seed > 0)
-    return summary.assign(sparse_trainings=summary["total_macs"] / summary["seed"].map(per_seed))
 
 
 def cost_points(summary: pd.DataFrame, spread: str) -> pd.DataFrame:
@@ -70,17 +61,17 @@ def front_of(points: pd.DataFrame, cost: str) -> pd.DataFrame:
     return candidates[on_front].sort_values([cost, "mean"])
 
 
-def _draw_cost_panel(ax: Axes, points: pd.DataFrame, cost: str, colors: dict,
-                     labels: dict) -> None:
-    """One marker per (method, level) with its accuracy spread, controls grey, and the
-    Pareto front connected."""
-    for (family, method), rows in points.groupby(["family", "method"], sort=False):
+def _draw_cost_panel(ax: Axes, points: pd.DataFrame, cost: str,
+                     styles: dict[str, MethodStyle], labels: dict) -> None:
+    """One marker per (method, level) with its accuracy spread (controls grey, see
+    method_styles), and the Pareto front connected."""
+    for method, rows in points.groupby("method", sort=False):
         control = bool(rows["control"].any())
         ax.errorbar(
             rows[cost], rows["mean"], yerr=[rows["mean"] - rows["lo"], rows["hi"] - rows["mean"]],
-            linestyle="none", marker=FAMILY_MARKER[family], markersize=4, elinewidth=0.6,
-            color=CONTROL_COLOR if control else colors[method], alpha=0.6 if control else 1.0,
+            elinewidth=0.6, alpha=0.6 if control else 1.0,
             label=labels[method] + (" (control)" if control else ""),
+            **styles[method].line(linestyle="none"),
         )
     front = front_of(points, cost)
     ax.plot(front[cost], front["mean"], color="black", linewidth=1, zorder=0,
@@ -99,15 +90,15 @@ def fig_cost_vs_accuracy(tables: ReportTables, style: FigureStyle) -> Figure | N
     points = points[(points[[cost for cost, _ in VIEWS]] > 0).all(axis=1)]
     if points.empty:
         return None
-    colors = method_colors(tables.summary, style.palette)
+    styles = method_styles(tables.summary, style.palette)
     labels = method_labels(tables.summary)
     with styled(style):
         fig, axes = new_figure(style, ncols=2)
         for ax, (cost, xlabel) in zip(axes, VIEWS, strict=True):
-            _draw_cost_panel(ax, points, cost, colors, labels)
+            _draw_cost_panel(ax, points, cost, styles, labels)
             ax.set_xlabel(xlabel)
         axes[0].set_ylabel("Early-stop test accuracy (%)")
-        legend_below(fig, axes, ncols=4)
+        legend_below(fig, axes, ncols=3)
     return fig
 
 
@@ -127,36 +118,49 @@ def target_stats(summary: pd.DataFrame) -> pd.DataFrame:
 NOT_REACHED = "not reached"
 
 
+def _draw_to_target(ax: Axes, stats: pd.DataFrame, ceiling: float,
+                    styles: dict[str, MethodStyle], labels: dict[str, str]) -> None:
+    """Iterations to target per method of stats vs. percent remaining: open markers where
+    only some seeds reached it, crosses on the 'not reached' line where none did."""
+    for method, rows in stats.groupby("method", sort=False):
+        line = styles[method].line()
+        partial = rows["reached"].between(1, rows["n"] - 1)
+        ax.plot(rows["percent"], rows["iterations"], label=labels[method], **line)
+        ax.plot(rows["percent"][partial], rows["iterations"][partial],
+                **(line | {"linestyle": "none", "markerfacecolor": "white"}))
+        never = rows[rows["reached"] == 0]
+        if len(never):
+            ax.plot(never["percent"], np.full(len(never), ceiling),
+                    **(line | {"linestyle": "none", "marker": "x", "markersize": 6}))
+    ax.axhline(ceiling, color="0.5", linestyle=":", linewidth=0.8)
+
+
 def fig_iterations_to_target(tables: ReportTables, style: FigureStyle) -> Figure | None:
     """Iterations until the validation accuracy first reaches the target vs. percent
-    remaining per method; a level no seed reached is marked on the 'not reached' line above
-    the longest training, a level only some seeds reached has an open marker."""
+    remaining per method, one panel per group of methods (method_facets, IMP in each); a
+    level no seed reached is marked on the 'not reached' line above the longest training, a
+    level only some seeds reached has an open marker."""
     summary = tables.summary
     stats = target_stats(summary)
     if stats.empty:
         return None
     ceiling = 1.1 * float(summary["iterations"].max())
-    colors = method_colors(summary, style.palette)
+    styles = method_styles(summary, style.palette)
     labels = method_labels(summary)
+    facets = method_facets(summary, stats["method"].unique(), reference=DENSE_RUN[0])
     with styled(style):
-        fig, (ax,) = new_figure(style)
-        for (family, method), rows in stats.groupby(["family", "method"], sort=False):
-            line = method_line(family, colors[method])
-            partial = rows["reached"].between(1, rows["n"] - 1)
-            ax.plot(rows["percent"], rows["iterations"], label=labels[method], **line)
-            ax.plot(rows["percent"][partial], rows["iterations"][partial],
-                    **(line | {"linestyle": "none", "markerfacecolor": "white"}))
-            never = rows[rows["reached"] == 0]
-            if len(never):
-                ax.plot(never["percent"], np.full(len(never), ceiling),
-                        **(line | {"linestyle": "none", "marker": "x", "markersize": 6}))
-        ax.axhline(ceiling, color="0.5", linestyle=":", linewidth=0.8)
-        ticks = [t for t in ax.get_yticks() if 0 <= t <= ceiling / 1.1]
-        ax.set_yticks([*ticks, ceiling], [f"{t:g}" for t in ticks] + [NOT_REACHED])
-        ax.set_ylim(0, ceiling * 1.05)
-        percent_axis(ax, stats["percent"])
-        ax.set_ylabel("Iterations to target")
-        legend_below(fig, [ax], ncols=4)
+        fig, axes = panel_grid(style, len(facets), ncols=2, sharey=True)
+        for ax, (title, methods) in zip(axes, facets, strict=True):
+            _draw_to_target(ax, stats[stats["method"].isin(methods)], ceiling, styles, labels)
+            percent_axis(ax, stats["percent"])
+            if len(facets) > 1:
+                ax.set_title(title, fontsize="small")
+        ticks = [t for t in axes[0].get_yticks() if 0 <= t <= ceiling / 1.1]
+        axes[0].set_yticks([*ticks, ceiling], [f"{t:g}" for t in ticks] + [NOT_REACHED])
+        axes[0].set_ylim(0, ceiling * 1.05)
+        for ax in axes[:: min(2, len(axes))]:
+            ax.set_ylabel("Iterations to target")
+        panel_legends(axes)
     return fig
 
 

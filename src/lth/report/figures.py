@@ -7,19 +7,17 @@ deviation or minimum to maximum, the latter as in Frankle & Carbin 2019, Fig. 1-
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import NamedTuple
 
-import numpy as np
 import pandas as pd
 import seaborn as sns
-from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
+from lth.analysis.dense import DENSE_RUN
 from lth.plan.registry import groups
 from lth.report.cost_figures import fig_cost_vs_accuracy, fig_iterations_to_target
+from lth.report.layer_figures import fig_density_profiles, fig_layer_collapse, fig_layer_density
 from lth.report.overlap_figures import (
     fig_input_degree_maps,
     fig_mask_overlap_heatmap,
@@ -29,16 +27,17 @@ from lth.report.overlap_figures import (
 from lth.report.plotting import (
     draw_mean_spread,
     legend_below,
-    log_axis,
+    method_facets,
     nearest_level,
+    panel_grid,
+    panel_legends,
     percent_axis,
     place_legend,
 )
-from lth.report.style import FigureStyle, method_colors, method_line, new_figure, styled
+from lth.report.style import FigureStyle, MethodStyle, method_styles, new_figure, styled
 from lth.report.tables import (
     ES_ACCURACY,
     ReportTables,
-    collapse_table,
     level_stats,
     mean_and_spread,
     method_labels,
@@ -53,7 +52,7 @@ def _metrics_vs_density(
     panels: list[tuple[str, str | None]],
     scale: float,
     ylabel: str,
-    colors: dict[str, tuple],
+    styles: dict[str, MethodStyle],
 ) -> Figure | None:
     """One panel per (value column, title) of panels, sharing the y axis: one line (mean)
     and band (spread) per method of rows vs. percent remaining on a reversed log axis; None
@@ -64,18 +63,22 @@ def _metrics_vs_density(
     with styled(style):
         fig, axes = new_figure(style, ncols=len(panels))
         for ax, (value, title) in zip(axes, panels, strict=True):
-            stats = level_stats(rows.assign(y=scale * rows[value]), "y", style.spread)
-            for (family, method), s in stats.groupby(["family", "method"], sort=False):
-                draw_mean_spread(
-                    ax, s["percent"], s, label=labels[method],
-                    **method_line(family, colors[method])
-                )
-            percent_axis(ax, stats["percent"])
+            _draw_vs_density(ax, rows.assign(y=scale * rows[value]), style, styles, labels)
             if title:
                 ax.set_title(title)
         axes[0].set_ylabel(ylabel)
         place_legend(axes, fig, rows["method"].nunique())
     return fig
+
+
+def _draw_vs_density(ax, rows: pd.DataFrame, style: FigureStyle,
+                     styles: dict[str, MethodStyle], labels: dict[str, str]) -> None:
+    """Column y of rows per method: mean line and spread band vs. percent remaining (reversed
+    log axis)."""
+    stats = level_stats(rows, "y", style.spread)
+    for method, s in stats.groupby("method", sort=False):
+        draw_mean_spread(ax, s["percent"], s, label=labels[method], **styles[method].line())
+    percent_axis(ax, stats["percent"])
 
 
 def _curve_levels(curves: pd.DataFrame, style: FigureStyle) -> list[tuple[str, str]]:
@@ -110,7 +113,7 @@ def fig_accuracy_vs_density(tables: ReportTables, style: FigureStyle) -> Figure 
         [(ES_ACCURACY, "At early stop"), ("final_test_accuracy", "At the end of training")],
         100,
         "Test accuracy (%)",
-        method_colors(tables.summary, style.palette),
+        method_styles(tables.summary, style.palette),
     )
 
 
@@ -123,23 +126,30 @@ def fig_early_stop_vs_density(tables: ReportTables, style: FigureStyle) -> Figur
         [("early_stop_iteration", None)],
         1,
         "Early-stop iteration",
-        method_colors(tables.summary, style.palette),
+        method_styles(tables.summary, style.palette),
     )
 
 
 def fig_all_methods(tables: ReportTables, style: FigureStyle) -> Figure | None:
     """Final test accuracy vs. percent remaining for every method; None unless methods
     other than IMP and its controls were run (else it would repeat accuracy_vs_density)."""
-    if tables.summary["family"].isin(("lottery", "control")).all():
+    summary = tables.summary
+    if summary["family"].isin(("lottery", "control")).all():
         return None
-    return _metrics_vs_density(
-        tables.summary,
-        style,
-        [("final_test_accuracy", None)],
-        100,
-        "Final test accuracy (%)",
-        method_colors(tables.summary, style.palette),
-    )
+    facets = method_facets(summary, summary["method"].unique(), reference=DENSE_RUN[0])
+    styles = method_styles(summary, style.palette)
+    labels = method_labels(summary)
+    rows = summary.assign(y=100 * summary["final_test_accuracy"])
+    with styled(style):
+        fig, axes = panel_grid(style, len(facets), ncols=2, sharey=True)
+        for ax, (title, methods) in zip(axes, facets, strict=True):
+            _draw_vs_density(ax, rows[rows["method"].isin(methods)], style, styles, labels)
+            percent_axis(ax, summary["percent_remaining"])
+            ax.set_title(title, fontsize="small")
+        for ax in axes[:: min(2, len(axes))]:
+            ax.set_ylabel("Final test acc. (%)")
+        panel_legends(axes)
+    return fig
 
 
 def fig_learning_curves(tables: ReportTables, style: FigureStyle) -> Figure | None:
@@ -179,7 +189,7 @@ def fig_generalization_gap(tables: ReportTables, style: FigureStyle) -> Figure |
     rows = tables.summary[tables.summary["method"].isin(("imp", "reinit"))]
     if rows.empty:
         return None
-    colors = method_colors(tables.summary, style.palette)
+    styles = method_styles(tables.summary, style.palette)
     with styled(style):
         fig, (ax,) = new_figure(style)
         for split, dash, fill in (("train", "--", "none"), ("test", "-", "full")):
@@ -191,7 +201,7 @@ def fig_generalization_gap(tables: ReportTables, style: FigureStyle) -> Figure |
                     ax,
                     s["percent"],
                     s,
-                    color=colors[method],
+                    color=styles[method].color,
                     linestyle=dash,
                     marker="o",
                     markersize=4,
@@ -201,131 +211,6 @@ def fig_generalization_gap(tables: ReportTables, style: FigureStyle) -> Figure |
         percent_axis(ax, rows["percent_remaining"])
         ax.set_ylabel("Accuracy (%)")
         ax.legend(loc="best")
-    return fig
-
-
-def fig_layer_density(tables: ReportTables, style: FigureStyle) -> Figure | None:
-    """Heatmap of each layer's percent of weights remaining (rows, forward order) per IMP
-    round (columns, labelled by overall percent remaining), mean over seeds; a blank cell
-    is a layer collapsed in every seed. Cells are annotated when there are few columns."""
-    imp = tables.layers[tables.layers["method"] == "imp"]
-    if imp.empty:
-        return None
-    grid = imp.assign(p=100 * imp["layer_density"]).pivot_table(
-        index="layer", columns="round", values="p", aggfunc="mean", sort=False
-    )
-    grid = grid[sorted(grid.columns)]
-    overall = 100 * imp.groupby("round")["density"].mean()
-    positive = grid.to_numpy()[grid.to_numpy() > 0]
-    with styled(style):
-        fig, (ax,) = new_figure(style)
-        sns.heatmap(
-            grid,
-            ax=ax,
-            cmap=style.cmap,
-            norm=LogNorm(positive.min(), 100),
-            annot=len(grid.columns) <= 12,
-            fmt=".3g",
-            annot_kws={"fontsize": "x-small"},
-            xticklabels=[f"{overall[r]:.3g}" for r in grid.columns],
-            cbar_kws={"label": "Layer weights remaining (%)"},
-        )
-        colorbar = ax.collections[0].colorbar
-        log_axis(colorbar.ax.yaxis, positive.min(), 100, "")
-        ax.set_xlabel("IMP round: overall weights remaining (%)")
-        ax.set_ylabel("Layer")
-        ax.tick_params(axis="x", labelrotation=90)
-        ax.tick_params(axis="y", labelrotation=0)
-    return fig
-
-
-def fig_layer_collapse(tables: ReportTables, style: FigureStyle) -> Figure | None:
-    """Per method, the largest compression reached before any layer collapsed (bar, log
-    scale) and the first compression with a collapsed layer (cross); see collapse_table."""
-    if tables.summary.empty:
-        return None
-    table = collapse_table(tables.summary)
-    colors = method_colors(tables.summary, style.palette)
-    y = np.arange(len(table))
-    with styled(style):
-        fig, (ax,) = new_figure(style)
-        ax.barh(
-            y,
-            table["max_compression_no_collapse"].fillna(0),
-            height=0.6,
-            color=[colors[m] for m in table["method"]],
-            label="largest compression before any layer collapsed",
-        )
-        if table["first_collapse_compression"].notna().any():
-            ax.plot(
-                table["first_collapse_compression"],
-                y,
-                linestyle="none",
-                marker="X",
-                markersize=9,
-                color="black",
-                label="first compression with a collapsed layer",
-            )
-        ax.set_yticks(y, table["method"].map(method_labels(tables.summary)))
-        ax.invert_yaxis()
-        ax.set_xscale("log")
-        hi = 1.5 * table["max_compression_tested"].max()
-        ax.set_xlim(1, hi)
-        log_axis(ax.xaxis, 1, hi, "×")
-        ax.set_xlabel("Compression ratio (total / remaining weights)")
-        legend_below(fig, [ax], ncols=1)
-    return fig
-
-
-def _profile_facets(layers: pd.DataFrame, style: FigureStyle) -> list[tuple[float, list]]:
-    """Per facet percent: the (method, level) pairs whose overall percent is within
-    style.profile_match_factor of it, nearest level per method; facets without any dropped."""
-    percent = 100 * layers.groupby(["method", "level"], sort=False)["density"].mean()
-    facets = []
-    for target in style.profile_percents:
-        pairs = []
-        for method in percent.index.get_level_values("method").unique():
-            level = nearest_level(percent[method], target)
-            if abs(math.log(percent[method][level] / target)) <= math.log(
-                style.profile_match_factor
-            ):
-                pairs.append((method, level))
-        if pairs:
-            facets.append((target, pairs))
-    return facets
-
-
-def fig_density_profiles(tables: ReportTables, style: FigureStyle) -> Figure | None:
-    """Per-layer percent remaining (x: layer index in forward order, log y) for each method,
-    one facet per overall percent in style.profile_percents; mean over seeds, so a gap is a
-    layer collapsed in every seed."""
-    layers = tables.layers
-    facets = _profile_facets(layers, style) if len(layers) else []
-    if not facets:
-        return None
-    order = {name: i + 1 for i, name in enumerate(pd.unique(layers["layer"]))}
-    family = tables.summary.drop_duplicates("method").set_index("method")["family"]
-    colors = method_colors(tables.summary, style.palette)
-    labels = method_labels(tables.summary)
-    with styled(style):
-        fig, axes = new_figure(style, ncols=len(facets))
-        for ax, (target, pairs) in zip(axes, facets, strict=True):
-            for method, level in pairs:
-                rows = layers[(layers["method"] == method) & (layers["level"] == level)]
-                mean = 100 * rows.groupby("layer", sort=False)["layer_density"].mean()
-                x = mean.index.map(order)
-                y = mean.where(mean > 0)
-                ax.plot(x, y, label=labels[method],
-                        **method_line(family[method], colors[method]))
-            ax.set_title(f"{target:g}% remaining")
-            ax.set_xlabel("Layer")
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.set_yscale("log")
-        lo = min(np.nanmin(line.get_ydata()) for ax in axes for line in ax.get_lines())
-        axes[0].set_ylim(lo / 1.5, 150)
-        log_axis(axes[0].yaxis, lo / 1.5, 150, "")
-        axes[0].set_ylabel("Layer weights remaining (%)")
-        legend_below(fig, axes, ncols=5)
     return fig
 
 
@@ -342,11 +227,13 @@ CONTROLS = (
 
 class FigureSpec(NamedTuple):
     """A registered figure: the function drawing it, its caption template (placeholders:
-    experiment, spread and the keys of render.REQUIRED_SETTINGS), and the tables it reads."""
+    experiment, spread and the keys of render.REQUIRED_SETTINGS), the tables it reads, and
+    the report's question it answers (a topic of render.GUIDE)."""
 
     make: Callable[[ReportTables, FigureStyle], Figure | None]
     caption: str
     reads: tuple[str, ...]
+    topic: str = "accuracy"
 
 
 FIGURES: dict[str, FigureSpec] = {
@@ -389,7 +276,10 @@ FIGURES: dict[str, FigureSpec] = {
     "all_methods": FigureSpec(
         fig_all_methods,
         "Final test accuracy (at the end of training) vs. percent of weights remaining for all "
-        "methods; line style and marker by family: "
+        "methods, one panel per group of methods (at most six lines a panel; a ticket's "
+        "controls beside it), imp in every panel as the common yardstick. Each method has one "
+        "look in every figure: its group's hue (its members shades of it, each its own "
+        "marker), controls grey and dashed; line style by group: "
         + ", ".join(f"{g.look} {g.description}" for g in groups())
         + ". Methods marked (untrained) keep their initial weights: the accuracy is that of "
         "the mask alone." + BANDS,
@@ -406,7 +296,8 @@ FIGURES: dict[str, FigureSpec] = {
     "density_profiles": FigureSpec(
         fig_density_profiles,
         "Percent of weights remaining per layer (forward order) for each method at a few "
-        "overall percents remaining (facets); mean over seeds, so a gap is a layer collapsed "
+        "overall percents remaining (columns), one row per group of methods (imp in each "
+        "where it has a level near); mean over seeds, so a gap is a layer collapsed "
         "in every seed.",
         ("summary", "layers"),
     ),
@@ -418,20 +309,24 @@ FIGURES: dict[str, FigureSpec] = {
         "(I_max - E[I]) of two masks of the same seed (same initialization), where I is the "
         "number of weights both keep, E[I] its expectation for random masks with the same "
         "per-layer counts and I_max the largest overlap those counts allow: 0 is chance, 1 "
-        "nested masks. Cells read 'J/J_chance': mean Jaccard index and the Jaccard index at "
-        "the chance overlap. Blank: no matched pair (or an overlap the counts force).",
+        "nested masks; each cell gives its value (the Jaccard index J of each pair and its value "
+        "at chance are similarity.csv's columns jaccard and expected_jaccard). Blank: no "
+        "matched pair (or an overlap the counts force).",
         ("summary", "similarity"),
+        "similarity",
     ),
     "mask_overlap_layers": FigureSpec(
         fig_mask_overlap_layers,
         "Excess overlap (see mask_overlap_heatmap) of imp's mask with each other method's at "
-        "matched density, per layer and over all layers, vs. imp's percent of weights "
+        "matched density, over all layers and per layer (columns; per layer for networks of "
+        "up to four layers), one row per group of methods, vs. imp's percent of weights "
         "remaining; means over seeds. Grey: the 5-95% band of the excess of two independent "
         "random masks with the same per-layer counts, computed, not simulated: the excess of "
         "such masks has mean 0 and the standard deviation of the hypergeometric overlap "
         "(per layer, summed), and the band is ±1.645 of it (normal approximation), the "
         "widest over the methods at each round.",
         ("summary", "similarity"),
+        "similarity",
     ),
     "input_degree_maps": FigureSpec(
         fig_input_degree_maps,
@@ -443,6 +338,7 @@ FIGURES: dict[str, FigureSpec] = {
         "control training that method's mask) is counted under it ('+k same'). Networks "
         "whose first layer is a convolution have none.",
         ("summary", "indegree"),
+        "similarity",
     ),
     "score_rank_correlation": FigureSpec(
         fig_score_rank_correlation,
@@ -451,6 +347,7 @@ FIGURES: dict[str, FigureSpec] = {
         "layers and per layer; mean over seeds and matched levels. Only methods that save "
         "scores (pruning at initialization, mined supermasks) appear.",
         ("summary", "similarity"),
+        "similarity",
     ),
     "cost_vs_accuracy": FigureSpec(
         fig_cost_vs_accuracy,
@@ -464,15 +361,18 @@ FIGURES: dict[str, FigureSpec] = {
         "controls "
         "(grey) need a ticket's mask and are kept off the front.",
         ("summary",),
+        "cost",
     ),
     "iterations_to_target": FigureSpec(
         fig_iterations_to_target,
         "Training iterations until the validation accuracy first reaches 99% of the best "
         "validation accuracy of the same seed's dense network, vs. percent of weights "
-        "remaining, as evaluated every eval_every iterations; mean over the seeds that "
+        "remaining, one panel per group of methods (imp in each), as evaluated every "
+        "eval_every iterations; mean over the seeds that "
         "reached it (open marker: only some did); crosses on the 'not reached' line: no seed "
         "reached it within its training.",
         ("summary",),
+        "cost",
     ),
 }
 

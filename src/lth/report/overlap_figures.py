@@ -13,18 +13,18 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from lth.analysis.findings import MASK_VIEW, OVERALL
 from lth.report.plotting import (
-    legend_below,
+    legend_cell,
+    method_facets,
     method_heatmap,
     nearest_level,
     panel_grid,
     percent_axis,
 )
-from lth.report.style import FigureStyle, method_colors, method_line, styled
+from lth.report.style import FigureStyle, MethodStyle, method_styles, styled
 from lth.report.tables import ReportTables, method_labels, methods_in_order
 
-MASK_VIEW = "mask"
-OVERALL = "all"
 CHANCE_Z = 1.6448536269514722
 """Standard normal 95th percentile: chance's 5-95% band of the excess is +-CHANCE_Z sd."""
 MAX_LAYER_FACETS = 4
@@ -95,21 +95,19 @@ def _labelled(grid: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
 
 def fig_mask_overlap_heatmap(tables: ReportTables, style: FigureStyle) -> Figure | None:
     """Per density band (style.profile_percents): methods x methods, mean excess overlap of
-    their masks (diverging at chance, 0), annotated 'J/J_chance' (mean Jaccard and mean
-    chance Jaccard)."""
+    their masks (diverging at chance, 0), each cell annotated with its value (two decimals;
+    the Jaccard indices behind it are similarity.csv's)."""
     if tables.similarity is None:
         return None
     labels = method_labels(tables.summary)
     panels = []
     for percent in style.profile_percents:
         pairs = band_pairs(tables.similarity, percent, style.profile_match_factor)
-        cells = pair_means(pairs, ["excess", "jaccard", "expected_jaccard"])
+        cells = pair_means(pairs, ["excess"])
         if cells.empty:
             continue
         order = methods_in_order(tables.summary, set(cells["method_a"]) | set(cells["method_b"]))
-        cells = cells.assign(text=[
-            "" if pd.isna(r.excess) else f"{short(r.jaccard)}/{short(r.expected_jaccard)}"
-            for r in cells.itertuples()])
+        cells = cells.assign(text=["" if pd.isna(v) else short(v) for v in cells["excess"]])
         values = symmetric_grid(cells, "excess", order)
         annot = symmetric_grid(cells, "text", order).fillna("")
         panels.append((f"≈{percent:g}% remaining", _labelled(values, labels),
@@ -135,37 +133,52 @@ def imp_overlaps(similarity: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(sides, ignore_index=True)
 
 
+def _draw_imp_overlaps(ax, rows: pd.DataFrame, methods: list[str],
+                       styles: dict[str, MethodStyle], labels: dict[str, str]) -> None:
+    """One layer's excess overlap with IMP of each of methods vs IMP's percent remaining,
+    over the chance band (the widest of all methods' at each IMP level)."""
+    stats = rows.groupby(["method", "imp_level"], as_index=False)[
+        ["percent", "excess", "chance"]].mean()
+    band = stats.groupby("imp_level")[["percent", "chance"]].max().sort_values("percent")
+    ax.fill_between(band["percent"], -band["chance"], band["chance"], color="0.75",
+                    alpha=0.6, linewidth=0, label="chance, 5–95%")
+    for method in methods:
+        line = stats[stats["method"] == method].sort_values("percent")
+        ax.plot(line["percent"], line["excess"], label=labels[method], **styles[method].line())
+    ax.axhline(0, color="0.3", linewidth=0.6)
+
+
 def fig_mask_overlap_layers(tables: ReportTables, style: FigureStyle) -> Figure | None:
-    """Per layer (and all layers): excess overlap of IMP's mask with each method's vs IMP's
-    percent remaining; the grey band holds 90% of random mask pairs with the same counts."""
+    """Excess overlap of IMP's mask with each method's vs IMP's percent remaining: one row
+    per group of methods (method_facets), one column for all layers and, for networks of at
+    most MAX_LAYER_FACETS layers, one per layer; the grey band holds 90% of random mask
+    pairs with the same counts."""
     if tables.similarity is None:
         return None
     tidy = imp_overlaps(tables.similarity)
     if tidy.empty:
         return None
-    layer_names = [OVERALL] + [n for n in pd.unique(tidy["layer"]) if n != OVERALL]
-    colors = method_colors(tables.summary, style.palette)
-    family = tables.summary.drop_duplicates("method").set_index("method")["family"]
+    layers = [n for n in pd.unique(tidy["layer"]) if n != OVERALL]
+    columns = [OVERALL] + (layers if len(layers) <= MAX_LAYER_FACETS else [])
+    rows = method_facets(tables.summary, tidy["method"].unique())
+    styles = method_styles(tables.summary, style.palette)
     labels = method_labels(tables.summary)
     with styled(style):
-        fig, axes = panel_grid(style, len(layer_names), ncols=2, sharey=True)
-        for ax, layer in zip(axes, layer_names, strict=True):
-            rows = tidy[tidy["layer"] == layer]
-            stats = rows.groupby(["method", "imp_level"], as_index=False)[
-                ["percent", "excess", "chance"]].mean()
-            band = stats.groupby("imp_level")[["percent", "chance"]].max().sort_values("percent")
-            ax.fill_between(band["percent"], -band["chance"], band["chance"], color="0.75",
-                            alpha=0.6, linewidth=0, label="chance, 5–95%")
-            for method in methods_in_order(tables.summary, stats["method"]):
-                line = stats[stats["method"] == method].sort_values("percent")
-                ax.plot(line["percent"], line["excess"], label=labels[method],
-                        **method_line(family[method], colors[method]))
-            ax.axhline(0, color="0.3", linewidth=0.6)
-            percent_axis(ax, tidy["percent"])
-            ax.set_title("all layers" if layer == OVERALL else layer)
-        for ax in axes[:: min(2, len(axes))]:
-            ax.set_ylabel("Excess overlap with imp")
-        legend_below(fig, axes, ncols=4)
+        fig, axes = panel_grid(style, len(rows) * (len(columns) + 1), len(columns) + 1,
+                               sharey=True, row_heights=[style.height / 2.2] * len(rows))
+        cells = iter(axes)
+        for title, methods in rows:
+            row = [next(cells) for _ in columns]
+            for ax, layer in zip(row, columns, strict=True):
+                _draw_imp_overlaps(ax, tidy[tidy["layer"] == layer], methods, styles, labels)
+                percent_axis(ax, tidy["percent"])
+                ax.set_xlabel("")
+                if title == rows[0][0]:
+                    ax.set_title("all layers" if layer == OVERALL else layer,
+                                 fontsize="x-small")
+            row[0].set_ylabel(f"{title}\nexcess vs imp", fontsize="x-small")
+            legend_cell(next(cells), row)
+        fig.supxlabel("imp's weights remaining (%)", fontsize="small")
     return fig
 
 

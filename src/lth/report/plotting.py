@@ -14,18 +14,40 @@ from matplotlib.collections import QuadMesh
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-from lth.report.style import FigureStyle
+from lth.plan.registry import group_names
+from lth.report.style import FigureStyle, ordered_methods, panel_group
+
+MAX_LINES = 6
+"""The most methods one panel draws; figures with more are faceted (method_facets)."""
 
 
-def one_two_five(lo: float, hi: float) -> list[float]:
-    """Ticks 1, 2, 5 x 10^k within [lo, hi]."""
-    ticks = [m * 10.0**k for k in range(-4, 7) for m in (1, 2, 5)]
+MANTISSAS = ((1, 2, 5), (1, 3), (1,))
+"""Tick mantissas of a log axis, densest first; log_axis takes the densest that fits."""
+TICK_ROOM = {"x": 0.5, "y": 0.3}
+"""Inches each tick label needs along an x axis (side by side) and a y axis (stacked)."""
+
+
+def one_two_five(lo: float, hi: float, mantissas=(1, 2, 5)) -> list[float]:
+    """Ticks m x 10^k (m in mantissas; 1, 2, 5 by default) within [lo, hi]."""
+    ticks = [m * 10.0**k for k in range(-6, 7) for m in mantissas]
     return [t for t in ticks if lo <= t <= hi]
 
 
+def axis_inches(axis) -> float:
+    """Length in inches of an x or y axis, from its axes' place in the figure."""
+    box = axis.axes.get_position()
+    width, height = axis.axes.figure.get_size_inches()
+    return box.width * width if axis.axis_name == "x" else box.height * height
+
+
 def log_axis(axis, lo: float, hi: float, suffix: str) -> None:
-    """1-2-5 major ticks labelled like 100, 50, 20, 0.5 (plus suffix), no minor labels."""
-    axis.set_major_locator(FixedLocator(one_two_five(lo, hi)))
+    """Log ticks labelled like 100, 50, 20, 0.5 (plus suffix), no minor labels: 1-2-5
+    ticks where the axis has room for them, else 1-3 or only powers of ten, so that the
+    labels never overlap."""
+    room = max(2, int(axis_inches(axis) / TICK_ROOM[axis.axis_name]))
+    ticks = next((t for m in MANTISSAS if len(t := one_two_five(lo, hi, m)) <= room),
+                 one_two_five(lo, hi, (1,)))
+    axis.set_major_locator(FixedLocator(ticks))
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}{suffix}"))
     axis.set_minor_locator(NullLocator())
 
@@ -43,6 +65,47 @@ def draw_mean_spread(ax: Axes, x, stats: pd.DataFrame, **line) -> None:
     """Mean as a line, spread over seeds as a band of the same color."""
     ax.fill_between(x, stats["lo"], stats["hi"], color=line["color"], alpha=0.2, linewidth=0)
     ax.plot(x, stats["mean"], **line)
+
+
+def method_facets(summary: pd.DataFrame, methods, reference: str | None = None,
+                  ) -> list[tuple[str, list[str]]]:
+    """Panels of at most MAX_LINES of `methods` each, (title, methods) in report order: one
+    per group (panel_group: a ticket's controls beside it), split when larger; `reference`
+    (when among methods) is added to every panel as the common yardstick."""
+    ordered = ordered_methods(summary)
+    ordered = ordered[ordered["method"].isin(set(methods))]
+    groups = ordered.assign(panel=[panel_group(m, f) for m, f in
+                                   zip(ordered["method"], ordered["family"], strict=True)])
+    has_reference = reference in set(methods)
+    facets = []
+    for panel, members in sorted(groups.groupby("panel", sort=False),
+                                 key=lambda pair: group_names().index(pair[0])):
+        names = [m for m in members["method"] if m != reference]
+        room = MAX_LINES - (1 if has_reference else 0)
+        chunks = [names[i:i + room] for i in range(0, len(names), room)] or [[]]
+        for i, chunk in enumerate(chunks):
+            title = panel if len(chunks) == 1 else f"{panel} ({i + 1}/{len(chunks)})"
+            shown = [reference, *chunk] if has_reference else chunk
+            facets.append((title, list(dict.fromkeys(shown))))
+    return facets
+
+
+def panel_legends(axes: list[Axes]) -> None:
+    """A small legend inside each panel, where it covers the least data."""
+    for ax in axes:
+        ax.legend(loc="best", fontsize="x-small", handlelength=2.5, borderaxespad=0.3)
+
+
+def legend_cell(cell: Axes, row: list[Axes]) -> None:
+    """The legend of a row of panels in its own cell at the row's end (each label once),
+    so that it covers no data."""
+    entries = {}
+    for ax in row:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            entries.setdefault(label, handle)
+    cell.set_axis_off()
+    cell.legend(entries.values(), entries.keys(), loc="center left", fontsize="x-small",
+                frameon=False, borderaxespad=0)
 
 
 def place_legend(axes: list[Axes], fig: Figure, entries: int) -> None:
@@ -64,9 +127,9 @@ def legend_below(fig: Figure, axes: list[Axes], ncols: int, title: str | None = 
         entries.keys(),
         loc="outside lower center",
         ncols=min(len(entries), ncols),
-        fontsize="small",
+        fontsize="x-small",
         title=title,
-        title_fontsize="small",
+        title_fontsize="x-small",
     )
 
 

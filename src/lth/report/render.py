@@ -10,6 +10,8 @@ from typing import NamedTuple
 
 import pandas as pd
 
+from lth.analysis.findings import findings_table
+from lth.analysis.summary import write_csv
 from lth.core.io import LthError, atomic_write_text
 from lth.report.cost_figures import cost_table, iterations_text
 from lth.report.figure_files import build_provenance, write_figures, write_provenance
@@ -28,6 +30,16 @@ from lth.report.tables import (
     shrinkbench_table,
 )
 
+GUIDE = (
+    ("claims", "Do the papers' claims hold here?", "the reproduction scorecard"),
+    ("accuracy", "How accurate is each method at each density, and where does it collapse?",
+     ""),
+    ("cost", "What does each network cost to find and train?", ""),
+    ("similarity", "Do the methods find the same networks?", ""),
+    ("audit", "Where does each number come from?", "the audit trail (appendix)"),
+)
+"""The report's questions (topic, question, where the answer is when no figure or table
+holds it), in the order of the guide."""
 REQUIRED_SETTINGS = ("model", "dataset", "schedule", "pruning_rate", "seeds")
 COMMON_CAPTION = (
     "Experiment {experiment}: {model} on {dataset}, schedule {schedule}, pruning rate "
@@ -36,13 +48,15 @@ COMMON_CAPTION = (
 
 
 class DisplayTable(NamedTuple):
-    """A table as formatted strings, shared by the HTML and LaTeX templates."""
+    """A table as formatted strings, shared by the HTML and LaTeX templates; topic: the
+    GUIDE question it answers."""
 
     title: str
     note: str
     headers: list[str]
     align: str  # one of "l" / "r" per column
     rows: list[list[str]]
+    topic: str = "accuracy"
 
 
 def _fmt(value: float, spec: str, missing: str = "n/a") -> str:
@@ -120,7 +134,7 @@ def display_tables(summary: pd.DataFrame) -> list[DisplayTable]:
             ("Max. tested", "r", lambda r: _fmt(r.max_compression_tested, ".3g")),
         ],
     )
-    return [results, shrink, collapse, _cost_display(summary, label)]
+    return [results, shrink, collapse, _cost_display(summary, label)._replace(topic="cost")]
 
 
 def _cost_display(summary: pd.DataFrame, label: dict[str, str]) -> DisplayTable:
@@ -165,13 +179,47 @@ def _captions(experiment: str, settings: dict, spread: str) -> dict[str, str]:
     }
 
 
+def findings_section(tables: ReportTables) -> list[dict]:
+    """The findings (lth.analysis.findings) grouped by question, as both templates show
+    them: question, the sentences with the rows each cites, and the rule (source)."""
+    table = findings_table(tables.summary, tables.similarity)
+    return [
+        {"question": question, "source": "; ".join(rows["source"].unique()),
+         "items": rows[["text", "rows"]].to_dict("records")}
+        for question, rows in table.groupby("question", sort=False)
+    ]
+
+
+def write_findings(tables: ReportTables, table_paths: dict, experiment: str,
+                   out_dir: str | os.PathLike, argv=()) -> Path:
+    """Write out_dir/findings.csv (every finding with its rule and cited rows) atomically,
+    with its provenance record (the tables it was computed from) beside it."""
+    path = Path(out_dir) / "findings.csv"
+    inputs = [Path(table_paths[t]) for t in ("summary", "similarity") if t in table_paths]
+    write_csv(findings_table(tables.summary, tables.similarity), path, inputs, experiment,
+              verb="report", argv=argv)
+    return path
+
+
+def guide(figures: list[dict], tables: list[DisplayTable]) -> list[dict]:
+    """Per GUIDE question: the figures (made ones) and tables (by number) that answer it."""
+    return [
+        {"topic": topic, "question": question, "elsewhere": elsewhere,
+         "figures": [(i, f["name"]) for i, f in enumerate(figures, 1)
+                     if f["made"] and f["topic"] == topic],
+         "tables": [(i, t.title) for i, t in enumerate(tables, 1) if t.topic == topic]}
+        for topic, question, elsewhere in GUIDE
+    ]
+
+
 def _figure_entries(
     figure_paths: dict, provenance: dict, captions: dict, out_dir: Path
 ) -> list[dict]:
     """Per registered figure, what both templates need (made figures and 'not configured')."""
     entries = []
     for name in FIGURES:
-        entry = {"name": name, "caption": captions[name], "made": name in figure_paths}
+        entry = {"name": name, "caption": captions[name], "made": name in figure_paths,
+                 "topic": FIGURES[name].topic}
         if entry["made"]:
             pdf, png = figure_paths[name]
             entry |= {
@@ -207,13 +255,17 @@ def render_report(
         if key not in provenance:
             raise LthError(f"report provenance: missing key '{key}'")
     captions = _captions(experiment, settings, provenance["style"]["spread"])
+    figures = _figure_entries(figure_paths, provenance, captions, out_dir)
+    shown = display_tables(tables.summary)
     context = {
         "experiment": experiment,
         "settings": settings,
         "code_version": _code_version_text(provenance["code_version"]),
-        "figures": _figure_entries(figure_paths, provenance, captions, out_dir),
-        "tables": display_tables(tables.summary),
+        "figures": figures,
+        "tables": shown,
         "scorecard": scorecard_table(tables.summary),
+        "findings": findings_section(tables),
+        "guide": guide(figures, shown),
     }
     html = out_dir / "report.html"
     tex = out_dir / "report.tex"
@@ -230,14 +282,15 @@ def make_report(
     out_dir: str | os.PathLike,
 ) -> dict[str, Path]:
     """The whole report of one experiment under out_dir: figures/<name>.{pdf,png} with their
-    provenance records, provenance.json, scorecard.csv, report.html, report.tex and
+    provenance records, provenance.json, scorecard.csv, findings.csv, report.html, report.tex and
     report.pdf; table_paths has keys summary, layers, curves, and similarity and indegree
     (the figures that read them have no data without them)."""
     tables = read_tables(table_paths)
     scorecard = write_scorecard(tables.summary, table_paths["summary"], experiment, out_dir)
+    findings = write_findings(tables, table_paths, experiment, out_dir)
     figure_paths = write_figures(tables, style, Path(out_dir) / "figures")
     provenance = build_provenance(experiment, style, settings, table_paths, figure_paths)
     provenance_path = write_provenance(provenance, out_dir)
     html, tex = render_report(experiment, tables, figure_paths, provenance, settings, out_dir)
     return {"html": html, "tex": tex, "pdf": compile_pdf(tex), "provenance": provenance_path,
-            "scorecard": scorecard}
+            "scorecard": scorecard, "findings": findings}

@@ -1,5 +1,6 @@
 """Styling: the explicit look of every figure (FigureStyle, from the workflow config), the
-seaborn context figures are drawn in, and each method's color and line."""
+seaborn context figures are drawn in, and each method's one visual identity (MethodStyle:
+colour, marker and line), derived from the method registry's groups."""
 
 from __future__ import annotations
 
@@ -8,19 +9,23 @@ from contextlib import contextmanager
 from dataclasses import MISSING, dataclass, fields
 
 import matplotlib
+import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from lth.core.io import LthError
-from lth.plan.registry import groups
+from lth.plan.registry import group_names, groups, method_of
 from lth.report.tables import sorted_by_family
 
 FAMILY_LINESTYLE = {g.name: g.linestyle for g in groups()}
 FAMILY_MARKER = {g.name: g.marker for g in groups()}
-CONTROL_COLOR = "0.6"
-"""Grey of the controls where a figure sets them apart (the cost Pareto figure)."""
+CONTROL_LINESTYLE = "--"
+CONTROL_MARKER = "s"
+"""Every control is drawn grey and dashed, whatever its group; its markers start here."""
+MARKERS = ("o", "s", "^", "D", "v", "P", "*", "h", "X", "<", ">", "p", "d", "H", "8")
+"""Markers a group's later members take (its first member takes the group's marker)."""
 SPREADS = {"std": "±1 sample standard deviation", "minmax": "the minimum to maximum"}
 CONTEXTS = ("paper", "notebook", "talk", "poster")
 AXES_STYLES = ("white", "whitegrid", "ticks", "dark", "darkgrid")
@@ -119,18 +124,80 @@ def new_figure(style: FigureStyle, ncols: int = 1) -> tuple[Figure, list[Axes]]:
     return fig, list(fig.subplots(1, ncols, sharey=True, squeeze=False)[0])
 
 
-def method_colors(summary: pd.DataFrame, palette: str) -> dict[str, tuple]:
-    """One color per method, stable across figures (methods ordered by family, then name)."""
-    pairs = summary[["family", "method"]].drop_duplicates()
-    methods = sorted_by_family(pairs, ["method"], [True])["method"].tolist()
-    return dict(zip(methods, sns.color_palette(palette, n_colors=len(methods)), strict=True))
+@dataclass(frozen=True)
+class MethodStyle:
+    """The one look of a method in every figure: colour, marker and line style."""
+
+    color: tuple
+    marker: str
+    linestyle: str | tuple
+
+    def line(self, **extra) -> dict:
+        """matplotlib keyword arguments of a line drawn in this style."""
+        return {"color": self.color, "marker": self.marker, "linestyle": self.linestyle,
+                "markersize": 4} | extra
 
 
-def method_line(family: str, color) -> dict:
-    """Line style of a method: color per method, dash and marker per family."""
-    return {
-        "color": color,
-        "linestyle": FAMILY_LINESTYLE[family],
-        "marker": FAMILY_MARKER[family],
-        "markersize": 4,
-    }
+def shades(base, n: int) -> list[tuple]:
+    """n shades of one colour, dark to light (the colour itself in the middle): a family's
+    members share its hue."""
+    if n == 1:
+        return [tuple(base)]
+    base = np.asarray(base, dtype=float)
+    reach = min(0.45, 0.15 * (n - 1))
+    mixed = [base * (1 + t) if t < 0 else base + (1 - base) * t
+             for t in np.linspace(-reach, reach, n)]
+    return [tuple(float(c) for c in color) for color in mixed]
+
+
+def group_hues(palette: str) -> dict[str, tuple]:
+    """A hue per registry group, in registry order, from palette's colours that are not
+    grey (grey is the controls')."""
+    colors = [c for c in sns.color_palette(palette, n_colors=len(groups()) + 4)
+              if max(c) - min(c) > 0.1]
+    return {name: tuple(colors[i % len(colors)]) for i, name in enumerate(group_names())}
+
+
+def members_markers(first: str, n: int) -> list[str]:
+    """n markers, distinct up to len(MARKERS): the group's own first, then MARKERS without
+    it, cycling."""
+    cycle = [first, *[m for m in MARKERS if m != first]]
+    return [cycle[i % len(cycle)] for i in range(n)]
+
+
+def panel_group(method: str, family: str) -> str:
+    """The group a method is shown with: its own, or for a control the group of the first
+    method of the registry family that writes it (a ticket's controls beside the ticket);
+    a configured method's summary family."""
+    found = method_of(method)
+    if found is None or not found[1].control:
+        return family
+    owner = next((m for m in found[0].methods if not m.control), None)
+    return owner.group if owner is not None else family
+
+
+def ordered_methods(summary: pd.DataFrame) -> pd.DataFrame:
+    """Each method once (family, method, control), in report order."""
+    pairs = summary.groupby(["family", "method"], sort=False)["control"].any().reset_index()
+    return sorted_by_family(pairs, ["method"], [True])
+
+
+def method_styles(summary: pd.DataFrame, palette: str) -> dict[str, MethodStyle]:
+    """One MethodStyle per method of summary, the same in every figure: each registry group
+    has a hue of `palette` (by its position in the registry, so a group keeps its hue in
+    every experiment), its members shades of that hue and distinct markers (the group's
+    marker first) and the group's line style; controls are grey shades, dashed."""
+    hues = group_hues(palette)
+    methods = ordered_methods(summary)
+    controls = methods[methods["control"]]
+    styles = {}
+    for family, members in methods[~methods["control"]].groupby("family", sort=False):
+        looks = zip(shades(hues[family], len(members)),
+                    members_markers(FAMILY_MARKER[family], len(members)), strict=True)
+        for method, (color, mark) in zip(members["method"], looks, strict=True):
+            styles[method] = MethodStyle(color, mark, FAMILY_LINESTYLE[family])
+    greys = [(g, g, g) for g in np.linspace(0.2, 0.65, len(controls)).tolist()]
+    looks = zip(greys, members_markers(CONTROL_MARKER, len(controls)), strict=True)
+    for method, (color, mark) in zip(controls["method"], looks, strict=True):
+        styles[method] = MethodStyle(color, mark, CONTROL_LINESTYLE)
+    return styles

@@ -42,7 +42,8 @@ def add_parsers(sub) -> None:
     _add_tables(p)
     p.add_argument("--settings", type=_json_object, required=True, help="captions, JSON")
     p.add_argument("--out-dir", required=True, help="reports/<exp>/figures")
-    p = sub.add_parser("report", help="scorecard.csv, report.html, report.tex, provenance.json")
+    p = sub.add_parser("report", help="scorecard.csv, findings.csv, report.html, report.tex, "
+                       "provenance.json")
     p.add_argument("--experiment", required=True)
     _add_tables(p)
     p.add_argument("--settings", type=_json_object, required=True, help="captions, JSON")
@@ -89,7 +90,7 @@ def cmd_figure(args, argv: list[str]) -> None:
 def cmd_report(args, argv: list[str]) -> None:
     from lth.report.figure_files import build_provenance
     from lth.report.figures import FIGURES
-    from lth.report.render import render_report
+    from lth.report.render import render_report, write_findings
     from lth.report.scorecard import write_scorecard
 
     figures = {Path(pdf).stem: (Path(pdf), Path(pdf).with_suffix(".png")) for pdf in args.figures}
@@ -100,6 +101,7 @@ def cmd_report(args, argv: list[str]) -> None:
     provenance = build_provenance(args.experiment, style, args.settings, paths, figures,
                                   argv=argv)
     write_scorecard(tables.summary, args.summary, args.experiment, args.out_dir, argv=argv)
+    write_findings(tables, paths, args.experiment, args.out_dir, argv=argv)
     render_report(args.experiment, tables, figures, provenance, args.settings, args.out_dir)
     write_json(Path(args.out_dir) / "provenance.json", provenance)
 
