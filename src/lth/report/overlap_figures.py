@@ -3,7 +3,9 @@ methods share beyond chance (excess overlap, per density band and per layer), wh
 layer's kept weights read the input (in-degree maps), and how the criteria rank weights
 (score rank correlation). Means are over seeds (and draws); weight-level comparisons pair
 networks of one seed only, the in-degree maps are valid across seeds (they do not depend on
-the order of hidden units)."""
+the order of hidden units). A kept position is the same weight only in networks that started
+from the same weights: pairs tagged init "different" by the similarity verb (a fresh init,
+mined signed constants, transferred weights) are kept apart from "same" ones."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from lth.plan.families import supermask
 from lth.report.plotting import (
     legend_below,
     method_heatmap,
@@ -30,6 +33,8 @@ CHANCE_Z = 1.6448536269514722
 MAX_LAYER_FACETS = 4
 """score_rank_correlation shows each layer beside the pooled one up to this many layers."""
 PAIR_KEYS = ["method_a", "method_b"]
+INITS = {"same": "same init", "different": "different init"}
+"""The similarity verb's init tags of a pair, and how panels name them."""
 
 
 def mask_rows(similarity: pd.DataFrame, layer: str | None = None) -> pd.DataFrame:
@@ -103,17 +108,20 @@ def fig_mask_overlap_heatmap(tables: ReportTables, style: FigureStyle) -> Figure
     panels = []
     for percent in style.profile_percents:
         pairs = band_pairs(tables.similarity, percent, style.profile_match_factor)
-        cells = pair_means(pairs, ["excess", "jaccard", "expected_jaccard"])
-        if cells.empty:
-            continue
-        order = methods_in_order(tables.summary, set(cells["method_a"]) | set(cells["method_b"]))
-        cells = cells.assign(text=[
-            "" if pd.isna(r.excess) else f"{short(r.jaccard)}/{short(r.expected_jaccard)}"
-            for r in cells.itertuples()])
-        values = symmetric_grid(cells, "excess", order)
-        annot = symmetric_grid(cells, "text", order).fillna("")
-        panels.append((f"≈{percent:g}% remaining", _labelled(values, labels),
-                       _labelled(annot, labels)))
+        for init, named in INITS.items():
+            cells = pair_means(pairs[pairs["init"] == init],
+                               ["excess", "jaccard", "expected_jaccard"])
+            if cells.empty:
+                continue
+            order = methods_in_order(tables.summary,
+                                     set(cells["method_a"]) | set(cells["method_b"]))
+            cells = cells.assign(text=[
+                "" if pd.isna(r.excess) else f"{short(r.jaccard)}/{short(r.expected_jaccard)}"
+                for r in cells.itertuples()])
+            values = symmetric_grid(cells, "excess", order)
+            annot = symmetric_grid(cells, "text", order).fillna("")
+            panels.append((f"≈{percent:g}% remaining, {named}", _labelled(values, labels),
+                           _labelled(annot, labels)))
     if not panels:
         return None
     return heatmap_figure(panels, style, 1.0, "Excess overlap", 1)
@@ -131,13 +139,15 @@ def imp_overlaps(similarity: pd.DataFrame) -> pd.DataFrame:
         sides.append(pd.DataFrame({
             "method": found[f"method_{other}"], "imp_level": found[f"level_{imp}"],
             "percent": 100 * found[f"density_{imp}"], "layer": found["layer"],
-            "excess": found["excess"], "chance": CHANCE_Z * found["excess_sd"]}))
+            "init": found["init"], "excess": found["excess"],
+            "chance": CHANCE_Z * found["excess_sd"]}))
     return pd.concat(sides, ignore_index=True)
 
 
 def fig_mask_overlap_layers(tables: ReportTables, style: FigureStyle) -> Figure | None:
     """Per layer (and all layers): excess overlap of IMP's mask with each method's vs IMP's
-    percent remaining; the grey band holds 90% of random mask pairs with the same counts."""
+    percent remaining; the grey band holds 90% of random mask pairs with the same counts.
+    Pairs that did not start from the same weights have open markers and say so."""
     if tables.similarity is None:
         return None
     tidy = imp_overlaps(tables.similarity)
@@ -151,15 +161,23 @@ def fig_mask_overlap_layers(tables: ReportTables, style: FigureStyle) -> Figure 
         fig, axes = panel_grid(style, len(layer_names), ncols=2, sharey=True)
         for ax, layer in zip(axes, layer_names, strict=True):
             rows = tidy[tidy["layer"] == layer]
-            stats = rows.groupby(["method", "imp_level"], as_index=False)[
+            stats = rows.groupby(["method", "init", "imp_level"], as_index=False)[
                 ["percent", "excess", "chance"]].mean()
             band = stats.groupby("imp_level")[["percent", "chance"]].max().sort_values("percent")
             ax.fill_between(band["percent"], -band["chance"], band["chance"], color="0.75",
                             alpha=0.6, linewidth=0, label="chance, 5–95%")
             for method in methods_in_order(tables.summary, stats["method"]):
-                line = stats[stats["method"] == method].sort_values("percent")
-                ax.plot(line["percent"], line["excess"], label=labels[method],
-                        **method_line(family[method], colors[method]))
+                for init, named in INITS.items():
+                    line = stats[(stats["method"] == method) & (stats["init"] == init)]
+                    if line.empty:
+                        continue
+                    line = line.sort_values("percent")
+                    look = method_line(family[method], colors[method])
+                    if init != "same":
+                        look |= {"markerfacecolor": "none"}
+                    ax.plot(line["percent"], line["excess"],
+                            label=labels[method] + ("" if init == "same" else f" ({named})"),
+                            **look)
             ax.axhline(0, color="0.3", linewidth=0.6)
             percent_axis(ax, tidy["percent"])
             ax.set_title("all layers" if layer == OVERALL else layer)
@@ -233,9 +251,17 @@ def fig_input_degree_maps(tables: ReportTables, style: FigureStyle) -> Figure | 
     return fig
 
 
+def score_labels(summary: pd.DataFrame) -> dict[str, str]:
+    """Each method named with where its saved scores come from: trained over the mining
+    (masks mined on frozen weights) or taken at initialization."""
+    mined = set(summary.loc[summary["family"] == supermask.FAMILY.name, "method"])
+    return {m: f"{m} ({'trained' if m in mined else 'at init'})"
+            for m in pd.unique(summary["method"])}
+
+
 def rank_correlations(similarity: pd.DataFrame) -> pd.DataFrame:
     """Per layer and pair of methods with saved scores: the mean Spearman correlation of
-    their scores at theta_0 over seeds and matched levels."""
+    the scores that made their masks over seeds and matched levels."""
     rows = mask_rows(similarity).dropna(subset=["score_spearman"])
     return rows.groupby(["layer", *PAIR_KEYS], as_index=False, sort=False)[
         "score_spearman"].mean()
@@ -251,7 +277,7 @@ def fig_score_rank_correlation(tables: ReportTables, style: FigureStyle) -> Figu
         return None
     layers = [n for n in pd.unique(rho["layer"]) if n != OVERALL]
     facets = [OVERALL] + (layers if len(layers) <= MAX_LAYER_FACETS else [])
-    labels = method_labels(tables.summary)
+    labels = score_labels(tables.summary)
     order = methods_in_order(tables.summary, set(rho["method_a"]) | set(rho["method_b"]))
     panels = []
     for layer in facets:
