@@ -11,9 +11,10 @@ Two methods share one loop (`mine`); only the scores change, never the weights:
 * GEM-MINER (Sreenivasan et al., NeurIPS 2022; ksreenivasan/pruning_is_enough, `hc_iter`):
   scores p ~ U[0, 1], projected to [0, 1] after every step; every forward uses 1{p > 0.5} * flag,
   straight-through where flag = 1; the loss adds lambda * sum ||p||^2; at F evenly spaced
-  iterations the lowest-scored flagged weights are frozen out (flag <- 0) globally, flagged
-  scores tied at the threshold (scores clamped to exactly 0) in a random order drawn from the
-  member's seeded score stream, so a tie never keeps the first rows of a layer. Two masks
+  iterations the lowest-scored flagged weights are frozen out (flag <- 0) globally. Flagged
+  scores tied at the threshold (projected to exactly 0 or 1) are kept in a random order, drawn
+  after the scores from the member's score generator (derive_seed(experiment, seed,
+  "<method>/<level>")), so a tie never keeps the first rows of a layer. Two masks
   come out, as in the reference: the "rare gem", the rounded mask 1{p > 0.5} * flag of the last
   forward, evaluated untrained (the paper's accuracy "after rounding"; it can keep fewer
   weights than the target when the L2 pull leaves flagged scores below 0.5), and the final
