@@ -225,7 +225,7 @@ class GemMiner:
                        for n, w in weights.items()}
         self.flag = {n: torch.ones_like(w, dtype=torch.bool) for n, w in weights.items()}
         self.gen = gen  # after the scores: the order of ties at each freeze
-        self.tied: list[int] = []  # per freeze: flagged scores equal to the threshold
+        self.tied: list[int] = []  # per freeze: flagged scores at the threshold (1: no tie)
 
     def forward_masks(self) -> dict[str, torch.Tensor]:
         return {n: gem_mask(p, self.flag[n]) for n, p in self.scores.items()}
