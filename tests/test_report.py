@@ -211,6 +211,7 @@ def synthetic_tables(
 
 
 SCORED = ("edge_popup", "snip", "synflow")  # methods that save their scores
+OTHER_START = ("reinit", "edge_popup")  # a fresh init, mined signed constants: init "different"
 
 
 def pair_values(a: str, b: str, seed: int, layer: int) -> dict:
@@ -237,14 +238,17 @@ def synthetic_similarity(summary: pd.DataFrame) -> pd.DataFrame:
                 near = abs(x["density"] - y["density"]) <= 0.1 * max(x["density"], y["density"])
                 if x["method"] == y["method"] or not (x["level"] == y["level"] or near):
                     continue
-                pair = {"view": "mask", "seed_a": seed, "seed_b": seed}
+                pair = {"view": "mask", "seed_a": seed, "seed_b": seed, "init": "same"}
+                if {x["method"], y["method"]} & set(OTHER_START):
+                    pair["init"] = "different"
                 for side, net in (("a", x), ("b", y)):
                     pair |= {f"{key}_{side}": net[key] for key in ("method", "level", "density")}
                 rows += [pair | {"layer": layer} | pair_values(x["method"], y["method"], seed, j)
                          for j, layer in enumerate(layers)]
     for x in levels:
         if x["method"] == "imp":
-            pair = {"view": "in_degree_across_seeds", "seed_a": 0, "seed_b": 1}
+            pair = {"view": "in_degree_across_seeds", "seed_a": 0, "seed_b": 1,
+                    "init": "different"}
             pair |= {f"{key}_{side}": x[key] for key in ("method", "level", "density")
                      for side in ("a", "b")}
             rows += [pair | {"layer": layer, "excess": math.nan} for layer in layers]
@@ -267,7 +271,7 @@ def synthetic_indegree(summary: pd.DataFrame) -> pd.DataFrame:
     nets = summary[summary["method"].isin(("imp", *ONE_SHOT))]
     return pd.concat([
         S.in_degree_table("lenet_fmnist", S.Network(r.method, 0, r.seed, r.level, r.density,
-                                                    "unused"),
+                                                    "unused", "theta_0"),
                           {"fc1.weight": fc1_mask(r.method, r.level, r.seed, r.density)},
                           (1, 28, 28))
         for r in nets.itertuples()], ignore_index=True)
@@ -309,6 +313,22 @@ def test_results_table_mean_and_std_over_seeds(tables):
         [100 * 0.8**r for r in range(6)]
     )
     assert len(table) == 6 + 5 * 5 + 4 * 3
+    assert (table["target_percent"] == table["percent_remaining"]).all()  # every level on target
+
+
+def test_results_note_names_each_level_below_half_its_target(tables):
+    (results, *_), label = display_tables(tables.summary), "Target (%)"
+    assert "Every level keeps at least half" in results.note
+    assert results.rows[0][results.headers.index(label)] == "100"
+    summary = tables.summary.copy()
+    gem = (summary["method"] == "edge_popup") & (summary["level"] == "density0.5")
+    summary.loc[gem, "density"] = 0.2
+    summary.loc[gem, "percent_remaining"] = 20.0
+    (results, *_) = display_tables(summary)
+    assert "Below half of their target: edge_popup (untrained) at density0.5, 20% of a 50% " \
+           "target. Only a rounded mask" in results.note
+    row = next(r for r in results.rows if r[:2] == ["edge_popup (untrained)", "density0.5"])
+    assert row[2:4] == ["20", "50"]
 
 
 def test_shrinkbench_change_vs_dense(tables):
@@ -512,26 +532,30 @@ def mask_pair_rows(sim, a, level_a, b, level_b, layer="all") -> pd.DataFrame:
 
 def test_mask_overlap_heatmap_cells_are_the_mean_excess_of_their_rows(tables):
     panels = panels_by_title(fig_mask_overlap_heatmap(tables, STYLE))
-    assert list(panels) == ["≈50% remaining", "≈20% remaining", "≈5% remaining"]
-    grid = heatmap_grid(panels["≈50% remaining"])
+    assert list(panels) == [f"≈{p}% remaining, {init} init" for p in (50, 20, 5)
+                            for init in ("same", "different")]
+    same = heatmap_grid(panels["≈50% remaining, same init"])
+    different = heatmap_grid(panels["≈50% remaining, different init"])
     sim = tables.similarity
     # at 50 %: imp's round 3 (51.2 %), nearer than round 4 (41.0 %, also within 1.25x)
-    for a, level_a, b, level_b in (("imp", "round3", "reinit", "round3"),
-                                   ("imp", "round3", "snip", "density0.5"),
-                                   ("eb", "density0.5", "edge_popup", "density0.5")):
+    for a, level_a, b, level_b, grid in (
+            ("imp", "round3", "reinit", "round3", different),
+            ("imp", "round3", "snip", "density0.5", same),
+            ("eb", "density0.5", "edge_popup", "density0.5", different)):
         rows = mask_pair_rows(sim, a, level_a, b, level_b)
         assert len(rows) == 2  # one per seed
         label_b = "edge_popup (untrained)" if b == "edge_popup" else b
         assert grid.loc[a, label_b] == pytest.approx(rows["excess"].mean())
         assert grid.loc[label_b, a] == pytest.approx(rows["excess"].mean())
-    assert grid.loc["imp", "reinit"] == pytest.approx(1.0 + 0.01 - 0.03)
-    assert np.isnan(grid.loc["imp", "imp"])  # no pair of a method with itself
-    texts = {t.get_text() for t in panels["≈50% remaining"].texts}
+    assert different.loc["imp", "reinit"] == pytest.approx(1.0 + 0.01 - 0.03)
+    assert "reinit" not in same.index  # pairs of different starts are kept apart
+    assert np.isnan(same.loc["imp", "imp"])  # no pair of a method with itself
+    texts = {t.get_text() for t in panels["≈50% remaining, different init"].texts}
     rows = mask_pair_rows(sim, "imp", "round3", "reinit", "round3")
     assert f"{rows['excess'].mean():.2f}".replace("0.", ".", 1) in texts
     # at 5 %: only the one-shot methods, IMP's sparsest round is 32.8 %
-    assert set(heatmap_grid(panels["≈5% remaining"]).index) == {
-        "snip", "synflow", "eb", "edge_popup (untrained)"}
+    assert set(heatmap_grid(panels["≈5% remaining, same init"]).index) == {
+        "snip", "synflow", "eb"}
 
 
 def test_mask_overlap_layers_per_layer_with_the_chance_band(tables):
@@ -540,14 +564,15 @@ def test_mask_overlap_layers_per_layer_with_the_chance_band(tables):
     assert [c["title"] for c in columns] == ["all layers", "fc1.weight", "fc2.weight",
                                              "fc3.weight"]
     ax = fig.axes[2]
-    reinit = columns[2]["lines"]["reinit"]
+    reinit = columns[2]["lines"]["reinit (different init)"]
+    assert reinit.get_markerfacecolor() == "none"  # open markers: not imp's start
     sim = tables.similarity
     rows = sim[(sim["view"] == "mask") & (sim["layer"] == "fc2.weight")
                & (sim["method_a"] == "imp") & (sim["method_b"] == "reinit")]
     expected = rows.groupby("density_a")["excess"].mean().sort_index()
     assert reinit.get_xdata() == pytest.approx(100 * expected.index.to_numpy())
     assert reinit.get_ydata() == pytest.approx(expected.to_numpy())
-    assert "edge_popup (untrained)" in columns[2]["lines"]  # compared with imp at 51.2 %
+    assert "edge_popup (untrained) (different init)" in columns[2]["lines"]  # imp at 51.2 %
     band = ax.collections[0].get_paths()[0].vertices[:, 1]
     assert band.max() == pytest.approx(1.6448536 * 0.02)  # excess_sd of fc2 is 0.02
     assert band.min() == pytest.approx(-1.6448536 * 0.02)
@@ -583,13 +608,15 @@ def test_score_rank_correlation_means_over_seeds_and_levels(tables):
     panels = panels_by_title(fig_score_rank_correlation(tables, STYLE))
     assert list(panels) == ["all layers", "fc1.weight", "fc2.weight", "fc3.weight"]
     grid = heatmap_grid(panels["fc1.weight"])
-    assert set(grid.index) == {"snip", "synflow", "edge_popup (untrained)"}
+    # which scores are trained (mined) and which are taken at initialization
+    assert set(grid.index) == {"snip (at init)", "synflow (at init)", "edge_popup (trained)"}
     sim = tables.similarity
     rows = sim[(sim["view"] == "mask") & (sim["layer"] == "fc1.weight")
                & (sim["method_a"] == "snip") & (sim["method_b"] == "synflow")]
     assert len(rows) == 2 * 3  # two seeds, three levels
-    assert grid.loc["synflow", "snip"] == pytest.approx(rows["score_spearman"].mean())
-    assert grid.loc["synflow", "snip"] == pytest.approx(0.35)
+    at_init = grid.loc["synflow (at init)", "snip (at init)"]
+    assert at_init == pytest.approx(rows["score_spearman"].mean())
+    assert at_init == pytest.approx(0.35)
 
 
 # ----------------------------------------------------------------------------- cost

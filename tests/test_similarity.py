@@ -1,7 +1,10 @@
 """lth.analysis.similarity: overlap of masks against chance on hand cases, its calibration on random
 masks, the permutation-invariant views, and the similarity verb on real mask files."""
 
+import dataclasses
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,6 +13,8 @@ import torch
 
 from lth.analysis import similarity as S
 from lth.core.io import read_json, save_tensors
+from lth.plan.families.supermask import Mining, MiningMember
+from lth.plan.spec import Member
 from lth.verbs.cli import main
 
 
@@ -150,13 +155,46 @@ def test_input_layer_of_a_convolution_and_an_unknown_shape():
 ARCH = {"architecture": {"input_shape": [1, 28, 28], "model": "lenet300_100"}}
 
 
-def write_network(root, seed, method, level, mask, draw=0, scores=None) -> dict:
+def theta0(root, seed) -> str:
+    """The seed's init file, written once with an init record, as `lth init` writes it."""
+    path = root / f"results/e/seed{seed}/init.safetensors"
+    if not path.is_file():
+        save_tensors(path, {"w": torch.zeros(2)},
+                     {"verb": "init", "params": {"experiment": "e", "seed": seed,
+                                                 "init": "kaiming_normal"}})
+    return str(path.relative_to(root))
+
+
+def trained_record(seed, method, level, init, **member) -> dict:
+    """A train record (lth.methods.train_jobs.train_record's params: one member)."""
+    own = Member(seed=seed, method=method, family="x", level=level, init=init,
+                 out_dir=f"results/e/seed{seed}/{method}/{level}", **member)
+    return {"verb": "train", "params": {"experiment": "e", "seed": seed,
+                                        "members": [dataclasses.asdict(own)]}}
+
+
+def mined_record(seed, method, level, init, weights="signed_constant") -> dict:
+    """A mine record (lth.methods.supermask.write_mined's params: one member)."""
+    mining = Mining(algo="gem_miner", weights=weights, optimizer="adam", lr=0.01, momentum=0.9,
+                    weight_decay=0.0, batch_size=60, iterations=10, eval_every=5,
+                    eval_batch_size=100)
+    own = MiningMember(seed=seed, method=method, level=level, density=0.1, init=init,
+                       out_dir=f"results/e/seed{seed}/{method}/{level}")
+    return {"verb": "mine", "params": {"experiment": "e", "seed": seed,
+                                       "mining": dataclasses.asdict(mining),
+                                       "members": [dataclasses.asdict(own)]}}
+
+
+def write_network(root, seed, method, level, mask, draw=0, scores=None, record=None) -> dict:
+    """A run folder: mask, scores, and run.json (by default trained from theta_0)."""
     run_dir = root / f"results/e/seed{seed}/{method}/{level}"
     save_tensors(run_dir / "mask.safetensors",
                  {k: torch.from_numpy(v) for k, v in mask.items()}, ARCH)
     if scores is not None:
         save_tensors(run_dir / "scores.safetensors",
                      {k: torch.from_numpy(v) for k, v in scores.items()})
+    record = record or trained_record(seed, method, level, theta0(root, seed))
+    (run_dir / "run.json").write_text(json.dumps(record))
     kept = sum(int(m.sum()) for m in mask.values())
     total = sum(m.size for m in mask.values())
     return {"experiment": "e", "method": method, "draw": draw, "seed": seed, "level": level,
@@ -269,7 +307,7 @@ def test_in_degree_table_of_a_convolution_is_per_channel_and_kernel_position():
     rng = np.random.default_rng(5)
     conv = {"conv1.weight": random_mask((8, 3, 3, 3), 100, rng),
             "fc.weight": random_mask((10, 8), 40, rng)}
-    net = S.Network("snip", 0, 0, "density0.5", 0.5, "unused")
+    net = S.Network("snip", 0, 0, "density0.5", 0.5, "unused", "theta_0")
     table = S.in_degree_table("e", net, conv, (3, 32, 32))
     assert len(table) == 27 and set(table.kind) == {"conv"}
     one = table[(table.channel == 2) & (table.row == 1) & (table.col == 0)]
@@ -288,3 +326,71 @@ def test_score_correlation_uses_the_layers_both_criteria_scored():
                         np.concatenate([b["fc1"].ravel(), b["fc2"].ravel()]))
     assert rho["all"] == pytest.approx(pooled)
     assert S.score_correlations(a, None, ["fc1"]) == {}
+
+
+def weights_file(root, relative: str, record: dict) -> str:
+    """A weights file whose header records the verb that made it."""
+    save_tensors(root / relative, {"w": torch.zeros(2)}, record)
+    return relative
+
+
+@pytest.fixture
+def starts(tmp_path, monkeypatch):
+    """Seeds 0 and 1 at one level: networks trained from theta_0 and from weights trained from
+    it, a fresh init, mined signed constants (and a network trained from them), mined theta_0,
+    and weights transferred from another depth."""
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(7)
+    level, rows = "density0.5", []
+    for seed in (0, 1):
+        init = theta0(tmp_path, seed)
+        dense = weights_file(tmp_path, f"results/e/seed{seed}/imp/round0/final.safetensors",
+                             trained_record(seed, "imp", "round0", init))
+        gem_start = weights_file(tmp_path, f"results/e/seed{seed}/gem/{level}/start.safetensors",
+                                 mined_record(seed, "gem", level, init))
+        stretched = weights_file(tmp_path, f"results/e/seed{seed}/stretched.safetensors",
+                                 {"verb": "transfer-depth", "params": {
+                                     "seed": seed, "source_weights": "results/d/init"}})
+        records = {
+            "imp": trained_record(seed, "imp", level, init),
+            "finetune": trained_record(seed, "finetune", level, dense),
+            "reinit": trained_record(seed, "reinit", level, init, fresh_init="reinit/round1"),
+            "popup": mined_record(seed, "popup", level, init),
+            "gem": mined_record(seed, "gem", level, init),
+            "gem_trained": trained_record(seed, "gem_trained", level, gem_start),
+            "popup_theta0": mined_record(seed, "popup_theta0", level, init, weights="theta0"),
+            "elastic": trained_record(seed, "elastic", level, stretched),
+        }
+        for method, record in records.items():
+            mask = {"fc1.weight": random_mask((30, 784), 11760, rng),
+                    "fc2.weight": random_mask((20, 30), 300, rng)}
+            rows.append(write_network(tmp_path, seed, method, level, mask, record=record))
+    pd.DataFrame(rows).to_csv("results/e/summary.csv", index=False)
+    return [r["run_dir"] for r in rows]
+
+
+def test_verb_tags_each_pair_with_whether_both_started_from_the_same_weights(starts):
+    assert run_similarity(starts) == 0
+    table = pd.read_csv("results/e/similarity.csv")
+    rows = table[table.layer == "all"]
+    within = rows[rows.view == "mask"]
+    tag = {frozenset((r.method_a, r.method_b)): r.init for r in within.itertuples()
+           if r.seed_a == 0}
+    from_theta0 = {"imp", "finetune", "popup_theta0"}
+    signed = {"popup", "gem", "gem_trained"}
+    assert len(tag) == 28  # 8 methods, every pair
+    for pair, init in tag.items():
+        same = pair <= from_theta0 or pair <= signed
+        assert init == ("same" if same else "different"), pair
+    assert set(within.init) == {"same", "different"}
+    assert (rows[rows.view == "in_degree_across_seeds"].init == "different").all()
+    record = read_json("results/e/similarity.csv.provenance.json")
+    assert len([i for i in record["inputs"] if i["path"].endswith("run.json")]) == 16
+
+
+def test_verb_refuses_a_run_folder_without_its_record(starts, capsys):
+    (Path(starts[0]) / "run.json").unlink()
+    assert run_similarity(starts) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "run.json" in err[0] and "where the network started" in err[0]
+    assert not Path("results/e/similarity.csv").exists()

@@ -222,9 +222,9 @@ def test_edge_popup_keeps_exactly_round_half_up_density_per_layer_at_every_forwa
     assert all(c == POPUP_KEEP for c in popup_run.eval_counts)
     mask = popup_run.result.mask
     assert {n: int(v.sum()) for n, v in mask.items()} == POPUP_KEEP
-    scores = popup_run.result.scores
-    top = M.keep_top_layerwise({n: s.abs() for n, s in scores.items()}, M.full_mask(scores),
-                               POPUP_KEEP)
+    scores = popup_run.result.scores  # |S|: what the mask ranks, so no negative entry
+    assert all(bool((s >= 0).all()) for s in scores.values())
+    top = M.keep_top_layerwise(scores, M.full_mask(scores), POPUP_KEEP)
     assert all(torch.equal(top[n], mask[n]) for n in mask)
 
 
@@ -244,9 +244,12 @@ def test_the_optimiser_holds_only_the_scores_with_the_cosine_learning_rate(popup
         opts = {id(o) for o in run.optimizers}
         assert len(opts) == 1 and len(run.optimizers) == 20
         opt = run.optimizers[0]
-        held = {p.data_ptr() for g in opt.param_groups for p in g["params"]}
-        assert held == {s.data_ptr() for s in run.result.scores.values()}
-        assert not held & {p.data_ptr() for p in run.model.parameters()}
+        held = [p for g in opt.param_groups for p in g["params"]]
+        saved = list(run.result.scores.values())  # |S| of edge-popup, p of GEM-MINER
+        assert len(held) == len(saved)
+        assert all(torch.equal(p.detach().abs(), s) for p, s in zip(held, saved, strict=True))
+        weights = {p.data_ptr() for p in run.model.parameters()}
+        assert not {p.data_ptr() for p in held} & weights
         assert isinstance(opt, torch.optim.SGD)
         assert opt.param_groups[0]["momentum"] == 0.9
     assert popup_run.optimizers[0].param_groups[0]["weight_decay"] == 1e-4
@@ -288,12 +291,42 @@ def test_gem_mask_rounds_at_one_half_and_passes_the_gradient_where_flagged():
         assert p.grad.tolist() == pytest.approx(grad)  # the unkept edge 1 has one if flagged
 
 
-def gem_state(scores: list[float], density: float, iterations: int, freeze_every: int):
+def gem_state(scores, density: float, iterations: int, freeze_every: int, seed: int = 0):
+    scores = torch.as_tensor(scores, dtype=torch.float32)
     m = mining("gem_miner", iterations=iterations, freeze_every=freeze_every)
-    state = GemMiner({"w": torch.zeros(len(scores))}, density, m, torch.Generator())
+    state = GemMiner({"w": torch.zeros(scores.shape)}, density, m,
+                     torch.Generator().manual_seed(seed))
     with torch.no_grad():
-        state.scores["w"].copy_(torch.tensor(scores))
+        state.scores["w"].copy_(scores)
     return state
+
+
+def test_a_freeze_of_an_all_tied_layer_keeps_an_unstructured_seeded_random_subset():
+    """Every score clamped to 0: the freeze keeps 500 of 5,000 weights spread over the
+    layer (by flat index it would keep rows 0-9 only), the same ones for the same seed, and
+    records 5,000 tied scores."""
+    flags = {}
+    for seed in (0, 0, 1):
+        state = gem_state(torch.full((100, 50), -0.3), density=0.1, iterations=2,
+                          freeze_every=1, seed=seed)
+        state.after_step(1)
+        flags.setdefault(seed, []).append(state.flag["w"])
+        assert int(state.flag["w"].sum()) == 500 and state.facts()["tied_at_threshold"] == [5000]
+    rows, columns = flags[0][0].any(dim=1).sum(), flags[0][0].any(dim=0).sum()
+    assert rows > 90 and columns == 50  # 500 of 5,000 at random hit ~99.5 rows
+    assert torch.equal(flags[0][0], flags[0][1]) and not torch.equal(flags[0][0], flags[1][0])
+
+
+def test_a_freeze_keeps_every_score_above_the_threshold_and_counts_only_flagged_ties():
+    scores = [0.9, 0.0, 0.0, 0.7, 0.0, 0.0, 0.0, 0.0]
+    state = gem_state(scores, density=0.25, iterations=3, freeze_every=1)
+    assert state.freezes == {1: 4, 2: 2}
+    state.after_step(1)  # keeps 0.9, 0.7 and 2 of the 6 zeros
+    first = state.flag["w"]
+    assert first[[0, 3]].all() and int(first.sum()) == 4
+    state.after_step(2)  # keeps 0.9, 0.7: 2 flagged zeros are tied below them, 4 are frozen
+    assert state.flag["w"].nonzero().flatten().tolist() == [0, 3]
+    assert state.facts()["tied_at_threshold"] == [6, 1]  # the 2nd threshold is 0.7, untied
 
 
 def test_scores_are_projected_to_the_unit_interval_after_each_step():
@@ -375,6 +408,12 @@ def test_gem_miner_flags_end_at_the_exact_count_and_the_rounded_gem_is_above_cha
     assert [sum(c.values()) for c in gem_run.eval_counts[-3:]] == [kept] * 3  # val, test, train
     final = {r["split"]: r["accuracy"] for r in result.metrics if r["iteration"] == 20}
     assert final["test"] > 0.8 and final["train"] > 0.8
+
+
+def test_gem_miner_records_the_ties_of_every_freeze(gem_run):
+    tied = gem_run.result.extra["tied_at_threshold"]
+    assert len(tied) == len(gem_run.result.extra["freeze_iterations"])
+    assert all(isinstance(t, int) and t >= 1 for t in tied)
 
 
 def test_gem_miner_forwards_only_flagged_weights_and_counts_their_macs(gem_run):

@@ -24,6 +24,14 @@ I_l = |A_l and B_l|; "all" sums each quantity over the layers:
 - profile_distance = sum_l |k_A,l - k_B,l| / N = sum_l (n_l / N) |d_A,l - d_B,l|, the
   weight-weighted L1 distance of the per-layer densities (for one layer, |d_A - d_B|).
 
+Two masks of one seed compare weight by weight, but a kept position is the same weight only
+when both networks started from the same weights. Each pair is tagged `init`: "same" when
+both start from one file (theta_0 of the seed, or the weights trained from it: a rewind point,
+the trained dense network, a drawn ticket) transformed alike, "different" otherwise: a fresh
+init (the reinit controls), mining's signed constants (edge-popup and GEM-MINER against
+theta_0's networks; not against each other), another network's weights stretched to this
+depth (elastic transfer), another seed. The start is read from the provenance records.
+
 Across seeds, hidden units are exchangeable, so only views that do not depend on their
 order are compared: the layer profile and the in-degree of every input of the layer that
 reads the input (per pixel for a linear first layer; per input channel and kernel position
@@ -184,19 +192,21 @@ DENSITY_TOLERANCE = 0.1
 method's nearest and the two differ by at most this share of the larger."""
 
 COLUMNS = [
-    "experiment", "view", "seed_a", "seed_b", "method_a", "draw_a", "level_a", "density_a",
+    "experiment", "view", "init", "seed_a", "seed_b", "method_a", "draw_a", "level_a", "density_a",
     "method_b", "draw_b", "level_b", "density_b", "layer", "n", "k_a", "k_b", "intersection",
     "expected_intersection", "var_intersection", "jaccard", "expected_jaccard", "excess",
     "excess_sd", "z", "hamming", "profile_distance", "in_degree_correlation", "score_spearman",
 ]
 SUMMARY_KEYS = ["experiment", "method", "draw", "seed", "level", "density", "run_dir"]
 SCORES_FILE = "scores.safetensors"
-"""Scores at theta_0 that made a mask, beside it in the run folder, when the method has them."""
+"""The scores that made a mask, beside it in the run folder, when the method has them: taken
+at theta_0 (pruning at initialization) or trained (mined supermasks)."""
 
 
 @dataclass(frozen=True)
 class Network:
-    """One trained network of summary.csv and its mask file."""
+    """One trained network of summary.csv and its mask file; `start`: what its weights
+    started from (start_of_run)."""
 
     method: str
     draw: int
@@ -204,10 +214,52 @@ class Network:
     level: str
     density: float
     mask_path: str
+    start: str
+
+
+def file_record(path: str | Path) -> dict:
+    """The provenance record in a safetensors file's header ({} when it has none)."""
+    with safe_open(str(path), framework="np") as fh:
+        return json.loads((fh.metadata() or {}).get("lth", "{}"))
+
+
+def start_of_record(record: dict) -> str | None:
+    """What the weights of a training or mining record started from: a fresh init's stream,
+    or its init file's start (start_of_file) as mining's weights transform it; None when the
+    record names no starting weights (init, or a verb that made them, as transfer-depth)."""
+    params = record.get("params", {})
+    member = params["members"][0] if params.get("members") else params
+    if member.get("fresh_init"):
+        return (f"fresh init {params.get('experiment')}/seed{params.get('seed')}/"
+                f"{member['fresh_init']}/draw{member.get('draw', 0)}")
+    if record.get("verb") == "init" or not isinstance(member.get("init"), str):
+        return None
+    start = start_of_file(member["init"])
+    weights = params.get("mining", {}).get("weights", "theta0")
+    return start if weights == "theta0" else f"{weights} of {start}"
+
+
+def start_of_file(path: str) -> str:
+    """The start of the weights in a file: that of the record that made them, followed back
+    to the file that has none (theta_0, transferred weights)."""
+    record = file_record(path) if Path(path).is_file() else {}
+    return start_of_record(record) or str(Path(path).resolve())
+
+
+def start_of_run(run_dir: str | Path) -> str:
+    """What the network of a run folder started from, from its run.json."""
+    path = Path(run_dir) / "run.json"
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise LthError(f"{path}: cannot read the record of where the network started "
+                       f"({err})") from None
+    return start_of_record(record) or str(path.parent.resolve())
 
 
 def networks(summary: pd.DataFrame, mask_paths: list[Path], experiment: str) -> list[Network]:
-    """The network of each mask file, from the summary.csv row of its run folder."""
+    """The network of each mask file, from the summary.csv row of its run folder and the
+    run.json beside it."""
     missing = [k for k in SUMMARY_KEYS if k not in summary.columns]
     if missing:
         raise LthError(f"summary.csv lacks the columns {missing}")
@@ -223,7 +275,7 @@ def networks(summary: pd.DataFrame, mask_paths: list[Path], experiment: str) -> 
         if not path.is_file():
             raise LthError(f"{path}: file not found")
         found.append(Network(row.method, int(row.draw), int(row.seed), str(row.level),
-                             float(row.density), str(path)))
+                             float(row.density), str(path), start_of_run(path.parent)))
     return sorted(found, key=lambda n: (n.seed, n.method, n.draw, -n.density))
 
 
@@ -277,9 +329,7 @@ def load_masks(path: str) -> Masks:
 
 def input_shape_of(path: str) -> tuple[int, ...] | None:
     """The model's input shape recorded in a mask file's provenance header, if any."""
-    with safe_open(path, framework="np") as fh:
-        record = json.loads((fh.metadata() or {}).get("lth", "{}"))
-    shape = record.get("architecture", {}).get("input_shape")
+    shape = file_record(path).get("architecture", {}).get("input_shape")
     return tuple(shape) if shape else None
 
 
@@ -344,7 +394,8 @@ def pair_rows(experiment: str, x: Network, y: Network, load, ranks: ScoreRanks) 
     first = input_layer(a, shape) if shape else None
     degree = pearson(in_degree(a[first]), in_degree(b[first])) if first else math.nan
     correlations = ranks.correlations(x, y, a) if view == "mask" else {}
-    base = {"experiment": experiment, "view": view}
+    base = {"experiment": experiment, "view": view,
+            "init": "same" if x.start == y.start else "different"}
     for side, net in (("a", x), ("b", y)):
         base |= {f"{key}_{side}": getattr(net, key)
                  for key in ("seed", "method", "draw", "level", "density")}
@@ -420,8 +471,10 @@ def similarity(experiment: str, summary_csv: Path, paths: list[Path], out: Path,
     degrees = [t for n in nets if (t := in_degree_table(
         experiment, n, load(n.mask_path), input_shape_of(n.mask_path))) is not None]
     masks = [Path(n.mask_path) for n in nets]
-    write_csv(pd.DataFrame(rows, columns=COLUMNS), out, [summary_csv, *masks, *used_scores],
-              experiment, verb="similarity", argv=argv)
+    records = [m.with_name("run.json") for m in masks]  # where each network started
+    write_csv(pd.DataFrame(rows, columns=COLUMNS), out,
+              [summary_csv, *masks, *records, *used_scores], experiment, verb="similarity",
+              argv=argv)
     write_csv(pd.concat(degrees, ignore_index=True) if degrees else
               pd.DataFrame(columns=INDEGREE_COLUMNS), out.with_name(INDEGREE_FILE),
               [summary_csv, *masks], experiment, verb="similarity", argv=argv)

@@ -6,10 +6,15 @@ Two methods share one loop (`mine`); only the scores change, never the weights:
   S ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)); every forward uses, per layer (first and last
   included), the top round_half_up(density * numel) of |S|; the backward is straight-through,
   dL/dS = sign(S) * W * dL/dW_eff for every edge, kept or not, so pruned edges can "pop up".
+  The saved scores are |S|, what the mask ranks (the reference's GetSubnet sorts
+  scores.abs()), so they compare with other criteria's unsigned scores.
 * GEM-MINER (Sreenivasan et al., NeurIPS 2022; ksreenivasan/pruning_is_enough, `hc_iter`):
   scores p ~ U[0, 1], projected to [0, 1] after every step; every forward uses 1{p > 0.5} * flag,
   straight-through where flag = 1; the loss adds lambda * sum ||p||^2; at F evenly spaced
-  iterations the lowest-scored flagged weights are frozen out (flag <- 0) globally. Two masks
+  iterations the lowest-scored flagged weights are frozen out (flag <- 0) globally. Flagged
+  scores tied at the threshold (projected to exactly 0 or 1) are kept in a random order, drawn
+  after the scores from the member's score generator (derive_seed(experiment, seed,
+  "<method>/<level>")), so a tie never keeps the first rows of a layer. Two masks
   come out, as in the reference: the "rare gem", the rounded mask 1{p > 0.5} * flag of the last
   forward, evaluated untrained (the paper's accuracy "after rounding"; it can keep fewer
   weights than the target when the L2 pull leaves flagged scores below 0.5), and the final
@@ -47,7 +52,6 @@ from lth.core.masks import (
     Scores,
     apply_mask_,
     counts,
-    keep_top_global,
     keep_top_layerwise,
     layer_macs,
 )
@@ -83,7 +87,7 @@ GEM_THRESHOLD = 0.5
 class MiningResult:
     mask: Mask  # the mined mask (edge-popup: top-k |S| per layer; GEM-MINER: the rare gem)
     flags: Mask | None  # GEM-MINER's final flags (the target count): the mask it trains
-    scores: Scores  # the final scores
+    scores: Scores  # the final scores the masks rank: |S| (edge-popup), p (GEM-MINER)
     metrics: list[dict]  # rows: iteration, split, loss, accuracy (of W * mask, untrained)
     wall_seconds: float
     macs: dict[str, int]  # {"sparse": ..., "dense": ...}: the work of mining
@@ -195,7 +199,11 @@ class EdgePopup:
 
     def current_mask(self) -> Mask:
         full = {n: torch.ones_like(s, dtype=torch.bool) for n, s in self.scores.items()}
-        return keep_top_layerwise({n: s.abs() for n, s in self.scores.items()}, full, self.keep)
+        return keep_top_layerwise(self.ranked_scores(), full, self.keep)
+
+    def ranked_scores(self) -> Scores:
+        """What the mask ranks, and what is saved: |S|."""
+        return {n: s.detach().abs() for n, s in self.scores.items()}
 
     def facts(self) -> dict:
         return {"kept_per_layer": dict(self.keep)}
@@ -216,6 +224,8 @@ class GemMiner:
                                            dtype=w.dtype))
                        for n, w in weights.items()}
         self.flag = {n: torch.ones_like(w, dtype=torch.bool) for n, w in weights.items()}
+        self.gen = gen  # after the scores: the order of ties at each freeze
+        self.tied: list[int] = []  # per freeze: flagged scores at the threshold (1: no tie)
 
     def forward_masks(self) -> dict[str, torch.Tensor]:
         return {n: gem_mask(p, self.flag[n]) for n, p in self.scores.items()}
@@ -229,16 +239,44 @@ class GemMiner:
         for p in self.scores.values():
             p.clamp_(0.0, 1.0)
         if done in self.freezes:
-            magnitudes = {n: p.abs() for n, p in self.scores.items()}
-            self.flag = keep_top_global(magnitudes, self.flag, self.freezes[done], self.names)
+            self.flag, tied = freeze(self.scores, self.flag, self.freezes[done], self.names,
+                                     self.gen)
+            self.tied.append(tied)
 
     def current_mask(self) -> Mask:
         """The mask of the forward: flagged weights whose score exceeds the threshold."""
         return {n: (p.detach() > GEM_THRESHOLD) & self.flag[n] for n, p in self.scores.items()}
 
+    def ranked_scores(self) -> Scores:
+        """What the freezes rank, and what is saved: p in [0, 1]."""
+        return {n: p.detach() for n, p in self.scores.items()}
+
     def facts(self) -> dict:
         return {"freeze_iterations": list(self.freezes),
-                "flagged_after_freeze": list(self.freezes.values())}
+                "flagged_after_freeze": list(self.freezes.values()),
+                "tied_at_threshold": list(self.tied)}
+
+
+@torch.no_grad()
+def freeze(scores: Scores, flag: Mask, keep: int, names: list[str],
+           gen: torch.Generator) -> tuple[Mask, int]:
+    """GEM-MINER's freeze: keep the `keep` flagged weights of highest score over the named
+    layers together, the flagged scores tied at the keep-th highest in a random order from
+    `gen`; also how many flagged scores were tied there."""
+    flat = torch.cat([scores[n].detach().flatten() for n in names])
+    alive = torch.cat([flag[n].flatten() for n in names])
+    values = flat[alive]
+    if not 0 < keep <= values.numel():
+        raise LthError(f"a freeze cannot keep {keep} of {values.numel()} flagged weights")
+    threshold = torch.topk(values, keep, sorted=False).values.min()
+    kept = alive & (flat > threshold)
+    tied = (alive & (flat == threshold)).nonzero().squeeze(1)
+    order = torch.randperm(tied.numel(), generator=gen).to(tied.device)
+    kept[tied[order[: keep - int(kept.sum())]]] = True
+    sizes = [flag[n].numel() for n in names]
+    chunks = kept.split(sizes)
+    return ({**flag, **{n: c.view_as(flag[n]) for n, c in zip(names, chunks, strict=True)}},
+            tied.numel())
 
 
 ALGORITHMS = ("edge_popup", "gem_miner")
@@ -356,7 +394,7 @@ def mine(model: nn.Module, splits, m: Mining, density: float, score_gen: torch.G
     return MiningResult(
         mask=mask,
         flags=flags,
-        scores={n: p.detach() for n, p in state.scores.items()},
+        scores=state.ranked_scores(),
         metrics=metrics,
         wall_seconds=time.perf_counter() - began,
         macs=_mining_macs(per_weight, kept_sum, sum(dense_macs.values()), m),

@@ -311,7 +311,10 @@ FIGURES: dict[str, FigureSpec] = {
         "per-layer counts and I_max the largest overlap those counts allow: 0 is chance, 1 "
         "nested masks; each cell gives its value (the Jaccard index J of each pair and its value "
         "at chance are similarity.csv's columns jaccard and expected_jaccard). Blank: no "
-        "matched pair (or an overlap the counts force).",
+        "matched pair (or an overlap the counts force). Pairs that started from different "
+        "weights (a fresh init, mining's signed constants, weights transferred from another "
+        "depth) are in their own 'different init' panels: there a shared position is not a "
+        "shared weight.",
         ("summary", "similarity"),
         "similarity",
     ),
@@ -324,7 +327,8 @@ FIGURES: dict[str, FigureSpec] = {
         "random masks with the same per-layer counts, computed, not simulated: the excess of "
         "such masks has mean 0 and the standard deviation of the hypergeometric overlap "
         "(per layer, summed), and the band is ±1.645 of it (normal approximation), the "
-        "widest over the methods at each round.",
+        "widest over the methods at each round. Open markers, '(different init)': a method "
+        "that did not start from imp's weights.",
         ("summary", "similarity"),
         "similarity",
     ),
@@ -342,10 +346,11 @@ FIGURES: dict[str, FigureSpec] = {
     ),
     "score_rank_correlation": FigureSpec(
         fig_score_rank_correlation,
-        "Spearman rank correlation between the scores the methods gave the weights at "
-        "initialization (the scores that made their masks, saved beside them), over all "
-        "layers and per layer; mean over seeds and matched levels. Only methods that save "
-        "scores (pruning at initialization, mined supermasks) appear.",
+        "Spearman rank correlation between the scores that made the methods' masks (saved "
+        "beside them), over all layers and per layer; mean over seeds and matched levels. "
+        "Only methods that save scores appear: '(at init)' scores are taken at "
+        "initialization (pruning at initialization), '(trained)' ones at the end of mining "
+        "(edge-popup's |S|, GEM-MINER's p).",
         ("summary", "similarity"),
         "similarity",
     ),

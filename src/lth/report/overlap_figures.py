@@ -3,7 +3,9 @@ methods share beyond chance (excess overlap, per density band and per layer), wh
 layer's kept weights read the input (in-degree maps), and how the criteria rank weights
 (score rank correlation). Means are over seeds (and draws); weight-level comparisons pair
 networks of one seed only, the in-degree maps are valid across seeds (they do not depend on
-the order of hidden units)."""
+the order of hidden units). A kept position is the same weight only in networks that started
+from the same weights: pairs tagged init "different" by the similarity verb (a fresh init,
+mined signed constants, transferred weights) are kept apart from "same" ones."""
 
 from __future__ import annotations
 
@@ -30,6 +32,8 @@ CHANCE_Z = 1.6448536269514722
 MAX_LAYER_FACETS = 4
 """score_rank_correlation shows each layer beside the pooled one up to this many layers."""
 PAIR_KEYS = ["method_a", "method_b"]
+INITS = {"same": "same init", "different": "different init"}
+"""The similarity verb's init tags of a pair, and how panels name them."""
 
 
 def mask_rows(similarity: pd.DataFrame, layer: str | None = None) -> pd.DataFrame:
@@ -103,15 +107,17 @@ def fig_mask_overlap_heatmap(tables: ReportTables, style: FigureStyle) -> Figure
     panels = []
     for percent in style.profile_percents:
         pairs = band_pairs(tables.similarity, percent, style.profile_match_factor)
-        cells = pair_means(pairs, ["excess"])
-        if cells.empty:
-            continue
-        order = methods_in_order(tables.summary, set(cells["method_a"]) | set(cells["method_b"]))
-        cells = cells.assign(text=["" if pd.isna(v) else short(v) for v in cells["excess"]])
-        values = symmetric_grid(cells, "excess", order)
-        annot = symmetric_grid(cells, "text", order).fillna("")
-        panels.append((f"≈{percent:g}% remaining", _labelled(values, labels),
-                       _labelled(annot, labels)))
+        for init, named in INITS.items():
+            cells = pair_means(pairs[pairs["init"] == init], ["excess"])
+            if cells.empty:
+                continue
+            order = methods_in_order(tables.summary,
+                                     set(cells["method_a"]) | set(cells["method_b"]))
+            cells = cells.assign(text=["" if pd.isna(v) else short(v) for v in cells["excess"]])
+            values = symmetric_grid(cells, "excess", order)
+            annot = symmetric_grid(cells, "text", order).fillna("")
+            panels.append((f"≈{percent:g}% remaining, {named}", _labelled(values, labels),
+                           _labelled(annot, labels)))
     if not panels:
         return None
     return heatmap_figure(panels, style, 1.0, "Excess overlap", 1)
@@ -129,7 +135,8 @@ def imp_overlaps(similarity: pd.DataFrame) -> pd.DataFrame:
         sides.append(pd.DataFrame({
             "method": found[f"method_{other}"], "imp_level": found[f"level_{imp}"],
             "percent": 100 * found[f"density_{imp}"], "layer": found["layer"],
-            "excess": found["excess"], "chance": CHANCE_Z * found["excess_sd"]}))
+            "init": found["init"], "excess": found["excess"],
+            "chance": CHANCE_Z * found["excess_sd"]}))
     return pd.concat(sides, ignore_index=True)
 
 
@@ -137,14 +144,19 @@ def _draw_imp_overlaps(ax, rows: pd.DataFrame, methods: list[str],
                        styles: dict[str, MethodStyle], labels: dict[str, str]) -> None:
     """One layer's excess overlap with IMP of each of methods vs IMP's percent remaining,
     over the chance band (the widest of all methods' at each IMP level)."""
-    stats = rows.groupby(["method", "imp_level"], as_index=False)[
+    stats = rows.groupby(["method", "init", "imp_level"], as_index=False)[
         ["percent", "excess", "chance"]].mean()
     band = stats.groupby("imp_level")[["percent", "chance"]].max().sort_values("percent")
     ax.fill_between(band["percent"], -band["chance"], band["chance"], color="0.75",
                     alpha=0.6, linewidth=0, label="chance, 5–95%")
     for method in methods:
-        line = stats[stats["method"] == method].sort_values("percent")
-        ax.plot(line["percent"], line["excess"], label=labels[method], **styles[method].line())
+        for init, named in INITS.items():
+            line = stats[(stats["method"] == method) & (stats["init"] == init)]
+            if line.empty:
+                continue
+            look = styles[method].line() | ({} if init == "same" else {"markerfacecolor": "none"})
+            ax.plot(line.sort_values("percent")["percent"], line.sort_values("percent")["excess"],
+                    label=labels[method] + ("" if init == "same" else f" ({named})"), **look)
     ax.axhline(0, color="0.3", linewidth=0.6)
 
 
@@ -152,7 +164,8 @@ def fig_mask_overlap_layers(tables: ReportTables, style: FigureStyle) -> Figure 
     """Excess overlap of IMP's mask with each method's vs IMP's percent remaining: one row
     per group of methods (method_facets), one column for all layers and, for networks of at
     most MAX_LAYER_FACETS layers, one per layer; the grey band holds 90% of random mask
-    pairs with the same counts."""
+    pairs with the same counts. Pairs that did not start from the same weights have open
+    markers and say so."""
     if tables.similarity is None:
         return None
     tidy = imp_overlaps(tables.similarity)
@@ -246,9 +259,17 @@ def fig_input_degree_maps(tables: ReportTables, style: FigureStyle) -> Figure | 
     return fig
 
 
+def score_labels(summary: pd.DataFrame) -> dict[str, str]:
+    """Each method named with where its saved scores come from: trained over the mining
+    (masks mined on frozen weights) or taken at initialization."""
+    at_init = set(summary.loc[summary["family"] == "at_init", "method"])
+    return {m: f"{m} ({'at init' if m in at_init else 'trained'})"
+            for m in pd.unique(summary["method"])}
+
+
 def rank_correlations(similarity: pd.DataFrame) -> pd.DataFrame:
     """Per layer and pair of methods with saved scores: the mean Spearman correlation of
-    their scores at theta_0 over seeds and matched levels."""
+    the scores that made their masks over seeds and matched levels."""
     rows = mask_rows(similarity).dropna(subset=["score_spearman"])
     return rows.groupby(["layer", *PAIR_KEYS], as_index=False, sort=False)[
         "score_spearman"].mean()
@@ -264,7 +285,7 @@ def fig_score_rank_correlation(tables: ReportTables, style: FigureStyle) -> Figu
         return None
     layers = [n for n in pd.unique(rho["layer"]) if n != OVERALL]
     facets = [OVERALL] + (layers if len(layers) <= MAX_LAYER_FACETS else [])
-    labels = method_labels(tables.summary)
+    labels = score_labels(tables.summary)
     order = methods_in_order(tables.summary, set(rho["method_a"]) | set(rho["method_b"]))
     panels = []
     for layer in facets:

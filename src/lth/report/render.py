@@ -27,6 +27,7 @@ from lth.report.tables import (
     method_labels,
     read_tables,
     results_table,
+    short_of_target,
     shrinkbench_table,
 )
 
@@ -70,19 +71,37 @@ def _display(title: str, note: str, df: pd.DataFrame, columns: list) -> DisplayT
     return DisplayTable(title, note, [c[0] for c in columns], "".join(c[1] for c in columns), rows)
 
 
+def target_note(results: pd.DataFrame, label: dict[str, str]) -> str:
+    """A sentence on the levels of results_table that keep less than half of their target
+    percent of weights, and why a mask can."""
+    short = short_of_target(results)
+    if short.empty:
+        return " Every level keeps at least half of its target percent of weights."
+    listed = "; ".join(f"{label[r.method]} at {r.level}, {r.percent_remaining:.3g}% of a "
+                       f"{r.target_percent:.3g}% target" for r in short.itertuples())
+    return (f" Below half of their target: {listed}. Only a rounded mask keeps fewer weights "
+            "than its target: GEM-MINER's rare gem keeps the flagged weights whose score "
+            "exceeds 0.5 (Sreenivasan et al. 2022, the accuracy 'after rounding'), and the L2 "
+            "penalty on the scores (supermask.gem_miner.regularization) pulls flagged scores "
+            "under 0.5.")
+
+
 def display_tables(summary: pd.DataFrame) -> list[DisplayTable]:
     """The report's tables: results, ShrinkBench-style, layer collapse, and search cost."""
     label = method_labels(summary)
+    results = results_table(summary)
     results = _display(
         "Results behind the figures",
         "Test accuracy at the early-stopping iteration (minimum validation loss; the metric "
         "of Frankle & Carbin 2019, Fig. 4-5) and at the end of training, as mean ± sample "
-        "standard deviation over the networks of a level (seeds, times reinit draws).",
-        results_table(summary),
+        "standard deviation over the networks of a level (seeds, times reinit draws); the "
+        "percent of weights left against the level's target." + target_note(results, label),
+        results,
         [
             ("Method", "l", lambda r: label[r.method]),
             ("Level", "l", lambda r: r.level),
             ("Weights left (%)", "r", lambda r: _fmt(r.percent_remaining, ".3g")),
+            ("Target (%)", "r", lambda r: _fmt(r.target_percent, ".3g")),
             (
                 "Early-stop test acc. (%)",
                 "r",

@@ -19,8 +19,8 @@ from lth.plan.registry import group_names
 REQUIRED_COLUMNS = {
     "summary": (
         "experiment", "method", "family", "control", "seed", "level", "round", "density",
-        "percent_remaining", "compression", "macs", "dense_macs", "speedup", "collapsed",
-        "final_test_accuracy", "final_train_accuracy", "early_stop_iteration",
+        "target_density", "percent_remaining", "compression", "macs", "dense_macs", "speedup",
+        "collapsed", "final_test_accuracy", "final_train_accuracy", "early_stop_iteration",
         "early_stop_test_accuracy", "iterations", "weights_trained", "train_macs",
         "train_macs_dense", "find_macs", "total_macs", "total_macs_dense", "dense_trainings",
         "iterations_to_target",
@@ -28,7 +28,7 @@ REQUIRED_COLUMNS = {
     "layers": ("method", "seed", "level", "round", "density", "layer", "layer_density"),
     "curves": ("method", "seed", "level", "round", "density", "iteration", "split", "accuracy"),
     "similarity": (
-        "view", "seed_a", "method_a", "level_a", "density_a", "method_b", "level_b",
+        "view", "init", "seed_a", "method_a", "level_a", "density_a", "method_b", "level_b",
         "density_b", "layer", "jaccard", "expected_jaccard", "excess", "excess_sd",
         "score_spearman",
     ),
@@ -113,15 +113,17 @@ def level_stats(summary: pd.DataFrame, value: str, spread: str) -> pd.DataFrame:
 
 def results_table(summary: pd.DataFrame) -> pd.DataFrame:
     """Numbers behind the accuracy figures: per method and nominal level, mean percent
-    remaining, mean and sample std of test accuracy (%) at the early-stopping iteration and
-    at the end of training, mean early-stop iteration and the number of networks (seeds,
-    times reinit draws)."""
+    remaining and its target, mean and sample std of test accuracy (%) at the early-stopping
+    iteration and at the end of training, mean early-stop iteration and the number of networks
+    (seeds, times reinit draws)."""
     scaled = summary.assign(
-        es=100 * summary[ES_ACCURACY], final=100 * summary["final_test_accuracy"]
+        es=100 * summary[ES_ACCURACY], final=100 * summary["final_test_accuracy"],
+        target_percent=100 * summary["target_density"],
     )
     final = level_stats(scaled, "final", "std")
     early = mean_and_spread(scaled, LEVEL_KEYS, "es", "std").set_index(LEVEL_KEYS)
-    stop = summary.groupby(LEVEL_KEYS, sort=False)["early_stop_iteration"].mean()
+    per_level = scaled.groupby(LEVEL_KEYS, sort=False)
+    stop = per_level[["early_stop_iteration", "target_percent"]].mean()
     table = final.join(early[["mean", "std"]].add_prefix("es_"), on=LEVEL_KEYS).join(
         stop, on=LEVEL_KEYS
     )
@@ -140,6 +142,7 @@ def results_table(summary: pd.DataFrame) -> pd.DataFrame:
             "method",
             "level",
             "percent_remaining",
+            "target_percent",
             "early_stop_accuracy_mean",
             "early_stop_accuracy_std",
             "final_accuracy_mean",
@@ -148,6 +151,12 @@ def results_table(summary: pd.DataFrame) -> pd.DataFrame:
             "n_networks",
         ]
     ]
+
+
+def short_of_target(results: pd.DataFrame, share: float = 0.5) -> pd.DataFrame:
+    """The rows of results_table whose mean percent remaining is below `share` of their
+    target."""
+    return results[results["percent_remaining"] < share * results["target_percent"]]
 
 
 def dense_accuracy(summary: pd.DataFrame) -> float:
