@@ -15,7 +15,7 @@ from generated import write_learnable_idx_folder
 from lth.analysis.summary import summary_row
 from lth.core.io import load_tensors, read_metadata, save_tensors
 from lth.core.records import write_run
-from lth.plan.families.earlybird import EarlyBird, SearchJob
+from lth.plan.families.earlybird import EarlyBird, EarlyBirdJob
 from lth.plan.spec import Engine, Member, PruneJob, Scoring, TrainJob, to_json
 from lth.verbs.cli import main
 from networks import TINY_SCHEDULE
@@ -161,10 +161,10 @@ def test_early_bird_search_records_the_dense_training_up_to_its_ticket(lab):
     eb = EarlyBird(densities=(0.5,), scope="global", check_every=5, epsilon=0.3, queue=3,
                    distance="changed_fraction")
     schedule = dataclasses.replace(TINY_SCHEDULE, iterations=60, eval_every=20)
-    job = SearchJob(experiment="t", seed=0, data_root="data", val_size=100, device="cpu",
+    job = EarlyBirdJob(experiment="t", seed=0, data_root="data", val_size=100, device="cpu",
                     init="init.safetensors", schedule=schedule, earlybird=eb,
                     out_dirs=("eb/density0.5",), record="eb/search.json")
-    assert lth("eb-search", "--job", to_json(job), "--threads", 1) == 0
+    assert lth("earlybird", "--job", to_json(job), "--threads", 1) == 0
     record = read_metadata("eb/density0.5/mask.safetensors")
     fired_at = record["earlybird"]["iteration"]
     assert record["earlybird"]["fired"] and 0 < fired_at < 60

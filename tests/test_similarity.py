@@ -174,13 +174,13 @@ def trained_record(seed, method, level, init, **member) -> dict:
 
 
 def mined_record(seed, method, level, init, weights="signed_constant") -> dict:
-    """A mine record (lth.methods.supermask.write_mined's params: one member)."""
+    """A supermask record (lth.methods.supermask.write_mined's params: one member)."""
     mining = Mining(algo="gem_miner", weights=weights, optimizer="adam", lr=0.01, momentum=0.9,
                     weight_decay=0.0, batch_size=60, iterations=10, eval_every=5,
                     eval_batch_size=100)
     own = MiningMember(seed=seed, method=method, level=level, density=0.1, init=init,
                        out_dir=f"results/e/seed{seed}/{method}/{level}")
-    return {"verb": "mine", "params": {"experiment": "e", "seed": seed,
+    return {"verb": "supermask", "params": {"experiment": "e", "seed": seed,
                                        "mining": dataclasses.asdict(mining),
                                        "members": [dataclasses.asdict(own)]}}
 
@@ -349,7 +349,7 @@ def starts(tmp_path, monkeypatch):
         gem_start = weights_file(tmp_path, f"results/e/seed{seed}/gem/{level}/start.safetensors",
                                  mined_record(seed, "gem", level, init))
         stretched = weights_file(tmp_path, f"results/e/seed{seed}/stretched.safetensors",
-                                 {"verb": "transfer-depth", "params": {
+                                 {"verb": "elastic", "params": {
                                      "seed": seed, "source_weights": "results/d/init"}})
         records = {
             "imp": trained_record(seed, "imp", level, init),

@@ -226,7 +226,7 @@ def file_record(path: str | Path) -> dict:
 def start_of_record(record: dict) -> str | None:
     """What the weights of a training or mining record started from: a fresh init's stream,
     or its init file's start (start_of_file) as mining's weights transform it; None when the
-    record names no starting weights (init, or a verb that made them, as transfer-depth)."""
+    record names no starting weights (init, or a verb that made them, as elastic)."""
     params = record.get("params", {})
     member = params["members"][0] if params.get("members") else params
     if member.get("fresh_init"):

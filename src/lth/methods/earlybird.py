@@ -57,7 +57,7 @@ from lth.core.train import train
 from lth.methods.criteria import ScoreData, magnitude_scores
 from lth.methods.filters import keep_filters
 from lth.plan.catalog import round_half_up
-from lth.plan.families.earlybird import EarlyBird, SearchJob, vacuous_hamming
+from lth.plan.families.earlybird import EarlyBird, EarlyBirdJob, vacuous_hamming
 from lth.plan.spec import Extension, Schedule
 
 TicketFn = Callable[[nn.Module, float], Mask]
@@ -352,7 +352,7 @@ def search(
     return SearchResult(tickets, last, result.metrics, time.perf_counter() - began)
 
 
-def search_job(job: SearchJob, device: torch.device) -> tuple[nn.Module, dict, SearchResult]:
+def search_job(job: EarlyBirdJob, device: torch.device) -> tuple[nn.Module, dict, SearchResult]:
     """Run the search of one seed from its theta_0: (the model as training left it, its
     architecture, what the search found)."""
     splits = splits_of(job.data_root, job.val_size, device)
@@ -363,7 +363,7 @@ def search_job(job: SearchJob, device: torch.device) -> tuple[nn.Module, dict, S
     return model, arch, found
 
 
-def save_search(job: SearchJob, model: nn.Module, arch: dict, found: SearchResult,
+def save_search(job: EarlyBirdJob, model: nn.Module, arch: dict, found: SearchResult,
                 device: torch.device, argv: list[str]) -> None:
     """Per density, the ticket's files with their record; then search.json with the
     detection history. The magnitude variant writes the ticket's mask and the weights it was
@@ -376,7 +376,7 @@ def save_search(job: SearchJob, model: nn.Module, arch: dict, found: SearchResul
                                         strict=True):
         params = dict(dataclasses.asdict(job), density=density, out_dir=out_dir)
         del params["out_dirs"]
-        record = make_record("eb-search", params, inputs, str(device), argv=argv)
+        record = make_record("earlybird", params, inputs, str(device), argv=argv)
         record["architecture"] = arch
         record["iteration"] = ticket.iteration
         record["macs"] = training_macs(ticket.iteration, job.schedule.batch_size,
@@ -389,7 +389,7 @@ def save_search(job: SearchJob, model: nn.Module, arch: dict, found: SearchResul
             save_tensors(Path(out_dir) / "mask.safetensors", ticket.mask, record)
         summary["tickets"].append({"density": density, "fired": ticket.fired,
                                    "iteration": ticket.iteration, "history": ticket.history})
-    record = make_record("eb-search", dataclasses.asdict(job), inputs, str(device), argv=argv)
+    record = make_record("earlybird", dataclasses.asdict(job), inputs, str(device), argv=argv)
     write_json(job.record, dict(record, search=summary, timings={"search": found.wall_seconds}))
 
 
@@ -410,8 +410,8 @@ def save_channel_ticket(out: Path, ticket: Ticket, theta0: VGG, arch: dict,
                  dict(record, iteration=0))
 
 
-def run_search_job(job: SearchJob, argv: list[str], threads: int | None) -> None:
-    """The `eb-search` verb: the search of one seed, each density's ticket files, then
+def run_earlybird_job(job: EarlyBirdJob, argv: list[str], threads: int | None) -> None:
+    """The `earlybird` verb: the search of one seed, each density's ticket files, then
     search.json with the detection history."""
     device = resolve_device(job.device)
     use_threads(threads)

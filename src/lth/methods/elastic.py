@@ -43,7 +43,7 @@ from lth.core.networks import architecture_of, build, check_mask, prunable_param
 from lth.core.provenance import make_record
 from lth.core.seeding import generator
 from lth.plan import catalog
-from lth.plan.families.elastic import TransferJob, depth_family, elastic_problem
+from lth.plan.families.elastic import ElasticJob, depth_family, elastic_problem
 
 BlockMapping = dict[int, list[int]]
 
@@ -246,7 +246,7 @@ def transfer(
     return state, transfer_mask(source_mask, _full_mask_of(target), mapping, permute_gen)
 
 
-def transfer_job(job: TransferJob) -> tuple[dict, torch.nn.Module, dict[str, torch.Tensor]]:
+def transfer_job(job: ElasticJob) -> tuple[dict, torch.nn.Module, dict[str, torch.Tensor]]:
     """(the target's recorded architecture, the target network holding the transferred
     weights, its mask) of a transfer job: the source ticket's mask and rewound weights
     copied block-wise into a deeper or shallower network of the same family."""
@@ -263,10 +263,10 @@ def transfer_job(job: TransferJob) -> tuple[dict, torch.nn.Module, dict[str, tor
     return target_arch, target, new_mask
 
 
-def run_transfer_job(job: TransferJob, argv: list[str], threads: int | None) -> None:
-    """The `transfer-depth` verb: the target network's weights and mask, with their record."""
+def run_elastic_job(job: ElasticJob, argv: list[str], threads: int | None) -> None:
+    """The `elastic` verb: the target network's weights and mask, with their record."""
     target_arch, target, new_mask = transfer_job(job)
-    record = make_record("transfer-depth", dataclasses.asdict(job),
+    record = make_record("elastic", dataclasses.asdict(job),
                          [job.source_weights, job.source_mask], argv=argv)
     record["architecture"] = target_arch
     save_tensors(job.out_weights, target.state_dict(), record)

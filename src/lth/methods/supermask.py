@@ -1,6 +1,6 @@
 """Supermasks: masks mined on frozen random weights by training one score per weight.
 
-Two methods share one loop (`mine`); only the scores change, never the weights:
+Two methods share one loop (`supermask`); only the scores change, never the weights:
 
 * edge-popup (Ramanujan et al., CVPR 2020; allenai/hidden-networks, utils/conv_type.py): scores
   S ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)); every forward uses, per layer (first and last
@@ -75,7 +75,7 @@ from lth.core.train import (
     train_eval_split,
 )
 from lth.plan.catalog import round_half_up
-from lth.plan.families.supermask import Mining, MiningJob, MiningMember
+from lth.plan.families.supermask import Mining, SupermaskJob, MiningMember
 from lth.plan.spec import Schedule
 
 WEIGHTS = ("signed_constant", "theta0")
@@ -415,7 +415,7 @@ def _mining_macs(per_weight: dict[str, int], kept_sum: dict[str, torch.Tensor],
             "dense": m.iterations * m.batch_size * 3 * f_dense}
 
 
-def mine_member(job: MiningJob, m: MiningMember, splits, device: torch.device) -> None:
+def mine_member(job: SupermaskJob, m: MiningMember, splits, device: torch.device) -> None:
     """Mine one member's mask on the frozen start of its theta_0; write its run folder
     (write_mined)."""
     model, arch = load_model(m.init, 0.0, device)
@@ -428,7 +428,7 @@ def mine_member(job: MiningJob, m: MiningMember, splits, device: torch.device) -
     write_mined(job, m, model, arch, start, mined, device)
 
 
-def write_mined(job: MiningJob, m: MiningMember, model: nn.Module, arch: dict,
+def write_mined(job: SupermaskJob, m: MiningMember, model: nn.Module, arch: dict,
                 start: dict[str, torch.Tensor], mined: MiningResult,
                 device: torch.device) -> None:
     """A member's run folder: the untrained ticket (final = frozen weights under the mask),
@@ -437,9 +437,9 @@ def write_mined(job: MiningJob, m: MiningMember, model: nn.Module, arch: dict,
     (start.safetensors, the frozen start given), the ticket gem_miner trains."""
     facts = network_facts(model, arch, mined.mask)
     own = one_member(job, m)
-    record = make_record("mine", dict(dataclasses.asdict(own), seed=m.seed),
+    record = make_record("supermask", dict(dataclasses.asdict(own), seed=m.seed),
                          [m.init, Path(job.data_root) / "tensors.safetensors"], str(device),
-                         argv=rerun_argv("mine", own))
+                         argv=rerun_argv("supermask", own))
     record["architecture"] = arch
     record["macs"] = mined.macs
     fields = dict(facts, method=m.method, family="supermask", level=m.level,
@@ -455,8 +455,8 @@ def write_mined(job: MiningJob, m: MiningMember, model: nn.Module, arch: dict,
               {"train": mined.wall_seconds}, stops_early=False)
 
 
-def run_mining_job(job: MiningJob, argv: list[str], threads: int | None) -> None:
-    """The `mine` verb: mine a mask of frozen weights per member, each written to its run
+def run_supermask_job(job: SupermaskJob, argv: list[str], threads: int | None) -> None:
+    """The `supermask` verb: mine a mask of frozen weights per member, each written to its run
     folder with a record whose argv mines that member alone."""
     device = resolve_device(job.device)
     use_threads(threads)

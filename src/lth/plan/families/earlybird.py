@@ -75,7 +75,7 @@ class EarlyBird:
 
 
 @dataclass(frozen=True)
-class SearchJob:
+class EarlyBirdJob:
     """Early-Bird's search of one seed: dense training from theta_0 until every density's
     ticket is drawn; writes <out_dirs[i]>/mask.safetensors and weights_at_eb.safetensors."""
 
@@ -189,7 +189,7 @@ def earlybird_search_record(e_name, seed):
 
 def earlybird_search(e_name, e, seed, device):
     b = e["earlybird"]
-    return SearchJob(
+    return EarlyBirdJob(
         experiment=e_name,
         seed=seed,
         data_root=data_dir(e["dataset"]),
@@ -257,7 +257,7 @@ _COHORTS_earlybird = (
         levels=earlybird_levels,
         log_tag="earlybird",
         searches=lambda e_name, e, w, device: [
-            ("eb-search", earlybird_search(e_name, e, s, device)) for s in e["seeds"]
+            ("earlybird", earlybird_search(e_name, e, s, device)) for s in e["seeds"]
         ],
         extra_outputs=earlybird_outputs,
         code=("methods.earlybird", "methods.filters"),
@@ -275,7 +275,7 @@ FAMILY = Family(
     folders=(TICKETS,),
     cohorts=_COHORTS_earlybird,
     renamed=(("earlybird.continue_training", "earlybird.retrain"),),
-    verbs=(Verb("eb-search", f"{__name__}:SearchJob", "lth.methods.earlybird:run_search_job",
+    verbs=(Verb("earlybird", f"{__name__}:EarlyBirdJob", "lth.methods.earlybird:run_earlybird_job",
                 "Early-Bird: train dense until each density's ticket is drawn; per density "
                 "its mask and the weights it was drawn at"),),
     checks=(_earlybird,),

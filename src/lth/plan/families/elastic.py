@@ -13,7 +13,7 @@ from lth.plan.registry import Family, Group, Method, Verb
 
 
 @dataclass(frozen=True)
-class TransferJob:
+class ElasticJob:
     """Elastic ticket transformation (Chen et al. 2021): an IMP ticket of one depth (its mask
     and rewound weights) stretched or squeezed to another depth of the same family."""
 
@@ -112,7 +112,7 @@ def elastic_steps(e_name, e, seed, r):
     for method in elastic_methods(e):
         strategy = method.split("_")[1]
         out = run_dir(e_name, seed, method, f"round{r}")
-        job = TransferJob(
+        job = ElasticJob(
             experiment=e_name,
             seed=seed,
             source_weights=rewind_path(source, seed),
@@ -150,7 +150,7 @@ _COHORTS_elastic = (
         networks=lambda e: [(m, level) for m in elastic_methods(e) for level in elastic_levels(e)],
         constraints=lambda e: {"r": "|".join(map(str, e["elastic"]["rounds"]))},
         searches=lambda e_name, e, w, _device: [
-            ("transfer-depth", job)
+            ("elastic", job)
             for s in e["seeds"]
             for job, _ in elastic_steps(e_name, e, s, w.r)
         ],
@@ -174,8 +174,8 @@ FAMILY = Family(
                     label="elastic_<strategy>_randmask"),
              Method("elastic_.*", "elastic", pattern=True, label="elastic_<strategy>")),
     cohorts=_COHORTS_elastic,
-    verbs=(Verb("transfer-depth", f"{__name__}:TransferJob",
-                "lth.methods.elastic:run_transfer_job", "Elastic LTH: a ticket's mask and "
+    verbs=(Verb("elastic", f"{__name__}:ElasticJob",
+                "lth.methods.elastic:run_elastic_job", "Elastic LTH: a ticket's mask and "
                 "rewound weights stretched or squeezed to another depth", threads=False),),
     checks=(_elastic,),
 )

@@ -45,7 +45,7 @@ class MiningMember:
 
 
 @dataclass(frozen=True)
-class MiningJob:
+class SupermaskJob:
     experiment: str
     data_root: str
     val_size: int | None
@@ -122,7 +122,7 @@ def mining_job(e_name, e, algo, method, device):
         for s in e["seeds"]
         for d in e["supermask"]["densities"]
     )
-    return MiningJob(
+    return SupermaskJob(
         experiment=e_name,
         data_root=data_dir(e["dataset"]),
         val_size=e["val_size"],
@@ -172,7 +172,7 @@ _COHORTS_supermask = (
         levels=supermask_levels,
         log_tag="edge_popup",
         searches=lambda e_name, e, w, device: [
-            ("mine", mining_job(e_name, e, "edge_popup", "edge_popup", device))
+            ("supermask", mining_job(e_name, e, "edge_popup", "edge_popup", device))
         ],
         extra_outputs=mined_files("edge_popup", ["scores"]),
         code=("methods.supermask",),
@@ -189,7 +189,7 @@ _COHORTS_supermask = (
         levels=supermask_levels,
         log_tag="gem_miner",
         searches=lambda e_name, e, w, device: [
-            ("mine", mining_job(e_name, e, "gem_miner", "gem_miner_gem", device))
+            ("supermask", mining_job(e_name, e, "gem_miner", "gem_miner_gem", device))
         ],
         extra_outputs=mined_files("gem_miner_gem", ["scores", "flags", "start"]),
         code=("methods.supermask",),
@@ -206,7 +206,7 @@ FAMILY = Family(
     methods=(Method("edge_popup", "supermask"), Method("gem_miner_gem", "supermask"),
              Method("gem_miner", "supermask")),
     cohorts=_COHORTS_supermask,
-    verbs=(Verb("mine", f"{__name__}:MiningJob", "lth.methods.supermask:run_mining_job",
+    verbs=(Verb("supermask", f"{__name__}:SupermaskJob", "lth.methods.supermask:run_supermask_job",
                 "edge-popup / GEM-MINER: masks mined on frozen weights; per network the "
                 "untrained ticket, its scores, metrics, run.json"),),
     checks=(_supermask,),
