@@ -75,7 +75,7 @@ from lth.core.train import (
     train_eval_split,
 )
 from lth.plan.catalog import round_half_up
-from lth.plan.families.supermask import Mining, SupermaskJob, MiningMember
+from lth.plan.families.supermask import Mining, MiningMember, SupermaskJob
 from lth.plan.spec import Schedule
 
 WEIGHTS = ("signed_constant", "theta0")
