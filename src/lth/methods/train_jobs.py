@@ -149,11 +149,14 @@ class Trained:
 
 
 def train_members(job: TrainJob, device: torch.device) -> Iterator[Trained]:
-    """Train a cohort: every member shares the process, the data and (per effective
-    schedule and start iteration) one training call; yields each member of a call as soon
-    as the call is done."""
+    """Train a cohort: every member shares the job, the data and (per effective schedule
+    and start iteration) one training call; yields each member of a call as soon as the
+    call is done. On CPU a call trains its members in up to the job's threads of worker
+    processes (lth.core.workers); its run.json's cohort block records the workers, the
+    process that trained it and its intra-op threads."""
     from lth.core.cohort import Net, set_tf32, train_cohort
     from lth.core.data import augment_batch
+    from lth.core.workers import worker_count
 
     tf32 = set_tf32(job.engine) if device.type == "cuda" else None
     started = time.perf_counter()
@@ -173,11 +176,15 @@ def train_members(job: TrainJob, device: torch.device) -> Iterator[Trained]:
         stacked = train_cohort(nets, splits, schedule,
                                lambda seed: generator(job.experiment, seed, "data-order"),
                                job.engine, augment_batch if schedule.augment else None,
-                               start=start)
-        for position, (p, net, hook) in enumerate(zip(group, nets, hooks, strict=True)):
+                               start=start, workers=worker_count(len(nets), device,
+                                                                 torch.get_num_threads()))
+        workers = len({net.process for net in nets})
+        for position, (p, net) in enumerate(zip(group, nets, strict=True)):
             cohort = {"size": len(group), "position": position, "stacked": stacked,
                       "slots": job.engine.slots if stacked else 1, "device": str(device),
-                      "threads": torch.get_num_threads(), "tf32": tf32}
+                      "threads": net.threads, "workers": workers, "process": net.process,
+                      "tf32": tf32}
+            hook = net.after_backward  # a worker's hook comes back with what it accumulated
             yield Trained(p, net.result, cohort,
                           {"load": load_seconds, "train": net.result.wall_seconds},
                           {"regrow_scores.safetensors": hook.scores()} if hook else {})
