@@ -7,13 +7,15 @@ forked child of the job, so that a job given W threads keeps W cores busy.
 - **Why one intra-op thread.** On a CPU the last bits of training depend on the number of
   intra-op threads (a reduction split over two threads adds in another order). Every worker
   trains with one, so a member's bytes are those of a job run with `--threads 1`, whichever
-  worker trains it and whichever members share its job.
+  worker trains it and whichever members share its job. One is also the only safe number:
+  GNU OpenMP's thread pool does not survive fork, and a child that asks for two threads
+  after its parent used the pool hangs.
 - **Which worker.** Member i goes to worker i mod W, in cohort order: the assignment is fixed
   by the cohort, not by which worker is free first.
 - **What comes back.** Each trained member's weights, result and after_backward hook (with
-  what it accumulated), as one pickled message over a pipe from the job's own child; the
-  parent loads them into its member, so that the job writes every file itself, as when it
-  trains them one after another.
+  what it accumulated), as one pickled message over a pipe from the job's own child (no
+  file is ever unpickled); the parent loads them into its member, so that the job writes
+  every file itself, as when it trains them one after another.
 - **Failure.** A member whose training raises, or a worker that dies (a signal, the
   out-of-memory killer), fails the job with one line naming the member and the worker; the
   other workers are stopped. Nothing is written before every member of the call is back.
