@@ -5,6 +5,7 @@ import dataclasses
 import inspect
 import json
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from lth.methods.reintroduce import AlignmentScores
 from lth.plan.spec import Engine
 from networks import SCHEDULE, cluster_splits, lenet, magnitude_mask
 from test_cli import SPEECH, error_of, lth, member, train_job
+from workflow_runner import REPO, output_of
 
 SPLITS = cluster_splits()
 S = dataclasses.replace(SCHEDULE, iterations=15, eval_every=5)
@@ -172,3 +174,25 @@ def test_a_member_that_crashes_fails_the_job_in_one_line_and_writes_nothing(
     assert "seed1 imp/round0]: training failed in worker process" in err
     assert err.rstrip().endswith("RuntimeError: out of memory in a layer")
     assert {seed: run_folder("crash", seed) for seed in (0, 1)} == before  # no temp file either
+
+
+def planned_threads(output: str) -> dict[str, set[int]]:
+    """Rule -> the threads of its jobs in a dry run (a job that prints none has 1)."""
+    threads: dict[str, set[int]] = {}
+    for block in re.split(r"\n(?=\[|rule |localrule )", output):
+        rule = re.match(r"(?:local)?rule (\w+):", block)
+        if rule:
+            found = re.search(r"^\s+threads: (\d+)$", block, re.M)
+            threads.setdefault(rule[1], set()).add(int(found[1]) if found else 1)
+    return threads
+
+
+@pytest.mark.parametrize(("cores", "imp", "oneshot"), [(1, 1, 1), (3, 2, 3)])
+def test_a_cpu_cohort_job_gets_a_thread_per_member_up_to_the_cores(tmp_path, cores, imp, oneshot):
+    """The default experiment (2 seeds, CPU): an IMP round's job trains 2 networks, a one-shot
+    method's 8 (4 densities x 2 seeds)."""
+    threads = planned_threads(output_of(tmp_path, "-n", "all", config=REPO / "config.yaml",
+                                        cores=cores))
+    assert threads["imp_lenet_fmnist"] == {imp}
+    assert threads["oneshot_lenet_fmnist"] == {oneshot}
+    assert threads["summarize"] == {1}
