@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_cli import SPEECH, error_of, lth, member, train_job
 
 import lth.core.cohort as engine
 from generated import write_learnable_idx_folder
@@ -21,7 +22,6 @@ from lth.core.workers import worker_count
 from lth.methods.reintroduce import AlignmentScores
 from lth.plan.spec import Engine
 from networks import SCHEDULE, cluster_splits, lenet, magnitude_mask
-from test_cli import SPEECH, error_of, lth, member, train_job
 from workflow_runner import REPO, output_of
 
 SPLITS = cluster_splits()
@@ -166,7 +166,7 @@ def test_a_member_that_crashes_fails_the_job_in_one_line_and_writes_nothing(
 
     def crashing(*args, **kwargs):
         if "seed1" in inspect.signature(train).bind(*args, **kwargs).arguments["prefix"]:
-            raise RuntimeError("out of memory in a layer")
+            raise RuntimeError("out of memory in a layer\n(a second line the job leaves out)")
         return train(*args, **kwargs)
 
     monkeypatch.setattr(engine, "train", crashing)  # the forked workers inherit it

@@ -80,7 +80,8 @@ def _work(nets: Sequence, indices: range, train_one: Callable, send: Connection)
                     net.after_backward, net.process, net.threads)
             message = pickle.dumps(("done", i, done))
         except Exception as err:  # the parent fails the job with this line
-            send.send_bytes(pickle.dumps(("failed", i, f"{type(err).__name__}: {err}")))
+            first = (str(err).strip().splitlines() or [""])[0]
+            send.send_bytes(pickle.dumps(("failed", i, f"{type(err).__name__}: {first}")))
             sys.exit(1)
         send.send_bytes(message)
         sys.stdout.flush()
