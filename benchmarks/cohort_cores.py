@@ -11,7 +11,8 @@ held out for validation). Two modes, alternated `--repeats` times in one run:
   cohort job did on CPU before lth.core.workers);
 - parallel: `--threads N`, one worker process per member, one intra-op thread each.
 
-Prints every run, the median per mode and, last, `cores_speedup: X` (sequential median /
+Prints every run (wall and CPU seconds, the cores it kept busy, the load average: the
+machine may be shared), the median per mode and, last, `cores_speedup: X` (sequential median /
 parallel median); checks that both modes wrote the same final weights, byte for byte.
 `--record [PATH]` writes the figures into the benchmark record (benchmarks/record.py).
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -85,12 +87,16 @@ def cohort_job(members: int, iterations: int, out: str) -> str:
                                   for s in range(members))))
 
 
-def timed_job(lab: Path, members: int, iterations: int, mode: str) -> float:
-    """Wall seconds of one cohort job in `mode`, its process start included."""
+def timed_job(lab: Path, members: int, iterations: int, mode: str) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one cohort job in `mode`, its process start included;
+    the CPU seconds are those of the job and its workers (user + system)."""
     threads = 1 if mode == "sequential" else members
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
     lth("train", "--job", cohort_job(members, iterations, mode), "--threads", threads, cwd=lab)
-    return time.perf_counter() - began
+    wall = time.perf_counter() - began
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def same_bytes(lab: Path, members: int) -> bool:
@@ -115,10 +121,15 @@ def main() -> None:
     print(f"{args.members} members, {args.iterations} iterations, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f}; lab {lab}", flush=True)
     seconds: dict[str, list[float]] = {mode: [] for mode in MODES}
+    cpu: dict[str, list[float]] = {mode: [] for mode in MODES}
     for repeat in range(args.repeats):
         for mode in MODES:
-            seconds[mode].append(timed_job(lab, args.members, args.iterations, mode))
-            print(f"run {repeat + 1} {mode:10s} {seconds[mode][-1]:7.1f} s", flush=True)
+            wall, used = timed_job(lab, args.members, args.iterations, mode)
+            seconds[mode].append(wall)
+            cpu[mode].append(used)
+            print(f"run {repeat + 1} {mode:10s} {wall:7.1f} s wall, {used:7.1f} s CPU "
+                  f"({used / wall:.2f} cores busy), load average {os.getloadavg()[0]:.1f}",
+                  flush=True)
     median = {mode: statistics.median(values) for mode, values in seconds.items()}
     identical = same_bytes(lab, args.members)
     print(f"median: sequential {median['sequential']:.1f} s | parallel "
@@ -127,8 +138,8 @@ def main() -> None:
     print(f"cores_speedup: {speedup:.2f}")
     if args.record is not None:
         figures = {"members": args.members, "iterations": args.iterations,
-                   "seconds": seconds, "median": median, "same_bytes": identical,
-                   "cores_speedup": speedup}
+                   "seconds": seconds, "cpu_seconds": cpu, "median": median,
+                   "same_bytes": identical, "cores_speedup": speedup}
         print("recorded in", add_section(args.record, "cohort_cores", torch.device("cpu"),
                                          figures))
     if not identical:
