@@ -80,6 +80,22 @@ def test_workers_give_the_bytes_of_one_after_another_with_one_thread(one_thread,
     assert {net.threads for net in parallel} == {1}
 
 
+def test_a_lone_network_of_a_call_trains_in_a_worker_with_one_thread(one_thread):
+    """A job of several networks in calls of one (one schedule each): each still trains with
+    one thread, the bytes of its one-after-another run, not with the job's threads."""
+    torch.set_num_threads(2)
+    try:
+        lone = cohort([4])
+        train_cohort(lone, SPLITS, S, order, OFF, log=lambda _: None, workers=2)
+    finally:
+        torch.set_num_threads(1)
+    reference = cohort([4])
+    train_cohort(reference, SPLITS, S, order, OFF, log=lambda _: None)
+    assert (lone[0].threads, reference[0].threads) == (1, 1) and lone[0].process != os.getpid()
+    assert tensor_bytes(lone[0].model.state_dict()) == tensor_bytes(
+        reference[0].model.state_dict())
+
+
 def test_workers_follow_the_threads_on_cpu_only():
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert [worker_count(3, cpu, t) for t in (1, 2, 3, 8)] == [1, 2, 3, 3]

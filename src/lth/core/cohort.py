@@ -104,9 +104,10 @@ def train_cohort(nets: list[Net], splits, s: Schedule, data_order: Callable[[int
     data_order(seed) gives a fresh generator of that seed's data-order stream, so each network
     sees exactly the batches (and augmentations) of a one-network job. Every net trains
     iterations start..s.iterations (lth.core.train.train). A cohort with a net that has an
-    after_backward hook trains with the reference loop. A cohort not stacked trains in
-    `workers` worker processes when that is more than 1 (lth.core.workers.worker_count), else
-    here, one net after another. Returns whether it was stacked.
+    after_backward hook trains with the reference loop. A cohort not stacked trains in up to
+    `workers` worker processes when that is more than 1 (lth.core.workers.worker_count: a
+    lone net too, so that it trains with one thread as its job's other nets do), else here,
+    one net after another. Returns whether it was stacked.
     """
     device = splits.train_x.device
     hooked = any(net.after_backward is not None for net in nets)
@@ -120,8 +121,8 @@ def train_cohort(nets: list[Net], splits, s: Schedule, data_order: Callable[[int
                                net.checkpoint_iterations, augment, log, net.prefix,
                                start=start, after_backward=net.after_backward)
 
-        if workers > 1 and len(nets) > 1:
-            train_in_workers(nets, workers, train_one)
+        if workers > 1:
+            train_in_workers(nets, min(workers, len(nets)), train_one)
         else:
             for net in nets:
                 train_one(net)

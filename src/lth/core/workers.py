@@ -37,9 +37,11 @@ from lth.core.errors import LthError
 
 
 def worker_count(members: int, device: torch.device, threads: int) -> int:
-    """Worker processes for an unstacked cohort of `members` in a job of `threads` threads:
-    one per member up to the threads on CPU; 1 (the job's own process) on CUDA or when
-    there is a single member or thread."""
+    """Worker processes for the unstacked training calls of a job of `members` networks and
+    `threads` threads: one per member up to the threads on CPU; 1 (the job's own process) on
+    CUDA or when the job has a single network or thread. Every call of a job with several
+    gets them, one of a single network too (a job whose networks differ in schedule makes
+    one call per schedule), so that every network of the job trains with one thread."""
     if device.type != "cpu":
         return 1
     return max(1, min(members, threads))

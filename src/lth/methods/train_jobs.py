@@ -166,6 +166,7 @@ def train_members(job: TrainJob, device: torch.device) -> Iterator[Trained]:
     groups: dict[tuple[Schedule, int], list[Prepared]] = {}
     for p in prepared:
         groups.setdefault((p.schedule, p.start), []).append(p)
+    workers = worker_count(len(prepared), device, torch.get_num_threads())
     for (schedule, start), group in groups.items():
         hooks = [alignment_hook(p, device) for p in group]
         nets = [Net(p.model, p.mask, p.member.seed,
@@ -176,13 +177,12 @@ def train_members(job: TrainJob, device: torch.device) -> Iterator[Trained]:
         stacked = train_cohort(nets, splits, schedule,
                                lambda seed: generator(job.experiment, seed, "data-order"),
                                job.engine, augment_batch if schedule.augment else None,
-                               start=start, workers=worker_count(len(nets), device,
-                                                                 torch.get_num_threads()))
-        workers = len({net.process for net in nets})
+                               start=start, workers=workers)
+        processes = len({net.process for net in nets})
         for position, (p, net) in enumerate(zip(group, nets, strict=True)):
             cohort = {"size": len(group), "position": position, "stacked": stacked,
                       "slots": job.engine.slots if stacked else 1, "device": str(device),
-                      "threads": net.threads, "workers": workers, "process": net.process,
+                      "threads": net.threads, "workers": processes, "process": net.process,
                       "tf32": tf32}
             hook = net.after_backward  # a worker's hook comes back with what it accumulated
             yield Trained(p, net.result, cohort,
