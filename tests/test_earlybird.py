@@ -3,6 +3,7 @@ tickets, network slimming, and the search on a real training run."""
 
 import copy
 import dataclasses
+import pickle
 
 import pytest
 import torch
@@ -394,6 +395,7 @@ def test_a_retraining_slims_the_batchnorm_scales_as_its_extension_says():
         else:
             assert torch.equal(p.grad, before[name]), name
     assert hook.files() == {}
+    assert pickle.loads(pickle.dumps(hook)).strength == 0.25  # a CPU worker sends it back
     with pytest.raises(LthError, match="slimming: expected a strength > 0"):
         training_monitor(slimming_extension(0.0), {}, "cpu")
 

@@ -432,8 +432,8 @@ def test_a_training_job_imports_only_its_declared_code(done, tmp_path):
     declared = {"core", "methods", "plan", "verbs", "verbs.cli", "verbs.commands", "core.errors",
                 "core.io", "core.provenance", "plan.catalog", "plan.spec", "plan.registry",
                 "plan.plugins", "core.seeding", "core.masks", "core.data", "core.models",
-                "core.networks", "core.records", "core.train", "core.cohort", "methods.criteria",
-                "methods.imp", "methods.train_jobs"}
+                "core.networks", "core.records", "core.train", "core.cohort", "core.workers",
+                "methods.criteria", "methods.imp", "methods.train_jobs"}
     assert loaded <= declared and "report" not in loaded and "verbs.report" not in loaded
 
 

@@ -82,6 +82,7 @@ TRAIN_CODE = library(
     "core.records",
     "core.train",
     "core.cohort",
+    "core.workers",
     "methods.criteria",
     "methods.imp",
     "methods.train_jobs",
@@ -148,6 +149,22 @@ def cohort_command(cohort, e_name):
         return " :: ".join(verbs)
 
     return command
+
+
+def cohort_threads(cohort, e_name):
+    """Threads function: a CPU job gets one thread per member of its cohort, and at least
+    resources.threads (Snakemake caps it at --cores): lth.core.workers trains the members
+    side by side, one intra-op thread each. A GPU job gets resources.threads."""
+
+    def threads(wildcards):
+        e = EXPERIMENTS[e_name]
+        own = e["resources"]["threads"]
+        if e["resources"]["gpu"] > 0 or config["device"].startswith("cuda"):
+            return own
+        _, _, job = job_steps(cohort, e_name, wildcards)
+        return max(own, len(job.members) if job else 1)
+
+    return threads
 
 
 COHORT_RULES = jobs.cohort_rules()

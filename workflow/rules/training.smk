@@ -22,7 +22,7 @@ for _e_name, _e in EXPERIMENTS.items():
             priority: _cohort.priority
             conda:
                 "../../envs/lth.yaml"
-            threads: _e["resources"]["threads"]
+            threads: cohort_threads(_cohort, _e_name)
             resources:
                 gpu=_e["resources"]["gpu"],
                 mem_mb=_e["resources"]["mem_mb"],

@@ -5,7 +5,10 @@ one of two ways:
 
 - **one after another** with the reference loop `lth.core.train.train`: every network's bytes are
   exactly those of a one-network job. What saves the time is the shared process: torch is
-  imported and the dataset loaded once per job, not once per network.
+  imported and the dataset loaded once per job, not once per network. On CPU, a job given
+  several threads trains its members side by side in forked worker processes, one intra-op
+  thread each (lth.core.workers): the same reference loop, so the same bytes as one after
+  another with one thread, on as many cores as the job has threads.
 - **stacked**: the networks' tensors are stacked along a leading dimension and one batched
   step trains them all: linear layers as batched matmuls (weights [N, out, in]), convolutions
   as one grouped convolution over N*C channels (weights viewed as [N*out, in, k, k],
@@ -23,6 +26,7 @@ network: a network's bytes never depend on which other networks share its job.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,6 +48,7 @@ from lth.core.train import (
     train,
     train_eval_split,
 )
+from lth.core.workers import train_in_workers
 from lth.plan.spec import Engine, Schedule
 
 CAPTURE_WARMUP = 3
@@ -64,6 +69,8 @@ class Net:
     dropout_seed: int = 0  # seeds nn.Dropout's (global) generator in the reference loop
     after_backward: Callable | None = None  # the reference loop's after_backward hook
     result: TrainResult | None = field(default=None, repr=False)
+    process: int = 0  # set by training: the id of the process that trained it
+    threads: int = 0  # set by training: the intra-op threads it trained with
 
 
 def uses_stacking(engine: Engine, device: torch.device, schedule: Schedule) -> bool:
@@ -91,23 +98,34 @@ def set_tf32(engine: Engine) -> dict:
 
 def train_cohort(nets: list[Net], splits, s: Schedule, data_order: Callable[[int], torch.Generator],
                  engine: Engine, augment: Callable | None = None,
-                 log: Callable[[str], None] = print, start: int = 0) -> bool:
+                 log: Callable[[str], None] = print, start: int = 0, workers: int = 1) -> bool:
     """Train every net of the cohort (each net's model ends trained and its .result is set).
 
     data_order(seed) gives a fresh generator of that seed's data-order stream, so each network
     sees exactly the batches (and augmentations) of a one-network job. Every net trains
     iterations start..s.iterations (lth.core.train.train). A cohort with a net that has an
-    after_backward hook trains with the reference loop. Returns whether it was stacked.
+    after_backward hook trains with the reference loop. A cohort not stacked trains in up to
+    `workers` worker processes when that is more than 1 (lth.core.workers.worker_count: a
+    lone net too, so that it trains with one thread as its job's other nets do), else here,
+    one net after another. Returns whether it was stacked.
     """
     device = splits.train_x.device
     hooked = any(net.after_backward is not None for net in nets)
     stacked = not hooked and uses_stacking(engine, device, s)
     if not stacked:
-        for net in nets:
+
+        def train_one(net: Net) -> None:
             torch.manual_seed(net.dropout_seed)
+            net.process, net.threads = os.getpid(), torch.get_num_threads()
             net.result = train(net.model, net.mask, splits, s, data_order(net.seed),
                                net.checkpoint_iterations, augment, log, net.prefix,
                                start=start, after_backward=net.after_backward)
+
+        if workers > 1:
+            train_in_workers(nets, min(workers, len(nets)), train_one)
+        else:
+            for net in nets:
+                train_one(net)
         return False
     for first in range(0, len(nets), engine.slots):
         chunk = nets[first : first + engine.slots]
@@ -120,6 +138,7 @@ def train_cohort(nets: list[Net], splits, s: Schedule, data_order: Callable[[int
         for i, net in enumerate(chunk):
             net.model.load_state_dict(results[i][0])
             net.result = results[i][1]
+            net.process, net.threads = os.getpid(), torch.get_num_threads()
     return True
 
 

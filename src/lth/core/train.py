@@ -30,7 +30,8 @@ class TrainResult:
     metrics: list[dict]  # rows: iteration, split, loss, accuracy
     checkpoints: dict[int, dict[str, torch.Tensor]]  # iteration -> state dict (cpu)
     wall_seconds: float
-    optimizer: torch.optim.Optimizer  # its final state, for inspection (shared when stacked)
+    # its final state, for inspection (shared when stacked; None when a worker trained it)
+    optimizer: torch.optim.Optimizer | None
     last_iteration: int | None = None  # where training ended (observe can stop it early)
 
 

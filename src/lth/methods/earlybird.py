@@ -178,30 +178,26 @@ def _batchnorms(model: nn.Module) -> dict[str, _BatchNorm]:
             if isinstance(m, _BatchNorm) and m.weight is not None}
 
 
-def slimming_hook(strength: float) -> Callable[[int, nn.Module], None]:
+class Slimming:
     """Network slimming's L1 subgradient on BatchNorm scales, as lth.core.train.train's
-    after_backward: gamma.grad += strength * sign(gamma) (main.py updateBN, s = 1e-4)."""
-
-    def add_l1_subgradient(_it: int, model: nn.Module) -> None:
-        for bn in _batchnorms(model).values():
-            bn.weight.grad.add_(torch.sign(bn.weight.detach()), alpha=strength)
-
-    return add_l1_subgradient
-
-
-class RetrainingSlimming:
-    """Network slimming while a channel ticket retrains (the authors' retrain_continue.sh and
-    retrain_scratch.sh pass --sparsity-regularization): lth.core.train.train's after_backward
-    hook, with no files to save (the Extension protocol of lth.plan.spec)."""
+    after_backward: gamma.grad += strength * sign(gamma) (main.py updateBN, s = 1e-4).
+    Picklable (a CPU cohort's worker sends its hooks back), with no files to save beside the
+    network (the Extension protocol of lth.plan.spec)."""
 
     def __init__(self, strength: float):
-        self.add = slimming_hook(strength)
+        self.strength = strength
 
-    def __call__(self, it: int, model: nn.Module) -> None:
-        self.add(it, model)
+    def __call__(self, _it: int, model: nn.Module) -> None:
+        for bn in _batchnorms(model).values():
+            bn.weight.grad.add_(torch.sign(bn.weight.detach()), alpha=self.strength)
 
     def files(self) -> dict:
         return {}
+
+
+def slimming_hook(strength: float) -> Slimming:
+    """The search's and the retraining's slimming at `strength`."""
+    return Slimming(strength)
 
 
 def training_mask(_extension: Extension, _params) -> None:
@@ -209,12 +205,14 @@ def training_mask(_extension: Extension, _params) -> None:
     return None
 
 
-def training_monitor(extension: Extension, _mask: Mask, _device) -> RetrainingSlimming:
-    """Network slimming of the strength the extension's settings give."""
+def training_monitor(extension: Extension, _mask: Mask, _device) -> Slimming:
+    """Network slimming while a channel ticket retrains, of the strength the extension's
+    settings give (the authors' retrain_continue.sh and retrain_scratch.sh pass
+    --sparsity-regularization)."""
     strength = extension.settings.get("slimming")
     if not isinstance(strength, float | int) or strength <= 0:
         raise LthError(f"extension.settings.slimming: expected a strength > 0, got {strength!r}")
-    return RetrainingSlimming(float(strength))
+    return slimming_hook(float(strength))
 
 
 def channel_ticket(model: nn.Module, ratio: float) -> Mask:

@@ -146,11 +146,14 @@ class Trained:
 
 
 def train_members(job: TrainJob, device: torch.device) -> Iterator[Trained]:
-    """Train a cohort: every member shares the process, the data and (per effective
-    schedule and start iteration) one training call; yields each member of a call as soon
-    as the call is done."""
+    """Train a cohort: every member shares the job, the data and (per effective schedule
+    and start iteration) one training call; yields each member of a call as soon as the
+    call is done. On CPU a call trains its members in up to the job's threads of worker
+    processes (lth.core.workers); its run.json's cohort block records the workers, the
+    process that trained it and its intra-op threads."""
     from lth.core.cohort import Net, set_tf32, train_cohort
     from lth.core.data import augment_batch
+    from lth.core.workers import worker_count
 
     tf32 = set_tf32(job.engine) if device.type == "cuda" else None
     started = time.perf_counter()
@@ -160,6 +163,7 @@ def train_members(job: TrainJob, device: torch.device) -> Iterator[Trained]:
     groups: dict[tuple[Schedule, int], list[Prepared]] = {}
     for p in prepared:
         groups.setdefault((p.schedule, p.start), []).append(p)
+    workers = worker_count(len(prepared), device, torch.get_num_threads())
     for (schedule, start), group in groups.items():
         hooks = [extension_call(p.member.extension, "training_monitor", p.mask, device)
                  for p in group]
@@ -171,11 +175,14 @@ def train_members(job: TrainJob, device: torch.device) -> Iterator[Trained]:
         stacked = train_cohort(nets, splits, schedule,
                                lambda seed: generator(job.experiment, seed, "data-order"),
                                job.engine, augment_batch if schedule.augment else None,
-                               start=start)
-        for position, (p, net, hook) in enumerate(zip(group, nets, hooks, strict=True)):
+                               start=start, workers=workers)
+        processes = len({net.process for net in nets})
+        for position, (p, net) in enumerate(zip(group, nets, strict=True)):
             cohort = {"size": len(group), "position": position, "stacked": stacked,
                       "slots": job.engine.slots if stacked else 1, "device": str(device),
-                      "threads": torch.get_num_threads(), "tf32": tf32}
+                      "threads": net.threads, "workers": processes, "process": net.process,
+                      "tf32": tf32}
+            hook = net.after_backward  # a worker's hook comes back with what it accumulated
             yield Trained(p, net.result, cohort,
                           {"load": load_seconds, "train": net.result.wall_seconds},
                           hook.files() if hook else {})
