@@ -114,9 +114,9 @@ def learnable_cifar_rows(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     crop-and-flip augmentation learns the classes in tens of steps."""
     rng = np.random.default_rng(4321)  # templates shared by every split
     colours = rng.integers(40, 216, (10, 3, 1, 1))
-    blocks = rng.integers(-60, 61, (10, 3, 4, 4)).repeat(8, axis=2).repeat(8, axis=3)
+    blocks = rng.integers(-90, 91, (10, 3, 4, 4)).repeat(8, axis=2).repeat(8, axis=3)
     labels = np.random.default_rng(seed).integers(0, 10, n)
-    noise = np.random.default_rng(seed + 1).normal(0, 40, (n, 3, 32, 32))
+    noise = np.random.default_rng(seed + 1).normal(0, 15, (n, 3, 32, 32))
     images = np.clip(colours[labels] + blocks[labels] + noise, 0, 255).astype(np.uint8)
     return images.reshape(n, -1), labels
 

@@ -8,21 +8,21 @@ its draws), the resources (threads aside) and the figures. What shrinks:
 
   seeds                 the first one
   val_size              VAL_SIZE held out (null, an official split, stays null)
-  train.iterations      `iterations` (default 20); the iteration points of the schedule are
+  train.iterations      `iterations` (default 30); the iteration points of the schedule are
                         scaled into the slice, keeping their fractions of the training:
                         milestones, warmup, imp.rewind_iteration, earlybird.check_every,
                         freeze_every; a point > 0 stays > 0 (late rewinding stays late, a
                         warm-up stays a warm-up); fine-tunings (finetune, filters) and mining
                         (supermask) last the slice's iterations (they evaluate at
                         train.eval_every, at most their length)
-  train.batch_size      at most `batch_size` (default 8)
+  train.batch_size      at most `batch_size` (default 16)
   train.eval_every      the slice's iterations: evaluations at the start and at the end
   train_eval_size       at most VAL_SIZE
   resources.threads     1, so that two jobs share the two cores
-  imp.rounds            at most `rounds` (default 2); controls.every at most the rounds
+  imp.rounds            at most `rounds` (default 1); controls.every at most the rounds
   densities (every      the first and the last (the densest and the sparsest level)
     method block)
-  elastic.rounds        those the sliced source still has, else its last round
+  elastic.rounds        the first the preset transfers; its source keeps IMP's rounds up to it
   scoring iterations    at most SCORING_ITERATIONS (SynFlow's 100 iterations)
   filters latency       at most LATENCY_REPEATS timings of at most `batch_size` images
 
@@ -44,9 +44,11 @@ from __future__ import annotations
 import argparse
 import copy
 import re
+import resource
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -63,9 +65,9 @@ from workflow_runner import command, environment  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 PRESETS = sorted((REPO / "workflow" / "presets").glob("*.yaml"))
 
-ITERATIONS = 20
-ROUNDS = 2
-BATCH_SIZE = 8
+ITERATIONS = 30
+ROUNDS = 1
+BATCH_SIZE = 16
 VAL_SIZE = 100
 SCORING_ITERATIONS = 10
 LATENCY_REPEATS = 2
@@ -86,7 +88,7 @@ def slice_config(preset: dict, iterations: int = ITERATIONS, rounds: int = ROUND
     for e in experiments.values():
         _slice_experiment(e, iterations, rounds, batch_size)
     for e in experiments.values():
-        _slice_transfer(e, experiments)
+        _slice_transfer(e, experiments, preset["experiments"])
     return config
 
 
@@ -155,13 +157,16 @@ def _increasing(points: list[int], iterations: int) -> list[int]:
     return out
 
 
-def _slice_transfer(e: dict, experiments: dict) -> None:
-    """Elastic transfer: the source rounds the sliced source still has (else its last)."""
+def _slice_transfer(e: dict, experiments: dict, full: dict) -> None:
+    """Elastic transfer: the first round the preset transfers, its source sliced to keep
+    IMP's rounds up to it (those of the preset's source at most)."""
     elastic = e.get("elastic", {})
     source = elastic.get("source_experiment")
-    if source:
-        last = experiments[source]["imp"]["rounds"]
-        elastic["rounds"] = [r for r in elastic.get("rounds", []) if r <= last] or [last]
+    if source and elastic.get("rounds"):
+        first = min(elastic["rounds"])
+        imp = experiments[source]["imp"]
+        imp["rounds"] = min(full[source]["imp"]["rounds"], max(imp["rounds"], first))
+        elastic["rounds"] = [min(first, imp["rounds"])]
 
 
 # ---------------------------------------------------------------- data and run
@@ -210,21 +215,40 @@ def write_slice(preset: Path, workdir: Path, **how) -> Path:
     return path
 
 
-def run_slice(config: Path, workdir: Path, *args: str) -> tuple[float, int, str]:
+@dataclass
+class Ran:
+    """A slice's run: wall and CPU seconds (Snakemake and every job, user + system), the
+    jobs it ran, and what Snakemake said."""
+
+    wall: float
+    cpu: float
+    jobs: int
+    said: str
+
+    def line(self) -> str:
+        return f"{self.wall:.0f} s wall, {self.cpu:.0f} s CPU, {self.jobs} jobs"
+
+
+def run_slice(config: Path, workdir: Path, *args: str) -> Ran:
     """Run the workflow on the slice to every experiment's HTML report, as the tests run it
-    (tests/workflow_runner.py), with Snakemake's `args`; (wall seconds, jobs run, Snakemake's
-    output). Raises RuntimeError with the output's end if it fails."""
+    (tests/workflow_runner.py), with Snakemake's `args`. Raises RuntimeError with the end of
+    Snakemake's output if it fails."""
     experiments = yaml.safe_load(config.read_text())["experiments"]
     targets = [f"reports/{name}/report.html" for name in experiments]
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), _children_cpu()
     done = subprocess.run(command(workdir, *targets, *args, config=config), capture_output=True,
                           text=True, cwd=workdir, env=environment(), check=False)
-    wall = time.perf_counter() - began
+    wall, cpu = time.perf_counter() - began, _children_cpu() - cpu
     said = done.stdout + done.stderr
     if done.returncode:
         raise RuntimeError(said[-6000:])
     finished = re.search(r"(\d+) of \1 steps \(100%\) done", said)
-    return wall, int(finished.group(1)) if finished else 0, said
+    return Ran(wall, cpu, int(finished.group(1)) if finished else 0, said)
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -242,10 +266,10 @@ def main() -> None:
     print(f"slice of {args.preset}: {config}")
     if args.run:
         try:
-            wall, jobs, _ = run_slice(config, args.workdir)
+            ran = run_slice(config, args.workdir)
         except RuntimeError as err:
             raise SystemExit(f"preset_slice: the workflow failed:\n{err}") from None
-        print(f"{args.preset.stem}: {wall:.0f} s, {jobs} jobs")
+        print(f"{args.preset.stem}: {ran.line()}")
 
 
 if __name__ == "__main__":

@@ -95,13 +95,13 @@ def test_a_slice_scales_the_schedules_points_and_keeps_the_ends_of_density_lists
         "dst": {"imp": {"rounds": 4},
                 "elastic": {"source_experiment": "src", "rounds": [3, 6, 9]}}}}
     src, dst = (slice_config(preset)["experiments"][n] for n in ("src", "dst"))
-    assert src["train"]["milestones"] == [10, 11, 15]
-    assert (src["train"]["warmup"], src["imp"]["rewind_iteration"]) == (1, 2)
-    assert src["train"]["batch_size"] == 8 and src["imp"]["rounds"] == 2
+    assert src["train"]["milestones"] == [15, 16, 22]
+    assert (src["train"]["warmup"], src["imp"]["rewind_iteration"]) == (1, 3)
+    assert src["train"]["batch_size"] == 16
     assert src["oneshot"]["densities"] == [0.5, 0.01]
     assert src["oneshot"]["methods"]["synflow"]["iterations"] == 10
-    assert src["earlybird"]["check_every"] == 1
-    assert dst["elastic"]["rounds"] == [2]
+    assert src["earlybird"]["check_every"] == 2
+    assert (src["imp"]["rounds"], dst["imp"]["rounds"], dst["elastic"]["rounds"]) == (3, 1, [3])
     assert preset["experiments"]["src"]["imp"]["rounds"] == 10  # the preset is left alone
 
 
@@ -187,12 +187,12 @@ def test_a_presets_slice_runs_to_its_report(preset, tmp_path, record_property):
     from lth.plan.catalog import DATASETS
 
     config = write_slice(preset, tmp_path)
-    wall, jobs, said = run_slice(config, tmp_path, "-p")
-    record_property("slice", f"{wall:.0f} s, {jobs} jobs")
+    ran = run_slice(config, tmp_path, "-p")
+    record_property("slice", ran.line())
     sliced = yaml.safe_load(config.read_text())
     for name in sliced["experiments"]:
         assert (tmp_path / f"reports/{name}/report.html").stat().st_size > 0
     summary = summary_of(tmp_path, sliced["experiments"])
-    assert_every_method_and_level(summary, preset, said)
+    assert_every_method_and_level(summary, preset, ran.said)
     assert_learned(summary, {name: info.num_classes for name, info in DATASETS.items()})
     assert_settings_recorded(tmp_path, yaml.safe_load(preset.read_text()), sliced)
