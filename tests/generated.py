@@ -107,18 +107,24 @@ def md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
 
 
+CIFAR_COLOURS = np.array([[r, g, b] for r in (50, 200) for g in (50, 200) for b in (50, 200)]
+                         + [[125, 125, 125], [200, 125, 50]])
+"""One colour a class: the corners of the RGB cube, grey and orange."""
+
+
 def learnable_cifar_rows(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """n CIFAR rows (3 x 32 x 32, planes R|G|B) of ten classes: each class a colour and a
-    coarse 4 x 4 pattern of 8-pixel blocks, plus pixel noise. A crop shifted by up to 4
-    pixels or a flip keeps the colour and most of each block, so a network trained with
-    crop-and-flip augmentation learns the classes in tens of steps."""
-    rng = np.random.default_rng(4321)  # templates shared by every split
-    colours = rng.integers(40, 216, (10, 3, 1, 1))
-    blocks = rng.integers(-90, 91, (10, 3, 4, 4)).repeat(8, axis=2).repeat(8, axis=3)
+    """n CIFAR rows (3 x 32 x 32, planes R|G|B) of ten classes: each class a colour
+    (CIFAR_COLOURS) and a coarse 4 x 4 pattern of 8-pixel blocks, mirror-symmetric, plus
+    pixel noise. A flip keeps the pattern and a crop shifted by up to 4 pixels most of each
+    block, so a network trained with crop-and-flip augmentation learns the classes in tens
+    of steps."""
+    rng = np.random.default_rng(4321)  # patterns shared by every split
+    half = rng.integers(-70, 71, (10, 3, 4, 2))
+    blocks = np.concatenate([half, half[..., ::-1]], axis=3).repeat(8, axis=2).repeat(8, axis=3)
     labels = np.random.default_rng(seed).integers(0, 10, n)
-    noise = np.random.default_rng(seed + 1).normal(0, 15, (n, 3, 32, 32))
-    images = np.clip(colours[labels] + blocks[labels] + noise, 0, 255).astype(np.uint8)
-    return images.reshape(n, -1), labels
+    noise = np.random.default_rng(seed + 1).normal(0, 20, (n, 3, 32, 32))
+    images = CIFAR_COLOURS[labels, :, None, None] + blocks[labels] + noise
+    return np.clip(images, 0, 255).astype(np.uint8).reshape(n, -1), labels
 
 
 def write_learnable_cifar_folder(folder: Path, n_train: int, n_test: int) -> Path:
