@@ -9,8 +9,8 @@ an upper bound. Scratch-B members (compute_matched) stretch their schedule by a 
 only once the masks exist: counted at 1x, a lower bound (no preset runs them).
 
 Memory, per experiment: on CUDA a cohort trains as one stacked step `engine.slots` networks
-wide (lth.core.cohort: a chunk is padded to slots, whatever the cohort's size), on CPU one
-network after another. Two figures per experiment:
+wide (lth.core.cohort: a chunk is padded to slots, whatever the cohort's size), on CPU and
+with dropout one network after another (width 1). Two figures per experiment:
   - state: parameters, gradients, optimiser state (SGD with momentum 1, Adam 2 buffers) and
     masks of `slots` networks, 4 bytes each, computed from the model;
   - step peak: the largest resident-memory growth of one stacked training step (batch
@@ -201,7 +201,8 @@ def main() -> None:
         counts = network_iterations(planned_commands(preset))
         for name, settings in experiment_settings(preset).items():
             c = counts[name]
-            width = settings["slots"]
+            # dropout networks never train stacked (lth.core.cohort.uses_stacking)
+            width = 1 if settings["train"]["dropout"] > 0 else settings["slots"]
             state = state_bytes(settings["model"], settings["input_shape"], settings["classes"],
                                 settings["train"], width)
             peaks = step_peak(settings, width)
