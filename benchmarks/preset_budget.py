@@ -178,13 +178,22 @@ def measured(spec: dict) -> int:
     return int(done.stdout.split()[-1])
 
 
-def step_peak(settings: dict, width: int) -> dict:
-    """The train step's and the evaluation's peak at `width`, from widths 1 and 2."""
+def step_peaks(settings: dict) -> dict[str, tuple[int, int]]:
+    """(peak at width 1, growth per further network) of the train step and the evaluation,
+    from widths 1 and 2."""
     peaks = {}
     for what in ("train", "eval"):
         one, two = (measured({**settings, "what": what, "width": w}) for w in (1, 2))
-        peaks[what] = one + (width - 1) * (two - one)
+        peaks[what] = (one, two - one)
     return peaks
+
+
+def widest_fitting(peaks: dict[str, tuple[int, int]], limit: float) -> int:
+    """The most networks whose step and evaluation both stay below `limit` bytes (0: none;
+    a figure that does not grow with the width allows any)."""
+    widths = [int((limit - one) // step) + 1 if step > 0 else sys.maxsize
+              for one, step in peaks.values()]
+    return max(0, min(widths))
 
 
 def main() -> None:
@@ -205,9 +214,11 @@ def main() -> None:
             width = 1 if settings["train"]["dropout"] > 0 else settings["slots"]
             state = state_bytes(settings["model"], settings["input_shape"], settings["classes"],
                                 settings["train"], width)
-            peaks = step_peak(settings, width)
-            peak = max(peaks.values())
-            verdict = "fits" if peak < args.gib * GIB else "does NOT fit"
+            linear = step_peaks(settings)
+            peaks = {what: one + (width - 1) * step for what, (one, step) in linear.items()}
+            verdict = (f"fits {args.gib:g} GiB" if max(peaks.values()) < args.gib * GIB else
+                       f"does NOT fit {args.gib:g} GiB (engine.slots "
+                       f"{widest_fitting(linear, args.gib * GIB)} does)")
             print(f"{preset.stem} {name}: {c['networks']} networks, "
                   f"{c['iterations']:,} network-iterations"
                   + (f" + at most {c['search_iterations']:,} searching" if c["search_iterations"]
@@ -215,8 +226,7 @@ def main() -> None:
                   + f"; largest cohort {c['largest_cohort']}, stacked {width} wide: state "
                   f"{state / GIB:.2f} GiB, step peak {peaks['train'] / GIB:.2f} GiB (batch "
                   f"{settings['train']['batch_size']}), evaluation peak {peaks['eval'] / GIB:.2f}"
-                  f" GiB (batch {settings['train']['eval_batch_size']}): {verdict} "
-                  f"{args.gib:g} GiB", flush=True)
+                  f" GiB (batch {settings['train']['eval_batch_size']}): {verdict}", flush=True)
 
 
 if __name__ == "__main__":
