@@ -1,6 +1,7 @@
 """The stacked step on the CPU against the reference loop, on the paths `stack: auto` takes on
 a GPU: a VGG with BatchNorm under SGD with Nesterov momentum, weight decay, warm-up and a
-milestone; a CIFAR ResNet whose basic blocks have identity and projection shortcuts; and a
+milestone; a CIFAR ResNet whose basic blocks have identity and projection shortcuts; an MLP on
+examples of two dimensions (the speech MLP's MFCC frames); and a
 cohort longer than its slots (trained chunk by chunk). Tolerances are those of the LeNet/Adam
 comparison in test_cohort: losses within 1e-4 relative, weights within 1e-4."""
 
@@ -11,6 +12,7 @@ import torch
 from torch.nn import functional as F
 
 from lth.core.cohort import Net, train_cohort, train_stacked
+from lth.core.models import build_model
 from lth.core.train import train
 from lth.plan.spec import Engine
 from networks import SCHEDULE, cluster_splits, lenet, magnitude_mask, small_resnet, small_vgg
@@ -72,6 +74,24 @@ def test_stacked_sgd_with_batchnorm_follows_the_reference_loop(make):
     for seed, (state, result) in enumerate(runs):
         assert_follows(state, result.metrics, reference_run(make, seed, masks[seed], SGD,
                                                             IMAGES))
+
+
+def mlp_on_features(seed=0):
+    """An MLP on examples of two dimensions, as the speech MLP on MFCC frames (40 x 101)."""
+    return build_model("mlp32x2", (28, 28), 10, torch.Generator().manual_seed(seed), 0.0)
+
+
+def test_stacked_mlp_on_two_dimensional_examples_follows_the_reference_loop():
+    """Speech features [B, F, T] stack to [N, B, F, T], four dimensions as the grouped
+    layout of convolutions: the stacked MLP must still flatten each example."""
+    features = dataclasses.replace(SPLITS, **{f"{split}_x": getattr(SPLITS, f"{split}_x")[:, 0]
+                                              for split in ("train", "val", "test")})
+    masks = [magnitude_mask(mlp_on_features(seed)) for seed in range(2)]
+    runs = train_stacked([mlp_on_features(seed) for seed in range(2)], masks, [0, 1], features,
+                         ADAM, order, [()] * 2, log=quiet)
+    for seed, (state, result) in enumerate(runs):
+        assert_follows(state, result.metrics, reference_run(mlp_on_features, seed, masks[seed],
+                                                            ADAM, features))
 
 
 def test_the_resnet_has_the_shortcuts_the_stacked_step_must_follow():

@@ -175,9 +175,14 @@ class StackedNet:
         return {k: self.tensor(k)[i].detach().cpu().clone() for k in self.names}
 
     def __call__(self, x: torch.Tensor, training: bool) -> torch.Tensor:
-        """Logits [N, B, classes] of inputs [N, B, ...] (one batch per network)."""
+        """Logits [N, B, classes] of inputs [N, B, ...] (one batch per network).
+
+        Examples of two dimensions (speech features [N, B, F, T]) enter as one-channel
+        images [N, B, 1, F, T]: a 4-D tensor inside the network is the grouped layout
+        [B, N*C, H, W] of convolutions (_grouped), which _flatten unstacks.
+        """
         self.training = training
-        out = self._run(self.template, "", x)
+        out = self._run(self.template, "", x.unsqueeze(2) if x.dim() == 4 else x)
         if out.dim() != 3:
             raise LthError(f"{type(self.template).__name__}: stacked output must be [N, B, C]")
         return out
