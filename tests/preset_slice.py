@@ -19,6 +19,9 @@ its draws), the resources (threads aside) and the figures. What shrinks:
   train.eval_every      the slice's iterations: evaluations at the start and at the end
   train_eval_size       at most VAL_SIZE
   resources.threads     1, so that two jobs share the two cores
+  engine                stack "on", slots 1 (without dropout): a cohort trains as the
+                        stacked step `stack: auto` takes on a GPU (CUDA graphs aside), one
+                        network wide, rather than the CPU's one-network loop
   imp.rounds            at most `rounds` (default 1); controls.every at most the rounds
   densities (every      the first and the last (the densest and the sparsest level)
     method block)
@@ -115,6 +118,8 @@ def _slice_experiment(e: dict, iterations: int, rounds: int, batch_size: int) ->
         if name not in ("train", "resources") and isinstance(block, dict):
             _slice_block(block, scale, iterations, batch_size)
     e.setdefault("resources", {})["threads"] = 1
+    if not train.get("dropout"):  # the GPU's path on the CPU (dropout never stacks)
+        e["engine"] = {**e.get("engine", {}), "stack": "on", "slots": 1}
 
 
 def _slice_block(block: dict, scale, iterations: int, batch_size: int) -> None:

@@ -33,6 +33,7 @@ KEPT = ("optimizer", "momentum", "nesterov", "weight_decay", "gamma", "dropout",
 learning rate and the length, never these)."""
 SLICED = {"seeds", "val_size", "train.iterations", "train.milestones", "train.warmup",
           "train.batch_size", "train.eval_every", "train.train_eval_size", "imp.rounds",
+          "engine.stack", "engine.slots",
           "imp.rewind_iteration", "controls.every", "resources.threads", "elastic.rounds",
           "earlybird.check_every", "finetune.iterations", "filters.iterations",
           "filters.latency_repeats", "filters.latency_batch_size", "supermask.iterations",

@@ -115,3 +115,22 @@ def test_a_cohort_longer_than_its_slots_trains_every_network_as_the_reference_lo
         assert sorted(net.result.checkpoints) == [4]
         kept = net.result.checkpoints[4]["fc1.weight"] != 0
         assert torch.equal(kept, masks[seed]["fc1.weight"])
+
+
+def test_a_cohort_of_two_architectures_stacks_each_apart():
+    """Early-Bird's channel tickets at two densities are two widths of VGG in one cohort: the
+    networks of each width stack together, each still as the reference loop trains it."""
+    makers = [lenet, mlp_on_images, lenet, mlp_on_images]
+    masks = [magnitude_mask(make(seed)) for seed, make in enumerate(makers)]
+    nets = [Net(make(seed), masks[seed], seed, f"[{seed}]") for seed, make in enumerate(makers)]
+    engine = Engine(stack="on", slots=2, capture=False, tf32=False)
+    assert train_cohort(nets, SPLITS, ADAM, order, engine, log=quiet)
+    for seed, (net, make) in enumerate(zip(nets, makers, strict=True)):
+        reference = reference_run(make, seed, masks[seed], ADAM, SPLITS)
+        assert_follows(net.model.state_dict(), net.result.metrics, reference)
+
+
+def mlp_on_images(seed=0):
+    """An MLP narrower than LeNet-300-100 on the same images."""
+    return build_model("mlp32x2", (1, 28, 28), 10, torch.Generator().manual_seed(seed), 0.0)
+

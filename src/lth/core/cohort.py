@@ -109,18 +109,30 @@ def train_cohort(nets: list[Net], splits, s: Schedule, data_order: Callable[[int
                                net.checkpoint_iterations, augment, log, net.prefix,
                                start=start, after_backward=net.after_backward)
         return False
-    for first in range(0, len(nets), engine.slots):
-        chunk = nets[first : first + engine.slots]
-        padded = chunk + [chunk[-1]] * (engine.slots - len(chunk))
-        results = train_stacked([n.model for n in padded], [n.mask for n in padded],
-                                [n.seed for n in padded], splits, s, data_order,
-                                [n.checkpoint_iterations for n in padded], augment,
-                                capture=engine.capture and device.type == "cuda", log=log,
-                                prefixes=[n.prefix for n in padded], start=start)
-        for i, net in enumerate(chunk):
-            net.model.load_state_dict(results[i][0])
-            net.result = results[i][1]
+    for alike in _by_architecture(nets):
+        for first in range(0, len(alike), engine.slots):
+            chunk = alike[first : first + engine.slots]
+            padded = chunk + [chunk[-1]] * (engine.slots - len(chunk))
+            results = train_stacked([n.model for n in padded], [n.mask for n in padded],
+                                    [n.seed for n in padded], splits, s, data_order,
+                                    [n.checkpoint_iterations for n in padded], augment,
+                                    capture=engine.capture and device.type == "cuda", log=log,
+                                    prefixes=[n.prefix for n in padded], start=start)
+            for i, net in enumerate(chunk):
+                net.model.load_state_dict(results[i][0])
+                net.result = results[i][1]
     return True
+
+
+def _by_architecture(nets: list[Net]) -> list[list[Net]]:
+    """The nets in groups of one architecture (every tensor's name and shape), in order:
+    only equal networks stack (Early-Bird's channel tickets at several densities are VGGs of
+    several widths in one cohort)."""
+    groups: dict[tuple, list[Net]] = {}
+    for net in nets:
+        shapes = tuple((k, tuple(v.shape)) for k, v in net.model.state_dict().items())
+        groups.setdefault(shapes, []).append(net)
+    return list(groups.values())
 
 
 SLICE_ALIGN = 64
