@@ -1,5 +1,5 @@
 """A slice of a preset: every method, control and code path of the preset, at a size that runs
-through the real Snakemake DAG to the HTML report on a 2-core CPU in about a minute.
+through the real Snakemake DAG to the HTML report on a 2-core CPU in a few minutes.
 
 `slice_config` rewrites a preset's config. Each experiment keeps its dataset, model, optimiser
 and its settings (lr, momentum, Nesterov, weight decay, gamma, init), dropout, augmentation,
@@ -39,7 +39,7 @@ them prepared.
     python tests/preset_slice.py workflow/presets/lth_lenet_mnist.yaml --workdir DIR [--run]
 
 writes DIR/slice.yaml and the data; with --run also runs Snakemake to every experiment's
-reports/<exp>/report.html and prints its wall time and job count.
+reports/<exp>/report.html and prints its wall time, CPU time and job count.
 """
 
 from __future__ import annotations
