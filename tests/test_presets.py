@@ -17,6 +17,7 @@ The fast tests check the slicer itself: it changes no key but those it is docume
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -63,7 +64,7 @@ def flat(block: dict, prefix: str = "") -> dict[str, object]:
 
 def is_sliceable(key: str) -> bool:
     return (key in SLICED or key.endswith(".densities")
-            or (key.startswith("oneshot.methods.") and key.endswith(".iterations")))
+            or re.fullmatch(r"\w+\.methods\.\w+\.iterations", key) is not None)
 
 
 @pytest.mark.parametrize("preset", PRESETS, ids=ids(PRESETS))
