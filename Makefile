@@ -2,6 +2,9 @@
 #   make report      set up, then run the default experiment to reports/<exp>/report.{html,pdf}
 #   make test        set up, then the test suite; the SLURM test needs a running cluster
 #                    (sudo .ci/slurm-cluster.sh start) and skips without one, outside CI
+#   make test-presets  set up, then run a slice of every preset in workflow/presets through
+#                    the real DAG to its HTML report on generated data (tests/test_presets.py;
+#                    a few minutes a preset on 2 CPU cores), printing each one's time and jobs
 #   make test-slurm  set up with SLURM, start a one-node cluster (root), run the SLURM
 #                    test, stop the cluster
 #   make lint        ruff, snakefmt --check, and snakemake --lint on the default config and on
@@ -29,7 +32,7 @@ UV_INDEXES := $(if $(PIP_INDEX_URL),UV_INDEX_URL="$(PIP_INDEX_URL)") \
 # The workflow's rules call `python -m lth`: the venv leads PATH, as if activated.
 IN_VENV := env PATH="$(CURDIR)/$(VENV)/bin:$$PATH" VIRTUAL_ENV="$(CURDIR)/$(VENV)"
 
-.PHONY: help setup system-packages report test test-slurm lint clean
+.PHONY: help setup system-packages report test test-presets test-slurm lint clean
 
 help:
 	@awk '/^$$/ {exit} {sub(/^# ?/, ""); print}' $(firstword $(MAKEFILE_LIST))
@@ -55,6 +58,9 @@ report: setup
 
 test: setup
 	$(IN_VENV) $(VENV)/bin/pytest
+
+test-presets: setup
+	$(IN_VENV) $(VENV)/bin/pytest tests/test_presets.py -m presets
 
 test-slurm: setup
 	.ci/system-packages.sh --slurm

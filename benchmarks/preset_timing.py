@@ -5,10 +5,11 @@ wall time, the jobs and networks it ran, and per rule the jobs' count, summed an
 durations (from Snakemake's log, to the second), so that start-up and training can be told
 apart. The HTML report is the target (the PDF needs LaTeX, which a GPU box may lack).
 
-Data: where the preset's dataset is MNIST or Fashion-MNIST and no --source is given, the
-four IDX files are generated in the real on-disk format (60,000 + 10,000 learnable noisy
-templates, tests/generated.py): the timing is that of the real shapes, the accuracies are
-not the dataset's. Other datasets need --source NAME=FOLDER.
+Data: where the preset's dataset is MNIST, Fashion-MNIST or CIFAR-10 and no --source is
+given, its files are generated in the real on-disk format at the real sizes (60,000 + 10,000
+or 50,000 + 10,000 learnable images, tests/generated.py; CIFAR-10 prepared as the preset
+slices prepare it, tests/preset_slice.py): the timing is that of the real shapes, the
+accuracies are not the dataset's. Speech Commands needs --source speech_commands=FOLDER.
 
 A slice (`--set KEY=VALUE`, a YAML value, applied to every experiment of the preset, e.g.
 `--set seeds=[0] --set imp.rounds=2`) times part of a preset that does not fit the time at
@@ -39,9 +40,14 @@ from record import add_section
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
-from generated import write_learnable_idx_folder  # noqa: E402  (the tests' IDX writer)
+from preset_slice import prepare_cifar10  # noqa: E402
 
-GENERATED = {"mnist", "fashion_mnist"}
+from generated import (  # noqa: E402  (the tests' writers)
+    write_learnable_cifar_folder,
+    write_learnable_idx_folder,
+)
+
+GENERATED = {"mnist", "fashion_mnist", "cifar10"}
 STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
 STARTED = re.compile(r"^(?:local)?rule (\w+):$")
 JOBID = re.compile(r"^\s+jobid: (\d+)$")
@@ -64,7 +70,7 @@ def sliced(preset: dict, settings: list[str]) -> dict:
 
 
 def generated_datasets(experiments: dict, given: list[str]) -> list[str]:
-    """The datasets in use without a --source folder: generated, MNIST-like ones only."""
+    """The datasets in use without a --source folder: generated, Speech Commands aside."""
     names = {e["dataset"] for e in experiments.values()} - {s.split("=", 1)[0] for s in given}
     unknown = sorted(names - GENERATED)
     if unknown:
@@ -74,11 +80,16 @@ def generated_datasets(experiments: dict, given: list[str]) -> list[str]:
 
 def data_sources(given: list[str], generated: list[str], workdir: Path) -> dict[str, str]:
     """datasets.source for the run: the --source folders, and IDX folders written for the
-    generated datasets."""
-    return dict(s.split("=", 1) for s in given) | {
-        name: str(write_learnable_idx_folder(workdir / f"generated_{name}", n_train=60_000,
-                                             n_test=10_000))
-        for name in generated}
+    generated MNIST-like datasets (generated CIFAR-10 is prepared into workdir/data)."""
+    sources = dict(s.split("=", 1) for s in given)
+    for name in generated:
+        folder = workdir / f"generated_{name}"
+        if name == "cifar10":
+            prepare_cifar10(write_learnable_cifar_folder(folder, 50_000, 10_000), workdir)
+        else:
+            sources[name] = str(write_learnable_idx_folder(folder, n_train=60_000,
+                                                           n_test=10_000))
+    return sources
 
 
 def job_durations(log: str) -> list[tuple[str, float]]:

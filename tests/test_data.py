@@ -9,20 +9,25 @@ from __future__ import annotations
 import dataclasses
 import functools
 import gzip
-import hashlib
 import http.server
-import pickle
 import subprocess
 import sys
 import threading
-import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from generated import numbered_images, write_idx_gz
+from generated import (
+    cifar_md5_attributes,
+    md5,
+    numbered_images,
+    write_cifar_batches,
+    write_idx_gz,
+    write_speech_lists,
+    write_wav,
+)
 from lth.core import data
 from lth.core.io import LthError, load_tensors, sha256_file
 from lth.plan import catalog
@@ -52,58 +57,24 @@ def make_idx_folder(folder: Path, seed: int = 0) -> dict[str, np.ndarray]:
     return written
 
 
-def md5(path: Path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()
-
-
 def make_cifar_folder(folder: Path) -> dict[str, np.ndarray]:
-    """CIFAR-10 python batches (Krizhevsky's format: pickled dicts, rows R|G|B planes).
-
-    Writing this format needs pickle.dump; only torchvision's CIFAR10 class reads it back.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
+    """CIFAR-10 python batches of 20 training and 6 test images (4 rows a training batch)."""
     rows = numbered_images(20, (3 * 32 * 32,), seed=5)
     labels = (np.arange(20) * 7) % 10
     test_rows = numbered_images(6, (3 * 32 * 32,), seed=6)
     test_labels = np.array([1, 2, 3, 4, 5, 0])
-    batches = {f"data_batch_{k + 1}": (rows[4 * k : 4 * k + 4], labels[4 * k : 4 * k + 4])
-               for k in range(5)}
-    batches["test_batch"] = (test_rows, test_labels)
-    for name, (batch_rows, batch_labels) in batches.items():
-        entry = {"batch_label": name, "data": batch_rows, "labels": batch_labels.tolist(),
-                 "filenames": [f"{name}_{i}.png" for i in range(len(batch_rows))]}
-        (folder / name).write_bytes(pickle.dumps(entry))
-    meta = {"label_names": [f"class{i}" for i in range(10)], "num_vis": 3072,
-            "num_cases_per_batch": 4}
-    (folder / "batches.meta").write_bytes(pickle.dumps(meta))
+    write_cifar_batches(folder, (rows, labels), (test_rows, test_labels),
+                        [f"class{i}" for i in range(10)])
     return {"train_x": rows.reshape(-1, 3, 32, 32), "train_y": labels,
             "test_x": test_rows.reshape(-1, 3, 32, 32), "test_y": test_labels}
 
 
 def accept_generated_cifar_files(monkeypatch, folder: Path) -> None:
-    """Point the real CIFAR10 class's md5 list at the generated files.
-
-    torchvision's CIFAR10 refuses any file whose md5 differs from the official release
-    (`_check_integrity`, `_load_meta`). The tiny generated batches cannot have those md5s, so
-    the class attributes holding the expected md5s are patched to the generated files' md5s;
-    everything else (file layout, unpickling, reshaping) is torchvision's real code.
-    """
+    """Point the real CIFAR10 class's md5 list at the generated files (cifar_md5_attributes)."""
     import torchvision.datasets as tvd
 
-    cls = tvd.CIFAR10
-    monkeypatch.setattr(cls, "train_list", [[n, md5(folder / n)] for n, _ in cls.train_list])
-    monkeypatch.setattr(cls, "test_list", [[n, md5(folder / n)] for n, _ in cls.test_list])
-    monkeypatch.setattr(cls, "meta", {**cls.meta, "md5": md5(folder / "batches.meta")})
-
-
-def write_wav(path: Path, samples: np.ndarray) -> None:
-    """16 kHz, 16-bit mono PCM, as the Speech Commands clips are stored."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(16000)
-        wav.writeframes(samples.astype("<i2").tobytes())
+    for name, value in cifar_md5_attributes(folder).items():
+        monkeypatch.setattr(tvd.CIFAR10, name, value)
 
 
 def make_speech_folder(folder: Path, words: list[str]) -> dict[str, np.ndarray]:
@@ -126,8 +97,7 @@ def make_speech_folder(folder: Path, words: list[str]) -> dict[str, np.ndarray]:
             else:
                 lists[split].append(rel)
     write_wav(folder / "_background_noise_" / "white_noise.wav", rng.integers(-9, 9, 4000))
-    (folder / "validation_list.txt").write_text("\n".join(lists["val"]) + "\n")
-    (folder / "testing_list.txt").write_text("\n".join(lists["test"]) + "\n")
+    write_speech_lists(folder, lists["val"], lists["test"])
     return clips
 
 

@@ -1,6 +1,7 @@
 """The stacked step on the CPU against the reference loop, on the paths `stack: auto` takes on
 a GPU: a VGG with BatchNorm under SGD with Nesterov momentum, weight decay, warm-up and a
-milestone; a CIFAR ResNet whose basic blocks have identity and projection shortcuts; and a
+milestone; a CIFAR ResNet whose basic blocks have identity and projection shortcuts; an MLP on
+examples of two dimensions (the speech MLP's MFCC frames); and a
 cohort longer than its slots (trained chunk by chunk). Tolerances are those of the LeNet/Adam
 comparison in test_cohort: losses within 1e-4 relative, weights within 1e-4."""
 
@@ -11,6 +12,7 @@ import torch
 from torch.nn import functional as F
 
 from lth.core.cohort import Net, train_cohort, train_stacked
+from lth.core.models import build_model
 from lth.core.train import train
 from lth.plan.spec import Engine
 from networks import SCHEDULE, cluster_splits, lenet, magnitude_mask, small_resnet, small_vgg
@@ -74,6 +76,24 @@ def test_stacked_sgd_with_batchnorm_follows_the_reference_loop(make):
                                                             IMAGES))
 
 
+def mlp_on_features(seed=0):
+    """An MLP on examples of two dimensions, as the speech MLP on MFCC frames (40 x 101)."""
+    return build_model("mlp32x2", (28, 28), 10, torch.Generator().manual_seed(seed), 0.0)
+
+
+def test_stacked_mlp_on_two_dimensional_examples_follows_the_reference_loop():
+    """Speech features [B, F, T] stack to [N, B, F, T], four dimensions as the grouped
+    layout of convolutions: the stacked MLP must still flatten each example."""
+    features = dataclasses.replace(SPLITS, **{f"{split}_x": getattr(SPLITS, f"{split}_x")[:, 0]
+                                              for split in ("train", "val", "test")})
+    masks = [magnitude_mask(mlp_on_features(seed)) for seed in range(2)]
+    runs = train_stacked([mlp_on_features(seed) for seed in range(2)], masks, [0, 1], features,
+                         ADAM, order, [()] * 2, log=quiet)
+    for seed, (state, result) in enumerate(runs):
+        assert_follows(state, result.metrics, reference_run(mlp_on_features, seed, masks[seed],
+                                                            ADAM, features))
+
+
 def test_the_resnet_has_the_shortcuts_the_stacked_step_must_follow():
     """small_resnet exercises both branches of a basic block: an identity shortcut, and a
     1x1 projection whose weights are pruned with the rest (lth.core.models.layer_kinds)."""
@@ -95,3 +115,22 @@ def test_a_cohort_longer_than_its_slots_trains_every_network_as_the_reference_lo
         assert sorted(net.result.checkpoints) == [4]
         kept = net.result.checkpoints[4]["fc1.weight"] != 0
         assert torch.equal(kept, masks[seed]["fc1.weight"])
+
+
+def test_a_cohort_of_two_architectures_stacks_each_apart():
+    """Early-Bird's channel tickets at two densities are two widths of VGG in one cohort: the
+    networks of each width stack together, each still as the reference loop trains it."""
+    makers = [lenet, mlp_on_images, lenet, mlp_on_images]
+    masks = [magnitude_mask(make(seed)) for seed, make in enumerate(makers)]
+    nets = [Net(make(seed), masks[seed], seed, f"[{seed}]") for seed, make in enumerate(makers)]
+    engine = Engine(stack="on", slots=2, capture=False, tf32=False)
+    assert train_cohort(nets, SPLITS, ADAM, order, engine, log=quiet)
+    for seed, (net, make) in enumerate(zip(nets, makers, strict=True)):
+        reference = reference_run(make, seed, masks[seed], ADAM, SPLITS)
+        assert_follows(net.model.state_dict(), net.result.metrics, reference)
+
+
+def mlp_on_images(seed=0):
+    """An MLP narrower than LeNet-300-100 on the same images."""
+    return build_model("mlp32x2", (1, 28, 28), 10, torch.Generator().manual_seed(seed), 0.0)
+

@@ -127,19 +127,31 @@ def train_cohort(nets: list[Net], splits, s: Schedule, data_order: Callable[[int
             for net in nets:
                 train_one(net)
         return False
-    for first in range(0, len(nets), engine.slots):
-        chunk = nets[first : first + engine.slots]
-        padded = chunk + [chunk[-1]] * (engine.slots - len(chunk))
-        results = train_stacked([n.model for n in padded], [n.mask for n in padded],
-                                [n.seed for n in padded], splits, s, data_order,
-                                [n.checkpoint_iterations for n in padded], augment,
-                                capture=engine.capture and device.type == "cuda", log=log,
-                                prefixes=[n.prefix for n in padded], start=start)
-        for i, net in enumerate(chunk):
-            net.model.load_state_dict(results[i][0])
-            net.result = results[i][1]
-            net.process, net.threads = os.getpid(), torch.get_num_threads()
+    for alike in _by_architecture(nets):
+        for first in range(0, len(alike), engine.slots):
+            chunk = alike[first : first + engine.slots]
+            padded = chunk + [chunk[-1]] * (engine.slots - len(chunk))
+            results = train_stacked([n.model for n in padded], [n.mask for n in padded],
+                                    [n.seed for n in padded], splits, s, data_order,
+                                    [n.checkpoint_iterations for n in padded], augment,
+                                    capture=engine.capture and device.type == "cuda", log=log,
+                                    prefixes=[n.prefix for n in padded], start=start)
+            for i, net in enumerate(chunk):
+                net.model.load_state_dict(results[i][0])
+                net.result = results[i][1]
+                net.process, net.threads = os.getpid(), torch.get_num_threads()
     return True
+
+
+def _by_architecture(nets: list[Net]) -> list[list[Net]]:
+    """The nets in groups of one architecture (every tensor's name and shape), in order:
+    only equal networks stack (Early-Bird's channel tickets at several densities are VGGs of
+    several widths in one cohort)."""
+    groups: dict[tuple, list[Net]] = {}
+    for net in nets:
+        shapes = tuple((k, tuple(v.shape)) for k, v in net.model.state_dict().items())
+        groups.setdefault(shapes, []).append(net)
+    return list(groups.values())
 
 
 SLICE_ALIGN = 64
@@ -194,9 +206,14 @@ class StackedNet:
         return {k: self.tensor(k)[i].detach().cpu().clone() for k in self.names}
 
     def __call__(self, x: torch.Tensor, training: bool) -> torch.Tensor:
-        """Logits [N, B, classes] of inputs [N, B, ...] (one batch per network)."""
+        """Logits [N, B, classes] of inputs [N, B, ...] (one batch per network).
+
+        Examples of two dimensions (speech features [N, B, F, T]) enter as one-channel
+        images [N, B, 1, F, T]: a 4-D tensor inside the network is the grouped layout
+        [B, N*C, H, W] of convolutions (_grouped), which _flatten unstacks.
+        """
         self.training = training
-        out = self._run(self.template, "", x)
+        out = self._run(self.template, "", x.unsqueeze(2) if x.dim() == 4 else x)
         if out.dim() != 3:
             raise LthError(f"{type(self.template).__name__}: stacked output must be [N, B, C]")
         return out
