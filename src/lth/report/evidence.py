@@ -103,15 +103,16 @@ def still_improving(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def networks_text(rows: pd.DataFrame, summary: pd.DataFrame) -> str:
-    """'imp at 100 % (2 of 2), reinit at 3.6 % (1 of 6)': per method and level, how many of
-    its networks in summary the rows are; densest first."""
+    """'imp at 100 % (2 of 2), reinit at 21, 16.8 % (2 of 4)': per method, the levels of the
+    rows (densest first) and how many of that method's networks there the rows are."""
     parts = []
-    for (method, level), group in rows.groupby(["method", "level"], sort=False):
-        total = ((summary["method"] == method) & (summary["level"] == level)).sum()
-        parts.append((-group["percent_remaining"].mean(), method,
-                      f"{method} at {group['percent_remaining'].mean():.3g} % "
-                      f"({len(group)} of {total})"))
-    return ", ".join(text for *_, text in sorted(parts))
+    for method, group in rows.groupby("method", sort=False):
+        percents = group.groupby("level")["percent_remaining"].mean().sort_values(
+            ascending=False)
+        total = ((summary["method"] == method) & summary["level"].isin(percents.index)).sum()
+        parts.append((-percents.iloc[0], f"{method} at "
+                      f"{', '.join(f'{p:.3g}' for p in percents)} % ({len(group)} of {total})"))
+    return ", ".join(text for _, text in sorted(parts))
 
 
 def at_early_stop(summary: pd.DataFrame, methods: tuple[str, ...]) -> tuple[
