@@ -59,9 +59,11 @@ def schedule_note(summary: pd.DataFrame, card: pd.DataFrame) -> str:
                  "claims are about, and their differences measure speed of learning. ")
     else:
         said += "The dense network stopped improving before the end of training. "
-    decided = card.loc[card["verdict"].isin([REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE]), "key"]
+    decided = card.loc[card["verdict"].isin([REPRODUCED, NOT_REPRODUCED]), "key"]
+    noisy = card.loc[card["verdict"] == INCONCLUSIVE, "key"]
     short = card.loc[card["verdict"] == NOT_AT_SCHEDULE, "key"]
-    said += f"Decided at this schedule: {_keys(decided)}. "
+    said += (f"Decided at this schedule: {_keys(decided)}. Within the spread across seeds "
+             f"(inconclusive): {_keys(noisy)}. ")
     return said + f"Not decidable at this schedule: {_keys(short)}."
 
 
