@@ -34,7 +34,8 @@ SCORECARD_NOTE = (
     "the claim is not tested at this schedule, and 'This run' names the networks still "
     "improving. A verdict is inconclusive when the differences it turns on lie closer to the "
     "rule's threshold (0, or the tolerance) than the spread there: the largest min-max range "
-    "over seeds (and reinit draws) of the compared networks. Verdicts: {counts}."
+    "over seeds (and reinit draws) of the compared networks; with one network a side there "
+    "is no spread, and the verdict stands as measured. Verdicts: {counts}."
 )
 CSS = {REPRODUCED: "ok", NOT_REPRODUCED: "fail", INCONCLUSIVE: "inconclusive",
        NOT_AT_SCHEDULE: "untested", NOT_TESTED: "untested"}
