@@ -327,7 +327,7 @@ def test_the_schedule_note_says_what_the_schedule_can_decide():
                            "in 2 of 2 seeds: this schedule is short")
     assert note.endswith("Not decidable at this schedule: " + ", ".join(EARLY_STOP_CLAIMS) + ".")
     assert "Decided at this schedule: liu_scratch_e, liu_scratch_b," in note
-    assert "Within the spread across seeds (inconclusive): none." in note
+    assert "Within the seed/draw spread (inconclusive): none." in note
     full = scorecard_table(full_summary())
     assert "The dense network stopped improving before the end of training." in full["schedule"]
     assert full["schedule"].endswith("Not decidable at this schedule: none.")

@@ -63,7 +63,7 @@ def schedule_note(summary: pd.DataFrame, card: pd.DataFrame) -> str:
     decided = card.loc[card["verdict"].isin([REPRODUCED, NOT_REPRODUCED]), "key"]
     noisy = card.loc[card["verdict"] == INCONCLUSIVE, "key"]
     short = card.loc[card["verdict"] == NOT_AT_SCHEDULE, "key"]
-    said += (f"Decided at this schedule: {_keys(decided)}. Within the spread across seeds "
+    said += (f"Decided at this schedule: {_keys(decided)}. Within the seed/draw spread "
              f"(inconclusive): {_keys(noisy)}. ")
     return said + f"Not decidable at this schedule: {_keys(short)}."
 
