@@ -1,6 +1,7 @@
 """lth.report.claims: the reproduction scorecard on hand-built summaries (the columns
 `lth summarize` writes), one claim kind at a time: reproduced, not reproduced, not tested at
-this scale."""
+this scale; and the rules of lth.report.evidence: not tested at this schedule (networks still
+improving at their last evaluation), inconclusive (a difference within the spread)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pandas as pd
 import pytest
 
 from lth.report import claims
+from lth.report.scorecard import scorecard_table
 
 ROUNDS = 9  # 100, 80, 64, 51.2, 41, 32.8, 26.2, 21.0, 16.8 % remaining
 DENSITIES = (0.5, 0.1, 0.01, 0.001)
@@ -33,18 +35,19 @@ def densities(*accuracies: float) -> dict[str, tuple[float, float]]:
     return {f"density{d:g}": (100 * d, a) for d, a in zip(DENSITIES, accuracies, strict=True)}
 
 
-def networks(method: str, levels: dict, stop=lambda level: 500, collapsed=(), draws=None):
-    """summary.csv rows of one method at two seeds: seed 0 is 0.001 above the level's accuracy
-    and seed 1 as far below it, so the mean is exact; both accuracy columns get it. Seed 1
-    has a collapsed layer at the levels in `collapsed`."""
+def networks(method: str, levels: dict, stop=lambda level: 500, collapsed=(), draws=None,
+             shift: float = 0.0001):
+    """summary.csv rows of one method at two seeds: seed 0 is `shift` above the level's
+    accuracy and seed 1 as far below it, so the mean is exact and the spread is 2 shift; both
+    accuracy columns get it. Seed 1 has a collapsed layer at the levels in `collapsed`."""
     rows = []
     for level, (percent, acc) in levels.items():
-        for seed, shift in ((0, 0.001), (1, -0.001)):
+        for seed, offset in ((0, shift), (1, -shift)):
             row = {
                 "experiment": "x", "method": method, "family": FAMILY[method], "seed": seed,
                 "level": level, "round": int(level[5:]) if level.startswith("round") else -1,
                 "percent_remaining": percent, "density": percent / 100,
-                "early_stop_test_accuracy": acc + shift, "final_test_accuracy": acc + shift,
+                "early_stop_test_accuracy": acc + offset, "final_test_accuracy": acc + offset,
                 "early_stop_iteration": stop(level), "iterations": 1000,
                 "collapsed": seed == 1 and level in collapsed,
             }  # fmt: skip
@@ -147,12 +150,12 @@ def test_lth_early_stop_compares_the_round_nearest_21_percent_with_dense():
     assert verdict_of("lth_early_stop", imp=late)[0] == "not reproduced"
     never_stopped = networks("imp", {"round0": (100.0, 0.85)} | rounds(lambda r: 0.87),
                              stop=lambda level: 1000 if level == "round0" else 500)
-    assert verdict_of("lth_early_stop", imp=never_stopped)[0] == "not tested at this scale"
+    assert verdict_of("lth_early_stop", imp=never_stopped)[0] == "not tested at this schedule"
 
 
 def test_lth_reinit_degrades_and_oneshot():
     assert verdict_of("lth_reinit_degrades") == ("reproduced", "84.00 at 80 % → 77.00 at 16.8 %")
-    flat = networks("reinit", rounds(lambda r: 0.85 - 0.0005 * r))
+    flat = networks("reinit", rounds(lambda r: 0.85 - 0.0001 * r))  # falls 0.07 pp
     assert verdict_of("lth_reinit_degrades", reinit=flat)[0] == "not reproduced"
     assert verdict_of("lth_oneshot")[0] == "reproduced"
     better = networks("imp_oneshot", rounds(lambda r: 0.875))
@@ -212,13 +215,15 @@ def test_snip_beats_random_where_neither_collapsed():
     assert verdict == "reproduced"  # density0.001 (snip collapsed) is left out
     assert ours.endswith("3 levels without collapse; at 1 %: +5.00 pp")
     tied = networks("snip", densities(0.85, 0.83, 0.70, 0.10), collapsed={"density0.001"})
-    assert verdict_of("snip_vs_random", snip=tied)[0] == "not reproduced"
+    assert verdict_of("snip_vs_random", snip=tied)[0] == "inconclusive"  # 0 pp, seeds differ
+    behind = networks("snip", densities(0.85, 0.83, 0.69, 0.10), collapsed={"density0.001"})
+    assert verdict_of("snip_vs_random", snip=behind)[0] == "not reproduced"
     behind = networks("grasp", densities(0.83, 0.835, 0.77, 0.30))
     assert verdict_of("grasp_vs_random", grasp=behind)[0] == "not reproduced"
 
 
 def test_means_over_draws_within_a_seed_then_over_seeds():
-    rows = networks("reinit", {"round1": (80.0, 0.80)}, draws=(0, 1, 2))
+    rows = networks("reinit", {"round1": (80.0, 0.80)}, draws=(0, 1, 2), shift=0.001)
     rows = [r for r in rows if r["seed"] == 0 or r["draw"] == 0]  # seed 1: one draw only
     for r in rows:
         r["early_stop_test_accuracy"] += 0.01 * r["draw"]
@@ -231,3 +236,100 @@ def test_means_over_draws_within_a_seed_then_over_seeds():
 def test_claims_import_no_torch():
     code = "import sys, lth.report.claims; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+EARLY_STOP_CLAIMS = ("lth_match", "lth_beats_reinit", "lth_early_stop", "lth_reinit_degrades",
+                     "lth_oneshot")
+
+
+def test_early_stop_claims_are_not_tested_when_the_dense_network_was_still_improving():
+    """The quick default's case: dense's validation loss is lowest at its last evaluation, so
+    no early-stop claim is decided, whatever the tickets show; final-accuracy claims are."""
+    imp = networks("imp", {"round0": (100.0, 0.85)} | rounds(lambda r: 0.87),
+                   stop=lambda level: 1000 if level == "round0" else 500)
+    scorecard = card(full_summary(imp=imp))
+    for key in EARLY_STOP_CLAIMS:
+        assert scorecard.loc[key, "verdict"] == "not tested at this schedule"
+        assert scorecard.loc[key, "ours"] == (
+            "still improving at their last evaluation: imp at 100 % (2 of 2)"
+        )
+    assert scorecard.loc["liu_scratch_e", "verdict"] == "reproduced"
+    assert {c.key for c in claims.CLAIMS if c.early_stop} == set(EARLY_STOP_CLAIMS)
+
+
+def test_a_level_with_a_network_still_improving_is_left_out_and_named():
+    # reinit seed 1 at 16.8 % (round 8) never stopped improving: only 21 % is compared
+    reinit = networks("reinit", rounds(lambda r: 0.85 - 0.01 * r))
+    reinit[-1]["early_stop_iteration"] = 1000
+    verdict, ours = verdict_of("lth_beats_reinit", reinit=reinit)
+    assert verdict == "reproduced"
+    assert ours == ("worst imp − reinit = +9.00 pp at 21 % (87.00 vs 78.00), 1 level at or "
+                    "below 21.1 %; left out, still improving at their last evaluation: "
+                    "reinit at 16.8 % (1 of 2)")
+    # at 21 % too: no level at or below 21.1 % is left to decide it
+    reinit[-3]["early_stop_iteration"] = 1000
+    verdict, ours = verdict_of("lth_beats_reinit", reinit=reinit)
+    assert verdict == "not tested at this schedule"
+    assert ours.endswith("still improving at their last evaluation: reinit at 21, 16.8 % "
+                         "(2 of 4)")
+
+
+def test_a_difference_within_the_spread_across_seeds_is_inconclusive():
+    # imp 87 % against reinit 86.8 % at every round: +0.2 pp, with seeds 1 pp apart
+    noisy = networks("reinit", rounds(lambda r: 0.868), shift=0.005)
+    verdict, ours = verdict_of("lth_beats_reinit", reinit=noisy)
+    assert verdict == "inconclusive"
+    assert ours.endswith("within the spread across seeds/draws: 21 % (0.20 pp from the "
+                         "threshold, spread 1.00 pp), 16.8 % (0.20 pp from the threshold, "
+                         "spread 1.00 pp)")
+    # the same spread with a 3 pp gap decides it either way
+    assert verdict_of("lth_beats_reinit", reinit=networks(
+        "reinit", rounds(lambda r: 0.84), shift=0.005))[0] == "reproduced"
+    assert verdict_of("lth_beats_reinit", reinit=networks(
+        "reinit", rounds(lambda r: 0.90), shift=0.005))[0] == "not reproduced"
+    # a failure within the spread is not "not reproduced" either
+    assert verdict_of("lth_beats_reinit", reinit=networks(
+        "reinit", rounds(lambda r: 0.872), shift=0.005))[0] == "inconclusive"
+
+
+def test_a_ticket_just_under_dense_is_inconclusive_when_seeds_disagree_more():
+    """Issue 25's run: one round 0.71 pp under dense with two seeds further apart."""
+    imp = networks("imp", {"round0": (100.0, 0.885)}
+                   | rounds(lambda r: 0.8779 if r == 1 else 0.886), shift=0.006)
+    verdict, ours = verdict_of("lth_match", imp=imp)
+    assert verdict == "inconclusive"
+    assert ours.startswith("below dense already at 80 % (imp 87.79 vs dense 88.50); within")
+    tight = networks("imp", {"round0": (100.0, 0.885)}
+                     | rounds(lambda r: 0.8779 if r == 1 else 0.886), shift=0.0005)
+    assert verdict_of("lth_match", imp=tight)[0] == "not reproduced"
+
+
+def test_the_spread_counts_reinit_draws_and_one_network_has_none():
+    draws = networks("reinit", rounds(lambda r: 0.868), shift=0.0, draws=(0, 1, 2))
+    for row in draws:
+        row["early_stop_test_accuracy"] += 0.005 * (row["draw"] - 1)  # draws 1 pp apart
+    assert verdict_of("lth_beats_reinit", reinit=draws)[0] == "inconclusive"
+    single = full_summary(reinit=networks("reinit", rounds(lambda r: 0.868), shift=0.0),
+                          imp=networks("imp", {"round0": (100.0, 0.85)}
+                                       | rounds(lambda r: 0.87), shift=0.0,
+                                       stop=lambda level: 800 if level == "round0" else 500))
+    one_seed = single[single["seed"] == 0]
+    assert card(one_seed).loc["lth_beats_reinit", "verdict"] == "reproduced"
+
+
+def test_the_schedule_note_says_what_the_schedule_can_decide():
+    short = networks("imp", {"round0": (100.0, 0.85)} | rounds(lambda r: 0.87),
+                     stop=lambda level: 1000 if level == "round0" else 500)
+    note = scorecard_table(full_summary(imp=short))["schedule"]
+    assert note.startswith("Schedule: 1,000 training iterations a network; the dense "
+                           "network's validation loss was lowest at iteration 1,000 in seed 0 "
+                           "and 1,000 in seed 1. It was still falling at the last evaluation "
+                           "in 2 of 2 seeds: this schedule is short")
+    assert note.endswith("Not decidable at this schedule: " + ", ".join(EARLY_STOP_CLAIMS) + ".")
+    assert "Decided at this schedule: liu_scratch_e, liu_scratch_b," in note
+    assert "Within the seed/draw spread (inconclusive): none." in note
+    full = scorecard_table(full_summary())
+    assert "The dense network stopped improving before the end of training." in full["schedule"]
+    assert full["schedule"].endswith("Not decidable at this schedule: none.")
+    assert "is inconclusive when the differences it turns on" in full["note"]
+    assert "not tested at this schedule" in full["note"]

@@ -744,12 +744,14 @@ def test_scorecard_csv_matches_claims_with_provenance(tables, made):
     expected = claims.scorecard(tables.summary)
     assert written.to_dict("records") == expected.to_dict("records")
     verdicts = written.set_index("key")["verdict"]
-    # IMP reaches only 32.8 %: LTH's 21.1 % claims cannot be decided; SNIP collapses at 5 %
-    # in seed 1, SynFlow never
-    assert verdicts["lth_match"] == verdicts["lth_beats_reinit"] == "not tested at this scale"
-    assert verdicts["lth_reinit_degrades"] == verdicts["synflow_no_collapse"] == "reproduced"
+    # every network's validation loss is lowest at its last evaluation (1,000 iterations):
+    # no early-stop claim is decided; SNIP collapses at 5 % in seed 1, SynFlow never; the
+    # fine-tuning gaps (0.14-0.23 pp) are within the 0.4 pp between seeds
+    for key in ("lth_match", "lth_beats_reinit", "lth_early_stop", "lth_reinit_degrades"):
+        assert verdicts[key] == "not tested at this schedule"
+    assert verdicts["synflow_no_collapse"] == verdicts["synflow_extreme"] == "reproduced"
     assert verdicts["snip_vs_random"] == "not tested at this scale"  # no random_init
-    assert verdicts["liu_scratch_e"] == verdicts["han_keep_vs_reset"] == "reproduced"
+    assert verdicts["liu_scratch_e"] == verdicts["han_keep_vs_reset"] == "inconclusive"
     record = find_record(path)
     assert record["verb"] == "report"
     assert record["inputs"] == [
@@ -767,11 +769,16 @@ def test_scorecard_opens_the_html_with_verdicts_in_text(made):
     assert [key for key, _ in rows] == [c.key for c in claims.CLAIMS]
     cells = dict(rows)
     assert '<td class="verdict ok">reproduced</td>' in cells["synflow_no_collapse"]
-    assert '<td class="verdict untested">not tested at this scale</td>' in cells["lth_match"]
+    assert '<td class="verdict untested">not tested at this schedule</td>' in cells["lth_match"]
+    assert '<td class="verdict inconclusive">inconclusive</td>' in cells["liu_scratch_e"]
     assert "others collapse at 5 %; synflow collapses at none of them" in cells[
         "synflow_no_collapse"
     ]
-    assert "Verdicts: 5 reproduced, 0 not reproduced, 8 not tested at this scale." in html
+    assert ("Verdicts: 2 reproduced, 0 not reproduced, 2 inconclusive, 4 not tested at this "
+            "schedule, 5 not tested at this scale.") in html
+    schedule = html.index('<p class="schedule">Schedule: 1,000 training iterations a network;')
+    assert html.count("UNVERIFIED") <= 2  # issue 20: paper numbers checked against the text
+    assert html.index("<h2>Reproduction scorecard</h2>") < schedule < html.index("<table")
 
 
 def test_findings_and_guide_open_the_report_before_the_scorecard(tables, made):
@@ -802,8 +809,9 @@ def test_scorecard_opens_the_tex_escaped(made):
     assert tex.index("maketitle") < tex.index(r"\section*{Reproduction scorecard}") < tex.index(
         r"\section*{Settings}"
     )
-    assert tex.count(r"\textbf{reproduced} \\") == 5
-    assert tex.count(r"\textbf{not tested at this scale} \\") == 8
+    assert tex.count(r"\textbf{reproduced} \\") == 2
+    assert tex.count(r"\textbf{not tested at this scale} \\") == 5
+    assert "Not decidable at this schedule: lth\\_match, lth\\_beats\\_reinit" in tex
     assert r"imp \ensuremath{-} reinit early-stop test accuracy > 0" in tex
     assert r"\ensuremath{\leq} 21.1 \%" in tex
 

@@ -509,6 +509,7 @@ def test_every_preset_passes_a_dry_run(preset, tmp_path):
 
 PRESET_SETTINGS = {  # (preset, experiment) -> the tests/paper.py setting its train/imp blocks hold
     ("lth_lenet_mnist", "lenet300_100_mnist"): "frankle2019_lenet300_100_mnist",
+    ("lth_lenet_fmnist", "lenet300_100_fmnist"): "frankle2019_lenet300_100_mnist",
     ("lth_conv_cifar10", "conv2_cifar10"): "frankle2019_conv2_cifar10",
     ("lth_conv_cifar10", "conv4_cifar10"): "frankle2019_conv4_cifar10",
     ("lth_conv_cifar10", "conv6_cifar10"): "frankle2019_conv6_cifar10",

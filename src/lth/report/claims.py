@@ -8,7 +8,9 @@ test accuracy. Values are means per level: over reinit draws within a seed (when
 has several), then over seeds. Methods are compared at the same level (IMP round r, or the
 same target density). A claim whose methods are not all in summary.csv, or whose data cannot
 decide it (e.g. no round at or below 21.1 % remaining), is "not tested at this scale", never a
-pass. Torch-free: the report reads it without loading torch.
+pass. A claim measured at early stopping is decided only at the schedule it is about, and a
+difference within the spread across seeds (or draws) is inconclusive (lth.report.evidence).
+Torch-free: the report reads it without loading torch.
 """
 
 from __future__ import annotations
@@ -19,29 +21,33 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from lth.report.evidence import (
+    INCONCLUSIVE,
+    NOT_AT_SCHEDULE,
+    NOT_TESTED,
+    Check,
+    Measured,
+    at_early_stop,
+    check,
+    inconclusive_text,
+    verdict,
+)
+
 TOLERANCE_PP = 0.5
 LTH_SPARSE_PERCENT = 21.1  # Frankle & Carbin 2019, Fig. 3-4: tickets beat reinit up to here
 LIU_MODERATE_PERCENT = 20.0  # "moderate" pruning: at least this percent remaining
 ES_ACC = "early_stop_test_accuracy"
 FINAL_ACC = "final_test_accuracy"
-REPRODUCED, NOT_REPRODUCED, NOT_TESTED = "reproduced", "not reproduced", "not tested at this scale"
 SCORECARD_COLUMNS = ["key", "paper", "where", "claim", "metric", "paper_value", "ours", "verdict"]
 DENSE_LEVEL = "round0"  # IMP's round 0 is the dense network
 
 
 @dataclass(frozen=True)
-class Measured:
-    """What this run shows for one claim: the values in a line, and whether the claim holds
-    (None: the data cannot decide it)."""
-
-    ours: str
-    holds: bool | None
-
-
-@dataclass(frozen=True)
 class Claim:
     """One claim of a paper. metric states the rule and its tolerance; needs are the methods
-    that must be in summary.csv; measure computes the verdict's input from summary.csv."""
+    that must be in summary.csv; measure computes the verdict's input from summary.csv;
+    early_stop: the claim is about accuracy or iteration at early stopping (the schedule rule
+    of lth.report.evidence applies)."""
 
     key: str
     paper: str
@@ -51,6 +57,7 @@ class Claim:
     paper_value: str
     needs: tuple[str, ...]
     measure: Callable[[pd.DataFrame], Measured]
+    early_stop: bool = False
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -58,26 +65,31 @@ class Claim:
 
 def level_means(summary: pd.DataFrame, method: str, value: str) -> pd.DataFrame:
     """Per level of method: mean percent remaining ("percent") and mean of value ("value"),
-    over draws within a seed, then over seeds; densest level first."""
+    over draws within a seed, then over seeds, and the min-max range of value over all its
+    networks ("spread"); densest level first."""
     rows = summary[summary["method"] == method]
     per_seed = rows.groupby(["level", "seed"])[["percent_remaining", value]].mean()
     per_level = per_seed.groupby("level").mean()
     per_level.columns = ["percent", "value"]
+    values = rows.groupby("level")[value]
+    per_level["spread"] = values.max() - values.min()
     return per_level.sort_values("percent", ascending=False)
 
 
 def accuracy_means(summary: pd.DataFrame, method: str, column: str) -> pd.DataFrame:
     """level_means of an accuracy column, in percent."""
     means = level_means(summary, method, column)
-    return means.assign(value=100 * means["value"])
+    return means.assign(value=100 * means["value"], spread=100 * means["spread"])
 
 
 def paired(summary: pd.DataFrame, a: str, b: str, column: str) -> pd.DataFrame:
     """Accuracy (%) of methods a and b at the levels both ran: columns percent (a's), a, b,
-    diff = a - b; densest first."""
+    diff = a - b and spread (the larger of the two sides' ranges); densest first."""
     left, right = accuracy_means(summary, a, column), accuracy_means(summary, b, column)
-    both = left.join(right["value"].rename("b"), how="inner").rename(columns={"value": "a"})
-    return both.assign(diff=both["a"] - both["b"])
+    both = left.join(right[["value", "spread"]].rename(columns={"value": "b", "spread": "sb"}),
+                     how="inner").rename(columns={"value": "a"})
+    spread = both[["spread", "sb"]].max(axis=1)
+    return both.drop(columns="sb").assign(diff=both["a"] - both["b"], spread=spread)
 
 
 def collapsed_levels(summary: pd.DataFrame, method: str) -> pd.Series:
@@ -105,21 +117,36 @@ def _count(levels: int) -> str:
     return f"{levels} level" + ("s" if levels > 1 else "")
 
 
+def level_checks(pairs: pd.DataFrame, threshold: float, strict: bool) -> tuple[Check, ...]:
+    """One Check per level of pairs (columns percent, diff, spread): diff against threshold."""
+    return tuple(check(pct(row["percent"]), row["diff"], threshold, row["spread"], strict)
+                 for _, row in pairs.iterrows())
+
+
 def _worst_margin(pairs: pd.DataFrame, a: str, b: str, strict: bool, scope: str) -> Measured:
     """Holds if a - b > 0 (strict) or a - b >= -TOLERANCE_PP at every level of pairs; None if
     pairs is empty. ours names the worst level."""
     if pairs.empty:
         return Measured(f"no level with both {a} and {b}{scope}", None)
     worst = pairs.loc[pairs["diff"].idxmin()]
-    holds = bool(worst["diff"] > 0) if strict else bool(worst["diff"] >= -TOLERANCE_PP)
+    checks = level_checks(pairs, 0.0 if strict else -TOLERANCE_PP, strict)
     return Measured(
         f"worst {a} − {b} = {worst['diff']:+.2f} pp at {pct(worst['percent'])} "
         f"({worst['a']:.2f} vs {worst['b']:.2f}), {_count(len(pairs))}{scope}",
-        holds,
+        not any(c.fails for c in checks), checks,
     )
 
 
 # ----------------------------------------------------------------------------- measurements
+
+
+def match_checks(pruned: pd.DataFrame, dense: pd.Series) -> tuple[Check, ...]:
+    """The rounds lth_match turns on, against dense (within TOLERANCE_PP): every round down to
+    and including the first at or below LTH_SPARSE_PERCENT."""
+    window = pruned[(pruned["percent"] > LTH_SPARSE_PERCENT).shift(fill_value=True)]
+    diffs = window.assign(diff=window["value"] - dense["value"],
+                          spread=window["spread"].clip(lower=dense["spread"]))
+    return level_checks(diffs, -TOLERANCE_PP, strict=False)
 
 
 def measure_lth_match(summary: pd.DataFrame) -> Measured:
@@ -128,22 +155,25 @@ def measure_lth_match(summary: pd.DataFrame) -> Measured:
     imp = accuracy_means(summary, "imp", ES_ACC)
     if DENSE_LEVEL not in imp.index:
         return Measured("no dense network (imp round0)", None)
-    dense = imp.loc[DENSE_LEVEL, "value"]
+    dense = imp.loc[DENSE_LEVEL]
     pruned = imp.drop(DENSE_LEVEL)
     if pruned.empty:
         return Measured("no pruned round", None)
-    matched = pruned[(pruned["value"] >= dense - TOLERANCE_PP).cummin()]
+    checks = match_checks(pruned, dense)
+    matched = pruned[(pruned["value"] >= dense["value"] - TOLERANCE_PP).cummin()]
     if len(matched) == len(pruned) and pruned["percent"].min() > LTH_SPARSE_PERCENT:
         return Measured(f"matches at every round; the sparsest is {pct(pruned['percent'].min())}",
                         None)
     if matched.empty:
         first = pruned.iloc[0]
         return Measured(f"below dense already at {pct(first['percent'])} "
-                        f"(imp {first['value']:.2f} vs dense {dense:.2f})", False)
+                        f"(imp {first['value']:.2f} vs dense {dense['value']:.2f})", False,
+                        checks)
     last = matched.iloc[-1]
     return Measured(
-        f"matches down to {pct(last['percent'])} (imp {last['value']:.2f} vs dense {dense:.2f})",
-        bool(last["percent"] <= LTH_SPARSE_PERCENT),
+        f"matches down to {pct(last['percent'])} (imp {last['value']:.2f} vs dense "
+        f"{dense['value']:.2f})",
+        bool(last["percent"] <= LTH_SPARSE_PERCENT), checks,
     )
 
 
@@ -154,21 +184,19 @@ def measure_lth_beats_reinit(summary: pd.DataFrame) -> Measured:
 
 
 def measure_lth_early_stop(summary: pd.DataFrame) -> Measured:
-    """IMP's mean early-stop iteration at the round nearest LTH_SPARSE_PERCENT vs dense's;
-    None if every dense seed stopped at its last iteration (when it would stop is unknown)."""
+    """IMP's mean early-stop iteration at the round nearest LTH_SPARSE_PERCENT vs dense's
+    (the schedule rule has already left out networks still improving at their end)."""
     imp = level_means(summary, "imp", "early_stop_iteration")
     if DENSE_LEVEL not in imp.index or len(imp) < 2:
         return Measured("needs the dense network and a pruned imp round", None)
-    dense_rows = summary[(summary["method"] == "imp") & (summary["level"] == DENSE_LEVEL)]
-    if "iterations" in summary and (
-        dense_rows["early_stop_iteration"] >= dense_rows["iterations"]
-    ).all():
-        return Measured("the dense network stopped at its last iteration in every seed", None)
-    dense = imp.loc[DENSE_LEVEL, "value"]
+    dense = imp.loc[DENSE_LEVEL]
     sparse = imp.loc[_nearest(imp.drop(DENSE_LEVEL), LTH_SPARSE_PERCENT)]
+    earlier = check(pct(sparse["percent"]), dense["value"] - sparse["value"], 0.0,
+                    max(sparse["spread"], dense["spread"]), strict=True, unit="iterations")
     return Measured(
-        f"at {pct(sparse['percent'])}: {sparse['value']:.0f} vs dense {dense:.0f} iterations",
-        bool(sparse["value"] < dense),
+        f"at {pct(sparse['percent'])}: {sparse['value']:.0f} vs dense {dense['value']:.0f} "
+        "iterations",
+        not earlier.fails, (earlier,),
     )
 
 
@@ -177,10 +205,13 @@ def measure_lth_reinit_degrades(summary: pd.DataFrame) -> Measured:
     if len(reinit) < 2:
         return Measured("needs reinit at two or more rounds", None)
     densest, sparsest = reinit.iloc[0], reinit.iloc[-1]
+    where = f"{pct(densest['percent'])} → {pct(sparsest['percent'])}"
+    falls = check(where, densest["value"] - sparsest["value"], TOLERANCE_PP,
+                  max(densest["spread"], sparsest["spread"]), strict=True)
     return Measured(
         f"{densest['value']:.2f} at {pct(densest['percent'])} → {sparsest['value']:.2f} at "
         f"{pct(sparsest['percent'])}",
-        bool(sparsest["value"] < densest["value"] - TOLERANCE_PP),
+        not falls.fails, (falls,),
     )
 
 
@@ -200,7 +231,7 @@ def measure_liu_scratch_e(summary: pd.DataFrame) -> Measured:
         return measured
     sparsest = pairs.iloc[-1]
     return Measured(f"{measured.ours}; at {pct(sparsest['percent'])}: "
-                    f"{sparsest['diff']:+.2f} pp", measured.holds)
+                    f"{sparsest['diff']:+.2f} pp", measured.holds, measured.checks)
 
 
 def measure_liu_scratch_b(summary: pd.DataFrame) -> Measured:
@@ -241,16 +272,18 @@ def measure_synflow_extreme(summary: pd.DataFrame) -> Measured:
     synflow = accuracy_means(summary, "synflow", FINAL_ACC)
     level = synflow.index[-1]
     at_level = summary[(summary["family"] == "at_init") & (summary["level"] == level)]
-    others = {m: accuracy_means(summary, m, FINAL_ACC).loc[level, "value"]
+    others = {m: accuracy_means(summary, m, FINAL_ACC).loc[level]
               for m in sorted(set(at_level["method"]) - {"synflow"})}
+    where = pct(synflow["percent"].iloc[-1])
     if not others:
-        return Measured(f"no other at-init method at {pct(synflow['percent'].iloc[-1])}", None)
-    best = max(others, key=others.get)
-    ours = synflow["value"].iloc[-1]
+        return Measured(f"no other at-init method at {where}", None)
+    best = max(others, key=lambda m: others[m]["value"])
+    ours, theirs = synflow.iloc[-1], others[best]
+    on_par = check(where, ours["value"] - theirs["value"], -TOLERANCE_PP,
+                   max(ours["spread"], theirs["spread"]), strict=False)
     return Measured(
-        f"at {pct(synflow['percent'].iloc[-1])}: synflow {ours:.2f} vs best other "
-        f"({best}) {others[best]:.2f}",
-        bool(ours >= others[best] - TOLERANCE_PP),
+        f"at {where}: synflow {ours['value']:.2f} vs best other ({best}) {theirs['value']:.2f}",
+        not on_par.fails, (on_par,),
     )
 
 
@@ -267,9 +300,11 @@ def beats_random(method: str) -> Callable[[pd.DataFrame], Measured]:
         if intact.empty:
             return measured
         sparsest = intact.iloc[-1]
+        above = check(pct(sparsest["percent"]), sparsest["diff"], 0.0, sparsest["spread"],
+                      strict=True)
         return Measured(f"{measured.ours}; at {pct(sparsest['percent'])}: "
                         f"{sparsest['diff']:+.2f} pp",
-                        measured.holds and bool(sparsest["diff"] > 0))
+                        measured.holds and not above.fails, (*measured.checks, above))
 
     return measure
 
@@ -288,9 +323,10 @@ CLAIMS: tuple[Claim, ...] = (
         "weights.",
         f"Smallest % remaining where imp's early-stop test accuracy is within {TOL} of dense "
         f"(imp round 0) there and at every denser round; reproduced if ≤ {LTH_SPARSE_PERCENT} %.",
-        "tickets below 10-20 % of the weights match the dense network (abstract); LeNet on "
-        "MNIST down to about 3.6 % (Sec. 2; number UNVERIFIED here)",
-        ("imp",), measure_lth_match,
+        "winning tickets less than 10-20 % of the size (abstract); LeNet on MNIST: at 3.6 % "
+        "remaining 'a winning ticket regresses to the performance of the original network' "
+        "(Sec. 2, on Fig. 3)",
+        ("imp",), measure_lth_match, early_stop=True,
     ),
     Claim(
         "lth_beats_reinit", LTH, "Fig. 4; Sec. 2",
@@ -298,30 +334,33 @@ CLAIMS: tuple[Claim, ...] = (
         f"≤ {LTH_SPARSE_PERCENT} % remaining.",
         f"imp − reinit early-stop test accuracy > 0 at every common round with "
         f"≤ {LTH_SPARSE_PERCENT} % remaining.",
-        "reinit falls behind as weights are pruned (LeNet, Fig. 4)",
-        ("imp", "reinit"), measure_lth_beats_reinit,
+        "at 21 % the ticket is 'half a percentage point more accurate' than reinitialised "
+        "(LeNet, Sec. 2, on Fig. 4)",
+        ("imp", "reinit"), measure_lth_beats_reinit, early_stop=True,
     ),
     Claim(
         "lth_early_stop", LTH, "Fig. 4 (early-stop iteration); Sec. 2",
         "Winning tickets stop early sooner than the dense network.",
         f"imp's mean early-stop iteration at the round nearest {LTH_SPARSE_PERCENT} % < dense's; "
         "undecided if dense stopped at its last iteration.",
-        "the early-stop iteration falls as weights are pruned down to about 21 % (LeNet)",
-        ("imp",), measure_lth_early_stop,
+        "tickets learn faster down to 21 %, where early stopping occurs 38 % earlier than for "
+        "the original network (LeNet, Sec. 2, on Fig. 4)",
+        ("imp",), measure_lth_early_stop, early_stop=True,
     ),
     Claim(
         "lth_reinit_degrades", LTH, "Fig. 4; Sec. 2",
         "Randomly re-initialised tickets lose accuracy as the density falls.",
         f"reinit's early-stop test accuracy at its sparsest round < at its densest − {TOL}.",
-        "reinit accuracy drops steadily with pruning (LeNet, Fig. 4)",
-        ("reinit",), measure_lth_reinit_degrades,
+        "reinitialised networks 'lose test accuracy after little pruning' (LeNet, Sec. 2, on "
+        "Fig. 4)",
+        ("reinit",), measure_lth_reinit_degrades, early_stop=True,
     ),
     Claim(
         "lth_oneshot", LTH, "Fig. 4 (one-shot vs iterative); Sec. 2",
         "Iterative pruning finds better tickets than one-shot pruning at small sizes.",
         "imp − imp_oneshot early-stop test accuracy > 0 at the sparsest common round.",
         "iterative tickets stay accurate to smaller sizes than one-shot ones",
-        ("imp", "imp_oneshot"), measure_lth_oneshot,
+        ("imp", "imp_oneshot"), measure_lth_oneshot, early_stop=True,
     ),
     Claim(
         "liu_scratch_e", LIU, "Sec. 4-5 (weight-level pruning)",
@@ -344,7 +383,9 @@ CLAIMS: tuple[Claim, ...] = (
         "The pruned architecture trained from scratch matches L1-norm filter pruning with "
         "fine-tuning.",
         f"filter_scratch ≥ filter_l1 − {TOL} (final test accuracy) at every structure.",
-        "Scratch-E on par with fine-tuned VGG-16-pruned-A on CIFAR-10 (numbers UNVERIFIED)",
+        "for every structured method examined (Li et al.'s L1-norm filter pruning among them), "
+        "fine-tuning gives 'comparable or worse performance' than training from a random init "
+        "(abstract; Table 1's numbers not checked here)",
         ("filter_l1", "filter_scratch"), measure_liu_filters,
     ),
     Claim(
@@ -383,29 +424,41 @@ CLAIMS: tuple[Claim, ...] = (
         "han_keep_vs_reset", "Han et al. 2015", "Sec. 3.3",
         "Fine-tuning the surviving trained weights beats re-initialising the pruned network.",
         "finetune − scratch_e_finetune final test accuracy > 0 at every common round.",
-        "re-initialised pruned networks are less accurate (numbers UNVERIFIED)",
+        "'it is better to retain the weights from the initial training phase ... than it is "
+        "to re-initialize the pruned layers' (Sec. 3.3; no number given)",
         ("finetune", "scratch_e_finetune"), measure_han_keep_vs_reset,
     ),
 )
 
 
-def verdict(measured: Measured) -> str:
-    if measured.holds is None:
-        return NOT_TESTED
-    return REPRODUCED if measured.holds else NOT_REPRODUCED
+def judge(claim: Claim, summary: pd.DataFrame) -> tuple[str, str]:
+    """(what this run shows, verdict) of one claim: its methods present, the schedule rule
+    for an early-stop claim, its measurement, the spread rule (lth.report.evidence)."""
+    missing = [m for m in claim.needs if m not in set(summary["method"])]
+    if missing:
+        return f"not in this experiment: {', '.join(missing)}", NOT_TESTED
+    still = ""
+    if claim.early_stop:
+        summary, still = at_early_stop(summary, claim.needs)
+        if summary is None:
+            return f"still improving at their last evaluation: {still}", NOT_AT_SCHEDULE
+    measured = claim.measure(summary)
+    said, judged = measured.ours, verdict(measured)
+    if still:
+        said += f"; left out, still improving at their last evaluation: {still}"
+        judged = NOT_AT_SCHEDULE if judged == NOT_TESTED else judged
+    if judged == INCONCLUSIVE:
+        said += inconclusive_text(measured)
+    return said, judged
 
 
 def score(claim: Claim, summary: pd.DataFrame) -> dict:
     """The scorecard row of one claim."""
-    missing = [m for m in claim.needs if m not in set(summary["method"])]
-    if missing:
-        measured = Measured(f"not in this experiment: {', '.join(missing)}", None)
-    else:
-        measured = claim.measure(summary)
+    ours, judged = judge(claim, summary)
     return {
         "key": claim.key, "paper": claim.paper, "where": claim.where, "claim": claim.claim,
-        "metric": claim.metric, "paper_value": claim.paper_value, "ours": measured.ours,
-        "verdict": verdict(measured),
+        "metric": claim.metric, "paper_value": claim.paper_value, "ours": ours,
+        "verdict": judged,
     }  # fmt: skip
 
 
