@@ -15,12 +15,11 @@ from matplotlib.ticker import MaxNLocator
 
 from lth.analysis.dense import DENSE_RUN
 from lth.report.plotting import (
+    facet_grid,
     legend_below,
-    legend_cell,
     log_axis,
     method_facets,
     nearest_level,
-    panel_grid,
 )
 from lth.report.style import FigureStyle, MethodStyle, method_styles, new_figure, styled
 from lth.report.tables import ReportTables, collapse_table, method_labels
@@ -144,23 +143,19 @@ def fig_density_profiles(tables: ReportTables, style: FigureStyle) -> Figure | N
     order = {name: i + 1 for i, name in enumerate(pd.unique(layers["layer"]))}
     styles = method_styles(tables.summary, style.palette)
     labels = method_labels(tables.summary)
+    def draw(ax, column, methods, top):
+        target, pairs = column
+        chosen = [(m, lv) for m, lv in pairs if m in methods]
+        if top:
+            ax.set_title(f"{target:g}% remaining", fontsize="x-small")
+        if not chosen:
+            ax.set_axis_off()
+            ax.text(0.5, 0.5, "no level near", ha="center", fontsize="x-small",
+                    transform=ax.transAxes)
+        _draw_profiles(ax, layers, chosen, order, styles, labels)
+
     with styled(style):
-        fig, axes = panel_grid(style, len(rows) * (len(columns) + 1), len(columns) + 1,
-                               sharey=True, row_heights=[style.height / 2.2] * len(rows))
-        cells = iter(axes)
-        for title, methods in rows:
-            row = [next(cells) for _ in columns]
-            for ax, (target, pairs) in zip(row, columns, strict=True):
-                chosen = [(m, lv) for m, lv in pairs if m in methods]
-                if title == rows[0][0]:
-                    ax.set_title(f"{target:g}% remaining", fontsize="x-small")
-                if not chosen:
-                    ax.set_axis_off()
-                    ax.text(0.5, 0.5, "no level near", ha="center", fontsize="x-small",
-                            transform=ax.transAxes)
-                _draw_profiles(ax, layers, chosen, order, styles, labels)
-            row[0].set_ylabel(f"{title}\nlayer % left", fontsize="x-small")
-            legend_cell(next(cells), row)
+        fig, axes = facet_grid(style, rows, columns, draw, "layer % left")
         lo = min(np.nanmin(line.get_ydata()) for ax in axes for line in ax.get_lines())
         axes[0].set_ylim(lo / 1.5, 150)
         log_axis(axes[0].yaxis, lo / 1.5, 150, "")

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 
 from lth.analysis.findings import MASK_VIEW, OVERALL
 from lth.report.plotting import (
-    legend_cell,
+    facet_grid,
     method_facets,
     method_heatmap,
     nearest_level,
@@ -176,21 +176,15 @@ def fig_mask_overlap_layers(tables: ReportTables, style: FigureStyle) -> Figure 
     rows = method_facets(tables.summary, tidy["method"].unique())
     styles = method_styles(tables.summary, style.palette)
     labels = method_labels(tables.summary)
+    def draw(ax, layer, methods, top):
+        _draw_imp_overlaps(ax, tidy[tidy["layer"] == layer], methods, styles, labels)
+        percent_axis(ax, tidy["percent"])
+        ax.set_xlabel("")
+        if top:
+            ax.set_title("all layers" if layer == OVERALL else layer, fontsize="x-small")
+
     with styled(style):
-        fig, axes = panel_grid(style, len(rows) * (len(columns) + 1), len(columns) + 1,
-                               sharey=True, row_heights=[style.height / 2.2] * len(rows))
-        cells = iter(axes)
-        for title, methods in rows:
-            row = [next(cells) for _ in columns]
-            for ax, layer in zip(row, columns, strict=True):
-                _draw_imp_overlaps(ax, tidy[tidy["layer"] == layer], methods, styles, labels)
-                percent_axis(ax, tidy["percent"])
-                ax.set_xlabel("")
-                if title == rows[0][0]:
-                    ax.set_title("all layers" if layer == OVERALL else layer,
-                                 fontsize="x-small")
-            row[0].set_ylabel(f"{title}\nexcess vs imp", fontsize="x-small")
-            legend_cell(next(cells), row)
+        fig, _ = facet_grid(style, rows, columns, draw, "excess vs imp")
         fig.supxlabel("imp's weights remaining (%)", fontsize="small")
     return fig
 

@@ -108,6 +108,22 @@ def legend_cell(cell: Axes, row: list[Axes]) -> None:
                 frameon=False, borderaxespad=0)
 
 
+def facet_grid(style: FigureStyle, rows: list, columns: list, draw, ylabel: str):
+    """One row of panels per group of methods (rows: (title, methods), method_facets), one
+    panel per entry of `columns`, each row's legend in a cell of its own (legend_cell);
+    draw(ax, column, methods, top) fills a panel, `top` for the first row. (fig, axes)."""
+    fig, axes = panel_grid(style, len(rows) * (len(columns) + 1), len(columns) + 1,
+                           sharey=True, row_heights=[style.height / 2.2] * len(rows))
+    cells = iter(axes)
+    for index, (title, methods) in enumerate(rows):
+        row = [next(cells) for _ in columns]
+        for ax, column in zip(row, columns, strict=True):
+            draw(ax, column, methods, index == 0)
+        row[0].set_ylabel(f"{title}\n{ylabel}", fontsize="x-small")
+        legend_cell(next(cells), row)
+    return fig, axes
+
+
 def place_legend(axes: list[Axes], fig: Figure, entries: int) -> None:
     """Legend inside the first axes when short, else below the plots, off the data."""
     if entries <= 5:
