@@ -73,6 +73,23 @@ def train_schedule(e: dict) -> dict:
     return e["train"]
 
 
+def imp_step(e_name: str, e: dict, seed: int, chain: str, r) -> dict:
+    """IMP's pruning step at round r of an iterative chain (IMP, fine-tuning, a
+    re-introduction chain): the chain's previous trained weights under its previous mask,
+    pruned by IMP's rates (the fields of a PruneJob)."""
+    return dict(weights=prev_round(e_name, seed, chain, r, "final.safetensors"),
+                mask=prev_round(e_name, seed, chain, r, "mask.safetensors"),
+                criterion="magnitude", scope=e["imp"]["scope"], rates=rates(e),
+                purpose=f"{chain}/round{r}")
+
+
+def rewound_member(e_name: str, e: dict, seed: int, method: str, family: str, r) -> dict:
+    """A round-r network trained from the rewind point, its density counted over the layer
+    kinds IMP prunes (the fields of a Member)."""
+    return dict(method=method, family=family, level=f"round{r}", init=rewind_path(e_name, seed),
+                start_iteration=rewind_start(e), counted_kinds=pruned_kinds(e))
+
+
 def prune_job(e_name: str, e: dict, seed: int, out: str, device: str, **how) -> spec.PruneJob:
     """A PruneJob writing `out` (a member's mask). A data-driven criterion also gets the data
     and only the scoring settings it reads, so another method's setting never reruns it."""

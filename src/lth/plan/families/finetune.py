@@ -3,7 +3,7 @@ and trained on, round after round (no reset); Liu et al. 2019's Scratch-E/B on i
 
 from __future__ import annotations
 
-from lth.plan.jobs import CohortRule, prev_round, pruned_kinds, rates, round_levels
+from lth.plan.jobs import CohortRule, imp_step, pruned_kinds, round_levels
 from lth.plan.registry import Family, Method
 
 
@@ -21,20 +21,12 @@ def finetune_schedule(e):
 
 def finetune_members(e_name, e, w, seed):
     """Han et al. 2015: prune the trained weights and keep training them (no reset)."""
-    previous = prev_round(e_name, seed, "finetune", w.r, "final.safetensors")
-    how = dict(
-        weights=previous,
-        mask=prev_round(e_name, seed, "finetune", w.r, "mask.safetensors"),
-        criterion="magnitude",
-        scope=e["imp"]["scope"],
-        rates=rates(e),
-        purpose=f"finetune/round{w.r}",
-    )
+    how = imp_step(e_name, e, seed, "finetune", w.r)
     member = dict(
         method="finetune",
         family="baseline",
         level=f"round{w.r}",
-        init=previous,
+        init=how["weights"],
         counted_kinds=pruned_kinds(e),
     )
     return [(member, how)]

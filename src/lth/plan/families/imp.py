@@ -10,12 +10,12 @@ from lth.plan.catalog import round_half_up
 from lth.plan.checks import Experiment, Problem
 from lth.plan.jobs import (
     CohortRule,
+    imp_step,
     init_path,
-    prev_round,
     pruned_kinds,
-    rates,
     rewind_path,
     rewind_start,
+    rewound_member,
     round_levels,
     run_dir,
 )
@@ -107,23 +107,8 @@ def dense_members(e_name, e, w, seed):
 
 
 def imp_members(e_name, e, w, seed):
-    how = dict(
-        weights=prev_round(e_name, seed, "imp", w.r, "final.safetensors"),
-        mask=prev_round(e_name, seed, "imp", w.r, "mask.safetensors"),
-        criterion="magnitude",
-        scope=e["imp"]["scope"],
-        rates=rates(e),
-        purpose=f"imp/round{w.r}",
-    )
-    member = dict(
-        method="imp",
-        family="lottery",
-        level=f"round{w.r}",
-        init=rewind_path(e_name, seed),
-        start_iteration=rewind_start(e),
-        counted_kinds=pruned_kinds(e),
-    )
-    return [(member, how)]
+    member = rewound_member(e_name, e, seed, "imp", "lottery", w.r)
+    return [(member, imp_step(e_name, e, seed, "imp", w.r))]
 
 
 def imp_oneshot_members(e_name, e, w, seed):
@@ -135,15 +120,7 @@ def imp_oneshot_members(e_name, e, w, seed):
         scope=e["imp"]["scope"],
         purpose=f"imp_oneshot/round{w.r}",
     )
-    member = dict(
-        method="imp_oneshot",
-        family="lottery",
-        level=f"round{w.r}",
-        init=rewind_path(e_name, seed),
-        start_iteration=rewind_start(e),
-        counted_kinds=pruned_kinds(e),
-    )
-    return [(member, how)]
+    return [(rewound_member(e_name, e, seed, "imp_oneshot", "lottery", w.r), how)]
 
 
 _COHORTS_lottery = (

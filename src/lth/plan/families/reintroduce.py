@@ -10,11 +10,9 @@ from lth.plan import spec
 from lth.plan.checks import Experiment, Problem
 from lth.plan.jobs import (
     CohortRule,
-    prev_round,
-    pruned_kinds,
-    rates,
+    imp_step,
     rewind_path,
-    rewind_start,
+    rewound_member,
     round_levels,
     run_dir,
 )
@@ -116,25 +114,11 @@ def reintroduce_step(e_name, e, seed, method, r):
 def reintroduce_members(e_name, e, w, seed):
     """Every configured chain's round-r network of one seed (and Double-pruning's complement
     network, whose trained weights rank the pruned weights for the next round)."""
-    common = dict(
-        family="reintroduce",
-        level=f"round{w.r}",
-        init=rewind_path(e_name, seed),
-        start_iteration=rewind_start(e),
-        counted_kinds=pruned_kinds(e),
-    )
     members = []
     for method in reintroduce_methods(e):
-        how = dict(
-            weights=prev_round(e_name, seed, method, w.r, "final.safetensors"),
-            mask=prev_round(e_name, seed, method, w.r, "mask.safetensors"),
-            criterion="magnitude",
-            scope=e["imp"]["scope"],
-            rates=rates(e),
-            purpose=f"{method}/round{w.r}",
-            extension=reintroduce_step(e_name, e, seed, method, w.r),
-        )
-        own = dict(common, method=method)
+        how = dict(imp_step(e_name, e, seed, method, w.r),
+                   extension=reintroduce_step(e_name, e, seed, method, w.r))
+        own = rewound_member(e_name, e, seed, method, "reintroduce", w.r)
         if method == "scored":
             reset = rewind_path(e_name, seed)
             own["extension"] = reintroduce_extension(
@@ -145,8 +129,7 @@ def reintroduce_members(e_name, e, w, seed):
             mask = f"{run_dir(e_name, seed, method, f'round{w.r}')}/mask.safetensors"
             role = MemberRole(complement_of=mask)
             complement = dict(
-                common,
-                method="double_complement",
+                rewound_member(e_name, e, seed, "double_complement", "reintroduce", w.r),
                 extension=reintroduce_extension(role, mask),
             )
             members.append((complement, None))
