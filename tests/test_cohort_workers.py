@@ -165,8 +165,8 @@ def test_a_two_member_job_on_two_threads_keeps_the_bytes_and_uses_two_workers(la
                 assert data == sequential[seed][name], name
         assert without_execution(files["run.json"]) == without_execution(
             sequential[seed]["run.json"])
-        cohorts[seed] = (json.loads(sequential[seed]["run.json"])["cohort"],
-                         json.loads(files["run.json"])["cohort"])
+        cohorts[seed] = [{**r["cohort"], "process": r["timings"]["process"]} for r in (
+            json.loads(sequential[seed]["run.json"]), json.loads(files["run.json"]))]
     for seed, (one, two) in cohorts.items():
         assert (one["workers"], one["threads"], one["process"]) == (1, 1, os.getpid())
         assert (two["workers"], two["threads"], two["position"]) == (2, 1, seed)

@@ -19,7 +19,7 @@ from paper import (
 SCHEDULE_KEYS = {"optimizer", "lr", "momentum", "nesterov", "weight_decay", "batch_size",
                  "iterations", "milestones", "gamma", "warmup", "rewind_iteration", "scope",
                  "rate_conv", "rate_fc", "rate_output", "rate_shortcut", "dropout", "augment",
-                 "init"}
+                 "init", "batchnorm_init"}
 
 ALL = pytest.mark.parametrize("name", sorted(SETTINGS))
 

@@ -137,8 +137,8 @@ def test_editing_the_plugin_plans_exactly_its_jobs(done):
     planned = planned_jobs(snakemake(venv, workdir, CONFIG, "-n", *TARGETS).stdout)
     training = {rule: n for rule, n in planned.items() if TRAINING_RULES.match(rule)}
     # every job of the plug-in's model; of the built-in model, the plug-in criterion's only
-    assert training == {"dense_plug": 1, "imp_plug": 1, "oneshot_plug": 2,
-                        "oneshot_builtin": 1}
+    assert training == {"dense_plug": 1, "imp_plug": 1, "at_init_plug": 2,
+                        "at_init_builtin": 1}
     assert planned["summarize"] == 2
 
 

@@ -198,7 +198,7 @@ def test_tickets_found_early_or_without_weight_training(done):
     for method, (start, fresh) in readings.items():
         record = run_json(done, method, "density0.1")
         assert record["result"]["start_iteration"] == start, method
-        assert record["params"]["fresh_init"] == fresh, method
+        assert record["params"]["members"][0]["fresh_init"] == fresh, method
     init = load_file(done / "results/tiny/seed0/init.safetensors")
     target = round(0.1 * 266200)
     for method in (*readings, "edge_popup", "gem_miner"):
@@ -297,7 +297,7 @@ def test_second_dry_run_has_nothing_to_do(done):
     assert planned_jobs(output_of(done, "-n", "all")) == {}
 
 
-COHORTS = ["dense_tiny", "imp_tiny", "imp_at_init_tiny", "controls_tiny", "scratch_e_tiny",
+COHORTS = ["dense_tiny", "imp_tiny", "imp_oneshot_tiny", "controls_tiny", "scratch_e_tiny",
            "scratch_b_tiny", "finetune_tiny", "at_init_tiny", "earlybird_tiny",
            "edge_popup_tiny", "gem_miner_tiny", "reintroduce_tiny"]
 ONE_JOB = {"dense_tiny": 1, "at_init_tiny": 3, "earlybird_tiny": 1, "edge_popup_tiny": 1,
@@ -344,7 +344,7 @@ def test_changing_the_pruning_rate_keeps_theta_0_and_the_dense_run(done):
     jobs = planned_jobs(output_of(done, "-n", "all", config=variant(
         done, lambda c: c["experiments"]["tiny"]["imp"].update(rate_fc=0.4))))
     assert "dense_tiny" not in jobs and "prepare_data" not in jobs
-    assert jobs["imp_tiny"] == 2 and jobs["imp_at_init_tiny"] == 2
+    assert jobs["imp_tiny"] == 2 and jobs["imp_oneshot_tiny"] == 2
     assert jobs["controls_tiny"] == jobs["scratch_e_tiny"] == jobs["scratch_b_tiny"] == 2
     assert "at_init_tiny" not in jobs  # pruning at init does not depend on the IMP rate
 

@@ -165,7 +165,7 @@ _COHORTS_reintroduce = (
             for s in e["seeds"]
             if "scored" in reintroduce_methods(e)
         ],
-        code=("methods.reintroduce", "plan.families.reintroduce"),
+        code=("methods.reintroduce", "plan.checks", "plan.jobs", "plan.families.reintroduce"),
     ),
 )
 
