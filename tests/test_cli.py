@@ -87,8 +87,8 @@ def test_dense_run_learns_and_records_everything(lab):
     assert run["params"]["schedule"]["lr"] == 0.002
     assert run["packages"]["torch"].startswith("2.11")
     assert run["cohort"] == {"size": 1, "position": 0, "stacked": False, "slots": 1,
-                             "device": "cpu", "threads": 1, "workers": 1,
-                             "process": os.getpid(), "tf32": None}
+                             "device": "cpu", "threads": 1, "workers": 1, "tf32": None}
+    assert run["timings"]["process"] == os.getpid()
     assert {o["path"].split("/")[-1] for o in run["outputs"]} == {
         "final.safetensors", "metrics.csv", "mask.safetensors", "rewind.safetensors"}
     lines = (lab / "dense" / "metrics.csv").read_text().splitlines()
