@@ -52,7 +52,7 @@ FIGURE_MODULES = [
 REPORT_MODULES = (
     FIGURE_MODULES
     + ["analysis.summary"]
-    + [f"report.{m}" for m in ("claims", "scorecard", "html", "latex", "render")]
+    + [f"report.{m}" for m in ("claims", "evidence", "scorecard", "html", "latex", "render")]
 )
 PDF_MODULES = ["verbs.report", "report.latex"]
 
