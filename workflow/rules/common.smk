@@ -59,7 +59,9 @@ LIBRARY_BASE = (
 )
 """The lth modules every verb imports (dotted, under lth); each verb imports the others it
 needs itself."""
-REGISTRY = ["plan.checks", "plan.jobs"] + [m.removeprefix("lth.") for m in registry.declaration_modules()]
+REGISTRY = ["plan.checks", "plan.jobs"] + [
+    m.removeprefix("lth.") for m in registry.declaration_modules()
+]
 """The family declarations the registry reads (lth.plan.registry.families): the code of
 every verb that asks which family a method belongs to."""
 
