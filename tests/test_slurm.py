@@ -36,6 +36,15 @@ FAST_STATUS_CHECKS = (
 OUTPUT_TAIL_CHARS = 4000
 
 
+def node_cpu_limit() -> tuple[str, ...]:
+    """--max-threads at the CPUs of the cluster's smallest node, as profiles/slurm asks a
+    user to set it: a cohort's job asks for a CPU per network, and a job asking for more
+    CPUs than a node has would pend for ever (the test cluster's node has the machine's)."""
+    cpus = subprocess.run(["sinfo", "-h", "-o", "%c"], capture_output=True, text=True,
+                          check=True).stdout.split()
+    return ("--max-threads", str(min(int(c.rstrip("+")) for c in cpus)))
+
+
 def running_in_ci() -> bool:
     """True when the CI environment variable is set (CI=true on GitHub, GitLab, .ci/run)."""
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -148,8 +157,9 @@ def cluster_run(tmp_path_factory) -> ClusterRun:
         skip_or_fail(problem)
     workdir = tmp_path_factory.mktemp("slurm")
     write_learnable_idx_folder(workdir / "tiny_fmnist", 600, 200)
-    run = workflow_runner.start(workdir, *FAST_STATUS_CHECKS, "--latency-wait", "5", *TARGETS,
-                                profile=SLURM_PROFILE, cores=None)
+    run = workflow_runner.start(workdir, *FAST_STATUS_CHECKS, *node_cpu_limit(),
+                                "--latency-wait", "5", *TARGETS, profile=SLURM_PROFILE,
+                                cores=None)
     try:
         cancelled = cancel_a_running_training_job(run, workdir)
         out, err = run.communicate(timeout=workflow_runner.TIMEOUT_S)
@@ -161,7 +171,7 @@ def cluster_run(tmp_path_factory) -> ClusterRun:
 
 
 def test_workflow_runs_in_slurm_jobs(cluster_run):
-    dry_run = snakemake(cluster_run.workdir, "--dry-run", *TARGETS)
+    dry_run = snakemake(cluster_run.workdir, *node_cpu_limit(), "--dry-run", *TARGETS)
     said = dry_run.stdout + dry_run.stderr
     assert dry_run.returncode == 0, failure_report(said, cluster_run.workdir)
     assert "Nothing to be done" in said, said
