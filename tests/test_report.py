@@ -321,14 +321,22 @@ def test_results_note_names_each_level_below_half_its_target(tables):
     assert "Every level keeps at least half" in results.note
     assert results.rows[0][results.headers.index(label)] == "100"
     summary = tables.summary.copy()
-    gem = (summary["method"] == "edge_popup") & (summary["level"] == "density0.5")
-    summary.loc[gem, "density"] = 0.2
-    summary.loc[gem, "percent_remaining"] = 20.0
+    popup = (summary["method"] == "edge_popup") & (summary["level"] == "density0.5")
+    summary.loc[popup, "density"] = 0.2
+    summary.loc[popup, "percent_remaining"] = 20.0
     (results, *_) = display_tables(summary)
-    assert "Below half of their target: edge_popup (untrained) at density0.5, 20% of a 50% " \
-           "target. Only a rounded mask" in results.note
+    assert results.note.endswith("Below half of their target: edge_popup (untrained) at "
+                                 "density0.5, 20% of a 50% target.")  # edge-popup gives no reason
     row = next(r for r in results.rows if r[:2] == ["edge_popup (untrained)", "density0.5"])
     assert row[2:4] == ["20", "50"]
+    gem = summary[popup].assign(method="gem_miner_gem")
+    (results, *_) = display_tables(pd.concat([summary, gem]))
+    assert "target; gem_miner_gem" in results.note
+    assert results.note.endswith("target. GEM-MINER's rare gem keeps the flagged weights whose "
+                                 "score exceeds 0.5 (Sreenivasan et al. 2022, the accuracy 'after "
+                                 "rounding'), and the L2 penalty on the scores "
+                                 "(supermask.gem_miner.regularization) pulls flagged scores "
+                                 "under 0.5.")
 
 
 def test_shrinkbench_change_vs_dense(tables):

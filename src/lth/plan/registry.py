@@ -30,8 +30,6 @@ class Group:
     look: str
 
 
-
-
 @dataclass(frozen=True)
 class Method:
     """A run folder a family's jobs write (results/<exp>/seed<S>/<name>/<level>), or, with
@@ -42,6 +40,7 @@ class Method:
     control: bool = False
     pattern: bool = False
     label: str = ""  # a pattern's name in words, e.g. reinit_draw<D>
+    below_target: str = ""  # why its mask may keep under half its level's target, for the report
 
     def names(self, folder: str) -> bool:
         """Whether `folder` is this method's run folder."""
@@ -125,6 +124,13 @@ def method_of(folder: str) -> tuple[Family, Method] | None:
             if method.names(folder):
                 return family, method
     return None
+
+
+def below_target_reason(folder: str) -> str:
+    """Why the method of run folder `folder` may keep fewer weights than its target, in
+    words; "" when its family gives no reason."""
+    found = method_of(folder)
+    return found[1].below_target if found else ""
 
 
 def is_control(folder: str) -> bool:

@@ -13,6 +13,7 @@ import pandas as pd
 from lth.analysis.findings import findings_table
 from lth.analysis.summary import write_csv
 from lth.core.io import LthError, atomic_write_text
+from lth.plan.registry import below_target_reason
 from lth.report.cost_figures import cost_table, iterations_text
 from lth.report.figure_files import build_provenance, write_figures, write_provenance
 from lth.report.figures import FIGURES
@@ -73,17 +74,14 @@ def _display(title: str, note: str, df: pd.DataFrame, columns: list) -> DisplayT
 
 def target_note(results: pd.DataFrame, label: dict[str, str]) -> str:
     """A sentence on the levels of results_table that keep less than half of their target
-    percent of weights, and why a mask can."""
+    percent of weights, and the reasons their methods' families give for it."""
     short = short_of_target(results)
     if short.empty:
         return " Every level keeps at least half of its target percent of weights."
     listed = "; ".join(f"{label[r.method]} at {r.level}, {r.percent_remaining:.3g}% of a "
                        f"{r.target_percent:.3g}% target" for r in short.itertuples())
-    return (f" Below half of their target: {listed}. Only a rounded mask keeps fewer weights "
-            "than its target: GEM-MINER's rare gem keeps the flagged weights whose score "
-            "exceeds 0.5 (Sreenivasan et al. 2022, the accuracy 'after rounding'), and the L2 "
-            "penalty on the scores (supermask.gem_miner.regularization) pulls flagged scores "
-            "under 0.5.")
+    reasons = dict.fromkeys(filter(None, map(below_target_reason, short["method"])))
+    return "".join([f" Below half of their target: {listed}.", *(f" {r}" for r in reasons)])
 
 
 def display_tables(summary: pd.DataFrame) -> list[DisplayTable]:

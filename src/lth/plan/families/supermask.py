@@ -197,13 +197,19 @@ _COHORTS_supermask = (
 )
 
 
+_ROUNDED = (
+    "GEM-MINER's rare gem keeps the flagged weights whose score exceeds 0.5 (Sreenivasan et "
+    "al. 2022, the accuracy 'after rounding'), and the L2 penalty on the scores "
+    "(supermask.gem_miner.regularization) pulls flagged scores under 0.5.")
+
 FAMILY = Family(
     name="supermask",
     position=5,
     description="masks mined on frozen weights",
     groups=(Group("supermask", "masks mined on frozen weights (Ramanujan et al. 2020; "
                   "Sreenivasan et al. 2022)", (0, (1, 1)), "P", "fine dots"),),
-    methods=(Method("edge_popup", "supermask"), Method("gem_miner_gem", "supermask"),
+    methods=(Method("edge_popup", "supermask"),
+             Method("gem_miner_gem", "supermask", below_target=_ROUNDED),
              Method("gem_miner", "supermask")),
     cohorts=_COHORTS_supermask,
     verbs=(Verb("supermask", f"{__name__}:SupermaskJob", "lth.methods.supermask:run_supermask_job",
