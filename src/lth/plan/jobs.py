@@ -179,6 +179,16 @@ class CohortRule:
         return searches, prunes, job
 
 
+def round_rule(method: str, enabled: Callable, members: Callable, priority: int,
+               **more) -> CohortRule:
+    """The rule of one method trained at every IMP round: its networks are
+    (method, round<r>), r = 1 ... imp.rounds; `more` sets CohortRule's other fields."""
+    return CohortRule(name=method, methods=lambda e: [method], level="round{r}",
+                      enabled=enabled, members=members,
+                      networks=lambda e: [(method, level) for level in round_levels(e)],
+                      priority=priority, **more)
+
+
 def cohort_rules() -> tuple[CohortRule, ...]:
     """Every family's cohort rules, in the families' order (lth.plan.registry)."""
     from lth.plan import registry

@@ -3,7 +3,7 @@ and trained on, round after round (no reset); Liu et al. 2019's Scratch-E/B on i
 
 from __future__ import annotations
 
-from lth.plan.jobs import CohortRule, imp_step, pruned_kinds, round_levels
+from lth.plan.jobs import imp_step, pruned_kinds, round_rule
 from lth.plan.registry import Family, Method
 
 
@@ -33,16 +33,8 @@ def finetune_members(e_name, e, w, seed):
 
 
 _COHORTS_finetune = (
-    CohortRule(
-        name="finetune",
-        methods=lambda e: ["finetune"],
-        level="round{r}",
-        enabled=lambda e: e["finetune"]["enabled"],
-        members=finetune_members,
-        networks=lambda e: [("finetune", level) for level in round_levels(e)],
-        schedule=finetune_schedule,
-        priority=2,
-    ),
+    round_rule("finetune", lambda e: e["finetune"]["enabled"], finetune_members, priority=2,
+               schedule=finetune_schedule),
 )
 
 

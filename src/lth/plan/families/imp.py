@@ -16,7 +16,7 @@ from lth.plan.jobs import (
     rewind_path,
     rewind_start,
     rewound_member,
-    round_levels,
+    round_rule,
     run_dir,
 )
 from lth.plan.registry import Family, Group, Method
@@ -136,24 +136,8 @@ _COHORTS_lottery = (
         priority=3,
     ),
     # IMP's rounds are the longest chain of the DAG: keep it moving, fill the cores around it
-    CohortRule(
-        name="imp",
-        methods=lambda e: ["imp"],
-        level="round{r}",
-        enabled=lambda e: e["imp"]["rounds"] > 0,
-        members=imp_members,
-        networks=lambda e: [("imp", level) for level in round_levels(e)],
-        priority=3,
-    ),
-    CohortRule(
-        name="imp_oneshot",
-        methods=lambda e: ["imp_oneshot"],
-        level="round{r}",
-        enabled=lambda e: e["imp"]["oneshot"],
-        members=imp_oneshot_members,
-        networks=lambda e: [("imp_oneshot", level) for level in round_levels(e)],
-        priority=1,
-    ),
+    round_rule("imp", lambda e: e["imp"]["rounds"] > 0, imp_members, priority=3),
+    round_rule("imp_oneshot", lambda e: e["imp"]["oneshot"], imp_oneshot_members, priority=1),
 )
 
 def imp_mask(e_name, seed, r):
