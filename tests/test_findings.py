@@ -137,3 +137,21 @@ def test_cited_rows_name_the_levels_the_numbers_came_from():
         found.setdefault(finding.question, finding)
     assert found["Does re-introduction help?"].rows == "double/round2; imp/round2"
     assert found["Best method per density band"].rows == "double/round1; imp/round1"
+
+
+def test_one_seed_has_no_spread_to_judge_a_gap_by():
+    one_seed = table(
+        level("imp", "lottery", "round0", 0, 100.0, [0.90]),
+        level("imp", "lottery", "round1", 1, 50.0, [0.91], cost=2.0, epochs=2.0),
+        level("imp_oneshot", "lottery", "round1", 1, 40.0, [0.905], cost=1.0),
+        level("double", "reintroduce", "round1", 1, 50.0, [0.90], cost=4.0, epochs=4.0),
+    )
+    found = findings(one_seed)
+    (best,) = texts(found, "Best method per density band")
+    assert best == (
+        "10–100% of weights remaining: imp is best, 91.0% at 50%; next imp_oneshot, 90.5% at "
+        "40% (0.50 pp behind, one seed a side: no spread to judge it by) [3 methods in the "
+        "band].")
+    (helps,) = texts(found, "Does re-introduction help?")
+    assert "on average behind imp by 1.00 pp (one seed a side)" in helps
+

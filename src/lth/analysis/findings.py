@@ -67,16 +67,16 @@ def cited(levels: pd.DataFrame) -> str:
 
 def level_means(summary: pd.DataFrame) -> pd.DataFrame:
     """Per (family, method, level): mean percent remaining, accuracy (%) mean and sample std
-    over seeds, control, round, cost in dense trainings in both views (sparse: MACs,
-    dense_trainings: every run counted dense) and whether a layer collapsed in any seed."""
+    over seeds (NaN for a single seed: no spread), control, round, cost in dense trainings in
+    both views (sparse: MACs, dense_trainings: every run counted dense) and whether a layer
+    collapsed in any seed."""
     costed = with_sparse_trainings(summary).assign(acc=100 * summary[ACCURACY])
-    levels = costed.groupby(LEVEL, sort=False).agg(
+    return costed.groupby(LEVEL, sort=False).agg(
         percent=("percent_remaining", "mean"), acc=("acc", "mean"), std=("acc", "std"),
         control=("control", "any"), round=("round", "first"),
         mac_cost=("sparse_trainings", "mean"), epoch_cost=("dense_trainings", "mean"),
         collapsed=("collapsed", "any"),
     ).reset_index()
-    return levels.assign(std=levels["std"].fillna(0.0))
 
 
 def dense_level(levels: pd.DataFrame) -> pd.Series | None:
@@ -113,7 +113,7 @@ def band_text(band: tuple[float, float]) -> str:
 def best_per_band(levels: pd.DataFrame) -> list[Finding]:
     """Per decade of percent remaining: the most accurate level of any method that is not a
     control, and the best level of the runner-up method, with the gap and the larger of
-    their standard deviations over seeds."""
+    their standard deviations over seeds (one seed has none)."""
     candidates = pruned(levels)
     found = []
     for band in decade_bands(candidates["percent"]):
@@ -124,11 +124,9 @@ def best_per_band(levels: pd.DataFrame) -> list[Finding]:
                f"{acc(top.acc)} at {pct(top.percent)}"
         if len(best) > 1:
             second = best.iloc[1]
-            gap, noise = top.acc - second.acc, max(top["std"], second["std"])
+            gap, noise = top.acc - second.acc, float(np.fmax(top["std"], second["std"]))
             text += (f"; next {second.method}, {acc(second.acc)} at {pct(second.percent)} "
-                     f"({gap:.2f} pp behind, "
-                     f"{'more' if gap > noise else 'no more'} than the seeds' spread of "
-                     f"{noise:.2f})")
+                     f"({gap:.2f} pp behind, {against_spread(gap, noise)})")
         found.append(Finding(
             "Best method per density band", text + f" [{len(best)} methods in the band].",
             "summary.csv: early_stop_test_accuracy, mean and sample std over seeds per "
@@ -175,22 +173,30 @@ def collapses(levels: pd.DataFrame) -> list[Finding]:
         cited(pd.DataFrame([dense, *fell, *held, *layers])))]
 
 
+def against_spread(gap: float, noise: float) -> str:
+    """A gap in pp against the seeds' spread `noise`, in words; NaN noise: one seed a side."""
+    if math.isnan(noise):
+        return "one seed a side: no spread to judge it by"
+    return f"{'more' if gap > noise else 'no more'} than the seeds' spread of {noise:.2f}"
+
+
 def verdict(diff: float, noise: float, other: str) -> tuple[int, str]:
     """A difference in pp against `other` as a sign (1 ahead, 0 level within the seeds'
-    spread `noise`, -1 behind) and in words."""
+    spread `noise`, -1 behind) and in words; with one seed a side (NaN noise) the sign is
+    the difference's, and the words say there is no spread."""
     if abs(diff) <= noise:
         return 0, (f"level with {other} ({diff:+.2f} pp, within the seeds' spread of "
                    f"{noise:.2f})")
     ahead = diff > 0
-    return (1 if ahead else -1), f"{'ahead of' if ahead else 'behind'} {other} by " \
-                                 f"{abs(diff):.2f} pp"
+    said = f"{'ahead of' if ahead else 'behind'} {other} by {abs(diff):.2f} pp"
+    return (1 if ahead else -1), said + (" (one seed a side)" if math.isnan(noise) else "")
 
 
 def at_equal_rounds(method: str, both: pd.DataFrame) -> tuple[int, str]:
     """A re-introducing method against IMP over the rounds both ran (both: one row per
     round, IMP's columns suffixed _imp)."""
     diff = both["acc"] - both["acc_imp"]
-    noise = float(np.maximum(both["std"], both["std_imp"]).mean())
+    noise = float(np.fmax(both["std"], both["std_imp"]).mean())
     sign, said = verdict(float(diff.mean()), noise, DENSE_RUN[0])
     last = both.sort_values("percent").iloc[0]
     return sign, (f"at equal rounds ({len(both)} in common) it is on average {said}, better at "
@@ -208,7 +214,8 @@ def at_equal_compute(last: pd.Series, reference: pd.DataFrame) -> tuple[int, str
     if affordable.empty:
         return 0, f"{cost}, and no {DENSE_RUN[0]} level as sparse costs as little", [last]
     imp = affordable.sort_values("acc", ascending=False).iloc[0]
-    sign, said = verdict(last.acc - imp.acc, max(last["std"], imp["std"]), DENSE_RUN[0])
+    sign, said = verdict(last.acc - imp.acc, float(np.fmax(last["std"], imp["std"])),
+                         DENSE_RUN[0])
     return sign, (f"{cost}; {DENSE_RUN[0]} reaches {acc(imp.acc)} at {pct(imp.percent)} for "
                   f"{imp.mac_cost:.3g} ({imp.epoch_cost:.3g}): {said}"), [last, imp]
 
