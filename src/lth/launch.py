@@ -108,6 +108,14 @@ def clear_stale_locks(workdir: Path, args: list[str]) -> None:
         sys.exit(f"lth: could not unlock {workdir}: {said}")
 
 
+def interpreter_first_on_path() -> None:
+    """Put this interpreter's folder first on PATH, so that the jobs' `python -m lth` run in
+    the environment the launcher runs in (`.venv/bin/python -m lth.launch` without an
+    activated venv would otherwise start jobs with whatever `python` PATH finds)."""
+    here = str(Path(sys.executable).parent)
+    os.environ["PATH"] = os.pathsep.join([here, os.environ.get("PATH", "")])
+
+
 def main(argv: list[str] | None = None) -> None:
     """Lock the directory, clear a dead run's lock, then become Snakemake."""
     args = sys.argv[1:] if argv is None else argv
@@ -115,6 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     hold_run_lock(workdir)
     if has_stale_locks(workdir):
         clear_stale_locks(workdir, args)
+    interpreter_first_on_path()
     os.execv(sys.executable, [sys.executable, "-m", "snakemake", *args])
 
 
