@@ -89,6 +89,8 @@ def test_dense_run_learns_and_records_everything(lab):
     assert run["cohort"] == {"size": 1, "position": 0, "stacked": False, "slots": 1,
                              "device": "cpu", "threads": 1, "workers": 1, "tf32": None}
     assert run["timings"]["process"] == os.getpid()
+    assert run["cpu"]["torch_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert run["cpu"]["model"]  # the processor's name, e.g. from /proc/cpuinfo
     assert {o["path"].split("/")[-1] for o in run["outputs"]} == {
         "final.safetensors", "metrics.csv", "mask.safetensors", "rewind.safetensors"}
     lines = (lab / "dense" / "metrics.csv").read_text().splitlines()

@@ -2,7 +2,8 @@
 
 Every verb records, for the files it writes: the verb, every hyperparameter, its inputs
 (path + sha256), its outputs (path + sha256), the code version, package versions, device,
-host, SLURM job id when there is one, and timings. The record lives next to the artifact:
+host and its CPU, SLURM job id when there is one, and timings. The record lives next to
+the artifact:
 
 - in the header metadata of a safetensors file (key "lth"),
 - in `run.json` of a training directory (final.safetensors, metrics.csv),
@@ -21,6 +22,8 @@ import subprocess
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
+
+import torch
 
 from lth.core.io import LthError, read_json, read_metadata, sha256_file
 from lth.plan import plugins
@@ -86,6 +89,24 @@ def file_entry(path: str | os.PathLike) -> dict:
     return {"path": str(path), "sha256": sha256_file(path)}
 
 
+@functools.cache
+def processor() -> dict:
+    """The CPU a record was made on: its model name and the instruction set PyTorch's CPU
+    kernels dispatch to (e.g. AVX2, AVX512). Another processor may round them differently,
+    so the same code and inputs can give other last bits, and a long training other numbers."""
+    return {"model": cpu_model(), "torch_capability": torch.backends.cpu.get_cpu_capability()}
+
+
+def cpu_model() -> str:
+    """The first 'model name' of /proc/cpuinfo (Linux), else what platform reports."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        lines = []
+    named = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return named[0] if named else platform.processor() or platform.machine()
+
+
 def make_record(verb: str, params: dict, inputs: list, device: str | None = None, *,
                 argv: Sequence[str]) -> dict:
     """The provenance record of one verb call, before its outputs exist; argv: the verb's
@@ -99,6 +120,7 @@ def make_record(verb: str, params: dict, inputs: list, device: str | None = None
         "packages": package_versions(),
         "device": device,
         "host": socket.gethostname(),
+        "cpu": processor(),
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
     }
 
