@@ -1,9 +1,11 @@
 """`python -m lth` verbs end to end on a small Fashion-MNIST in the real gz IDX format:
 IMP with reset and late rewinding, its controls, determinism, and every error path."""
 
+import contextlib
 import dataclasses
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,25 @@ FIX = ["--experiment", "t", "--seed", "0"]
 
 def lth(*args) -> int:
     return main([str(a) for a in args])
+
+
+@contextlib.contextmanager
+def prepared_lab(root: Path, inits: dict[int, str]) -> Iterator[Path]:
+    """root as the working directory, holding a small learnable Fashion-MNIST in data/ (the
+    real `lth prepare` of gz IDX files) and LeNet-300-100's theta_0 of each seed of inits
+    (seed -> file); the working directory is restored after."""
+    src = write_learnable_idx_folder(root / "src", n_train=600, n_test=200)
+    assert lth("prepare", "--dataset", "fashion_mnist", "--root", root / "data", "--source", src,
+               "--download", "false", *SPEECH) == 0
+    previous = os.getcwd()
+    os.chdir(root)
+    try:
+        for seed, out in inits.items():
+            assert lth("init", "--experiment", "t", "--seed", seed, "--model", "lenet300_100",
+                       "--init", "glorot", "--data-root", "data", "--out", out) == 0
+        yield root
+    finally:
+        os.chdir(previous)
 
 
 def member(out, init, level="round0", method="imp", family="lottery", seed=0, **extra):
@@ -60,21 +81,13 @@ def prune_job(out="x", weights="init.safetensors", criterion="magnitude", scope=
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """A folder with a prepared dataset, theta_0 and a dense run saving theta_0 and theta_5."""
-    root = tmp_path_factory.mktemp("lab")
-    src = write_learnable_idx_folder(root / "src", n_train=600, n_test=200)
-    assert lth("prepare", "--dataset", "fashion_mnist", "--root", root / "data", "--source", src,
-               "--download", "false", *SPEECH) == 0
-    previous = os.getcwd()
-    os.chdir(root)
-    assert lth("init", *FIX, "--model", "lenet300_100", "--init", "glorot", "--data-root",
-               "data", "--out", "init.safetensors") == 0
-    train("dense", "init.safetensors", save_at=0)
-    train("dense5", "init.safetensors", save_at=5)
-    assert lth("prune", "--job", prune_job(
-        "imp1/mask.safetensors", "dense/final.safetensors", scope="layerwise",
-        mask="dense/mask.safetensors", rates=Rates(0.2, 0.2, 0.1), purpose="imp/round1")) == 0
-    yield root
-    os.chdir(previous)
+    with prepared_lab(tmp_path_factory.mktemp("lab"), {0: "init.safetensors"}) as root:
+        train("dense", "init.safetensors", save_at=0)
+        train("dense5", "init.safetensors", save_at=5)
+        assert lth("prune", "--job", prune_job(
+            "imp1/mask.safetensors", "dense/final.safetensors", scope="layerwise",
+            mask="dense/mask.safetensors", rates=Rates(0.2, 0.2, 0.1), purpose="imp/round1")) == 0
+        yield root
 
 
 def test_dense_run_learns_and_records_everything(lab):

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_cli import SPEECH, error_of, lth, member, train_job
+from test_cli import error_of, lth, member, prepared_lab, train_job
 
 import lth.core.cohort as engine
-from generated import write_learnable_idx_folder
 from lth.core.cohort import Net, train_cohort
 from lth.core.io import LthError
 from lth.core.train import train
@@ -118,18 +117,9 @@ def test_a_worker_killed_by_a_signal_fails_the_cohort_in_one_line(one_thread):
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """A prepared tiny Fashion-MNIST and theta_0 of seeds 0 and 1, as the working directory."""
-    root = tmp_path_factory.mktemp("workers")
-    src = write_learnable_idx_folder(root / "src", n_train=600, n_test=200)
-    assert lth("prepare", "--dataset", "fashion_mnist", "--root", root / "data", "--source", src,
-               "--download", "false", *SPEECH) == 0
-    previous = os.getcwd()
-    os.chdir(root)
-    for seed in (0, 1):
-        assert lth("init", "--experiment", "t", "--seed", seed, "--model", "lenet300_100",
-                   "--init", "glorot", "--data-root", "data", "--out", f"init{seed}.safetensors"
-                   ) == 0
-    yield root
-    os.chdir(previous)
+    inits = {seed: f"init{seed}.safetensors" for seed in (0, 1)}
+    with prepared_lab(tmp_path_factory.mktemp("workers"), inits) as root:
+        yield root
 
 
 def job(folder: str) -> str:

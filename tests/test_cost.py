@@ -17,9 +17,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from test_cli import SPEECH, lth, member, prune_job, train_job
+from test_cli import lth, member, prepared_lab, prune_job, train_job
 
-from generated import write_learnable_idx_folder
 from lth.analysis.cost import (
     iterations_to_target,
     lineage_records,
@@ -343,14 +342,6 @@ def test_controls_are_named_by_method(method, control):
 def verbs(tmp_path_factory):
     """The real verbs: a dense run (rewind point 10), IMP round 1 rewound to it, its reinit
     control, then `lth summarize` with a target of 95% of the dense run's best."""
-    root = tmp_path_factory.mktemp("verbs")
-    src = write_learnable_idx_folder(root / "src", n_train=600, n_test=200)
-    assert lth("prepare", "--dataset", "fashion_mnist", "--root", root / "data", "--source", src,
-               "--download", "false", *SPEECH) == 0
-    previous = os.getcwd()
-    os.chdir(root)
-    assert lth("init", "--experiment", "t", "--seed", 0, "--model", "lenet300_100", "--init",
-               "glorot", "--data-root", "data", "--out", "init.safetensors") == 0
     common = dict(start_iteration=10, level="round1", mask="imp1/mask.safetensors")
     members = [
         [member("imp0", "init.safetensors", save_at=10)],
@@ -358,15 +349,15 @@ def verbs(tmp_path_factory):
          member("reinit1", "init.safetensors", method="reinit", family="control",
                 fresh_init="reinit/round1", **common)],
     ]
-    assert lth("train", "--job", train_job(*members[0]), "--threads", 1) == 0
-    assert lth("prune", "--job", prune_job(
-        "imp1/mask.safetensors", "imp0/final.safetensors", scope="layerwise",
-        mask="imp0/mask.safetensors", rates=Rates(0.2, 0.2, 0.1), purpose="imp/round1")) == 0
-    assert lth("train", "--job", train_job(*members[1]), "--threads", 1) == 0
-    assert lth("summarize", "--experiment", "t", "--out-dir", "out", "--target-fraction",
-               0.95, "imp0/run.json", "imp1/run.json", "reinit1/run.json") == 0
-    yield pd.read_csv("out/summary.csv").set_index("run_dir")
-    os.chdir(previous)
+    with prepared_lab(tmp_path_factory.mktemp("verbs"), {0: "init.safetensors"}):
+        assert lth("train", "--job", train_job(*members[0]), "--threads", 1) == 0
+        assert lth("prune", "--job", prune_job(
+            "imp1/mask.safetensors", "imp0/final.safetensors", scope="layerwise",
+            mask="imp0/mask.safetensors", rates=Rates(0.2, 0.2, 0.1), purpose="imp/round1")) == 0
+        assert lth("train", "--job", train_job(*members[1]), "--threads", 1) == 0
+        assert lth("summarize", "--experiment", "t", "--out-dir", "out", "--target-fraction",
+                   0.95, "imp0/run.json", "imp1/run.json", "reinit1/run.json") == 0
+        yield pd.read_csv("out/summary.csv").set_index("run_dir")
 
 
 def test_the_verbs_records_give_train_find_and_total_macs(verbs):

@@ -4,45 +4,29 @@ real `lth` verb calls checked against the formulas of METHODS.md section 7.1."""
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
+from test_cli import lth, prepared_lab
 
-from generated import write_learnable_idx_folder
 from lth.analysis.summary import summary_row
 from lth.core.io import load_tensors, read_metadata, save_tensors
 from lth.core.records import write_run
 from lth.plan.families.earlybird import EarlyBird, EarlyBirdJob
 from lth.plan.spec import Engine, Member, PruneJob, Scoring, TrainJob, to_json
-from lth.verbs.cli import main
 from networks import TINY_SCHEDULE
 
 LENET_MACS = 784 * 300 + 300 * 100 + 100 * 10  # f_D: dense forward MACs per example, 266,200
 SHORT = dataclasses.replace(TINY_SCHEDULE, iterations=10, eval_every=5)
 
 
-def lth(*args) -> int:
-    return main([str(a) for a in args])
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """A working folder with a small prepared Fashion-MNIST and LeNet-300-100's theta_0."""
-    root = tmp_path_factory.mktemp("record")
-    src = write_learnable_idx_folder(root / "src", n_train=600, n_test=200)
-    speech = ["--speech-features", "mfcc", "--speech-n-fft", 480, "--speech-win-length", 480,
-              "--speech-hop-length", 160, "--speech-n-mels", 40, "--speech-n-mfcc", 40]
-    assert lth("prepare", "--dataset", "fashion_mnist", "--root", root / "data", "--source",
-               src, "--download", "false", *speech) == 0
-    previous = os.getcwd()
-    os.chdir(root)
-    assert lth("init", "--experiment", "t", "--seed", 0, "--model", "lenet300_100", "--init",
-               "glorot", "--data-root", "data", "--out", "init.safetensors") == 0
-    yield root
-    os.chdir(previous)
+    with prepared_lab(tmp_path_factory.mktemp("record"), {0: "init.safetensors"}) as root:
+        yield root
 
 
 # ---------------------------------------------------------------- early stop (write_run)
