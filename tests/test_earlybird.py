@@ -16,6 +16,7 @@ from lth.core.models import prunable_names, vgg
 from lth.core.train import train
 from lth.methods.earlybird import (
     Detector,
+    Slimming,
     changed_fraction,
     channel_ticket,
     check_earlybird,
@@ -23,7 +24,6 @@ from lth.methods.earlybird import (
     magnitude_ticket,
     prune_channels,
     search,
-    slimming_hook,
     training_monitor,
     vacuous_hamming,
 )
@@ -262,7 +262,7 @@ def test_slimming_moves_gamma_by_exactly_lr_s_sign_without_data_gradient():
     names = prunable_names(model)
     dense = full_mask({n: p for n, p in model.named_parameters() if n in names})
     train(model, dense, small_image_splits(), s, torch.Generator().manual_seed(1),
-          log=lambda _: None, after_backward=slimming_hook(1e-4))
+          log=lambda _: None, after_backward=Slimming(1e-4))
     for bn in ("bn1", "bn2"):
         gamma = before[f"{bn}.weight"]
         step = torch.sign(gamma) * torch.tensor(1e-4)
@@ -356,7 +356,7 @@ def test_the_channel_variant_searches_with_slimming_and_prunes_physically():
     model = vgg((8, POOL, 16), (1, 7, 7), 10, torch.Generator().manual_seed(0))
     s = dataclasses.replace(SCHEDULE, optimizer="sgd", lr=0.02, momentum=0.9, iterations=30)
     settings = eb(densities=(0.5,), distance="hamming", queue=3)
-    slimming, slimmed = slimming_hook(1e-4), []
+    slimming, slimmed = Slimming(1e-4), []
 
     def slim(it, m):
         slimmed.append(it)

@@ -13,7 +13,7 @@ one training run; the check at epoch 0 sees the initial weights. lth checks ever
 Two variants:
 * magnitude (lth's default, any model): the ticket is one-shot global or layerwise magnitude
   pruning of the current weights to an exact density (lth.core.masks.prune_to_density).
-* channel (the paper's, VGG): network slimming (`slimming_hook`, Liu et al. 2017) during the
+* channel (the paper's, VGG): network slimming (`Slimming`, Liu et al. 2017) during the
   search, a global |BatchNorm scale| threshold for the ticket (`channel_ticket`), physical
   removal of the pruned channels (`prune_channels`).
 
@@ -195,11 +195,6 @@ class Slimming:
         return {}
 
 
-def slimming_hook(strength: float) -> Slimming:
-    """The search's and the retraining's slimming at `strength`."""
-    return Slimming(strength)
-
-
 def training_mask(_extension: Extension, _params) -> None:
     """A retraining trains the member's own mask."""
     return None
@@ -212,7 +207,7 @@ def training_monitor(extension: Extension, _mask: Mask, _device) -> Slimming:
     strength = extension.settings.get("slimming")
     if not isinstance(strength, float | int) or strength <= 0:
         raise LthError(f"extension.settings.slimming: expected a strength > 0, got {strength!r}")
-    return slimming_hook(float(strength))
+    return Slimming(float(strength))
 
 
 def channel_ticket(model: nn.Module, ratio: float) -> Mask:
@@ -243,7 +238,7 @@ def ticket_drawer(eb: EarlyBird, names: list[str]) -> TicketFn:
 
 def search_hook(eb: EarlyBird) -> Callable[[int, nn.Module], None] | None:
     """The after_backward hook of the search: network slimming in the channel variant."""
-    return slimming_hook(eb.slimming) if eb.slimming > 0 else None
+    return Slimming(eb.slimming) if eb.slimming > 0 else None
 
 
 def prune_channels(model: VGG, kept: Mask) -> VGG:
