@@ -56,14 +56,15 @@ def train_in_workers(nets: Sequence, workers: int, train_one: Callable) -> None:
     try:
         for w in range(workers):
             receive, send = context.Pipe(duplex=False)
+            indices = range(w, len(nets), workers)
             process = context.Process(target=_work, name=f"lth-cohort-worker{w}", daemon=True,
-                                      args=(nets, range(w, len(nets), workers), train_one, send))
+                                      args=(nets, indices, train_one, send))
             process.start()
             send.close()  # the child holds the only write end: its exit ends the pipe
-            started.append((process, receive))
+            started.append((process, receive, indices))
         _collect(nets, started)
     finally:
-        for process, receive in started:
+        for process, receive, _ in started:
             if process.is_alive():
                 process.terminate()
             process.join()
@@ -90,18 +91,19 @@ def _work(nets: Sequence, indices: range, train_one: Callable, send: Connection)
 
 
 def _collect(nets: Sequence, started: list) -> None:
-    """Receive every member from the workers into `nets`; LthError on the first failure."""
-    waiting = {receive: (w, process) for w, (process, receive) in enumerate(started)}
-    workers, pending = len(started), set(range(len(nets)))
+    """Receive every member from the workers (process, pipe, the indices of its nets) into
+    `nets`; LthError on the first failure."""
+    waiting = {receive: (process, indices) for process, receive, indices in started}
+    pending = set(range(len(nets)))
     while waiting:
         for receive in wait(list(waiting)):
-            w, process = waiting[receive]
+            process, indices = waiting[receive]
             try:
                 status, i, body = pickle.loads(receive.recv_bytes())
             except EOFError:  # the worker exited: after its last member, or died
                 del waiting[receive]
                 process.join()
-                lost = [i for i in range(w, len(nets), workers) if i in pending]
+                lost = [i for i in indices if i in pending]
                 if lost:
                     raise LthError(f"{nets[lost[0]].prefix}: worker process {process.pid} "
                                    f"died ({_exit_reason(process.exitcode)}) before it was "
